@@ -1,0 +1,106 @@
+using System.Text.Json;
+using Celeriac.Protocol;
+using Celeriac.Results;
+
+namespace Celeriac;
+
+/// <summary>
+/// A handle on a task's result (Celery's <c>AsyncResult</c>). The state properties show the last document
+/// read; <see cref="RefreshAsync"/>, <see cref="GetStateAsync"/> and <see cref="GetAsync{T}"/> read it again.
+/// </summary>
+public class AsyncResult
+{
+    private readonly IResultBackend _backend;
+    private TaskResultMeta? _meta;
+
+    /// <summary>Creates a handle on a task id in a backend (constructible in tests).</summary>
+    public AsyncResult(string id, IResultBackend backend)
+    {
+        Id = id;
+        _backend = backend;
+    }
+
+    /// <summary>The task id.</summary>
+    public string Id { get; }
+
+    /// <summary>The last read state; PENDING before any read or when nothing is stored.</summary>
+    public string State => _meta?.Status ?? TaskStates.Pending;
+
+    /// <summary>Whether the last read state is final.</summary>
+    public bool Ready => TaskStates.IsReady(State);
+
+    /// <summary>Whether the last read state is SUCCESS.</summary>
+    public bool Successful => State == TaskStates.Success;
+
+    /// <summary>Whether the last read state is FAILURE.</summary>
+    public bool Failed => State == TaskStates.Failure;
+
+    /// <summary>The last read traceback, for a failure.</summary>
+    public string? Traceback => _meta?.Traceback;
+
+    /// <summary>The last read document, or <see langword="null"/>.</summary>
+    public TaskResultMeta? Meta => _meta;
+
+    /// <summary>Reads the stored document again.</summary>
+    public async Task<TaskResultMeta?> RefreshAsync(CancellationToken ct = default)
+    {
+        _meta = await _backend.GetAsync(Id, ct).ConfigureAwait(false);
+        return _meta;
+    }
+
+    /// <summary>Reads the current state.</summary>
+    public async Task<string> GetStateAsync(CancellationToken ct = default)
+    {
+        await RefreshAsync(ct).ConfigureAwait(false);
+        return State;
+    }
+
+    /// <summary>
+    /// Waits for the result and returns it as <typeparamref name="T"/>. Throws <see cref="TaskFailedException"/>
+    /// (with the remote type and message) when the task failed or was revoked, and <see cref="TimeoutException"/>
+    /// when it is not ready within <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<T?> GetAsync<T>(TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        TaskResultMeta meta = await WaitAsync(timeout, ct).ConfigureAwait(false);
+        if (meta.Status != TaskStates.Success)
+        {
+            throw new TaskFailedException(Id, meta.Status, meta.Exception ?? new ExceptionInfo("Exception", meta.Status, null), meta.Traceback);
+        }
+
+        return JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options);
+    }
+
+    /// <summary>Waits for the result and returns its JSON value.</summary>
+    public Task<JsonElement> GetAsync(TimeSpan? timeout = null, CancellationToken ct = default) => GetAsync<JsonElement>(timeout, ct);
+
+    /// <summary>Waits until the state is final and returns the document, whatever the state.</summary>
+    public async Task<TaskResultMeta> WaitAsync(TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (timeout is { } t)
+        {
+            cts.CancelAfter(t);
+        }
+
+        try
+        {
+            _meta = await _backend.WaitAsync(Id, cts.Token).ConfigureAwait(false);
+            return _meta;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new TimeoutException($"The result of task {Id} was not ready within {timeout}.");
+        }
+    }
+
+    /// <summary>Deletes the stored result.</summary>
+    public async Task ForgetAsync(CancellationToken ct = default)
+    {
+        await _backend.ForgetAsync(Id, ct).ConfigureAwait(false);
+        _meta = null;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => Id;
+}

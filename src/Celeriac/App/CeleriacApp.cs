@@ -1,0 +1,297 @@
+using System.Reflection;
+using Celeriac.Protocol;
+using Celeriac.Results;
+using Celeriac.Transport;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Celeriac;
+
+/// <summary>
+/// A Celeriac application: its options, its tasks, its connections to the broker and the result backend.
+/// Hold one per process (or register it with <c>AddCeleriac</c>); there is no static current app.
+/// Connections open on first use and close when the app is disposed, after pending publishes are flushed.
+/// </summary>
+public sealed class CeleriacApp : IAsyncDisposable
+{
+    private readonly Lock _gate = new();
+    private ITransport? _transport;
+    private IResultBackend? _backend;
+    private bool _frozen;
+    private readonly HashSet<string> _declaredQueues = new(StringComparer.Ordinal);
+
+    /// <summary>Creates an app from options as given (no files or environment read).</summary>
+    public CeleriacApp(CeleriacOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options;
+        Origin = $"gen{Environment.ProcessId}@{Environment.MachineName}";
+    }
+
+    /// <summary>
+    /// Creates an app: the defaults, then <paramref name="configure"/>, then <c>appsettings.json</c>'s
+    /// <c>Celeriac</c> section, then <c>CELERIAC_*</c> environment variables.
+    /// </summary>
+    public static CeleriacApp Create(Action<CeleriacOptions>? configure = null)
+    {
+        var options = new CeleriacOptions();
+        configure?.Invoke(options);
+        CeleriacSettings.Apply(options);
+        return new CeleriacApp(options);
+    }
+
+    /// <summary>The options; change them only before the first publish or worker start.</summary>
+    public CeleriacOptions Options { get; }
+
+    /// <summary>The registered tasks.</summary>
+    public TaskRegistry Tasks { get; } = new();
+
+    /// <summary>The URL schemes this app can use.</summary>
+    public ProviderRegistry Providers { get; } = new();
+
+    /// <summary>The <c>origin</c> header this app writes (<c>gen&lt;pid&gt;@&lt;host&gt;</c>).</summary>
+    public string Origin { get; }
+
+    /// <summary>The client's reply address (<c>reply_to</c>), one per app as Celery's <c>oid</c>.</summary>
+    public string ReplyTo { get; } = Guid.NewGuid().ToString();
+
+    internal ILoggerFactory LoggerFactory => Options.LoggerFactory ?? NullLoggerFactory.Instance;
+
+    internal TimeProvider Time => Options.TimeProvider;
+
+    /// <summary>Registers a task whose code is a delegate: <c>app.Task("tasks.add", (int x, int y) =&gt; x + y)</c>.</summary>
+    public CeleriacTask Task(string name, Delegate handler, TaskOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(handler);
+        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new TaskInvoker(name, handler.Method, handler.Target, null));
+        Tasks.Add(task);
+        return task;
+    }
+
+    /// <summary>Registers a task from a method; instance methods run on an instance of <paramref name="type"/> from DI.</summary>
+    public CeleriacTask Task(string name, MethodInfo method, Type? type = null, TaskOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(method);
+        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new TaskInvoker(name, method, null, type ?? method.DeclaringType));
+        Tasks.Add(task);
+        return task;
+    }
+
+    /// <summary>A handle on a task that runs elsewhere (another process or language), to call it by name.</summary>
+    public CeleriacTask Signature(string name, TaskOptions? options = null) => new(this, name, options ?? new TaskOptions(), null);
+
+    /// <summary>Registers every method and class marked <see cref="CeleriacTaskAttribute"/> in an assembly; returns how many.</summary>
+    public int AddTasksFromAssembly(Assembly assembly)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        int count = 0;
+        foreach ((CeleriacTaskAttribute attribute, MethodInfo method, Type type) in TaskRegistry.Scan(assembly))
+        {
+            Task(attribute.Name, method, type, new TaskOptions
+            {
+                Queue = attribute.Queue,
+                AcksLate = attribute.AcksLate ? true : null,
+                IgnoreResult = attribute.IgnoreResult,
+            });
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>The broker connection (opened on first use).</summary>
+    public ITransport Transport
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_transport is null)
+                {
+                    Freeze();
+                    _transport = Providers.CreateTransport(new TransportOptions
+                    {
+                        Url = UrlText.Parse(Options.BrokerUrl, "broker"),
+                        VisibilityTimeout = Options.VisibilityTimeout,
+                        TimeProvider = Time,
+                        LoggerFactory = LoggerFactory,
+                    });
+                }
+
+                return _transport;
+            }
+        }
+    }
+
+    /// <summary>The result backend (opened on first use).</summary>
+    public IResultBackend ResultBackend
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_backend is null)
+                {
+                    Freeze();
+                    string url = EffectiveResultBackendUrl;
+                    _backend = url.StartsWith("disabled:", StringComparison.OrdinalIgnoreCase)
+                        ? new DisabledResultBackend()
+                        : Providers.CreateResultBackend(new ResultBackendOptions
+                        {
+                            Url = UrlText.Parse(url, "result backend"),
+                            ResultExpires = Options.ResultExpires,
+                            TimeProvider = Time,
+                            LoggerFactory = LoggerFactory,
+                        });
+                }
+
+                return _backend;
+            }
+        }
+    }
+
+    /// <summary>The result backend URL in force: the configured one, or the broker's store when it can keep results.</summary>
+    public string EffectiveResultBackendUrl
+    {
+        get
+        {
+            if (Options.ResultBackend is { Length: > 0 } configured)
+            {
+                return configured;
+            }
+
+            string scheme = UrlText.Parse(Options.BrokerUrl, "broker").Scheme;
+            return scheme switch
+            {
+                "amqp" or "amqps" => "rpc://",
+                _ when Providers.HasResultBackend(scheme) => Options.BrokerUrl,
+                _ => "disabled://",
+            };
+        }
+    }
+
+    private void Freeze()
+    {
+        if (!_frozen)
+        {
+            Options.Validate();
+            _frozen = true;
+        }
+    }
+
+    /// <summary>The queue a task goes to: its own queue, else the first matching route, else the default queue.</summary>
+    public string Route(string taskName, string? explicitQueue = null)
+    {
+        ArgumentNullException.ThrowIfNull(taskName);
+        if (explicitQueue is { Length: > 0 })
+        {
+            return explicitQueue;
+        }
+
+        if (Tasks.TryGet(taskName, out CeleriacTask? task) && task.Options.Queue is { Length: > 0 } own)
+        {
+            return own;
+        }
+
+        foreach (KeyValuePair<string, string> route in Options.TaskRoutes)
+        {
+            if (route.Key == taskName || (route.Key.EndsWith('*') && taskName.StartsWith(route.Key[..^1], StringComparison.Ordinal)))
+            {
+                return route.Value;
+            }
+        }
+
+        return Options.DefaultQueue;
+    }
+
+    /// <summary>Sends a call of a task by name; the task may live in another process or language.</summary>
+    public async Task<AsyncResult> SendTaskAsync(string name, IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        TransportMessage message = BuildMessage(name, args, kwargs, options, out string queue);
+        ITransport transport = Transport;
+        await EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
+        await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
+        return new AsyncResult(message.CorrelationId!, ResultBackend);
+    }
+
+    /// <summary>Builds the protocol v2 message of a call, and picks its queue.</summary>
+    internal TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
+    {
+        options ??= s_noOptions;
+        string id = options.TaskId ?? Guid.NewGuid().ToString();
+        DateTimeOffset now = Time.GetUtcNow();
+        var headers = new TaskHeaders
+        {
+            Task = name,
+            Id = id,
+            Shadow = options.Shadow,
+            Eta = options.Eta ?? (options.Countdown is { } countdown ? now + countdown : null),
+            Expires = options.Expires ?? (options.ExpiresIn is { } expiresIn ? now + expiresIn : null),
+            HardTimeLimit = options.TimeLimit?.TotalSeconds,
+            SoftTimeLimit = options.SoftTimeLimit?.TotalSeconds,
+            RootId = options.RootId ?? id,
+            ParentId = options.ParentId,
+            Origin = Origin,
+            IgnoreResult = options.IgnoreResult || (Tasks.TryGet(name, out CeleriacTask? t) && t.Options.IgnoreResult),
+        };
+        if (options.Headers is not null)
+        {
+            foreach (KeyValuePair<string, object?> kv in options.Headers)
+            {
+                headers.Extra[kv.Key] = kv.Value;
+            }
+        }
+
+        queue = Route(name, options.Queue);
+        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority);
+    }
+
+    private static readonly ApplyOptions s_noOptions = new();
+
+    private async ValueTask EnsureQueueAsync(ITransport transport, string queue, CancellationToken ct)
+    {
+        lock (_gate)
+        {
+            if (_declaredQueues.Contains(queue))
+            {
+                return;
+            }
+        }
+
+        await transport.DeclareQueueAsync(new QueueDeclaration(queue, queue, queue), ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            _declaredQueues.Add(queue);
+        }
+    }
+
+    /// <summary>A handle on a task's result by id.</summary>
+    public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend);
+
+    /// <summary>Flushes pending publishes and result writes, then closes the connections.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        ITransport? transport;
+        IResultBackend? backend;
+        lock (_gate)
+        {
+            transport = _transport;
+            backend = _backend;
+            _transport = null;
+            _backend = null;
+        }
+
+        if (transport is not null)
+        {
+            await transport.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (backend is not null && !ReferenceEquals(backend, transport))
+        {
+            await backend.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+namespace Celeriac;
+
+/// <summary>
+/// The settings of a Celeriac app and its worker. Each mirrors a Celery setting (named in its doc).
+/// Precedence, lowest first: these defaults, code (<c>CeleriacApp.Create(o =&gt; ...)</c> or
+/// <c>AddCeleriac(o =&gt; ...)</c>), the <c>Celeriac</c> section of <c>appsettings.json</c>, environment
+/// variables (<c>CELERIAC_*</c>), command-line flags.
+/// </summary>
+public sealed class CeleriacOptions
+{
+    /// <summary>The default broker and result store: a SQLite file in the working directory.</summary>
+    public const string DefaultUrl = "sqlite:///celeriac.db";
+
+    /// <summary>Broker URL (<c>CELERIAC_BROKER_URL</c>; Celery's <c>broker_url</c>). <value>sqlite:///celeriac.db</value></summary>
+    public string BrokerUrl { get; set; } = DefaultUrl;
+
+    /// <summary>
+    /// Result backend URL (<c>CELERIAC_RESULT_BACKEND</c>; Celery's <c>result_backend</c>). When unset, the broker's
+    /// store keeps results if it can (memory, SQLite, Redis); <c>disabled://</c> stores none. <value>null</value>
+    /// </summary>
+    public string? ResultBackend { get; set; }
+
+    /// <summary>Queue of tasks with no route (<c>CELERIAC_DEFAULT_QUEUE</c>; <c>task_default_queue</c>). <value>celery</value></summary>
+    public string DefaultQueue { get; set; } = "celery";
+
+    /// <summary>How long results are kept (<c>CELERIAC_RESULT_EXPIRES</c>, seconds; <c>result_expires</c>). <value>1 day</value></summary>
+    public TimeSpan? ResultExpires { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>Messages prefetched per pool slot (<c>CELERIAC_PREFETCH_MULTIPLIER</c>; <c>worker_prefetch_multiplier</c>). <value>4</value></summary>
+    public int PrefetchMultiplier { get; set; } = 4;
+
+    /// <summary>Ack after the task ran instead of before (<c>CELERIAC_ACKS_LATE</c>; <c>task_acks_late</c>). <value>false</value></summary>
+    public bool AcksLate { get; set; }
+
+    /// <summary>Tasks run at once by a worker (<c>CELERIAC_CONCURRENCY</c>; <c>worker_concurrency</c>). <value>the core count</value></summary>
+    public int Concurrency { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>Store STARTED when a task starts (<c>CELERIAC_TRACK_STARTED</c>; <c>task_track_started</c>). <value>false</value></summary>
+    public bool TrackStarted { get; set; }
+
+    /// <summary>Store name, args, kwargs, worker, retries and queue with results (<c>CELERIAC_RESULT_EXTENDED</c>; <c>result_extended</c>). <value>false</value></summary>
+    public bool ResultExtended { get; set; }
+
+    /// <summary>
+    /// How long a taken, unacked message stays hidden before it is delivered again when its worker died
+    /// (<c>CELERIAC_VISIBILITY_TIMEOUT</c>, seconds; <c>broker_transport_options.visibility_timeout</c>). <value>1 hour</value>
+    /// </summary>
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Queues the worker consumes (<c>CELERIAC_QUEUES</c>, comma-separated; <c>-Q</c>). Empty means the default queue.</summary>
+    public IList<string> Queues { get; } = [];
+
+    /// <summary>The worker's node name (<c>CELERIAC_HOSTNAME</c>; <c>-n</c>). <value>celeriac@&lt;machine&gt;</value></summary>
+    public string? NodeName { get; set; }
+
+    /// <summary>
+    /// Routes from task name to queue (<c>task_routes</c>): an exact name, or a pattern ending in <c>*</c>
+    /// (<c>"reports.*"</c>). The first match wins; a task's own queue option wins over routes.
+    /// </summary>
+    public IDictionary<string, string> TaskRoutes { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>The clock used for ETA, expiry and result dates. <value>TimeProvider.System</value></summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>Logging. <value>no logging</value></summary>
+    public Microsoft.Extensions.Logging.ILoggerFactory? LoggerFactory { get; set; }
+
+    /// <summary>Where tasks resolve their dependencies; each run gets its own scope. <value>null</value></summary>
+    public IServiceProvider? Services { get; set; }
+
+    /// <summary>The queues a worker consumes when <see cref="Queues"/> is empty: the default queue.</summary>
+    internal IReadOnlyList<string> EffectiveQueues => Queues.Count > 0 ? [.. Queues] : [DefaultQueue];
+
+    /// <summary>The worker's node name, defaulted.</summary>
+    internal string EffectiveNodeName => string.IsNullOrWhiteSpace(NodeName) ? "celeriac@" + Environment.MachineName : NodeName.Replace("%h", Environment.MachineName, StringComparison.Ordinal);
+
+    /// <summary>Checks the values; throws <see cref="CeleriacConfigurationException"/> naming the bad one.</summary>
+    public void Validate()
+    {
+        UrlText.Parse(BrokerUrl, "broker");
+        if (ResultBackend is not null)
+        {
+            UrlText.Parse(ResultBackend, "result backend");
+        }
+
+        if (Concurrency < 1)
+        {
+            throw new CeleriacConfigurationException($"Concurrency must be at least 1 (got {Concurrency}).");
+        }
+
+        if (PrefetchMultiplier < 0)
+        {
+            throw new CeleriacConfigurationException($"The prefetch multiplier must be 0 (unlimited) or more (got {PrefetchMultiplier}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(DefaultQueue))
+        {
+            throw new CeleriacConfigurationException("The default queue name is empty.");
+        }
+
+        if (VisibilityTimeout <= TimeSpan.Zero)
+        {
+            throw new CeleriacConfigurationException("The visibility timeout must be positive.");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+namespace Celeriac;
+
+/// <summary>A registered task: call it with <see cref="DelayAsync"/> or <see cref="ApplyAsync"/>.</summary>
+public sealed class CeleriacTask
+{
+    internal CeleriacTask(CeleriacApp app, string name, TaskOptions options, TaskInvoker? invoker)
+    {
+        App = app;
+        Name = name;
+        Options = options;
+        Invoker = invoker;
+    }
+
+    /// <summary>The app it belongs to.</summary>
+    public CeleriacApp App { get; }
+
+    /// <summary>The task name.</summary>
+    public string Name { get; }
+
+    /// <summary>How it runs.</summary>
+    public TaskOptions Options { get; }
+
+    /// <summary>The code that runs it, or <see langword="null"/> for a task that only has a name here.</summary>
+    internal TaskInvoker? Invoker { get; }
+
+    /// <summary>Sends a call with positional arguments (Celery's <c>delay</c>).</summary>
+    public Task<AsyncResult> DelayAsync(params object?[] args) => App.SendTaskAsync(Name, args, null, null, CancellationToken.None);
+
+    /// <summary>Sends a call with arguments and options (Celery's <c>apply_async</c>).</summary>
+    public Task<AsyncResult> ApplyAsync(IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default) =>
+        App.SendTaskAsync(Name, args, kwargs, options, ct);
+
+    /// <inheritdoc />
+    public override string ToString() => Name;
+}

@@ -1,0 +1,25 @@
+namespace Celeriac;
+
+/// <summary>
+/// Marks a method, or a class with a <c>Run</c>/<c>RunAsync</c> method, as a task with the given name.
+/// Instance methods run on an instance resolved from DI (or created with its dependencies), one scope per run.
+/// </summary>
+[AttributeUsage(AttributeTargets.Method | AttributeTargets.Class, AllowMultiple = false)]
+public sealed class CeleriacTaskAttribute(string name) : Attribute
+{
+    /// <summary>The task name (<c>tasks.add</c>), as callers in any language send it.</summary>
+    public string Name { get; } = name;
+
+    /// <summary>The queue it is routed to; <see langword="null"/> uses the routes and the default queue.</summary>
+    public string? Queue { get; set; }
+
+    /// <summary>Ack after it ran (overrides the app default).</summary>
+    public bool AcksLate { get; set; }
+
+    /// <summary>Store no result.</summary>
+    public bool IgnoreResult { get; set; }
+}
+
+/// <summary>Marks a task parameter that is resolved from DI instead of bound from the message's arguments.</summary>
+[AttributeUsage(AttributeTargets.Parameter)]
+public sealed class InjectAttribute : Attribute;

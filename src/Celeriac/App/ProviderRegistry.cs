@@ -1,0 +1,188 @@
+using System.Reflection;
+using Celeriac.Results;
+using Celeriac.Transport;
+
+namespace Celeriac;
+
+/// <summary>
+/// Maps URL schemes to transports and result backends, as Celery's aliases map them to modules.
+/// Providers in other packages (<c>Celeriac.Sqlite</c>, <c>Celeriac.Redis</c>, ...) are found when their
+/// assembly is referenced: the registry loads it by name on first use of its scheme.
+/// </summary>
+public sealed class ProviderRegistry
+{
+    private static readonly Dictionary<string, string> s_knownAssemblies = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["sqlite"] = "Celeriac.Sqlite",
+        ["redis"] = "Celeriac.Redis",
+        ["rediss"] = "Celeriac.Redis",
+        ["redis+socket"] = "Celeriac.Redis",
+        ["amqp"] = "Celeriac.RabbitMQ",
+        ["amqps"] = "Celeriac.RabbitMQ",
+        ["rpc"] = "Celeriac.RabbitMQ",
+        ["postgresql"] = "Celeriac.PostgreSql",
+    };
+
+    private readonly Dictionary<string, Func<TransportOptions, ITransport>> _transports = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, Func<ResultBackendOptions, IResultBackend>> _backends = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HashSet<string> _loaded = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Lock _gate = new();
+
+    /// <summary>Creates a registry that knows <c>memory://</c> and <c>file://</c>.</summary>
+    public ProviderRegistry()
+    {
+        _transports["memory"] = static o => new MemoryTransport(o.Url);
+        _backends["memory"] = static o => new MemoryResultBackend(o);
+        _backends["file"] = static o => new FileSystemResultBackend(o);
+    }
+
+    /// <summary>Registers a transport for a URL scheme.</summary>
+    public void AddTransport(string scheme, Func<TransportOptions, ITransport> factory)
+    {
+        lock (_gate)
+        {
+            _transports[scheme] = factory;
+        }
+    }
+
+    /// <summary>Registers a result backend for a URL scheme.</summary>
+    public void AddResultBackend(string scheme, Func<ResultBackendOptions, IResultBackend> factory)
+    {
+        lock (_gate)
+        {
+            _backends[scheme] = factory;
+        }
+    }
+
+    /// <summary>Creates the transport for a broker URL; throws <see cref="CeleriacConfigurationException"/> with a clear reason.</summary>
+    public ITransport CreateTransport(TransportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Find(_transports, options.Url, "broker")(options);
+    }
+
+    /// <summary>Creates the result backend for a URL; throws <see cref="CeleriacConfigurationException"/> with a clear reason.</summary>
+    public IResultBackend CreateResultBackend(ResultBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Find(_backends, options.Url, "result backend")(options);
+    }
+
+    /// <summary>Whether a scheme has a transport (loading its package if referenced).</summary>
+    public bool HasTransport(string scheme) => TryFind(_transports, scheme, out _);
+
+    /// <summary>Whether a scheme has a result backend (loading its package if referenced).</summary>
+    public bool HasResultBackend(string scheme) => TryFind(_backends, scheme, out _);
+
+    private Func<TOptions, T> Find<TOptions, T>(Dictionary<string, Func<TOptions, T>> map, Uri url, string what)
+    {
+        string scheme = url.Scheme;
+        if (TryFind(map, scheme, out Func<TOptions, T>? factory))
+        {
+            return factory;
+        }
+
+        if (s_knownAssemblies.TryGetValue(scheme, out string? assembly) && !TryLoad(assembly))
+        {
+            throw new CeleriacConfigurationException($"The {what} URL scheme '{scheme}://' needs the {assembly} package: add a reference to it.");
+        }
+
+        string known;
+        lock (_gate)
+        {
+            known = string.Join(", ", map.Keys.Order(StringComparer.Ordinal).Select(k => k + "://"));
+        }
+
+        throw new CeleriacConfigurationException($"Unknown {what} URL scheme '{scheme}://' in '{UrlText.Mask(url)}' (known: {known}).");
+    }
+
+    private bool TryFind<TOptions, T>(Dictionary<string, Func<TOptions, T>> map, string scheme, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Func<TOptions, T>? factory)
+    {
+        lock (_gate)
+        {
+            if (map.TryGetValue(scheme, out factory))
+            {
+                return true;
+            }
+        }
+
+        if (s_knownAssemblies.TryGetValue(scheme, out string? assembly) && TryLoad(assembly))
+        {
+            lock (_gate)
+            {
+                return map.TryGetValue(scheme, out factory);
+            }
+        }
+
+        factory = null;
+        return false;
+    }
+
+    private bool TryLoad(string assemblyName)
+    {
+        lock (_gate)
+        {
+            if (_loaded.Contains(assemblyName))
+            {
+                return true;
+            }
+        }
+
+        Assembly assembly;
+        try
+        {
+            assembly = Assembly.Load(assemblyName);
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+
+        foreach (CeleriacProviderAttribute attribute in assembly.GetCustomAttributes<CeleriacProviderAttribute>())
+        {
+            var provider = (ICeleriacProvider)Activator.CreateInstance(attribute.ProviderType)!;
+            provider.Register(this);
+        }
+
+        lock (_gate)
+        {
+            _loaded.Add(assemblyName);
+        }
+
+        return true;
+    }
+}
+
+/// <summary>A package's hook that registers its transports and backends with a <see cref="ProviderRegistry"/>.</summary>
+public interface ICeleriacProvider
+{
+    /// <summary>Registers the package's URL schemes.</summary>
+    void Register(ProviderRegistry registry);
+}
+
+/// <summary>Names the <see cref="ICeleriacProvider"/> of an assembly, so the registry finds it by scheme.</summary>
+[AttributeUsage(AttributeTargets.Assembly, AllowMultiple = true)]
+public sealed class CeleriacProviderAttribute(Type providerType) : Attribute
+{
+    /// <summary>The provider type (a public class with a parameterless constructor).</summary>
+    public Type ProviderType { get; } = providerType;
+}
+
+/// <summary>Thrown for a configuration that cannot work: a bad URL, an unknown scheme, a missing package.</summary>
+public sealed class CeleriacConfigurationException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public CeleriacConfigurationException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public CeleriacConfigurationException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and a cause.</summary>
+    public CeleriacConfigurationException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}

@@ -1,0 +1,341 @@
+using System.Linq.Expressions;
+using System.Reflection;
+using System.Text.Json;
+using Celeriac.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Celeriac;
+
+/// <summary>
+/// Binds a message's JSON arguments to a method's parameters and calls it. Built once per task:
+/// the call is a compiled delegate; awaitable results are awaited without reflection.
+/// </summary>
+internal sealed class TaskInvoker
+{
+    private static readonly NullabilityInfoContext s_nullability = new();
+    private readonly string _taskName;
+    private readonly Parameter[] _parameters;
+    private readonly Parameter[] _jsonParameters;
+    private readonly Func<object?, object?[], object?> _call;
+    private readonly Func<object?, ValueTask<object?>>? _await;
+    private readonly object? _target;
+    private readonly Type? _targetType;
+
+    public TaskInvoker(string taskName, MethodInfo method, object? target, Type? targetType)
+    {
+        _taskName = taskName;
+        _target = target;
+        _targetType = method.IsStatic || target is not null ? null : targetType ?? method.DeclaringType;
+        _parameters = method.GetParameters().Select(Classify).ToArray();
+        _jsonParameters = _parameters.Where(p => p.Kind == ParameterKind.Json).ToArray();
+        NeedsServices = _targetType is not null || _parameters.Any(p => p.Kind == ParameterKind.Service);
+        (_call, _await, ReturnType) = Compile(method);
+    }
+
+    /// <summary>Whether a run needs a DI scope (an instance method or an injected parameter).</summary>
+    public bool NeedsServices { get; }
+
+    /// <summary>The result type after awaiting.</summary>
+    public Type ReturnType { get; }
+
+    /// <summary>The parameters bound from the message, in order.</summary>
+    public IEnumerable<(string Name, Type Type, bool Optional)> JsonParameters => _jsonParameters.Select(p => (p.Name, p.Type, p.HasDefault));
+
+    /// <summary>Binds and calls. Throws <see cref="TaskArgumentException"/> for arguments that do not fit.</summary>
+    public ValueTask<object?> InvokeAsync(TaskMessage message, TaskContext context, IServiceProvider? services)
+    {
+        object?[] values = Bind(message, context, services);
+        object? target = _target;
+        if (_targetType is not null)
+        {
+            target = ActivatorUtilities.GetServiceOrCreateInstance(services ?? EmptyServices.Instance, _targetType);
+        }
+
+        object? result;
+        try
+        {
+            result = _call(target, values);
+        }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException);
+            throw;
+        }
+
+        return _await is null ? new ValueTask<object?>(result) : _await(result);
+    }
+
+    private object?[] Bind(TaskMessage message, TaskContext context, IServiceProvider? services)
+    {
+        JsonElement args = message.Args;
+        JsonElement kwargs = message.Kwargs;
+        int given = args.GetArrayLength();
+        if (given > _jsonParameters.Length)
+        {
+            throw new TaskArgumentException($"{_taskName}() takes {_jsonParameters.Length} positional argument{(_jsonParameters.Length == 1 ? "" : "s")} but {given} were given");
+        }
+
+        foreach (JsonProperty kw in kwargs.EnumerateObject())
+        {
+            int index = Array.FindIndex(_jsonParameters, p => kw.NameEquals(p.Name));
+            if (index < 0)
+            {
+                throw new TaskArgumentException($"{_taskName}() got an unexpected keyword argument '{kw.Name}'");
+            }
+
+            if (index < given)
+            {
+                throw new TaskArgumentException($"{_taskName}() got multiple values for argument '{kw.Name}'");
+            }
+        }
+
+        object?[] values = new object?[_parameters.Length];
+        int position = 0;
+        for (int i = 0; i < _parameters.Length; i++)
+        {
+            Parameter p = _parameters[i];
+            switch (p.Kind)
+            {
+                case ParameterKind.CancellationToken:
+                    values[i] = context.CancellationToken;
+                    break;
+                case ParameterKind.Context:
+                    values[i] = context;
+                    break;
+                case ParameterKind.Service:
+                    values[i] = (services ?? EmptyServices.Instance).GetService(p.Type)
+                        ?? throw new InvalidOperationException($"{_taskName}(): no service of type {p.Type.Name} is registered for parameter '{p.Name}'");
+                    break;
+                default:
+                    if (position < given)
+                    {
+                        values[i] = Convert(p, args[position]);
+                    }
+                    else if (kwargs.TryGetProperty(p.Name, out JsonElement kw))
+                    {
+                        values[i] = Convert(p, kw);
+                    }
+                    else if (p.HasDefault)
+                    {
+                        values[i] = p.Default;
+                    }
+                    else
+                    {
+                        throw new TaskArgumentException($"{_taskName}() missing required argument '{p.Name}'");
+                    }
+
+                    position++;
+                    break;
+            }
+        }
+
+        return values;
+    }
+
+    private object? Convert(Parameter p, JsonElement e)
+    {
+        try
+        {
+            if (e.ValueKind == JsonValueKind.Null)
+            {
+                return p.AcceptsNull ? null : throw new TaskArgumentException($"{_taskName}() argument '{p.Name}' must be {Describe(p.Type)}, not null");
+            }
+
+            switch (p.TypeCode)
+            {
+                case TypeCode.Int32 when e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i): return i;
+                case TypeCode.Int64 when e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long l): return l;
+                case TypeCode.Double when e.ValueKind == JsonValueKind.Number: return e.GetDouble();
+                case TypeCode.String when e.ValueKind == JsonValueKind.String: return e.GetString();
+                case TypeCode.Boolean when e.ValueKind is JsonValueKind.True or JsonValueKind.False: return e.GetBoolean();
+                default: break;
+            }
+
+            if (p.Type == typeof(JsonElement))
+            {
+                return e.Clone();
+            }
+
+            if (p.Type == typeof(object))
+            {
+                return JsonValues.Parse(System.Text.Encoding.UTF8.GetBytes(e.GetRawText()));
+            }
+
+            return e.Deserialize(p.Type, CeleryJson.Options);
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or NotSupportedException or OverflowException)
+        {
+            throw new TaskArgumentException($"{_taskName}() argument '{p.Name}' must be {Describe(p.Type)}, got {DescribeJson(e)}");
+        }
+    }
+
+    private static string Describe(Type t)
+    {
+        Type inner = Nullable.GetUnderlyingType(t) ?? t;
+        string name = Type.GetTypeCode(inner) switch
+        {
+            TypeCode.Int32 => "an integer (int)",
+            TypeCode.Int64 => "an integer (long)",
+            TypeCode.Double or TypeCode.Single or TypeCode.Decimal => "a number",
+            TypeCode.String => "a string",
+            TypeCode.Boolean => "a boolean",
+            _ when inner.IsArray || (inner.IsGenericType && inner.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>))) => $"a list ({inner.Name})",
+            _ => $"a {inner.Name}",
+        };
+        return name;
+    }
+
+    private static string DescribeJson(JsonElement e)
+    {
+        string raw = e.GetRawText();
+        string shown = raw.Length > 40 ? raw[..40] + "..." : raw;
+        string kind = e.ValueKind switch
+        {
+            JsonValueKind.String => "a string",
+            JsonValueKind.Number => "a number",
+            JsonValueKind.Array => "a list",
+            JsonValueKind.Object => "a dict",
+            JsonValueKind.True or JsonValueKind.False => "a boolean",
+            _ => e.ValueKind.ToString(),
+        };
+        return $"{kind} {shown}";
+    }
+
+    private static Parameter Classify(ParameterInfo info)
+    {
+        Type t = info.ParameterType;
+        ParameterKind kind =
+            t == typeof(CancellationToken) ? ParameterKind.CancellationToken :
+            t == typeof(TaskContext) ? ParameterKind.Context :
+            info.GetCustomAttribute<InjectAttribute>() is not null || IsServiceType(t) ? ParameterKind.Service :
+            ParameterKind.Json;
+        bool acceptsNull = !t.IsValueType || Nullable.GetUnderlyingType(t) is not null;
+        if (acceptsNull && !t.IsValueType && t != typeof(object) && t != typeof(JsonElement))
+        {
+            acceptsNull = s_nullability.Create(info).WriteState != NullabilityState.NotNull;
+        }
+
+        return new Parameter(
+            info.Name ?? $"arg{info.Position}",
+            t,
+            kind,
+            info.HasDefaultValue,
+            info.HasDefaultValue ? info.DefaultValue : null,
+            acceptsNull || t == typeof(JsonElement),
+            Type.GetTypeCode(t));
+    }
+
+    private static bool IsServiceType(Type t)
+    {
+        if (t == typeof(IServiceProvider))
+        {
+            return true;
+        }
+
+        if (!t.IsInterface && !t.IsAbstract)
+        {
+            return false;
+        }
+
+        // Collection interfaces bind from JSON lists and dicts.
+        return !(t.IsGenericType && t.GetGenericTypeDefinition() is { } g &&
+            (g == typeof(IEnumerable<>) || g == typeof(IList<>) || g == typeof(IReadOnlyList<>) || g == typeof(ICollection<>) ||
+             g == typeof(IReadOnlyCollection<>) || g == typeof(IDictionary<,>) || g == typeof(IReadOnlyDictionary<,>) || g == typeof(ISet<>)));
+    }
+
+    private static (Func<object?, object?[], object?> Call, Func<object?, ValueTask<object?>>? Await, Type ReturnType) Compile(MethodInfo method)
+    {
+        ParameterExpression target = Expression.Parameter(typeof(object), "target");
+        ParameterExpression args = Expression.Parameter(typeof(object?[]), "args");
+        Expression[] arguments = method.GetParameters()
+            .Select((p, i) => (Expression)Expression.Convert(Expression.ArrayIndex(args, Expression.Constant(i)), p.ParameterType))
+            .ToArray();
+        Expression? instance = method.IsStatic ? null : Expression.Convert(target, method.DeclaringType!);
+        Expression call = Expression.Call(instance, method, arguments);
+        Expression body = method.ReturnType == typeof(void)
+            ? Expression.Block(call, Expression.Constant(null, typeof(object)))
+            : Expression.Convert(call, typeof(object));
+        Func<object?, object?[], object?> compiled = Expression.Lambda<Func<object?, object?[], object?>>(body, target, args).Compile();
+
+        Type rt = method.ReturnType;
+        if (rt == typeof(Task))
+        {
+            return (compiled, static r => AwaitTask((Task)r!), typeof(void));
+        }
+
+        if (rt == typeof(ValueTask))
+        {
+            return (compiled, static r => AwaitValueTask((ValueTask)r!), typeof(void));
+        }
+
+        if (rt.IsGenericType && (rt.GetGenericTypeDefinition() == typeof(Task<>) || rt.GetGenericTypeDefinition() == typeof(ValueTask<>)))
+        {
+            Type inner = rt.GetGenericArguments()[0];
+            string helper = rt.GetGenericTypeDefinition() == typeof(Task<>) ? nameof(AwaitTaskOf) : nameof(AwaitValueTaskOf);
+            MethodInfo m = typeof(TaskInvoker).GetMethod(helper, BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(inner);
+            ParameterExpression r = Expression.Parameter(typeof(object), "r");
+            var awaiter = Expression.Lambda<Func<object?, ValueTask<object?>>>(Expression.Call(m, Expression.Convert(r, rt)), r).Compile();
+            return (compiled, awaiter, inner);
+        }
+
+        return (compiled, null, rt);
+    }
+
+    private static async ValueTask<object?> AwaitTask(Task t)
+    {
+        await t.ConfigureAwait(false);
+        return null;
+    }
+
+    private static async ValueTask<object?> AwaitValueTask(ValueTask t)
+    {
+        await t.ConfigureAwait(false);
+        return null;
+    }
+
+    private static ValueTask<object?> AwaitTaskOf<T>(Task<T> t) =>
+        t.IsCompletedSuccessfully ? new ValueTask<object?>(t.Result) : Slow(t);
+
+    private static async ValueTask<object?> Slow<T>(Task<T> t) => await t.ConfigureAwait(false);
+
+    private static ValueTask<object?> AwaitValueTaskOf<T>(ValueTask<T> t) =>
+        t.IsCompletedSuccessfully ? new ValueTask<object?>(t.Result) : SlowValue(t);
+
+    private static async ValueTask<object?> SlowValue<T>(ValueTask<T> t) => await t.ConfigureAwait(false);
+
+    private enum ParameterKind
+    {
+        Json,
+        CancellationToken,
+        Context,
+        Service,
+    }
+
+    private sealed record Parameter(string Name, Type Type, ParameterKind Kind, bool HasDefault, object? Default, bool AcceptsNull, TypeCode TypeCode);
+
+    private sealed class EmptyServices : IServiceProvider
+    {
+        public static EmptyServices Instance { get; } = new();
+
+        public object? GetService(Type serviceType) => null;
+    }
+}
+
+/// <summary>The message's arguments do not fit the task's parameters (Python's <c>TypeError</c>).</summary>
+public sealed class TaskArgumentException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TaskArgumentException()
+    {
+    }
+
+    /// <summary>Creates the exception with a message that names the parameter.</summary>
+    public TaskArgumentException(string message) : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and a cause.</summary>
+    public TaskArgumentException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}

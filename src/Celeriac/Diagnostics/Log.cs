@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac.Diagnostics;
+
+/// <summary>The log lines of the worker and client, in Celery's words.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Task {Name}[{Id}] received")]
+    public static partial void TaskReceived(ILogger logger, string name, string id);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Task {Name}[{Id}] succeeded in {Seconds}s: {Result}")]
+    public static partial void TaskSucceeded(ILogger logger, string name, string id, string seconds, string result);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Task {Name}[{Id}] raised unexpected: {ExceptionType}('{ExceptionMessage}')")]
+    public static partial void TaskFailed(ILogger logger, string name, string id, string exceptionType, string exceptionMessage, Exception? exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "Received unregistered task of type '{Name}' (id {Id}): stored FAILURE NotRegistered and dropped the message")]
+    public static partial void UnknownTask(ILogger logger, string name, string id);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "Invalid message from queue '{Queue}' dropped: {Reason}{IdText}")]
+    public static partial void InvalidMessage(ILogger logger, string queue, string reason, string idText);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] expired at {Expires}: revoked without running")]
+    public static partial void TaskExpired(ILogger logger, string name, string id, string expires);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "{Node} ready.")]
+    public static partial void WorkerReady(ILogger logger, string node);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Warm shutdown: finishing {Running} running task(s), returning {Prefetched} prefetched message(s)")]
+    public static partial void WarmShutdown(ILogger logger, int running, int prefetched);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Cold shutdown: cancelling {Running} running task(s)")]
+    public static partial void ColdShutdown(ILogger logger, int running);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Error, Message = "Could not store the result of task {Name}[{Id}]")]
+    public static partial void StoreFailed(ILogger logger, string name, string id, Exception exception);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Critical, Message = "Consumer error on {Broker}; retrying in {Delay}s")]
+    public static partial void ConsumerError(ILogger logger, string broker, double delay, Exception exception);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "Internal error handling task {Name}[{Id}]")]
+    public static partial void InternalError(ILogger logger, string name, string id, Exception exception);
+}

@@ -1,0 +1,125 @@
+using Celeriac.Worker;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac;
+
+/// <summary>Registers Celeriac in a service collection.</summary>
+public static class CeleriacServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the app as a singleton: options from <paramref name="configure"/>, then the host's
+    /// <c>Celeriac</c> configuration section, then <c>CELERIAC_*</c> environment variables. Tasks resolve their
+    /// dependencies from the container, one scope per run. Calling it again returns the same builder.
+    /// </summary>
+    public static CeleriacBuilder AddCeleriac(this IServiceCollection services, Action<CeleriacOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        if (services.FirstOrDefault(d => d.ServiceType == typeof(CeleriacBuilder))?.ImplementationInstance is CeleriacBuilder existing)
+        {
+            if (configure is not null)
+            {
+                existing.Configurations.Add(configure);
+            }
+
+            return existing;
+        }
+
+        var builder = new CeleriacBuilder(services);
+        if (configure is not null)
+        {
+            builder.Configurations.Add(configure);
+        }
+
+        services.AddSingleton(builder);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp =>
+        {
+            var options = new CeleriacOptions
+            {
+                TimeProvider = sp.GetRequiredService<TimeProvider>(),
+                LoggerFactory = sp.GetService<ILoggerFactory>(),
+                Services = sp,
+            };
+            foreach (Action<CeleriacOptions> c in builder.Configurations)
+            {
+                c(options);
+            }
+
+            if (sp.GetService<IConfiguration>()?.GetSection("Celeriac") is { } section && section.Exists())
+            {
+                foreach (IConfigurationSection child in section.GetChildren())
+                {
+                    if (child.Key == "TaskRoutes")
+                    {
+                        foreach (IConfigurationSection route in child.GetChildren())
+                        {
+                            options.TaskRoutes[route.Key] = route.Value ?? "";
+                        }
+                    }
+                    else
+                    {
+                        string value = child.Value ?? string.Join(',', child.GetChildren().Select(c => c.Value));
+                        CeleriacSettings.ApplySetting(options, child.Key, value);
+                    }
+                }
+            }
+
+            CeleriacSettings.ApplyEnvironment(options, Environment.GetEnvironmentVariable);
+            var app = new CeleriacApp(options);
+            foreach (Action<CeleriacApp> register in builder.Registrations)
+            {
+                register(app);
+            }
+
+            return app;
+        });
+        return builder;
+    }
+
+    /// <summary>Registers a delegate task.</summary>
+    public static CeleriacBuilder AddTask(this CeleriacBuilder builder, string name, Delegate handler, TaskOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Registrations.Add(app => app.Task(name, handler, options));
+        return builder;
+    }
+
+    /// <summary>Registers the <see cref="CeleriacTaskAttribute"/> tasks of the assembly that holds <typeparamref name="T"/>.</summary>
+    public static CeleriacBuilder AddTasksFromAssemblyOf<T>(this CeleriacBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Registrations.Add(app => app.AddTasksFromAssembly(typeof(T).Assembly));
+        return builder;
+    }
+
+    /// <summary>Runs a worker as a hosted service: host stop is a warm shutdown.</summary>
+    public static CeleriacBuilder AddWorker(this CeleriacBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddHostedService<WorkerHostedService>();
+        return builder;
+    }
+}
+
+/// <summary>What <c>AddCeleriac</c> returns: the services, to chain provider and worker registrations on.</summary>
+public sealed class CeleriacBuilder
+{
+    internal CeleriacBuilder(IServiceCollection services) => Services = services;
+
+    /// <summary>The service collection.</summary>
+    public IServiceCollection Services { get; }
+
+    internal List<Action<CeleriacOptions>> Configurations { get; } = [];
+
+    internal List<Action<CeleriacApp>> Registrations { get; } = [];
+}
+
+/// <summary>Hosts a <see cref="CeleriacWorker"/>: started with the host, warm-stopped with it.</summary>
+internal sealed class WorkerHostedService(CeleriacApp app) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => new CeleriacWorker(app).RunAsync(stoppingToken);
+}

@@ -1,0 +1,76 @@
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Celeriac.Protocol;
+
+/// <summary>The JSON settings Celeriac uses for task arguments and results, and Celery's date format.</summary>
+public static class CeleryJson
+{
+    /// <summary>
+    /// Options for user values (task arguments and return values): camel-case off so that
+    /// property names stay as declared, numbers strict, reflection as the fallback resolver.
+    /// </summary>
+    public static JsonSerializerOptions Options { get; } = CreateOptions();
+
+    /// <summary>Content type of every message Celeriac writes.</summary>
+    public const string ContentType = "application/json";
+
+    /// <summary>Content encoding of every message Celeriac writes.</summary>
+    public const string ContentEncoding = "utf-8";
+
+    private static JsonSerializerOptions CreateOptions()
+    {
+        var options = new JsonSerializerOptions
+        {
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            NumberHandling = JsonNumberHandling.Strict,
+            MaxDepth = JsonValues.MaxDepth,
+            TypeInfoResolver = JsonTypeInfoResolver.Combine(CeleriacJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        };
+        options.MakeReadOnly();
+        return options;
+    }
+
+    /// <summary>Formats a time as Celery writes ETA and expiry headers: ISO 8601 with the UTC offset.</summary>
+    public static string FormatIso(DateTimeOffset time) =>
+        time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'+00:00'", CultureInfo.InvariantCulture);
+
+    /// <summary>Formats <c>date_done</c> as Celery 5.2 stores it: ISO 8601, UTC, without an offset.</summary>
+    public static string FormatDateDone(DateTimeOffset time) =>
+        time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Parses an ISO 8601 time as Celery reads one; a time without an offset is taken as UTC
+    /// (Celery's <c>enable_utc</c> default).
+    /// </summary>
+    public static bool TryParseIso(string? text, out DateTimeOffset time)
+    {
+        if (!string.IsNullOrWhiteSpace(text) &&
+            DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out time))
+        {
+            return true;
+        }
+
+        time = default;
+        return false;
+    }
+}
+
+[JsonSerializable(typeof(int))]
+[JsonSerializable(typeof(long))]
+[JsonSerializable(typeof(double))]
+[JsonSerializable(typeof(string))]
+[JsonSerializable(typeof(bool))]
+[JsonSerializable(typeof(int[]))]
+[JsonSerializable(typeof(long[]))]
+[JsonSerializable(typeof(double[]))]
+[JsonSerializable(typeof(string[]))]
+[JsonSerializable(typeof(List<int>))]
+[JsonSerializable(typeof(List<long>))]
+[JsonSerializable(typeof(List<double>))]
+[JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
+internal sealed partial class CeleriacJsonContext : JsonSerializerContext;

@@ -1,0 +1,162 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+
+namespace Celeriac.Results;
+
+/// <summary>
+/// A result backend over a key-value store, as Celery's <c>BaseKeyValueStoreBackend</c>: documents live
+/// under <c>celery-task-meta-&lt;id&gt;</c>, groups under <c>celery-taskset-meta-&lt;id&gt;</c>, chord
+/// counters under <c>chord-unlock-&lt;id&gt;</c>. A store implements five primitives; waiting is done here,
+/// woken by the store's change signal where it has one and by polling with back-off where it has not.
+/// </summary>
+public abstract class KeyValueResultBackend : IResultBackend
+{
+    /// <summary>Celery's key prefix for task results.</summary>
+    public const string TaskKeyPrefix = "celery-task-meta-";
+
+    /// <summary>Celery's key prefix for group results.</summary>
+    public const string GroupKeyPrefix = "celery-taskset-meta-";
+
+    /// <summary>Celery's key prefix for chord counters.</summary>
+    public const string ChordKeyPrefix = "chord-unlock-";
+
+    /// <summary>Creates the backend.</summary>
+    protected KeyValueResultBackend(ResultBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        Options = options;
+    }
+
+    /// <summary>The backend's options.</summary>
+    protected ResultBackendOptions Options { get; }
+
+    /// <summary>Reads a value, or <see langword="null"/>.</summary>
+    protected abstract ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct);
+
+    /// <summary>Writes a value that expires after <paramref name="expiry"/> (never when <see langword="null"/>).</summary>
+    protected abstract ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct);
+
+    /// <summary>Deletes a value.</summary>
+    protected abstract ValueTask DeleteValueAsync(string key, CancellationToken ct);
+
+    /// <summary>Atomically adds one to an integer value (missing = 0) and returns it.</summary>
+    protected abstract ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct);
+
+    /// <summary>
+    /// Returns a task that completes when <paramref name="key"/> may have changed, or <see langword="null"/>
+    /// when the store cannot tell (then waiting polls). The default cannot tell.
+    /// </summary>
+    protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => null;
+
+    /// <inheritdoc />
+    public ValueTask StoreAsync(TaskResultMeta meta, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        return SetValueAsync(TaskKeyPrefix + meta.TaskId, meta.Encode(), Options.ResultExpires, ct);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<TaskResultMeta?> GetAsync(string taskId, CancellationToken ct = default)
+    {
+        byte[]? value = await GetValueAsync(TaskKeyPrefix + taskId, ct).ConfigureAwait(false);
+        return value is null ? null : TaskResultMeta.Parse(value);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<TaskResultMeta> WaitAsync(string taskId, CancellationToken ct = default)
+    {
+        string key = TaskKeyPrefix + taskId;
+        TimeSpan delay = Options.PollInterval / 16;
+        while (true)
+        {
+            // Subscribe before reading, so that a write between the read and the wait is not missed.
+            Task? changed = WhenChangedAsync(key, ct);
+            byte[]? value = await GetValueAsync(key, ct).ConfigureAwait(false);
+            if (value is not null)
+            {
+                TaskResultMeta meta = TaskResultMeta.Parse(value);
+                if (TaskStates.IsReady(meta.Status))
+                {
+                    return meta;
+                }
+            }
+
+            Task poll = Task.Delay(delay, Options.TimeProvider, ct);
+            await (changed is null ? poll : Task.WhenAny(changed, poll)).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, Options.PollInterval.Ticks));
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask ForgetAsync(string taskId, CancellationToken ct = default) => DeleteValueAsync(TaskKeyPrefix + taskId, ct);
+
+    /// <inheritdoc />
+    public ValueTask SaveGroupAsync(string groupId, IReadOnlyList<string> taskIds, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            // Celery's GroupResult.as_tuple(): [[group_id, parent], [[[id, parent], children], ...]]
+            w.WriteStartObject();
+            w.WriteStartArray("result");
+            w.WriteStartArray();
+            w.WriteStringValue(groupId);
+            w.WriteNullValue();
+            w.WriteEndArray();
+            w.WriteStartArray();
+            foreach (string id in taskIds)
+            {
+                w.WriteStartArray();
+                w.WriteStartArray();
+                w.WriteStringValue(id);
+                w.WriteNullValue();
+                w.WriteEndArray();
+                w.WriteNullValue();
+                w.WriteEndArray();
+            }
+
+            w.WriteEndArray();
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
+        return SetValueAsync(GroupKeyPrefix + groupId, buffer.WrittenSpan.ToArray(), Options.ResultExpires, ct);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IReadOnlyList<string>?> RestoreGroupAsync(string groupId, CancellationToken ct = default)
+    {
+        byte[]? value = await GetValueAsync(GroupKeyPrefix + groupId, ct).ConfigureAwait(false);
+        if (value is null)
+        {
+            return null;
+        }
+
+        using JsonDocument doc = JsonDocument.Parse(value);
+        var ids = new List<string>();
+        if (doc.RootElement.TryGetProperty("result", out JsonElement result) && result.ValueKind == JsonValueKind.Array && result.GetArrayLength() == 2)
+        {
+            foreach (JsonElement member in result[1].EnumerateArray())
+            {
+                // [[id, parent], children]
+                ids.Add(member[0][0].GetString() ?? throw new JsonException("group member without an id: " + Encoding.UTF8.GetString(value)));
+            }
+        }
+
+        return ids;
+    }
+
+    /// <inheritdoc />
+    public ValueTask<long> IncrementChordCounterAsync(string groupId, CancellationToken ct = default) =>
+        IncrementValueAsync(ChordKeyPrefix + groupId, Options.ResultExpires, ct);
+
+    /// <inheritdoc />
+    public virtual ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        return ValueTask.CompletedTask;
+    }
+}

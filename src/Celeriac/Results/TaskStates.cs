@@ -1,0 +1,32 @@
+namespace Celeriac;
+
+/// <summary>Celery's task states, with their exact names.</summary>
+public static class TaskStates
+{
+    /// <summary>Not known to the backend: waiting, or an unknown id.</summary>
+    public const string Pending = "PENDING";
+
+    /// <summary>Received by a worker.</summary>
+    public const string Received = "RECEIVED";
+
+    /// <summary>Started by a worker (stored only when tracking is on).</summary>
+    public const string Started = "STARTED";
+
+    /// <summary>Finished with a result.</summary>
+    public const string Success = "SUCCESS";
+
+    /// <summary>Finished with an error.</summary>
+    public const string Failure = "FAILURE";
+
+    /// <summary>Waiting to be retried.</summary>
+    public const string Retry = "RETRY";
+
+    /// <summary>Revoked: will not run.</summary>
+    public const string Revoked = "REVOKED";
+
+    /// <summary>Whether a state is final (SUCCESS, FAILURE, REVOKED).</summary>
+    public static bool IsReady(string state) => state is Success or Failure or Revoked;
+
+    /// <summary>Whether a state carries an exception (FAILURE, RETRY, REVOKED).</summary>
+    public static bool IsException(string state) => state is Failure or Retry or Revoked;
+}

@@ -1,0 +1,273 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+
+namespace Celeriac.Transport;
+
+/// <summary>
+/// An in-process broker (<c>memory://</c>, or <c>memory://name</c> for a separate one), like kombu's
+/// memory transport: every transport with the same name in one process shares its queues.
+/// Messages are not persisted; a consumer's unsettled deliveries return to their queues when it is disposed.
+/// </summary>
+public sealed class MemoryTransport : ITransport
+{
+    private static readonly ConcurrentDictionary<string, MemoryBroker> s_brokers = new(StringComparer.Ordinal);
+    private readonly MemoryBroker _broker;
+    private readonly ConcurrentDictionary<MemoryDelivery, byte> _held = new();
+
+    /// <summary>Connects to the in-process broker named by the URL's host (empty for the default).</summary>
+    public MemoryTransport(Uri url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        _broker = s_brokers.GetOrAdd(url.Host, static _ => new MemoryBroker());
+    }
+
+    /// <inheritdoc />
+    public ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        _broker.Declare(queue);
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public ValueTask PublishAsync(string exchange, string routingKey, IReadOnlyList<TransportMessage> messages, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ct.ThrowIfCancellationRequested();
+        foreach (TransportMessage m in messages)
+        {
+            _broker.Publish(exchange, routingKey, m);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        MemoryQueue[] queues = options.Queues.Select(_broker.GetQueue).ToArray();
+        var window = new PrefetchWindow(options.Prefetch);
+        int next = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            await window.WaitForRoomAsync(ct).ConfigureAwait(false);
+            Task signal = _broker.Signal.WaitAsync();
+            MemoryDelivery? delivery = null;
+            for (int i = 0; i < queues.Length && delivery is null; i++)
+            {
+                MemoryQueue q = queues[(next + i) % queues.Length];
+                if (q.TryDequeue(out TransportMessage? m, out bool redelivered))
+                {
+                    delivery = new MemoryDelivery(this, q, m, redelivered, window);
+                }
+            }
+
+            next++;
+            if (delivery is null)
+            {
+                await signal.WaitAsync(ct).ConfigureAwait(false);
+                continue;
+            }
+
+            window.Take(1);
+            _held.TryAdd(delivery, 0);
+            yield return delivery;
+        }
+    }
+
+    /// <inheritdoc />
+    public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default) =>
+        ValueTask.FromResult(_broker.Subscribe(exchange, handler));
+
+    /// <inheritdoc />
+    public ValueTask<long> GetQueueLengthAsync(string queue, CancellationToken ct = default) => ValueTask.FromResult((long)_broker.GetQueue(queue).Count);
+
+    /// <inheritdoc />
+    public ValueTask<long> PurgeAsync(string queue, CancellationToken ct = default) => ValueTask.FromResult((long)_broker.GetQueue(queue).Purge());
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        foreach (MemoryDelivery d in _held.Keys)
+        {
+            await d.RejectAsync(requeue: true).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class MemoryDelivery(MemoryTransport owner, MemoryQueue queue, TransportMessage message, bool redelivered, PrefetchWindow window)
+        : Delivery(queue.Name, message, null, redelivered)
+    {
+        protected override ValueTask SettleAsync(bool? requeue, CancellationToken ct)
+        {
+            owner._held.TryRemove(this, out _);
+            if (requeue == true)
+            {
+                queue.Requeue(Message!);
+                owner._broker.Signal.Pulse();
+            }
+
+            window.Release();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+internal sealed class MemoryBroker
+{
+    private readonly ConcurrentDictionary<string, MemoryQueue> _queues = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Exchange, string Key), List<string>> _bindings = new();
+    private readonly ConcurrentDictionary<string, List<Func<TransportMessage, ValueTask>>> _fanout = new(StringComparer.Ordinal);
+
+    public AsyncPulse Signal { get; } = new();
+
+    public MemoryQueue GetQueue(string name) => _queues.GetOrAdd(name, static n => new MemoryQueue(n));
+
+    public void Declare(QueueDeclaration q)
+    {
+        GetQueue(q.Name);
+        if (q.Exchange.Length > 0)
+        {
+            List<string> bound = _bindings.GetOrAdd((q.Exchange, q.RoutingKey ?? q.Name), static _ => []);
+            lock (bound)
+            {
+                if (!bound.Contains(q.Name))
+                {
+                    bound.Add(q.Name);
+                }
+            }
+        }
+    }
+
+    public void Publish(string exchange, string routingKey, TransportMessage m)
+    {
+        if (_fanout.TryGetValue(exchange, out List<Func<TransportMessage, ValueTask>>? subscribers))
+        {
+            Func<TransportMessage, ValueTask>[] copy;
+            lock (subscribers)
+            {
+                copy = [.. subscribers];
+            }
+
+            foreach (Func<TransportMessage, ValueTask> s in copy)
+            {
+                _ = s(m).AsTask();
+            }
+
+            return;
+        }
+
+        if (exchange.Length == 0)
+        {
+            GetQueue(routingKey).Enqueue(m);
+        }
+        else if (_bindings.TryGetValue((exchange, routingKey), out List<string>? bound))
+        {
+            string[] names;
+            lock (bound)
+            {
+                names = [.. bound];
+            }
+
+            foreach (string name in names)
+            {
+                GetQueue(name).Enqueue(m);
+            }
+        }
+        else
+        {
+            // Celery's default exchange for a queue routes by the queue's name.
+            GetQueue(routingKey).Enqueue(m);
+        }
+
+        Signal.Pulse();
+    }
+
+    public IAsyncDisposable Subscribe(string exchange, Func<TransportMessage, ValueTask> handler)
+    {
+        List<Func<TransportMessage, ValueTask>> list = _fanout.GetOrAdd(exchange, static _ => []);
+        lock (list)
+        {
+            list.Add(handler);
+        }
+
+        return new Unsubscriber(() =>
+        {
+            lock (list)
+            {
+                list.Remove(handler);
+            }
+        });
+    }
+
+    private sealed class Unsubscriber(Action action) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            action();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
+
+internal sealed class MemoryQueue(string name)
+{
+    private readonly Lock _gate = new();
+    private readonly LinkedList<(TransportMessage Message, bool Redelivered)> _items = new();
+
+    public string Name { get; } = name;
+
+    public int Count
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _items.Count;
+            }
+        }
+    }
+
+    public void Enqueue(TransportMessage m)
+    {
+        lock (_gate)
+        {
+            _items.AddLast((m, false));
+        }
+    }
+
+    public void Requeue(TransportMessage m)
+    {
+        lock (_gate)
+        {
+            _items.AddFirst((m, true));
+        }
+    }
+
+    public bool TryDequeue([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TransportMessage? m, out bool redelivered)
+    {
+        lock (_gate)
+        {
+            if (_items.First is { } first)
+            {
+                _items.RemoveFirst();
+                (m, redelivered) = first.Value;
+                return true;
+            }
+        }
+
+        m = null;
+        redelivered = false;
+        return false;
+    }
+
+    public int Purge()
+    {
+        lock (_gate)
+        {
+            int n = _items.Count;
+            _items.Clear();
+            return n;
+        }
+    }
+}

@@ -1,0 +1,388 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Celeriac.Diagnostics;
+using Celeriac.Protocol;
+using Celeriac.Results;
+using Celeriac.Transport;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac.Worker;
+
+/// <summary>
+/// Consumes the app's queues and runs their tasks with a fixed number of slots (the async pool).
+/// Deliveries flow through a bounded channel, the prefetch window, to the slots; each slot decodes,
+/// runs, stores the result and acks. Bad input is logged and dropped, never fatal.
+/// </summary>
+public sealed partial class CeleriacWorker
+{
+    private readonly CeleriacApp _app;
+    private readonly ILogger _logger;
+    private readonly string _node;
+    private readonly IReadOnlyList<string> _queues;
+    private readonly int _concurrency;
+    private readonly int _prefetch;
+    private int _running;
+    private long _processed;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
+    public CeleriacWorker(CeleriacApp app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        _app = app;
+        _logger = app.LoggerFactory.CreateLogger("Celeriac.Worker");
+        CeleriacOptions o = app.Options;
+        o.Validate();
+        _node = o.EffectiveNodeName;
+        _queues = o.EffectiveQueues;
+        _concurrency = o.Concurrency;
+        _prefetch = o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
+    }
+
+    /// <summary>The worker's node name.</summary>
+    public string NodeName => _node;
+
+    /// <summary>The queues it consumes.</summary>
+    public IReadOnlyList<string> Queues => _queues;
+
+    /// <summary>How many tasks it runs at once.</summary>
+    public int Concurrency => _concurrency;
+
+    /// <summary>Completes when the worker consumes.</summary>
+    public Task Ready => _ready.Task;
+
+    /// <summary>Tasks finished so far.</summary>
+    public long Processed => Interlocked.Read(ref _processed);
+
+    /// <summary>
+    /// Runs until <paramref name="stop"/> (warm shutdown: stop consuming, finish running tasks, return the
+    /// prefetched ones) or <paramref name="abort"/> (cold shutdown: also cancel running tasks and return
+    /// late-acked ones).
+    /// </summary>
+    public async Task RunAsync(CancellationToken stop, CancellationToken abort = default)
+    {
+        using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        ITransport transport = _app.Transport;
+        IResultBackend backend = _app.ResultBackend;
+        foreach (string q in _queues)
+        {
+            await transport.DeclareQueueAsync(new QueueDeclaration(q, q, q), abort).ConfigureAwait(false);
+        }
+
+        var window = Channel.CreateBounded<Request>(new BoundedChannelOptions(_prefetch)
+        {
+            SingleWriter = false,
+            SingleReader = false,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+        using var stopOrAbort = CancellationTokenSource.CreateLinkedTokenSource(stop, abort);
+        var slots = new Task[_concurrency];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            slots[i] = RunSlotAsync(window.Reader, backend, stopOrAbort.Token, linkedAbort.Token);
+        }
+
+        Task consumer = ConsumeAsync(transport, backend, window.Writer, stopOrAbort.Token, linkedAbort.Token);
+        Log.WorkerReady(_logger, _node);
+        _ready.TrySetResult();
+
+        await consumer.ConfigureAwait(false);
+        window.Writer.TryComplete();
+        int running = Volatile.Read(ref _running);
+        if (abort.IsCancellationRequested)
+        {
+            Log.ColdShutdown(_logger, running);
+        }
+        else
+        {
+            Log.WarmShutdown(_logger, running, window.Reader.Count);
+        }
+
+        await Task.WhenAll(slots).ConfigureAwait(false);
+
+        // What was prefetched but never started goes back to the broker for another worker.
+        while (window.Reader.TryRead(out Request leftover))
+        {
+            await leftover.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            leftover.Message.Dispose();
+        }
+    }
+
+    private async Task ConsumeAsync(ITransport transport, IResultBackend backend, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    {
+        TimeSpan delay = TimeSpan.FromMilliseconds(100);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch }, stop).ConfigureAwait(false))
+                {
+                    delay = TimeSpan.FromMilliseconds(100);
+                    if (await ReceiveAsync(delivery, backend, abort).ConfigureAwait(false) is { } request)
+                    {
+                        await ScheduleAsync(request, writer, stop, abort).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                // A broker outage must not end the worker: back off and consume again.
+                Log.ConsumerError(_logger, UrlText.Mask(_app.Options.BrokerUrl), delay.TotalSeconds, ex);
+                try
+                {
+                    await Task.Delay(delay, _app.Time, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+        }
+    }
+
+    private async ValueTask ScheduleAsync(Request request, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    {
+        if (request.Message.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
+        {
+            _ = DelayThenQueueAsync(request, eta, writer, abort);
+            return;
+        }
+
+        try
+        {
+            await writer.WriteAsync(request, stop).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+        {
+            await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            request.Message.Dispose();
+            throw new OperationCanceledException(stop);
+        }
+    }
+
+    private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken abort)
+    {
+        try
+        {
+            TimeSpan wait = eta - _app.Time.GetUtcNow();
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, _app.Time, abort).ConfigureAwait(false);
+            }
+
+            await writer.WriteAsync(request, abort).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
+        {
+            await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            request.Message.Dispose();
+        }
+    }
+
+    /// <summary>Decodes a delivery; a bad one is logged, failed where its id is known, and acked.</summary>
+    private async ValueTask<Request?> ReceiveAsync(Delivery delivery, IResultBackend backend, CancellationToken abort)
+    {
+        if (delivery.Message is not { } transportMessage)
+        {
+            Log.InvalidMessage(_logger, delivery.Queue, delivery.DecodeError ?? "unreadable message", "");
+            await delivery.AckAsync(abort).ConfigureAwait(false);
+            return null;
+        }
+
+        if (!TaskMessage.TryDecode(transportMessage, out TaskMessage? message, out string? id, out string? name, out string? error))
+        {
+            Log.InvalidMessage(_logger, delivery.Queue, error!, id is null ? "" : $" (task {name}[{id}])");
+            if (id is not null && IsPlausibleId(id))
+            {
+                await StoreFailureAsync(backend, id, new ExceptionInfo("ContentDisallowed", error!, "kombu.exceptions"), null, abort).ConfigureAwait(false);
+            }
+
+            await delivery.AckAsync(abort).ConfigureAwait(false);
+            return null;
+        }
+
+        if (!_app.Tasks.TryGet(message!.Headers.Task, out CeleriacTask? task) || task.Invoker is null)
+        {
+            Log.UnknownTask(_logger, message.Headers.Task, message.Headers.Id);
+            await StoreFailureAsync(backend, message.Headers.Id,
+                new ExceptionInfo("NotRegistered", $"'{message.Headers.Task}'", "celery.exceptions"), null, abort).ConfigureAwait(false);
+            await delivery.AckAsync(abort).ConfigureAwait(false);
+            message.Dispose();
+            return null;
+        }
+
+        if (_logger.IsEnabled(LogLevel.Information))
+        {
+            Log.TaskReceived(_logger, message.Headers.Task, message.Headers.Id);
+        }
+
+        return new Request(delivery, message, task);
+    }
+
+    private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 255;
+
+    private async Task RunSlotAsync(ChannelReader<Request> reader, IResultBackend backend, CancellationToken stop, CancellationToken abort)
+    {
+        try
+        {
+            while (await reader.WaitToReadAsync(stop).ConfigureAwait(false))
+            {
+                while (!stop.IsCancellationRequested && reader.TryRead(out Request request))
+                {
+                    Interlocked.Increment(ref _running);
+                    try
+                    {
+                        await ExecuteAsync(request, backend, abort).ConfigureAwait(false);
+                    }
+                    catch (Exception ex)
+                    {
+                        Log.InternalError(_logger, request.Message.Headers.Task, request.Message.Headers.Id, ex);
+                        await request.Delivery.RejectAsync(requeue: false, CancellationToken.None).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        request.Message.Dispose();
+                        Interlocked.Decrement(ref _running);
+                        Interlocked.Increment(ref _processed);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Warm shutdown: leftovers are returned by RunAsync.
+        }
+    }
+
+    private async ValueTask ExecuteAsync(Request request, IResultBackend backend, CancellationToken abort)
+    {
+        TaskMessage message = request.Message;
+        TaskHeaders h = message.Headers;
+        CeleriacTask task = request.Task;
+        bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
+        bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
+
+        if (h.Expires is { } expires && expires <= _app.Time.GetUtcNow())
+        {
+            Log.TaskExpired(_logger, h.Task, h.Id, CeleryJson.FormatIso(expires));
+            await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "expired", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
+            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            return;
+        }
+
+        if (!acksLate)
+        {
+            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+        }
+
+        if (storeResult && (task.Options.TrackStarted ?? _app.Options.TrackStarted))
+        {
+            byte[] started = TaskResultMeta.SerializeValue(new Dictionary<string, object?> { ["pid"] = (long)Environment.ProcessId, ["hostname"] = _node });
+            await StoreAsync(backend, Meta(message, TaskStates.Started, started, null, request, ready: false), abort).ConfigureAwait(false);
+        }
+
+        var context = new TaskContext(message, request.Delivery.Queue, _node, abort);
+        long start = Stopwatch.GetTimestamp();
+        AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
+        try
+        {
+            object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            byte[] json = TaskResultMeta.SerializeValue(value);
+            if (_logger.IsEnabled(LogLevel.Information))
+            {
+                Log.TaskSucceeded(_logger, h.Task, h.Id, Seconds(start), Shorten(json));
+            }
+
+            if (storeResult)
+            {
+                await StoreAsync(backend, Meta(message, TaskStates.Success, json, null, request), abort).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
+        {
+            ExceptionInfo error = Encode(ex);
+            Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
+            await StoreAsync(backend, Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request), abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (scope is { } s)
+            {
+                await s.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (acksLate)
+        {
+            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How a .NET exception travels: argument errors as Python's TypeError, so Python callers see theirs.</summary>
+    private static ExceptionInfo Encode(Exception ex) => ex switch
+    {
+        TaskArgumentException => new ExceptionInfo("TypeError", ex.Message, "builtins"),
+        _ => ExceptionInfo.From(ex),
+    };
+
+    private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true)
+    {
+        TaskHeaders h = message.Headers;
+        return new TaskResultMeta
+        {
+            TaskId = h.Id,
+            Status = state,
+            Result = result,
+            Traceback = traceback,
+            DateDone = ready ? _app.Time.GetUtcNow() : null,
+            GroupId = h.Group,
+            ParentId = h.ParentId,
+            Extended = _app.Options.ResultExtended
+                ? new ResultExtension(h.Task, RawJson(message.Args), RawJson(message.Kwargs), _node, h.Retries, request.Delivery.Queue)
+                : null,
+        };
+    }
+
+    private static byte[] RawJson(System.Text.Json.JsonElement e) => System.Text.Encoding.UTF8.GetBytes(e.GetRawText());
+
+    private async ValueTask StoreAsync(IResultBackend backend, TaskResultMeta meta, CancellationToken ct)
+    {
+        try
+        {
+            await backend.StoreAsync(meta, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.StoreFailed(_logger, meta.Extended?.Name ?? "?", meta.TaskId, ex);
+        }
+    }
+
+    private ValueTask StoreFailureAsync(IResultBackend backend, string id, ExceptionInfo error, string? traceback, CancellationToken ct) =>
+        StoreAsync(backend, new TaskResultMeta
+        {
+            TaskId = id,
+            Status = TaskStates.Failure,
+            Result = TaskResultMeta.SerializeException(error),
+            Traceback = traceback,
+            DateDone = _app.Time.GetUtcNow(),
+        }, ct);
+
+    private static string Seconds(long start) =>
+        Stopwatch.GetElapsedTime(start).TotalSeconds.ToString("0.000###", CultureInfo.InvariantCulture);
+
+    private static string Shorten(byte[] json)
+    {
+        string s = System.Text.Encoding.UTF8.GetString(json, 0, Math.Min(json.Length, 200));
+        return json.Length > 200 ? s + "..." : s;
+    }
+
+    private readonly record struct Request(Delivery Delivery, TaskMessage Message, CeleriacTask Task);
+}
