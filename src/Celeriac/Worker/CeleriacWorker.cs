@@ -81,10 +81,10 @@ public sealed partial class CeleriacWorker
         var slots = new Task[_concurrency];
         for (int i = 0; i < slots.Length; i++)
         {
-            slots[i] = RunSlotAsync(window.Reader, backend, stopOrAbort.Token, linkedAbort.Token);
+            slots[i] = RunSlotAsync(window, backend, stopOrAbort.Token, linkedAbort.Token);
         }
 
-        Task consumer = ConsumeAsync(transport, backend, window.Writer, stopOrAbort.Token, linkedAbort.Token);
+        Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Log.WorkerReady(_logger, _node);
         _ready.TrySetResult();
 
@@ -106,11 +106,11 @@ public sealed partial class CeleriacWorker
         while (window.Reader.TryRead(out Request leftover))
         {
             await leftover.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            leftover.Message.Dispose();
+            leftover.Message?.Dispose();
         }
     }
 
-    private async Task ConsumeAsync(ITransport transport, IResultBackend backend, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    private async Task ConsumeAsync(ITransport transport, ChannelWriter<Request> writer, CancellationToken stop)
     {
         TimeSpan delay = TimeSpan.FromMilliseconds(100);
         while (!stop.IsCancellationRequested)
@@ -120,10 +120,7 @@ public sealed partial class CeleriacWorker
                 await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch }, stop).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
-                    if (await ReceiveAsync(delivery, backend, abort).ConfigureAwait(false) is { } request)
-                    {
-                        await ScheduleAsync(request, writer, stop, abort).ConfigureAwait(false);
-                    }
+                    await QueueAsync(new Request(delivery, null, null), writer, stop).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -148,14 +145,8 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private async ValueTask ScheduleAsync(Request request, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    private static async ValueTask QueueAsync(Request request, ChannelWriter<Request> writer, CancellationToken stop)
     {
-        if (request.Message.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
-        {
-            _ = DelayThenQueueAsync(request, eta, writer, abort);
-            return;
-        }
-
         try
         {
             await writer.WriteAsync(request, stop).ConfigureAwait(false);
@@ -163,11 +154,12 @@ public sealed partial class CeleriacWorker
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
             await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            request.Message.Dispose();
+            request.Message?.Dispose();
             throw new OperationCanceledException(stop);
         }
     }
 
+    /// <summary>Holds a task until its ETA, then queues it for a slot.</summary>
     private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken abort)
     {
         try
@@ -183,7 +175,7 @@ public sealed partial class CeleriacWorker
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
             await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            request.Message.Dispose();
+            request.Message?.Dispose();
         }
     }
 
@@ -229,14 +221,31 @@ public sealed partial class CeleriacWorker
 
     private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 255;
 
-    private async Task RunSlotAsync(ChannelReader<Request> reader, IResultBackend backend, CancellationToken stop, CancellationToken abort)
+    private async Task RunSlotAsync(Channel<Request> window, IResultBackend backend, CancellationToken stop, CancellationToken abort)
     {
+        ChannelReader<Request> reader = window.Reader;
         try
         {
             while (await reader.WaitToReadAsync(stop).ConfigureAwait(false))
             {
                 while (!stop.IsCancellationRequested && reader.TryRead(out Request request))
                 {
+                    if (request.Message is null)
+                    {
+                        // Decoding happens here, on the slots, so that one consumer loop never limits throughput.
+                        if (await ReceiveAsync(request.Delivery, backend, abort).ConfigureAwait(false) is not { } decoded)
+                        {
+                            continue;
+                        }
+
+                        request = decoded;
+                        if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
+                        {
+                            _ = DelayThenQueueAsync(request, eta, window.Writer, abort);
+                            continue;
+                        }
+                    }
+
                     Interlocked.Increment(ref _running);
                     try
                     {
@@ -264,9 +273,9 @@ public sealed partial class CeleriacWorker
 
     private async ValueTask ExecuteAsync(Request request, IResultBackend backend, CancellationToken abort)
     {
-        TaskMessage message = request.Message;
+        TaskMessage message = request.Message!;
         TaskHeaders h = message.Headers;
-        CeleriacTask task = request.Task;
+        CeleriacTask task = request.Task!;
         bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
 
@@ -384,5 +393,6 @@ public sealed partial class CeleriacWorker
         return json.Length > 200 ? s + "..." : s;
     }
 
-    private readonly record struct Request(Delivery Delivery, TaskMessage Message, CeleriacTask Task);
+    /// <summary>A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait).</summary>
+    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task);
 }
