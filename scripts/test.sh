@@ -19,7 +19,7 @@ if ! dotnet build Celeriac.slnx -c Release -warnaserror -nologo -v q; then
 fi
 
 status=0
-for proj in tests/*/*.csproj; do
+for proj in tests/*Tests/*.csproj; do
   name=$(basename "$proj" .csproj)
   echo "== $name"
   if ! timeout 1500 dotnet test "$proj" -c Release --no-build --nologo \
@@ -42,7 +42,7 @@ for trx in "$results"/*.trx; do
 done
 
 # A test project that crashed writes no result file: count it as a failure, not as nothing.
-projects=$(ls tests/*/*.csproj | wc -l)
+projects=$(ls tests/*Tests/*.csproj | wc -l)
 reports=$(ls "$results"/*.trx 2>/dev/null | wc -l)
 if [ "$reports" -lt "$projects" ]; then
   failed=$((failed + projects - reports))

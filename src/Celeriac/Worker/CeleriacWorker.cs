@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
@@ -25,6 +26,7 @@ public sealed partial class CeleriacWorker
     private readonly int _prefetch;
     private int _running;
     private long _processed;
+    private readonly ConcurrentDictionary<Task, byte> _timers = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
@@ -101,6 +103,7 @@ public sealed partial class CeleriacWorker
         }
 
         await Task.WhenAll(slots).ConfigureAwait(false);
+        await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
 
         // What was prefetched but never started goes back to the broker for another worker.
         while (window.Reader.TryRead(out Request leftover))
@@ -160,17 +163,17 @@ public sealed partial class CeleriacWorker
     }
 
     /// <summary>Holds a task until its ETA, then queues it for a slot.</summary>
-    private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken abort)
+    private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken stop)
     {
         try
         {
             TimeSpan wait = eta - _app.Time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, _app.Time, abort).ConfigureAwait(false);
+                await Task.Delay(wait, _app.Time, stop).ConfigureAwait(false);
             }
 
-            await writer.WriteAsync(request, abort).ConfigureAwait(false);
+            await writer.WriteAsync(request, stop).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
@@ -241,7 +244,10 @@ public sealed partial class CeleriacWorker
                         request = decoded;
                         if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
                         {
-                            _ = DelayThenQueueAsync(request, eta, window.Writer, abort);
+                            // Held until due; a warm stop returns it to the broker like any other unstarted message.
+                            Task timer = DelayThenQueueAsync(request, eta, window.Writer, stop);
+                            _timers.TryAdd(timer, 0);
+                            _ = timer.ContinueWith(static (t, timers) => ((ConcurrentDictionary<Task, byte>)timers!).TryRemove(t, out _), _timers, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
                             continue;
                         }
                     }
