@@ -246,7 +246,12 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
 
         queue = Route(name, options.Queue);
-        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority);
+
+        // Celery also sends expires as the message TTL ('expiration', in ms; 0 when already past).
+        string? expiration = headers.Expires is { } expires
+            ? ((long)Math.Max(0, (expires - now).TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority, expiration);
     }
 
     private static readonly ApplyOptions s_noOptions = new();
