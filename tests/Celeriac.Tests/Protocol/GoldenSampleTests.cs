@@ -112,6 +112,7 @@ public sealed class GoldenSampleTests
         Assert.Equal(properties.GetProperty("delivery_mode").GetInt32(), transport.DeliveryMode);
         Assert.Equal(properties.GetProperty("priority").GetInt32(), transport.Priority);
         Assert.Equal(properties.GetProperty("delivery_tag").GetString(), transport.DeliveryTag);
+        Assert.Equal(properties.TryGetProperty("expiration", out JsonElement expiration) ? expiration.GetString() : null, transport.Expiration);
         Assert.Equal(properties.GetProperty("delivery_info").GetProperty("exchange").GetString(), transport.Exchange);
         Assert.Equal(properties.GetProperty("delivery_info").GetProperty("routing_key").GetString(), transport.RoutingKey);
         Assert.Equal("application/json", transport.ContentType);
@@ -189,6 +190,7 @@ public sealed class GoldenSampleTests
             ReplyTo = typed.GetProperty("reply_to").GetProperty("value").GetString(),
             DeliveryMode = typed.GetProperty("delivery_mode").GetProperty("value").GetInt32(),
             Priority = typed.TryGetProperty("priority", out JsonElement pr) ? pr.GetProperty("value").GetInt32() : null,
+            Expiration = typed.TryGetProperty("expiration", out JsonElement ex) ? ex.GetProperty("value").GetString() : null,
         };
         Assert.Equal(2, transport.DeliveryMode);
         Assert.Equal(headers["id"], transport.CorrelationId);
