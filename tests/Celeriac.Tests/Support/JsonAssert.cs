@@ -69,7 +69,7 @@ internal static class JsonAssert
                 return null;
             case JsonValueKind.Number:
                 bool same = IsInteger(expected)
-                    ? decimal.Parse(expected.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture) == decimal.Parse(actual.GetRawText(), NumberStyles.Float, CultureInfo.InvariantCulture)
+                    ? System.Numerics.BigInteger.Parse(expected.GetRawText(), CultureInfo.InvariantCulture) == System.Numerics.BigInteger.Parse(actual.GetRawText(), CultureInfo.InvariantCulture)
                     : expected.GetDouble().Equals(actual.GetDouble());
                 return same ? null : $"{path}: expected {expected.GetRawText()}, got {actual.GetRawText()}";
             case JsonValueKind.String:
