@@ -257,6 +257,12 @@ public sealed partial class CeleriacWorker
                     {
                         await ExecuteAsync(request, backend, abort).ConfigureAwait(false);
                     }
+                    catch (OperationCanceledException) when (abort.IsCancellationRequested)
+                    {
+                        // Cold shutdown cancelled the task: a late-acked message goes back to the broker
+                        // (an early-acked one is already settled, so this does nothing).
+                        await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+                    }
                     catch (Exception ex)
                     {
                         Log.InternalError(_logger, request.Message.Headers.Task, request.Message.Headers.Id, ex);
