@@ -206,7 +206,7 @@ public sealed class CeleriacApp : IAsyncDisposable
 
         foreach (KeyValuePair<string, string> route in Options.TaskRoutes)
         {
-            if (route.Key.EndsWith('*') && taskName.StartsWith(route.Key[..^1], StringComparison.Ordinal))
+            if (route.Key.AsSpan().IndexOfAny('*', '?') >= 0 && Glob.IsMatch(route.Key, taskName))
             {
                 return route.Value;
             }

@@ -54,8 +54,9 @@ public sealed class CeleriacOptions
     public string? NodeName { get; set; }
 
     /// <summary>
-    /// Routes from task name to queue (<c>task_routes</c>): an exact name, or a pattern ending in <c>*</c>
-    /// (<c>"reports.*"</c>). An exact name wins over patterns, then the first matching pattern wins (as Celery's MapRoute); a task's own queue option wins over routes.
+    /// Routes from task name to queue (<c>task_routes</c>): an exact name, or a glob with <c>*</c> and <c>?</c>
+    /// (<c>"reports.*"</c>), as Celery's fnmatch routes. An exact name wins; among globs the first added wins;
+    /// a task's own queue option wins over routes.
     /// </summary>
     public IDictionary<string, string> TaskRoutes { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 

@@ -29,6 +29,7 @@ public static class CeleryJson
             NumberHandling = JsonNumberHandling.Strict,
             MaxDepth = JsonValues.MaxDepth,
             TypeInfoResolver = JsonTypeInfoResolver.Combine(CeleriacJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+            Converters = { new PythonFloatConverter() },
         };
         options.MakeReadOnly();
         return options;
@@ -57,6 +58,14 @@ public static class CeleryJson
         time = default;
         return false;
     }
+}
+
+/// <summary>Writes doubles as Python's json does (<c>2.0</c>, not <c>2</c>), so Python readers get floats back.</summary>
+internal sealed class PythonFloatConverter : JsonConverter<double>
+{
+    public override double Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetDouble();
+
+    public override void Write(Utf8JsonWriter writer, double value, JsonSerializerOptions options) => JsonValues.WriteDouble(writer, value);
 }
 
 [JsonSerializable(typeof(int))]

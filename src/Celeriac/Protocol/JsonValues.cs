@@ -95,7 +95,7 @@ public static class JsonValues
     /// Writes a double as Python's json does: a whole value keeps its <c>.0</c> (<c>2.0</c>, not <c>2</c>),
     /// so that a Python reader gets a float back, not an int.
     /// </summary>
-    private static void WriteDouble(Utf8JsonWriter writer, double d)
+    internal static void WriteDouble(Utf8JsonWriter writer, double d)
     {
         if (!double.IsFinite(d))
         {

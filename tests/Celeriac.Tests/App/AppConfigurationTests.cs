@@ -19,6 +19,7 @@ public sealed class AppConfigurationTests : IDisposable
             o.TaskRoutes["reports.*"] = "pattern"; // added first: an exact route must still win
             o.TaskRoutes["reports.daily"] = "exact";
             o.TaskRoutes["reports.own"] = "exact-own";
+            o.TaskRoutes["*.urgent.v?"] = "glob";
         });
         app.Task("reports.own", () => 1, new TaskOptions { Queue = "own" });
         return app;
@@ -30,6 +31,8 @@ public sealed class AppConfigurationTests : IDisposable
     [InlineData("reports.daily", null, "exact")]
     [InlineData("reports.weekly", null, "pattern")]
     [InlineData("billing.charge", null, "default")]
+    [InlineData("billing.urgent.v2", null, "glob")]
+    [InlineData("billing.urgent.v10", null, "default")]
     public async Task Route_Precedence_ExplicitThenOwnThenExactThenPatternThenDefault(string task, string? explicitQueue, string expected)
     {
         await using CeleriacApp app = RoutedApp();
