@@ -111,6 +111,11 @@ public static class JsonValues
             case long l:
                 writer.WriteNumberValue(l);
                 break;
+            case double d when double.IsFinite(d) && d == Math.Floor(d):
+                // Python writes a float as 3.0, never 3, so that it reads back as a float; .NET would write 3.
+                string text = d.ToString("R", CultureInfo.InvariantCulture);
+                writer.WriteRawValue(text.AsSpan().IndexOfAny(".Ee") < 0 ? text + ".0" : text, skipInputValidation: true);
+                break;
             case double d:
                 writer.WriteNumberValue(d);
                 break;
