@@ -242,6 +242,11 @@ public sealed partial class CeleriacWorker
                     {
                         await ExecuteAsync(request, backend, abort).ConfigureAwait(false);
                     }
+                    catch (OperationCanceledException) when (abort.IsCancellationRequested)
+                    {
+                        // Cold shutdown cut the task short: give its message back (a no-op when it was acked before it ran).
+                        await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+                    }
                     catch (Exception ex)
                     {
                         Log.InternalError(_logger, request.Message.Headers.Task, request.Message.Headers.Id, ex);
