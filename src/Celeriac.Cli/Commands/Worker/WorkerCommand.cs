@@ -11,7 +11,7 @@ internal static class WorkerCommand
 {
     public static async Task<int> RunAsync(CliContext context, WorkerCommandDefinition definition, ParseResult parse, CancellationToken ct)
     {
-        LogLevel level = parse.GetValue(definition.LogLevelOption);
+        LogLevel level = definition.GetLogLevel(parse);
         List<string> queues = CommonOptions.SplitQueues(parse.GetValue(definition.QueuesOption));
         CliSession session = context.Open(parse, o =>
         {

@@ -10,7 +10,7 @@ internal sealed class WorkerCommandDefinition : Command
 {
     public WorkerCommandDefinition(CliContext context) : base("worker", "Start a worker: consume the queues and run their tasks. SIGTERM or Ctrl+C is a warm shutdown (finish running tasks); a second Ctrl+C is a cold one.")
     {
-        LogLevelOption.CustomParser = ParseLevel;
+        LogLevelOption.Validators.Add(ValidateLevel);
         ConcurrencyOption.CustomParser = CommonOptions.ParseInt;
         PrefetchMultiplierOption.CustomParser = CommonOptions.ParseInt;
         Options.Add(AppOption);
@@ -37,12 +37,16 @@ internal sealed class WorkerCommandDefinition : Command
         HelpName = "N",
     };
 
-    public Option<LogLevel> LogLevelOption { get; } = new("--loglevel", "-l")
+    public Option<string> LogLevelOption { get; } = new("--loglevel", "-l")
     {
         Description = "Logging level: debug, info, warning, error, critical. 'info' prints a line per task.",
         HelpName = "LEVEL",
-        DefaultValueFactory = static _ => LogLevel.Warning,
+        DefaultValueFactory = static _ => "warning",
     };
+
+    /// <summary>The parsed <c>--loglevel</c> (validated, so always known).</summary>
+    public LogLevel GetLogLevel(ParseResult parse) =>
+        CliLogging.TryParseLevel(parse.GetValue(LogLevelOption), out LogLevel level) ? level : LogLevel.Warning;
 
     public Option<string?> HostnameOption { get; } = new("--hostname", "-n")
     {
@@ -61,15 +65,12 @@ internal sealed class WorkerCommandDefinition : Command
         Description = "Ack a message after its task ran, not before (at-least-once).",
     };
 
-    private static LogLevel ParseLevel(ArgumentResult result)
+    private static void ValidateLevel(OptionResult result)
     {
-        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
-        if (CliLogging.TryParseLevel(text, out LogLevel level))
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "warning";
+        if (!CliLogging.TryParseLevel(text, out _))
         {
-            return level;
+            result.AddError($"Invalid log level '{text}' for --loglevel (choose from debug, info, warning, error, critical)");
         }
-
-        result.AddError($"Invalid log level '{text}' for --loglevel (choose from debug, info, warning, error, critical)");
-        return LogLevel.Warning;
     }
 }
