@@ -28,7 +28,18 @@ internal static class Demo
             return ExitCodes.Usage;
         }
 
-        AnsiConsole.MarkupLine($"Broker [bold]{Markup.Escape(UrlText.Mask(app.Options.BrokerUrl))}[/], results [bold]{Markup.Escape(UrlText.Mask(app.EffectiveResultBackendUrl))}[/]; sending {count} x tasks.add.");
+        bool fancy = AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi;
+        string header = $"broker {UrlText.Mask(app.Options.BrokerUrl)}, results {UrlText.Mask(app.EffectiveResultBackendUrl)}: {count} x tasks.add";
+        if (fancy)
+        {
+            AnsiConsole.MarkupLine($"[bold]Celeriac quickstart[/] {Markup.Escape(header)}");
+        }
+        else
+        {
+            // Not a terminal (CI, a pipe): plain lines, never wrapped at a guessed width.
+            Console.WriteLine("Celeriac quickstart " + header);
+        }
+
         using var stop = new CancellationTokenSource();
         var worker = new CeleriacWorker(app);
         Task running = worker.RunAsync(stop.Token);
@@ -40,7 +51,6 @@ internal static class Demo
 
         var outcome = new Outcome();
         var clock = Stopwatch.StartNew();
-        bool fancy = AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi;
         if (fancy)
         {
             await AnsiConsole.Progress()
@@ -55,7 +65,7 @@ internal static class Demo
         }
         else
         {
-            // Not a terminal (CI, a pipe): plain lines at every tenth, no cursor movement.
+            // Plain lines at every tenth, no cursor movement.
             var sent = new PlainProgress("Sending", count);
             var done = new PlainProgress("Waiting for results", count);
             await SendAndWaitAsync(app, count, outcome, sent.Step, done.Step);
