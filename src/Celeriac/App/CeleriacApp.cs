@@ -181,7 +181,10 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
     }
 
-    /// <summary>The queue a task goes to: its own queue, else the first matching route, else the default queue.</summary>
+    /// <summary>
+    /// The queue a task goes to: the explicit queue, else its own queue, else its exact route, else the first
+    /// matching pattern route, else the default queue.
+    /// </summary>
     public string Route(string taskName, string? explicitQueue = null)
     {
         ArgumentNullException.ThrowIfNull(taskName);
@@ -195,9 +198,15 @@ public sealed class CeleriacApp : IAsyncDisposable
             return own;
         }
 
+        // As Celery's MapRoute: an exact name wins over any pattern, whatever the order they were added in.
+        if (Options.TaskRoutes.TryGetValue(taskName, out string? exact))
+        {
+            return exact;
+        }
+
         foreach (KeyValuePair<string, string> route in Options.TaskRoutes)
         {
-            if (route.Key == taskName || (route.Key.EndsWith('*') && taskName.StartsWith(route.Key[..^1], StringComparison.Ordinal)))
+            if (route.Key.EndsWith('*') && taskName.StartsWith(route.Key[..^1], StringComparison.Ordinal))
             {
                 return route.Value;
             }
@@ -246,7 +255,12 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
 
         queue = Route(name, options.Queue);
-        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority);
+
+        // Celery also sends expires as the message TTL ('expiration', in ms; 0 when already past).
+        string? expiration = headers.Expires is { } expires
+            ? ((long)Math.Max(0, (expires - now).TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority, expiration);
     }
 
     private static readonly ApplyOptions s_noOptions = new();

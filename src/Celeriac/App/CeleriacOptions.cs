@@ -55,7 +55,7 @@ public sealed class CeleriacOptions
 
     /// <summary>
     /// Routes from task name to queue (<c>task_routes</c>): an exact name, or a pattern ending in <c>*</c>
-    /// (<c>"reports.*"</c>). The first match wins; a task's own queue option wins over routes.
+    /// (<c>"reports.*"</c>). An exact name wins over patterns, then the first matching pattern wins (as Celery's MapRoute); a task's own queue option wins over routes.
     /// </summary>
     public IDictionary<string, string> TaskRoutes { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 

@@ -136,6 +136,12 @@ internal sealed class TaskInvoker
     {
         try
         {
+            if (p.Type == typeof(JsonElement))
+            {
+                // JSON null is a JsonElement too; a CLR null cannot be unboxed to the struct.
+                return e.Clone();
+            }
+
             if (e.ValueKind == JsonValueKind.Null)
             {
                 return p.AcceptsNull ? null : throw new TaskArgumentException($"{_taskName}() argument '{p.Name}' must be {Describe(p.Type)}, not null");
@@ -149,11 +155,6 @@ internal sealed class TaskInvoker
                 case TypeCode.String when e.ValueKind == JsonValueKind.String: return e.GetString();
                 case TypeCode.Boolean when e.ValueKind is JsonValueKind.True or JsonValueKind.False: return e.GetBoolean();
                 default: break;
-            }
-
-            if (p.Type == typeof(JsonElement))
-            {
-                return e.Clone();
             }
 
             if (p.Type == typeof(object))

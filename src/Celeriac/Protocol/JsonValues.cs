@@ -91,6 +91,22 @@ public static class JsonValues
         return Read(ref reader);
     }
 
+    /// <summary>
+    /// Writes a double as Python's json does: a whole value keeps its <c>.0</c> (<c>2.0</c>, not <c>2</c>),
+    /// so that a Python reader gets a float back, not an int.
+    /// </summary>
+    private static void WriteDouble(Utf8JsonWriter writer, double d)
+    {
+        if (!double.IsFinite(d))
+        {
+            writer.WriteNumberValue(d); // throws: JSON has no NaN or Infinity
+            return;
+        }
+
+        string text = d.ToString("R", CultureInfo.InvariantCulture);
+        writer.WriteRawValue(text.AsSpan().IndexOfAny(".eE") < 0 ? text + ".0" : text, skipInputValidation: true);
+    }
+
     /// <summary>Writes a plain value; other types go through <see cref="JsonSerializer"/>.</summary>
     public static void Write(Utf8JsonWriter writer, object? value)
     {
@@ -111,13 +127,8 @@ public static class JsonValues
             case long l:
                 writer.WriteNumberValue(l);
                 break;
-            case double d when double.IsFinite(d) && d == Math.Floor(d):
-                // Python writes a float as 3.0, never 3, so that it reads back as a float; .NET would write 3.
-                string text = d.ToString("R", CultureInfo.InvariantCulture);
-                writer.WriteRawValue(text.AsSpan().IndexOfAny(".Ee") < 0 ? text + ".0" : text, skipInputValidation: true);
-                break;
             case double d:
-                writer.WriteNumberValue(d);
+                WriteDouble(writer, d);
                 break;
             case BigInteger big:
                 writer.WriteRawValue(big.ToString(CultureInfo.InvariantCulture), skipInputValidation: true);

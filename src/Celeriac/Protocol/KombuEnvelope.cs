@@ -45,6 +45,11 @@ public static class KombuEnvelope
         }
 
         w.WriteNumber("delivery_mode"u8, message.DeliveryMode);
+        if (message.Expiration is not null)
+        {
+            w.WriteString("expiration"u8, message.Expiration);
+        }
+
         w.WriteStartObject("delivery_info"u8);
         w.WriteString("exchange"u8, exchange);
         w.WriteString("routing_key"u8, routingKey);
@@ -154,6 +159,7 @@ public static class KombuEnvelope
                 CorrelationId = properties.GetValueOrDefault("correlation_id") as string,
                 ReplyTo = properties.GetValueOrDefault("reply_to") as string,
                 DeliveryMode = properties.GetValueOrDefault("delivery_mode") is long mode ? (int)mode : 2,
+                Expiration = properties.GetValueOrDefault("expiration") as string,
                 Priority = properties.GetValueOrDefault("priority") is long p ? (int)Math.Clamp(p, 0, 255) : null,
                 DeliveryTag = properties.GetValueOrDefault("delivery_tag")?.ToString(),
                 Exchange = deliveryInfo?.GetValueOrDefault("exchange") as string ?? "",

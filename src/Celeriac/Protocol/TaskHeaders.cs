@@ -58,7 +58,9 @@ public sealed class TaskHeaders
     public bool IgnoreResult { get; set; }
 
     /// <summary>Headers that are not part of protocol v2 (stamps, user headers), kept as they came.</summary>
-    public Dictionary<string, object?> Extra { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, object?> Extra => _extra ??= new(StringComparer.Ordinal);
+
+    private Dictionary<string, object?>? _extra;
 
     private static readonly HashSet<string> s_known =
     [
@@ -69,7 +71,7 @@ public sealed class TaskHeaders
     /// <summary>Writes the headers as Celery 5 does, every key present.</summary>
     public Dictionary<string, object?> ToDictionary()
     {
-        var d = new Dictionary<string, object?>(16 + Extra.Count, StringComparer.Ordinal)
+        var d = new Dictionary<string, object?>(16 + (_extra?.Count ?? 0), StringComparer.Ordinal)
         {
             ["lang"] = Lang,
             ["task"] = Task,
@@ -88,9 +90,12 @@ public sealed class TaskHeaders
             ["origin"] = Origin,
             ["ignore_result"] = IgnoreResult,
         };
-        foreach (KeyValuePair<string, object?> kv in Extra)
+        if (_extra is not null)
         {
-            d.TryAdd(kv.Key, kv.Value);
+            foreach (KeyValuePair<string, object?> kv in _extra)
+            {
+                d.TryAdd(kv.Key, kv.Value);
+            }
         }
 
         return d;

@@ -106,8 +106,11 @@ public sealed class TaskMessage : IDisposable
     private static bool IsJson(string contentType) =>
         contentType.Equals(CeleryJson.ContentType, StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>Builds the transport message of a task call.</summary>
-    public static TransportMessage Encode(TaskHeaders headers, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, TaskEmbed? embed, string? replyTo, int? priority)
+    /// <summary>
+    /// Builds the transport message of a task call. <paramref name="expiration"/> is the message TTL in
+    /// milliseconds that Celery derives from <c>expires</c> (the <c>expiration</c> property), or <see langword="null"/>.
+    /// </summary>
+    public static TransportMessage Encode(TaskHeaders headers, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, TaskEmbed? embed, string? replyTo, int? priority, string? expiration = null)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = CeleryJson.Options.Encoder, SkipValidation = true }))
@@ -148,6 +151,7 @@ public sealed class TaskMessage : IDisposable
             CorrelationId = headers.Id,
             ReplyTo = replyTo,
             Priority = priority,
+            Expiration = expiration,
         };
     }
 

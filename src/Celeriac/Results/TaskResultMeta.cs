@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Celeriac.Protocol;
@@ -56,16 +55,7 @@ public sealed class TaskResultMeta
     public ExceptionInfo? Exception => TaskStates.IsException(Status) ? ExceptionInfo.Read(ResultElement) : null;
 
     /// <summary>Encodes as Celery stores it, in Celery's key order.</summary>
-    public byte[] Encode()
-    {
-        var buffer = new ArrayBufferWriter<byte>(160 + Result.Length + (Traceback?.Length ?? 0));
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = CeleryJson.Options.Encoder, SkipValidation = true }))
-        {
-            WriteTo(w);
-        }
-
-        return buffer.WrittenSpan.ToArray();
-    }
+    public byte[] Encode() => JsonBuffers.Write(this, static (w, meta) => meta.WriteTo(w));
 
     /// <summary>Writes the document.</summary>
     public void WriteTo(Utf8JsonWriter w)
@@ -155,31 +145,14 @@ public sealed class TaskResultMeta
     /// <summary>Serializes a value as a result's JSON.</summary>
     public static byte[] SerializeValue(object? value)
     {
-        if (value is null)
-        {
-            return s_null;
-        }
-
-        var buffer = new ArrayBufferWriter<byte>(32);
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = CeleryJson.Options.Encoder }))
-        {
-            JsonValues.Write(w, value);
-        }
-
-        return buffer.WrittenSpan.ToArray();
+        return value is null ? s_null : JsonBuffers.Write(value, static (w, v) => JsonValues.Write(w, v));
     }
 
     /// <summary>Serializes an exception as Celery's dict.</summary>
     public static byte[] SerializeException(ExceptionInfo error)
     {
         ArgumentNullException.ThrowIfNull(error);
-        var buffer = new ArrayBufferWriter<byte>(64);
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = CeleryJson.Options.Encoder }))
-        {
-            error.WriteTo(w);
-        }
-
-        return buffer.WrittenSpan.ToArray();
+        return JsonBuffers.Write(error, static (w, e) => e.WriteTo(w));
     }
 }
 

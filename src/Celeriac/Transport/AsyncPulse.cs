@@ -7,16 +7,27 @@ namespace Celeriac.Transport;
 public sealed class AsyncPulse
 {
     private TaskCompletionSource _current = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _watched;
 
     /// <summary>The task of the next pulse.</summary>
-    public Task WaitAsync() => Volatile.Read(ref _current).Task;
+    public Task WaitAsync()
+    {
+        Task task = Volatile.Read(ref _current).Task;
+        Volatile.Write(ref _watched, 1);
+        return task;
+    }
 
     /// <summary>Wakes every waiter.</summary>
     public void Pulse()
     {
+        // Nobody took the task since the last pulse: nothing to wake, and no allocation on busy publishers.
+        if (Interlocked.Exchange(ref _watched, 0) == 0)
+        {
+            return;
+        }
+
         TaskCompletionSource current = Volatile.Read(ref _current);
-        if (!current.Task.IsCompleted &&
-            Interlocked.CompareExchange(ref _current, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), current) == current)
+        if (Interlocked.CompareExchange(ref _current, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), current) == current)
         {
             current.TrySetResult();
         }

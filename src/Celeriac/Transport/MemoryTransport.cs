@@ -57,9 +57,9 @@ public sealed class MemoryTransport : ITransport
             for (int i = 0; i < queues.Length && delivery is null; i++)
             {
                 MemoryQueue q = queues[(next + i) % queues.Length];
-                if (q.TryDequeue(out TransportMessage? m, out bool redelivered))
+                if (q.TryDequeue(out MemoryItem item, out bool redelivered))
                 {
-                    delivery = new MemoryDelivery(this, q, m, redelivered, window);
+                    delivery = new MemoryDelivery(this, q, item, redelivered, window);
                 }
             }
 
@@ -86,6 +86,20 @@ public sealed class MemoryTransport : ITransport
     /// <inheritdoc />
     public ValueTask<long> PurgeAsync(string queue, CancellationToken ct = default) => ValueTask.FromResult((long)_broker.GetQueue(queue).Purge());
 
+    /// <summary>
+    /// Puts raw bytes on a queue as a key-value broker would hold them (kombu's JSON envelope), for tests of
+    /// bad input: bytes that are not a readable envelope are delivered with no message and a decode error.
+    /// </summary>
+    internal void InjectRaw(string queue, ReadOnlySpan<byte> raw)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        MemoryItem item = Protocol.KombuEnvelope.TryDecode(raw, out TransportMessage? message, out string? error)
+            ? new MemoryItem(message, null)
+            : new MemoryItem(null, error ?? "unreadable message");
+        _broker.GetQueue(queue).Enqueue(item);
+        _broker.Signal.Pulse();
+    }
+
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
@@ -95,15 +109,15 @@ public sealed class MemoryTransport : ITransport
         }
     }
 
-    private sealed class MemoryDelivery(MemoryTransport owner, MemoryQueue queue, TransportMessage message, bool redelivered, PrefetchWindow window)
-        : Delivery(queue.Name, message, null, redelivered)
+    private sealed class MemoryDelivery(MemoryTransport owner, MemoryQueue queue, MemoryItem item, bool redelivered, PrefetchWindow window)
+        : Delivery(queue.Name, item.Message, item.DecodeError, redelivered)
     {
         protected override ValueTask SettleAsync(bool? requeue, CancellationToken ct)
         {
             owner._held.TryRemove(this, out _);
             if (requeue == true)
             {
-                queue.Requeue(Message!);
+                queue.Requeue(item);
                 owner._broker.Signal.Pulse();
             }
 
@@ -159,7 +173,7 @@ internal sealed class MemoryBroker
 
         if (exchange.Length == 0)
         {
-            GetQueue(routingKey).Enqueue(m);
+            GetQueue(routingKey).Enqueue(new MemoryItem(m, null));
         }
         else if (_bindings.TryGetValue((exchange, routingKey), out List<string>? bound))
         {
@@ -171,13 +185,13 @@ internal sealed class MemoryBroker
 
             foreach (string name in names)
             {
-                GetQueue(name).Enqueue(m);
+                GetQueue(name).Enqueue(new MemoryItem(m, null));
             }
         }
         else
         {
             // Celery's default exchange for a queue routes by the queue's name.
-            GetQueue(routingKey).Enqueue(m);
+            GetQueue(routingKey).Enqueue(new MemoryItem(m, null));
         }
 
         Signal.Pulse();
@@ -210,10 +224,13 @@ internal sealed class MemoryBroker
     }
 }
 
+/// <summary>A queued message, or the reason the bytes put on the queue could not be read as one.</summary>
+internal readonly record struct MemoryItem(TransportMessage? Message, string? DecodeError);
+
 internal sealed class MemoryQueue(string name)
 {
     private readonly Lock _gate = new();
-    private readonly LinkedList<(TransportMessage Message, bool Redelivered)> _items = new();
+    private readonly LinkedList<(MemoryItem Item, bool Redelivered)> _items = new();
 
     public string Name { get; } = name;
 
@@ -228,35 +245,35 @@ internal sealed class MemoryQueue(string name)
         }
     }
 
-    public void Enqueue(TransportMessage m)
+    public void Enqueue(MemoryItem item)
     {
         lock (_gate)
         {
-            _items.AddLast((m, false));
+            _items.AddLast((item, false));
         }
     }
 
-    public void Requeue(TransportMessage m)
+    public void Requeue(MemoryItem item)
     {
         lock (_gate)
         {
-            _items.AddFirst((m, true));
+            _items.AddFirst((item, true));
         }
     }
 
-    public bool TryDequeue([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TransportMessage? m, out bool redelivered)
+    public bool TryDequeue(out MemoryItem item, out bool redelivered)
     {
         lock (_gate)
         {
             if (_items.First is { } first)
             {
                 _items.RemoveFirst();
-                (m, redelivered) = first.Value;
+                (item, redelivered) = first.Value;
                 return true;
             }
         }
 
-        m = null;
+        item = default;
         redelivered = false;
         return false;
     }

@@ -27,6 +27,12 @@ public sealed class TransportMessage
     /// <summary>2 = persistent, 1 = transient. <value>2</value></summary>
     public int DeliveryMode { get; init; } = 2;
 
+    /// <summary>
+    /// Per-message TTL in milliseconds as a string (AMQP's <c>expiration</c>), or <see langword="null"/>.
+    /// Celery sets it from a task's <c>expires</c> on every transport; only AMQP brokers act on it.
+    /// </summary>
+    public string? Expiration { get; init; }
+
     /// <summary>Message priority 0–255, or <see langword="null"/> for none.</summary>
     public int? Priority { get; init; }
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Threading.Channels;
@@ -25,6 +26,7 @@ public sealed partial class CeleriacWorker
     private readonly int _prefetch;
     private int _running;
     private long _processed;
+    private readonly ConcurrentDictionary<Task, byte> _timers = new();
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
@@ -81,10 +83,10 @@ public sealed partial class CeleriacWorker
         var slots = new Task[_concurrency];
         for (int i = 0; i < slots.Length; i++)
         {
-            slots[i] = RunSlotAsync(window.Reader, backend, stopOrAbort.Token, linkedAbort.Token);
+            slots[i] = RunSlotAsync(window, backend, stopOrAbort.Token, linkedAbort.Token);
         }
 
-        Task consumer = ConsumeAsync(transport, backend, window.Writer, stopOrAbort.Token, linkedAbort.Token);
+        Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Log.WorkerReady(_logger, _node);
         _ready.TrySetResult();
 
@@ -101,16 +103,17 @@ public sealed partial class CeleriacWorker
         }
 
         await Task.WhenAll(slots).ConfigureAwait(false);
+        await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
 
         // What was prefetched but never started goes back to the broker for another worker.
         while (window.Reader.TryRead(out Request leftover))
         {
             await leftover.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            leftover.Message.Dispose();
+            leftover.Message?.Dispose();
         }
     }
 
-    private async Task ConsumeAsync(ITransport transport, IResultBackend backend, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    private async Task ConsumeAsync(ITransport transport, ChannelWriter<Request> writer, CancellationToken stop)
     {
         TimeSpan delay = TimeSpan.FromMilliseconds(100);
         while (!stop.IsCancellationRequested)
@@ -120,10 +123,7 @@ public sealed partial class CeleriacWorker
                 await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch }, stop).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
-                    if (await ReceiveAsync(delivery, backend, abort).ConfigureAwait(false) is { } request)
-                    {
-                        await ScheduleAsync(request, writer, stop, abort).ConfigureAwait(false);
-                    }
+                    await QueueAsync(new Request(delivery, null, null), writer, stop).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -148,14 +148,8 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private async ValueTask ScheduleAsync(Request request, ChannelWriter<Request> writer, CancellationToken stop, CancellationToken abort)
+    private static async ValueTask QueueAsync(Request request, ChannelWriter<Request> writer, CancellationToken stop)
     {
-        if (request.Message.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
-        {
-            _ = DelayThenQueueAsync(request, eta, writer, abort);
-            return;
-        }
-
         try
         {
             await writer.WriteAsync(request, stop).ConfigureAwait(false);
@@ -163,27 +157,28 @@ public sealed partial class CeleriacWorker
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
             await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            request.Message.Dispose();
+            request.Message?.Dispose();
             throw new OperationCanceledException(stop);
         }
     }
 
-    private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken abort)
+    /// <summary>Holds a task until its ETA, then queues it for a slot.</summary>
+    private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken stop)
     {
         try
         {
             TimeSpan wait = eta - _app.Time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, _app.Time, abort).ConfigureAwait(false);
+                await Task.Delay(wait, _app.Time, stop).ConfigureAwait(false);
             }
 
-            await writer.WriteAsync(request, abort).ConfigureAwait(false);
+            await writer.WriteAsync(request, stop).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
             await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            request.Message.Dispose();
+            request.Message?.Dispose();
         }
     }
 
@@ -229,14 +224,34 @@ public sealed partial class CeleriacWorker
 
     private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 255;
 
-    private async Task RunSlotAsync(ChannelReader<Request> reader, IResultBackend backend, CancellationToken stop, CancellationToken abort)
+    private async Task RunSlotAsync(Channel<Request> window, IResultBackend backend, CancellationToken stop, CancellationToken abort)
     {
+        ChannelReader<Request> reader = window.Reader;
         try
         {
             while (await reader.WaitToReadAsync(stop).ConfigureAwait(false))
             {
                 while (!stop.IsCancellationRequested && reader.TryRead(out Request request))
                 {
+                    if (request.Message is null)
+                    {
+                        // Decoding happens here, on the slots, so that one consumer loop never limits throughput.
+                        if (await ReceiveAsync(request.Delivery, backend, abort).ConfigureAwait(false) is not { } decoded)
+                        {
+                            continue;
+                        }
+
+                        request = decoded;
+                        if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
+                        {
+                            // Held until due; a warm stop returns it to the broker like any other unstarted message.
+                            Task timer = DelayThenQueueAsync(request, eta, window.Writer, stop);
+                            _timers.TryAdd(timer, 0);
+                            _ = timer.ContinueWith(static (t, timers) => ((ConcurrentDictionary<Task, byte>)timers!).TryRemove(t, out _), _timers, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                            continue;
+                        }
+                    }
+
                     Interlocked.Increment(ref _running);
                     try
                     {
@@ -244,7 +259,8 @@ public sealed partial class CeleriacWorker
                     }
                     catch (OperationCanceledException) when (abort.IsCancellationRequested)
                     {
-                        // Cold shutdown cut the task short: give its message back (a no-op when it was acked before it ran).
+                        // Cold shutdown cancelled the task: a late-acked message goes back to the broker
+                        // (an early-acked one is already settled, so this does nothing).
                         await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
                     }
                     catch (Exception ex)
@@ -269,9 +285,9 @@ public sealed partial class CeleriacWorker
 
     private async ValueTask ExecuteAsync(Request request, IResultBackend backend, CancellationToken abort)
     {
-        TaskMessage message = request.Message;
+        TaskMessage message = request.Message!;
         TaskHeaders h = message.Headers;
-        CeleriacTask task = request.Task;
+        CeleriacTask task = request.Task!;
         bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
 
@@ -389,5 +405,6 @@ public sealed partial class CeleriacWorker
         return json.Length > 200 ? s + "..." : s;
     }
 
-    private readonly record struct Request(Delivery Delivery, TaskMessage Message, CeleriacTask Task);
+    /// <summary>A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait).</summary>
+    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task);
 }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need on a fresh Debian machine. Idempotent: installs only what is missing.
+set -euo pipefail
+
+# Debian packages the test suites use. The foundation needs only the .NET SDK; servers and
+# python3-celery join this list with the suites that start them.
+PACKAGES=(procps)
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "provision: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

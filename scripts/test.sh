@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one test command: provisions this machine, builds everything, runs every test project,
+# and ends with one line "N passed, N failed". Exit code 0 only when all passed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+scripts/provision.sh || exit 1
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+results="$root/.artifacts/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+
+if ! dotnet build Celeriac.slnx -c Release -warnaserror -nologo -v q; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+status=0
+for proj in tests/*Tests/*.csproj; do
+  name=$(basename "$proj" .csproj)
+  echo "== $name"
+  if ! timeout 1500 dotnet test "$proj" -c Release --no-build --nologo \
+      --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=minimal" \
+      --results-directory "$results" -- RunConfiguration.TestSessionTimeout=1500000; then
+    status=1
+  fi
+done
+
+passed=0
+failed=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)
+  p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
+  e=$(sed -n 's/.* error="\([0-9]*\)".*/\1/p' <<<"$counters")
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0} + ${e:-0}))
+done
+
+# A test project that crashed writes no result file: count it as a failure, not as nothing.
+projects=$(ls tests/*Tests/*.csproj | wc -l)
+reports=$(ls "$results"/*.trx 2>/dev/null | wc -l)
+if [ "$reports" -lt "$projects" ]; then
+  failed=$((failed + projects - reports))
+  status=1
+fi
+
+[ "$failed" -gt 0 ] && status=1
+echo "$passed passed, $failed failed"
+exit $status
