@@ -260,4 +260,18 @@ public sealed class CeleriacCliTests
         Assert.Contains(".> c ", stopped.Out, StringComparison.Ordinal);
         Assert.Contains(" node1@" + System.Net.Dns.GetHostName() + " v", stopped.Out, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Worker_BrokerUrlWithPassword_BannerMasksIt()
+    {
+        string broker = "memory://guest:s3cret@" + Guid.NewGuid().ToString("N");
+        await using var worker = new RunningWorker(broker);
+        await Task.Delay(100, Ct);
+        CliRun stopped = await worker.StopAsync();
+
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.DoesNotContain("s3cret", stopped.Out + stopped.Error, StringComparison.Ordinal);
+        Assert.Contains(".> transport:   memory://guest:**@", stopped.Out, StringComparison.Ordinal);
+        Assert.Contains(".> results:     memory://guest:**@", stopped.Out, StringComparison.Ordinal);
+    }
 }

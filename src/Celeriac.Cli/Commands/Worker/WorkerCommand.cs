@@ -67,20 +67,9 @@ internal static class WorkerCommand
 
         // Handlers go in before the banner: a SIGTERM that follows it must be a warm shutdown, not the default kill.
         List<PosixSignalRegistration> signals = [];
-        try
-        {
-            signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGTERM, shutdown.OnTerminate));
-            signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGINT, shutdown.OnInterrupt));
-            if (!OperatingSystem.IsWindows())
-            {
-                signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGQUIT, shutdown.OnQuit));
-            }
-        }
-        catch (PlatformNotSupportedException)
-        {
-            // Signals this platform lacks: the host's token still stops the worker.
-        }
-
+        TryRegister(signals, PosixSignal.SIGTERM, shutdown.OnTerminate);
+        TryRegister(signals, PosixSignal.SIGINT, shutdown.OnInterrupt);
+        TryRegister(signals, PosixSignal.SIGQUIT, shutdown.OnQuit);
         try
         {
             string banner = WorkerBanner.Build(new WorkerBanner.Info(
@@ -113,6 +102,18 @@ internal static class WorkerCommand
             {
                 signal.Dispose();
             }
+        }
+    }
+
+    private static void TryRegister(List<PosixSignalRegistration> signals, PosixSignal signal, Action<PosixSignalContext> handler)
+    {
+        try
+        {
+            signals.Add(PosixSignalRegistration.Create(signal, handler));
+        }
+        catch (PlatformNotSupportedException)
+        {
+            // A signal this platform lacks (SIGQUIT on Windows): the others and the host's token still stop the worker.
         }
     }
 
