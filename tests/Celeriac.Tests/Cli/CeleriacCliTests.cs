@@ -274,4 +274,22 @@ public sealed class CeleriacCliTests
         Assert.Contains(".> transport:   memory://guest:**@", stopped.Out, StringComparison.Ordinal);
         Assert.Contains(".> results:     memory://guest:**@", stopped.Out, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Worker_AppAssemblyByPath_RegistersItsTasks()
+    {
+        string dll = System.Reflection.CustomAttributeExtensions.GetCustomAttributes<System.Reflection.AssemblyMetadataAttribute>(typeof(CeleriacCliTests).Assembly).Single(a => a.Key == "QuickstartDll").Value!;
+        string broker = CliRun.NewBroker();
+        using var stop = new CancellationTokenSource();
+        Task<CliRun> run = CliRun.RunAsync(["worker", "-A", dll, "-c", "1", "-l", "error", "--broker", broker], ct: stop.Token);
+        string id = await CallAsync(broker, "tasks.mul", "[6, 7]");
+        CliRun result = await CliRun.RunAsync(["result", id, "--wait", "10", "--broker", broker], ct: Ct);
+        await stop.CancelAsync();
+        CliRun stopped = await run.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+
+        Assert.Equal("42", result.Out.Trim());
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.Contains(".> app:         Quickstart", stopped.Out, StringComparison.Ordinal);
+        Assert.Contains("  . tasks.xsum", stopped.Out, StringComparison.Ordinal);
+    }
 }
