@@ -1,0 +1,75 @@
+using System.Numerics;
+using System.Text.Json;
+using Celeriac;
+
+namespace Quickstart;
+
+/// <summary>
+/// The demo's tasks, callable from Python Celery as well (<c>app.send_task("tasks.add", (2, 3))</c>).
+/// Integers in give integers out and floats stay floats, as they would in Python.
+/// </summary>
+public static class Tasks
+{
+    /// <summary>x + y. Overflow is an error, never a wrong answer.</summary>
+    [CeleriacTask("tasks.add")]
+    public static long Add(long x, long y) => checked(x + y);
+
+    /// <summary>x * y.</summary>
+    [CeleriacTask("tasks.mul")]
+    public static long Mul(long x, long y) => checked(x * y);
+
+    /// <summary>The sum of a list of numbers: an integer when all are integers (of any size), else a float, as Python's sum.</summary>
+    [CeleriacTask("tasks.xsum")]
+    public static object XSum(JsonElement[] numbers)
+    {
+        BigInteger integers = BigInteger.Zero;
+        double floats = 0;
+        bool anyFloat = false;
+        foreach (JsonElement n in numbers)
+        {
+            if (n.ValueKind != JsonValueKind.Number)
+            {
+                throw new ArgumentException($"xsum() takes numbers, got {n.ValueKind.ToString().ToLowerInvariant()} {n.GetRawText()}", nameof(numbers));
+            }
+
+            string raw = n.GetRawText();
+            if (raw.AsSpan().IndexOfAny(".eE") < 0)
+            {
+                integers += BigInteger.Parse(raw, System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else
+            {
+                anyFloat = true;
+                floats += n.GetDouble();
+            }
+        }
+
+        if (anyFloat)
+        {
+            return floats + (double)integers;
+        }
+
+        return integers >= long.MinValue && integers <= long.MaxValue ? (long)integers : integers;
+    }
+
+    /// <summary>Fails with exactly <paramref name="message"/>.</summary>
+    [CeleriacTask("tasks.fail")]
+    public static void Fail(string message) => throw new InvalidOperationException(message);
+
+    /// <summary>Sleeps, honouring cancellation (a cold shutdown), and returns the seconds as given.</summary>
+    [CeleriacTask("tasks.sleep")]
+    public static async Task<JsonElement> Sleep(JsonElement seconds, CancellationToken ct)
+    {
+        if (seconds.ValueKind != JsonValueKind.Number || seconds.GetDouble() is var s && (s < 0 || !double.IsFinite(s)))
+        {
+            throw new ArgumentException($"sleep() takes a number of seconds, 0 or more, got {seconds.GetRawText()}", nameof(seconds));
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(seconds.GetDouble()), ct);
+        return seconds;
+    }
+
+    /// <summary>Returns its argument unchanged: big integers stay integers, floats floats.</summary>
+    [CeleriacTask("tasks.echo")]
+    public static JsonElement? Echo(JsonElement? value) => value;
+}

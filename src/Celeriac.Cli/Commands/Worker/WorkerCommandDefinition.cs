@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using Celeriac.Cli.Logging;
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac.Cli.Commands.Worker;
+
+/// <summary><c>celeriac worker</c>: its options.</summary>
+internal sealed class WorkerCommandDefinition : Command
+{
+    public WorkerCommandDefinition(CliContext context) : base("worker", "Start a worker: consume the queues and run their tasks. SIGTERM or Ctrl+C is a warm shutdown (finish running tasks); a second Ctrl+C is a cold one.")
+    {
+        LogLevelOption.Validators.Add(ValidateLevel);
+        ConcurrencyOption.CustomParser = CommonOptions.ParseInt;
+        PrefetchMultiplierOption.CustomParser = CommonOptions.ParseInt;
+        Options.Add(AppOption);
+        Options.Add(QueuesOption);
+        Options.Add(ConcurrencyOption);
+        Options.Add(LogLevelOption);
+        Options.Add(HostnameOption);
+        Options.Add(PrefetchMultiplierOption);
+        Options.Add(AcksLateOption);
+        SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
+    }
+
+    public Option<string?> AppOption { get; } = new("--app", "-A")
+    {
+        Description = "An assembly whose [CeleriacTask] methods and classes to register: a path to its .dll, or its name.",
+        HelpName = "ASSEMBLY",
+    };
+
+    public Option<string[]> QueuesOption { get; } = CommonOptions.Queues("Queues to consume, comma-separated and/or repeated (default: the default queue, 'celery').");
+
+    public Option<int?> ConcurrencyOption { get; } = new("--concurrency", "-c")
+    {
+        Description = "Tasks run at once (default: the number of CPUs).",
+        HelpName = "N",
+    };
+
+    public Option<string> LogLevelOption { get; } = new("--loglevel", "-l")
+    {
+        Description = "Logging level: debug, info, warning, error, critical. 'info' prints a line per task.",
+        HelpName = "LEVEL",
+        DefaultValueFactory = static _ => "warning",
+    };
+
+    /// <summary>The parsed <c>--loglevel</c> (validated, so always known).</summary>
+    public LogLevel GetLogLevel(ParseResult parse) =>
+        CliLogging.TryParseLevel(parse.GetValue(LogLevelOption), out LogLevel level) ? level : LogLevel.Warning;
+
+    public Option<string?> HostnameOption { get; } = new("--hostname", "-n")
+    {
+        Description = "The node name; %h is the host name, %n its first label, %d its domain (default: celeriac@%h).",
+        HelpName = "NAME",
+    };
+
+    public Option<int?> PrefetchMultiplierOption { get; } = new("--prefetch-multiplier")
+    {
+        Description = "Messages prefetched per slot; 0 means no limit (default: 4).",
+        HelpName = "N",
+    };
+
+    public Option<bool> AcksLateOption { get; } = new("--acks-late")
+    {
+        Description = "Ack a message after its task ran, not before (at-least-once).",
+    };
+
+    private static void ValidateLevel(OptionResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "warning";
+        if (!CliLogging.TryParseLevel(text, out _))
+        {
+            result.AddError($"Invalid log level '{text}' for --loglevel (choose from debug, info, warning, error, critical)");
+        }
+    }
+}

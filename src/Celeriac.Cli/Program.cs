@@ -1,0 +1,3 @@
+using Celeriac.Cli;
+
+return await CeleriacCli.RunAsync(args).ConfigureAwait(false);
