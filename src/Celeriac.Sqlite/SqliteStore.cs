@@ -31,6 +31,7 @@ internal sealed class SqliteStore
     private int _refCount;
     private volatile bool _closing;
     private volatile bool _killed;
+    private long _commits;
 
     private SqliteStore(string path, ILoggerFactory loggerFactory, bool shared)
     {
@@ -59,6 +60,9 @@ internal sealed class SqliteStore
 
     /// <summary>Per-key pulses of the result backend, pulsed after a committed write of the key.</summary>
     public ConcurrentDictionary<string, AsyncPulse> KeyWaiters { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Transactions committed by this store's writer (group commit makes it far fewer than writes).</summary>
+    internal long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>When old fanout rows were last deleted (ms since the epoch; writer thread only).</summary>
     internal long LastFanoutSweep { get; set; }
@@ -333,6 +337,7 @@ internal sealed class SqliteStore
                 }
 
                 tx.Commit();
+                Interlocked.Increment(ref _commits);
                 return;
             }
             catch (SqliteException ex) when (IsBusy(ex) && attempt < MaxBusyRetries)

@@ -52,6 +52,8 @@ public sealed partial class SqliteTransport : ITransport
     /// <summary>The file's full path.</summary>
     public string Path => _store.Path;
 
+    internal SqliteStore Store => _store;
+
     private static TransportOptions Checked(TransportOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
