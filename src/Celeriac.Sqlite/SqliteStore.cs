@@ -19,8 +19,12 @@ internal sealed class SqliteStore
     private static readonly ConcurrentDictionary<string, SqliteStore> s_shared = new(StringComparer.Ordinal);
     private static readonly Lock s_sharedGate = new();
 
+    private static readonly TimeSpan s_minPoll = TimeSpan.FromMilliseconds(1);
+    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(250);
     private readonly ConcurrentQueue<WriteOp> _queue = new();
-    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private readonly List<WriteOp> _parked = [];
+    // A plain event: SemaphoreSlim spins before it blocks, which an idle process pays on every poll.
+    private readonly AutoResetEvent _wake = new(initialState: false);
     private readonly string _connectionString;
     private readonly ILogger _logger;
     private readonly bool _shared;
@@ -122,7 +126,7 @@ internal sealed class SqliteStore
         }
 
         _closing = true;
-        _wake.Release();
+        _wake.Set();
         await _writerDone.Task.ConfigureAwait(false);
     }
 
@@ -138,7 +142,7 @@ internal sealed class SqliteStore
             op.Fail(new ObjectDisposedException(nameof(SqliteStore), "The store was killed."));
         }
 
-        _wake.Release();
+        _wake.Set();
     }
 
     /// <summary>Queues a write; it completes when committed.</summary>
@@ -151,7 +155,16 @@ internal sealed class SqliteStore
         }
 
         _queue.Enqueue(op);
-        _wake.Release();
+        _wake.Set();
+    }
+
+    /// <summary>Wakes the writer (to look at cancelled parked ops).</summary>
+    public void Wake()
+    {
+        if (!_killed)
+        {
+            _wake.Set();
+        }
     }
 
     /// <summary>Queues a write and waits until it is committed.</summary>
@@ -210,42 +223,49 @@ internal sealed class SqliteStore
     private void WriterLoop()
     {
         var batch = new List<WriteOp>(MaxOpsPerTransaction);
+        TimeSpan poll = s_minPoll;
         try
         {
             while (true)
             {
-                _wake.Wait();
-                while (batch.Count < MaxOpsPerTransaction && _queue.TryDequeue(out WriteOp? op))
-                {
-                    batch.Add(op);
-                }
-
+                // Parked takes are retried on every wake-up and, for other processes' publishes, after a
+                // back-off from 1 ms to 250 ms; with nothing parked the writer sleeps until work comes.
+                bool woken = _parked.Count == 0 ? _wake.WaitOne() : _wake.WaitOne(poll);
                 if (_killed)
                 {
                     return;
                 }
 
-                if (batch.Count > 0)
+                while (batch.Count < MaxOpsPerTransaction && _queue.TryDequeue(out WriteOp? op))
                 {
-                    Commit(batch);
-                    batch.Clear();
+                    batch.Add(op);
+                }
 
-                    // Semaphore counts may lag the queue; keep draining without waiting while work is left.
-                    if (!_queue.IsEmpty)
+                foreach (WriteOp parked in _parked)
+                {
+                    if (parked.IsCancelled || _closing)
                     {
-                        _wake.Release();
+                        parked.Complete();
+                    }
+                    else
+                    {
+                        batch.Add(parked);
                     }
                 }
-                else if (_closing)
+
+                _parked.Clear();
+                if (batch.Count > 0)
                 {
-                    return;
-                }
-                else
-                {
-                    continue;
+                    poll = Commit(batch) || woken ? s_minPoll : TimeSpan.FromTicks(Math.Min(poll.Ticks * 2, s_maxPoll.Ticks));
+                    batch.Clear();
                 }
 
-                if (_closing && _queue.IsEmpty)
+                if (!_queue.IsEmpty)
+                {
+                    // The event is set once for many enqueues: keep draining while work is left.
+                    _wake.Set();
+                }
+                else if (_closing)
                 {
                     return;
                 }
@@ -258,13 +278,22 @@ internal sealed class SqliteStore
                 left.Fail(new ObjectDisposedException(nameof(SqliteStore)));
             }
 
+            foreach (WriteOp parked in _parked)
+            {
+                parked.Complete();
+            }
+
+            _parked.Clear();
             _context?.Dispose();
             _connection?.Dispose();
+
+            // _wake is left to the finalizer: a late Enqueue may still set it.
             _writerDone.TrySetResult();
         }
     }
 
-    private void Commit(List<WriteOp> batch)
+    /// <summary>Commits a batch; returns whether a parked op found something or a write woke consumers.</summary>
+    private bool Commit(List<WriteOp> batch)
     {
         try
         {
@@ -286,7 +315,7 @@ internal sealed class SqliteStore
                 }
             }
 
-            return;
+            return true;
         }
         catch (Exception ex)
         {
@@ -296,16 +325,25 @@ internal sealed class SqliteStore
                 op.Fail(ex);
             }
 
-            return;
+            return false;
         }
 
         bool messages = false;
         bool fanout = false;
+        bool found = false;
         foreach (WriteOp op in batch)
         {
             messages |= op.WakesConsumers;
             fanout |= op.WakesSubscribers;
-            op.Complete();
+            if (op.ShouldPark)
+            {
+                _parked.Add(op);
+            }
+            else
+            {
+                found |= op.ParksWhenEmpty;
+                op.Complete();
+            }
         }
 
         if (messages)
@@ -317,6 +355,8 @@ internal sealed class SqliteStore
         {
             Fanout.Pulse();
         }
+
+        return found || messages;
     }
 
     private static bool IsBusyException(Exception ex) => ex is SqliteException s && IsBusy(s);

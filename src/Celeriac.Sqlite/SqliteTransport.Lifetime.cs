@@ -64,7 +64,6 @@ public sealed partial class SqliteTransport
 
         await _lifetime.CancelAsync().ConfigureAwait(false);
         await _renewer.ConfigureAwait(false);
-        _lifetime.Dispose();
         _closed = true;
         await _store.ReleaseAsync().ConfigureAwait(false);
     }

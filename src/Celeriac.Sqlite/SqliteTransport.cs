@@ -217,7 +217,6 @@ public sealed partial class SqliteTransport : ITransport
 
         var window = new PrefetchWindow(options.Prefetch);
         var pending = new Queue<SqliteDelivery>();
-        TimeSpan delay = s_minPoll;
         int rotate = 0;
         try
         {
@@ -228,20 +227,13 @@ public sealed partial class SqliteTransport : ITransport
                     break;
                 }
 
-                Task wake = _store.Messages.WaitAsync();
-                List<TakenRow> rows = await TakeAsync(queues, window.Free, rotate++).ConfigureAwait(false);
+                // Parks on the writer thread until rows are there (or ct/dispose), polling with back-off.
+                List<TakenRow> rows = await TakeAsync(queues, window.Free, rotate++, ct).ConfigureAwait(false);
                 if (rows.Count == 0)
                 {
-                    if (!await IdleAsync(wake, delay, ct).ConfigureAwait(false))
-                    {
-                        break;
-                    }
-
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, s_maxPoll.Ticks));
                     continue;
                 }
 
-                delay = s_minPoll;
                 window.Take(rows.Count);
                 foreach (TakenRow row in rows)
                 {
@@ -286,23 +278,23 @@ public sealed partial class SqliteTransport : ITransport
         }
     }
 
-    private async Task<bool> IdleAsync(Task wake, TimeSpan delay, CancellationToken ct)
-    {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct, _lifetime.Token);
-        Task timeout = Task.Delay(delay, _time, stop.Token);
-        await Task.WhenAny(wake, timeout).ConfigureAwait(false);
-        await stop.CancelAsync().ConfigureAwait(false);
-        return !ct.IsCancellationRequested && !_lifetime.IsCancellationRequested;
-    }
-
     private readonly record struct TakenRow(long Id, string Queue, int Priority, long Deliveries, byte[] Payload);
 
-    private Task<List<TakenRow>> TakeAsync(string[] queues, int count, int rotate)
+    private async Task<List<TakenRow>> TakeAsync(string[] queues, int count, int rotate, CancellationToken ct)
     {
-        // Not cancellable once queued: a take that committed must reach the consumer (or be given back).
-        var op = new WriteOp<List<TakenRow>>(c => Take(c, queues, count, rotate));
+        // Cancelling only un-parks the take: rows it committed always reach the consumer (which gives
+        // them back if it is stopping), so none is left leased to nobody.
+        var op = new WriteOp<List<TakenRow>>(c => Take(c, queues, count, rotate)) { ParkWhen = static rows => rows.Count == 0 };
+        var state = new CancelState(op, _store);
+        using CancellationTokenRegistration byCaller = ct.UnsafeRegister(CancelState.Callback, state);
+        using CancellationTokenRegistration byDispose = _lifetime.Token.UnsafeRegister(CancelState.Callback, state);
         _store.Enqueue(op);
-        return op.Task;
+        return await op.Task.ConfigureAwait(false);
+    }
+
+    private sealed record CancelState(WriteOp Op, SqliteStore Store)
+    {
+        public static readonly Action<object?> Callback = static s => ((CancelState)s!).Op.Cancel(((CancelState)s!).Store);
     }
 
     private List<TakenRow> Take(WriteContext c, string[] queues, int count, int rotate)
