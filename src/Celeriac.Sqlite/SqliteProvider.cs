@@ -1,0 +1,21 @@
+using Celeriac;
+using Celeriac.Sqlite;
+
+[assembly: CeleriacProvider(typeof(SqliteProvider))]
+
+namespace Celeriac.Sqlite;
+
+/// <summary>Registers <c>sqlite://</c> as both a broker and a result backend.</summary>
+public sealed class SqliteProvider : ICeleriacProvider
+{
+    /// <summary>The URL scheme.</summary>
+    public const string Scheme = "sqlite";
+
+    /// <inheritdoc />
+    public void Register(ProviderRegistry registry)
+    {
+        ArgumentNullException.ThrowIfNull(registry);
+        registry.AddTransport(Scheme, static o => new SqliteTransport(o));
+        registry.AddResultBackend(Scheme, static o => new SqliteResultBackend(o));
+    }
+}
