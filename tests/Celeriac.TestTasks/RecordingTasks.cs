@@ -4,8 +4,9 @@ using System.Text;
 namespace Celeriac.TestTasks;
 
 /// <summary>
-/// Tasks that append one line per run (<c>token pid</c>) to the file named by <c>CELERIAC_TEST_RECORD</c>,
-/// so a test can count how many times, and in which process, each task ran.
+/// Tasks that append one line per run (<c>token pid</c>) to <c>CELERIAC_TEST_RECORD.&lt;pid&gt;</c>, one file per
+/// process (appends from several processes to one file can overwrite each other), so a test can count how
+/// many times, and in which process, each task ran: see <see cref="ReadRuns"/>.
 /// </summary>
 public static class RecordingTasks
 {
@@ -31,16 +32,26 @@ public static class RecordingTasks
         return token;
     }
 
+    private static readonly Lock s_gate = new();
+
     private static string RecordFile => Environment.GetEnvironmentVariable("CELERIAC_TEST_RECORD")
         ?? throw new InvalidOperationException("CELERIAC_TEST_RECORD is not set");
 
-    private static string[] Lines() => File.Exists(RecordFile) ? File.ReadAllLines(RecordFile) : [];
+    /// <summary>Every recorded run of every process, as <c>token pid</c> lines.</summary>
+    public static string[] ReadRuns(string recordFile)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(recordFile))!;
+        return Directory.GetFiles(dir, Path.GetFileName(recordFile) + ".*").SelectMany(File.ReadAllLines).ToArray();
+    }
+
+    private static string[] Lines() => ReadRuns(RecordFile);
 
     private static void Append(string token)
     {
-        // One write per line with O_APPEND: lines from several processes never interleave.
-        byte[] line = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{token} {Environment.ProcessId}\n"));
-        using var stream = new FileStream(RecordFile, FileMode.Append, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-        stream.Write(line);
+        string line = string.Create(CultureInfo.InvariantCulture, $"{token} {Environment.ProcessId}\n");
+        lock (s_gate)
+        {
+            File.AppendAllText(RecordFile + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture), line, Encoding.UTF8);
+        }
     }
 }
