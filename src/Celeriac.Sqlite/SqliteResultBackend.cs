@@ -8,13 +8,15 @@ namespace Celeriac.Sqlite;
 /// Results in a SQLite file (<c>sqlite:///celeriac.db</c>, by default the broker's file), in a
 /// <c>kv</c> table under Celery's key names and documents. Writes of the moment share one commit; a
 /// store completes when committed. Expired rows read as missing and are deleted now and then.
-/// A waiter in the process that wrote is woken at once; one in another process polls with back-off.
+/// A waiter in the process that wrote is woken at once; one in another process within milliseconds of the
+/// commit (SQLite's data_version tells the store that another connection wrote).
 /// </summary>
 public sealed class SqliteResultBackend : KeyValueResultBackend
 {
     private const long SweepEveryMs = 60_000;
     private readonly SqliteStore _store;
     private int _disposed;
+    private int _watching;
 
     /// <summary>Opens (creating if needed) the file named by the URL.</summary>
     public SqliteResultBackend(ResultBackendOptions options)
@@ -103,8 +105,77 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
     }
 
     /// <inheritdoc />
-    protected override Task? WhenChangedAsync(string key, CancellationToken ct) =>
-        _store.KeyWaiters.GetOrAdd(key, static _ => new AsyncPulse()).WaitAsync();
+    protected override Task? WhenChangedAsync(string key, CancellationToken ct)
+    {
+        // Writes of this process pulse the key at once; other processes' commits are found by the watcher.
+        Task changed = _store.KeyWaiters.GetOrAdd(key, static _ => new AsyncPulse()).WaitAsync();
+        if (Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
+        {
+            _ = Task.Run(WatchOtherProcessesAsync, CancellationToken.None);
+        }
+
+        return changed;
+    }
+
+    /// <summary>
+    /// While anyone waits, wakes on every commit of another process (the store's data_version watch) and
+    /// reads all waited keys in one query, so that a thousand waiters cost one read, not a thousand.
+    /// </summary>
+    private async Task WatchOtherProcessesAsync()
+    {
+        while (true)
+        {
+            while (Volatile.Read(ref _disposed) == 0 && !_store.KeyWaiters.IsEmpty)
+            {
+                _store.WatchExternal();
+                Task external = _store.External.WaitAsync();
+                await Task.WhenAny(external, Task.Delay(500)).ConfigureAwait(false);
+                if (external.IsCompleted)
+                {
+                    WakeStoredKeys();
+                }
+            }
+
+            Volatile.Write(ref _watching, 0);
+
+            // A waiter that arrived while the loop was ending must not be left without a watcher.
+            if (_store.KeyWaiters.IsEmpty || Volatile.Read(ref _disposed) != 0 || Interlocked.CompareExchange(ref _watching, 1, 0) != 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void WakeStoredKeys()
+    {
+        foreach (string[] chunk in _store.KeyWaiters.Keys.Chunk(500))
+        {
+            List<string> found = _store.Read(connection =>
+            {
+                using SqliteCommand query = connection.CreateCommand();
+                var names = new string[chunk.Length];
+                for (int i = 0; i < chunk.Length; i++)
+                {
+                    names[i] = "$k" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                    query.Parameters.AddWithValue(names[i], chunk[i]);
+                }
+
+                query.CommandText = "SELECT key FROM kv WHERE key IN (" + string.Join(',', names) + ")";
+                using SqliteDataReader reader = query.ExecuteReader();
+                var keys = new List<string>();
+                while (reader.Read())
+                {
+                    keys.Add(reader.GetString(0));
+                }
+
+                return keys;
+            });
+            foreach (string key in found)
+            {
+                Wake(key);
+            }
+        }
+    }
 
     private void Wake(string key)
     {

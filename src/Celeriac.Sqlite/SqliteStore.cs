@@ -20,7 +20,13 @@ internal sealed class SqliteStore
     private static readonly Lock s_sharedGate = new();
 
     private static readonly TimeSpan s_minPoll = TimeSpan.FromMilliseconds(1);
-    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(250);
+
+    // Checking for other processes' commits costs one PRAGMA data_version (a shared-memory read, no lock),
+    // so idle polls can be frequent; the take itself runs only when something was committed.
+    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(50);
+
+    // A parked take is retried at least this often even when data_version saw nothing (belt and braces).
+    private const long ForcedRetryMs = 1000;
     private readonly ConcurrentQueue<WriteOp> _queue = new();
     private readonly List<WriteOp> _parked = [];
     // A plain event: SemaphoreSlim spins before it blocks, which an idle process pays on every poll.
@@ -36,6 +42,9 @@ internal sealed class SqliteStore
     private volatile bool _closing;
     private volatile bool _killed;
     private long _commits;
+    private long _watchUntil;
+    private long _dataVersion = -1;
+    private SqliteCommand? _dataVersionCommand;
 
     private SqliteStore(string path, ILoggerFactory loggerFactory, bool shared)
     {
@@ -61,6 +70,22 @@ internal sealed class SqliteStore
 
     /// <summary>Pulsed after this process committed fanout messages.</summary>
     public AsyncPulse Fanout { get; } = new();
+
+    /// <summary>Pulsed when another connection (another process) committed to the file, while anyone watches.</summary>
+    public AsyncPulse External { get; } = new();
+
+    /// <summary>
+    /// Keeps the writer checking for other processes' commits for the next second (result waiters call it
+    /// on each wait), so that <see cref="External"/> fires even in a process that consumes nothing.
+    /// </summary>
+    public void WatchExternal()
+    {
+        long until = Environment.TickCount64 + 1000;
+        if (Interlocked.Exchange(ref _watchUntil, until) < Environment.TickCount64)
+        {
+            _wake.Set();
+        }
+    }
 
     /// <summary>Per-key pulses of the result backend, pulsed after a committed write of the key.</summary>
     public ConcurrentDictionary<string, AsyncPulse> KeyWaiters { get; } = new(StringComparer.Ordinal);
@@ -224,16 +249,24 @@ internal sealed class SqliteStore
     {
         var batch = new List<WriteOp>(MaxOpsPerTransaction);
         TimeSpan poll = s_minPoll;
+        long lastRetry = Environment.TickCount64;
         try
         {
             while (true)
             {
-                // Parked takes are retried on every wake-up and, for other processes' publishes, after a
-                // back-off from 1 ms to 250 ms; with nothing parked the writer sleeps until work comes.
-                bool woken = _parked.Count == 0 ? _wake.WaitOne() : _wake.WaitOne(poll);
+                // With parked takes or watching result waiters, the writer polls other processes' commits
+                // with a back-off from 1 ms to 20 ms; otherwise it sleeps until work comes.
+                bool watching = _parked.Count > 0 || Volatile.Read(ref _watchUntil) > Environment.TickCount64;
+                bool woken = watching ? _wake.WaitOne(poll) : _wake.WaitOne();
                 if (_killed)
                 {
                     return;
+                }
+
+                bool external = watching && CommittedElsewhere();
+                if (external)
+                {
+                    External.Pulse();
                 }
 
                 while (batch.Count < MaxOpsPerTransaction && _queue.TryDequeue(out WriteOp? op))
@@ -241,24 +274,32 @@ internal sealed class SqliteStore
                     batch.Add(op);
                 }
 
-                foreach (WriteOp parked in _parked)
+                bool retry = woken || external || _closing || Environment.TickCount64 - lastRetry >= ForcedRetryMs;
+                if (retry || _parked.Any(p => p.IsCancelled))
                 {
-                    if (parked.IsCancelled || _closing)
+                    foreach (WriteOp parked in _parked)
                     {
-                        parked.Complete();
+                        if (parked.IsCancelled || _closing)
+                        {
+                            parked.Complete();
+                        }
+                        else
+                        {
+                            batch.Add(parked);
+                        }
                     }
-                    else
-                    {
-                        batch.Add(parked);
-                    }
+
+                    _parked.Clear();
+                    lastRetry = Environment.TickCount64;
                 }
 
-                _parked.Clear();
                 if (batch.Count > 0)
                 {
-                    poll = Commit(batch) || woken ? s_minPoll : TimeSpan.FromTicks(Math.Min(poll.Ticks * 2, s_maxPoll.Ticks));
+                    Commit(batch);
                     batch.Clear();
                 }
+
+                poll = woken || external ? s_minPoll : TimeSpan.FromTicks(Math.Min(poll.Ticks * 2, s_maxPoll.Ticks));
 
                 if (!_queue.IsEmpty)
                 {
@@ -285,11 +326,38 @@ internal sealed class SqliteStore
 
             _parked.Clear();
             _context?.Dispose();
+            _dataVersionCommand?.Dispose();
             _connection?.Dispose();
 
             // _wake is left to the finalizer: a late Enqueue may still set it.
             _writerDone.TrySetResult();
         }
+    }
+
+    /// <summary>Whether another connection committed since the last check (SQLite's <c>PRAGMA data_version</c>).</summary>
+    private bool CommittedElsewhere()
+    {
+        try
+        {
+            _dataVersionCommand ??= CreateDataVersionCommand();
+            long version = (long)_dataVersionCommand.ExecuteScalar()!;
+            long previous = _dataVersion;
+            _dataVersion = version;
+            return previous >= 0 && version != previous;
+        }
+        catch (SqliteException ex)
+        {
+            Log.WriteFailed(_logger, Path, ex);
+            return true;
+        }
+    }
+
+    private SqliteCommand CreateDataVersionCommand()
+    {
+        SqliteCommand command = _connection!.CreateCommand();
+        command.CommandText = "PRAGMA data_version";
+        command.Prepare();
+        return command;
     }
 
     /// <summary>Commits a batch; returns whether a parked op found something or a write woke consumers.</summary>
