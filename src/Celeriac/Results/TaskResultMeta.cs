@@ -70,7 +70,10 @@ public sealed class TaskResultMeta
         w.WriteRawValue(Children.Span, skipInputValidation: true);
         if (DateDone is { } done)
         {
-            w.WriteString("date_done"u8, CeleryJson.FormatDateDone(done));
+            // Formatted straight to UTF-8: this runs once per task on the hot path.
+            Span<byte> text = stackalloc byte[32];
+            done.UtcDateTime.TryFormat(text, out int length, "yyyy-MM-dd'T'HH:mm:ss.ffffff", System.Globalization.CultureInfo.InvariantCulture);
+            w.WriteString("date_done"u8, text[..length]);
         }
         else
         {

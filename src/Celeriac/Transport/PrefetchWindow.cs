@@ -35,15 +35,20 @@ public sealed class PrefetchWindow
         }
     }
 
-    /// <summary>Records one delivery as settled and wakes a waiter.</summary>
+    /// <summary>Records one delivery as settled and wakes a waiter once a quarter of the window is free.</summary>
     public void Release()
     {
-        TaskCompletionSource? waiter;
+        TaskCompletionSource? waiter = null;
         lock (_gate)
         {
             _held--;
-            waiter = _waiter;
-            _waiter = null;
+
+            // Waking per settle would cost a wake-up per message; a quarter of the window batches them.
+            if (_waiter is not null && _size - _held >= Math.Max(1, _size / 4))
+            {
+                waiter = _waiter;
+                _waiter = null;
+            }
         }
 
         waiter?.TrySetResult();
@@ -59,7 +64,9 @@ public sealed class PrefetchWindow
                 return Task.CompletedTask;
             }
 
-            _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            // The consumer continues on the settling thread: it only takes the next messages, which is
+            // cheaper than a thread-pool hop per wake-up.
+            _waiter ??= new TaskCompletionSource();
             return _waiter.Task.WaitAsync(ct);
         }
     }
