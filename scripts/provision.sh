@@ -2,9 +2,10 @@
 # Installs what the build and the tests need on a fresh Debian machine. Idempotent: installs only what is missing.
 set -euo pipefail
 
-# Debian packages the test suites use. The foundation needs only the .NET SDK; servers and
-# python3-celery join this list with the suites that start them.
-PACKAGES=(procps)
+# Debian packages the test suites use: procps (ps, kill for the process tests) and python3-celery
+# (real Celery 5.2 on the other end of the interop tests, run as /usr/bin/python3). Servers join
+# this list with the suites that start them.
+PACKAGES=(procps python3-celery)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2
