@@ -1,0 +1,542 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Celeriac.Results;
+using Celeriac.Transport;
+using Celeriac.Worker;
+using Microsoft.Data.Sqlite;
+
+namespace Celeriac.Benchmarks;
+
+/// <summary>The task every figure runs: a no-op <c>tasks.add(i, i)</c>.</summary>
+internal static class BenchTasks
+{
+    public const string Add = "tasks.add";
+
+    public const string Queue = "celery";
+}
+
+/// <summary>Runs the figures in order and prints them.</summary>
+internal static class Bench
+{
+    private const int Inflight = 256;
+    private const int RttWarmup = 100;
+    private const int BootStarts = 5;
+    private static readonly TimeSpan s_readyTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan s_stopTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan s_sampleTimeout = TimeSpan.FromSeconds(10);
+
+    public static async Task<int> RunAsync(BenchOptions o)
+    {
+        Progress.Say(string.Create(CultureInfo.InvariantCulture,
+            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}"));
+        s_concurrency = o.EffectiveConcurrency;
+        s_workerArgs = o.Concurrency is { } c ? ["-c", c.ToString(CultureInfo.InvariantCulture)] : [];
+        var report = new Report();
+        if (o.Memory)
+        {
+            await MemoryAsync(o, report);
+        }
+
+        if (o.Sqlite)
+        {
+            await SqliteAsync(o, report);
+            await WorkerProcessAsync(report);
+        }
+
+        report.WriteTable(string.Create(CultureInfo.InvariantCulture, $"Celeriac, {Environment.ProcessorCount} cores, count {o.Count}"));
+        if (o.Markdown)
+        {
+            Console.Out.Write(report.ToMarkdown());
+        }
+
+        return report.Figures.Any(f => f.Error is not null) ? 1 : 0;
+    }
+
+    private static TimeSpan RunTimeout(int count) => TimeSpan.FromSeconds(60) + TimeSpan.FromMilliseconds(2.0 * count);
+
+    /// <summary>Runs one measurement; a failure is recorded as the figure's error, and the run goes on.</summary>
+    private static async Task MeasureAsync(Report report, string transport, string name, string unit, Goal? goal, string? note, Func<Task<double>> measure)
+    {
+        try
+        {
+            report.Add(transport, name, await measure(), unit, goal, note);
+        }
+        catch (Exception ex)
+        {
+            report.Fail(transport, name, unit, $"{ex.GetType().Name}: {ex.Message}", goal);
+        }
+    }
+
+    /// <summary>The in-process worker's concurrency (the core count unless --concurrency).</summary>
+    private static int s_concurrency = Environment.ProcessorCount;
+
+    /// <summary>Extra worker process arguments (-c N with --concurrency).</summary>
+    private static string[] s_workerArgs = [];
+
+    private static CeleriacApp NewApp(string brokerUrl)
+    {
+        var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = brokerUrl, Concurrency = s_concurrency });
+        app.Task(BenchTasks.Add, (int x, int y) => x + y);
+        return app;
+    }
+
+    private static string MemoryUrl() => "memory://bench" + Guid.NewGuid().ToString("N");
+
+    // ---------------------------------------------------------------- memory
+
+    private static async Task MemoryAsync(BenchOptions o, Report report)
+    {
+        const string T = "memory";
+        await MeasureAsync(report, T, "publish", "tasks/s", null, $"{Inflight} in flight", async () =>
+        {
+            await using CeleriacApp app = NewApp(MemoryUrl());
+            return await PublishRateAsync(app, o.Count);
+        });
+
+        // The first drain JIT-compiles the worker's path (tiered compilation promotes hot code after ~100 ms), so
+        // an unrecorded drain goes first: the figures are a warm process, as a worker is after its first seconds.
+        Progress.Say("memory: warm-up drain (not recorded)");
+        try
+        {
+            await MemoryDrainAsync(o.Count, ignoreResult: false);
+            await Task.Delay(500);
+        }
+        catch (Exception ex)
+        {
+            Progress.Say($"memory warm-up drain failed: {ex.Message}");
+        }
+
+        string drainNote = $"in-process worker, concurrency {s_concurrency}";
+        await MeasureAsync(report, T, "drain_with_results", "tasks/s", Goal.Min(200_000), drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: false));
+        await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: true));
+
+        double[]? rtt = null;
+        string rttNote = $"{o.RttSamples} sequential after {RttWarmup} warm-up, in-process worker";
+        await MeasureAsync(report, T, "rtt_p50", "ms", null, rttNote, async () =>
+        {
+            await using CeleriacApp app = NewApp(MemoryUrl());
+            var worker = new CeleriacWorker(app);
+            using var stop = new CancellationTokenSource();
+            Task run = worker.RunAsync(stop.Token);
+            try
+            {
+                await worker.Ready.WaitAsync(s_readyTimeout);
+                rtt = await RoundTripsAsync(app, o.RttSamples);
+            }
+            finally
+            {
+                await StopInProcessAsync(stop, run);
+            }
+
+            return Percentile(rtt, 0.50);
+        });
+        RecordP99(report, T, rtt, rttNote);
+    }
+
+    private static void RecordP99(Report report, string transport, double[]? rtt, string note)
+    {
+        if (rtt is null)
+        {
+            report.Fail(transport, "rtt_p99", "ms", "no samples (see rtt_p50)");
+        }
+        else
+        {
+            report.Add(transport, "rtt_p99", Percentile(rtt, 0.99), "ms", null, note);
+        }
+    }
+
+    /// <summary>Pre-fills a fresh in-process queue, then times an in-process worker until it has processed them all.</summary>
+    private static async Task<double> MemoryDrainAsync(int count, bool ignoreResult)
+    {
+        await using CeleriacApp app = NewApp(MemoryUrl());
+        List<TransportMessage> messages = BuildMessages(app, count, ignoreResult, out string[] ids);
+        ITransport transport = app.Transport;
+        await transport.DeclareQueueAsync(new QueueDeclaration(BenchTasks.Queue, BenchTasks.Queue, BenchTasks.Queue));
+        await transport.PublishAsync("", BenchTasks.Queue, messages);
+        IResultBackend backend = app.ResultBackend;
+
+        var worker = new CeleriacWorker(app);
+        using var stop = new CancellationTokenSource();
+        TimeSpan timeout = RunTimeout(count);
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
+        long start = Stopwatch.GetTimestamp();
+        Task run = worker.RunAsync(stop.Token);
+        TimeSpan elapsed;
+        try
+        {
+            while (worker.Processed < count && !run.IsCompleted)
+            {
+                if (Stopwatch.GetElapsedTime(start) > timeout)
+                {
+                    throw new TimeoutException($"processed {worker.Processed} of {count} in {timeout.TotalSeconds:0}s");
+                }
+
+                await Task.Delay(1);
+            }
+
+            elapsed = Stopwatch.GetElapsedTime(start);
+            Progress.Say(string.Create(CultureInfo.InvariantCulture,
+                $"memory drain ({(ignoreResult ? "without" : "with")} results): {elapsed.TotalMilliseconds:0} ms, {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / count} B allocated/task, GCs gen0/1/2 {GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}"));
+            if (run.IsCompleted)
+            {
+                await run;
+                throw new InvalidOperationException($"the worker stopped after {worker.Processed} of {count}");
+            }
+        }
+        finally
+        {
+            await StopInProcessAsync(stop, run);
+        }
+
+        if (!ignoreResult)
+        {
+            await VerifyResultsAsync(backend, ids, TimeSpan.FromSeconds(30));
+        }
+
+        return count / elapsed.TotalSeconds;
+    }
+
+    private static async Task StopInProcessAsync(CancellationTokenSource stop, Task run)
+    {
+        await stop.CancelAsync();
+        try
+        {
+            await run.WaitAsync(s_stopTimeout);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
+        {
+            Progress.Say($"in-process worker stop: {ex.GetType().Name}");
+        }
+    }
+
+    // ---------------------------------------------------------------- sqlite
+
+    private static async Task SqliteAsync(BenchOptions o, Report report)
+    {
+        const string T = "sqlite";
+        await MeasureAsync(report, T, "publish", "tasks/s", null, $"{Inflight} in flight", async () =>
+        {
+            using var dir = new TempDir();
+            await using CeleriacApp app = NewApp(dir.SqliteUrl("publish.db"));
+            return await PublishRateAsync(app, o.Count);
+        });
+
+        string workers = string.Create(CultureInfo.InvariantCulture, $"{o.Workers} worker processes, concurrency {o.EffectiveConcurrency} each");
+        await MeasureAsync(report, T, "drain_with_results", "tasks/s", o.Workers == 2 ? Goal.Min(10_000) : null, workers, () => SqliteDrainAsync(o, ignoreResult: false));
+        await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, workers, () => SqliteDrainAsync(o, ignoreResult: true));
+
+        double[]? rtt = null;
+        string rttNote = $"{o.RttSamples} sequential after {RttWarmup} warm-up, 1 worker process";
+        await MeasureAsync(report, T, "rtt_p50", "ms", null, rttNote, async () =>
+        {
+            using var dir = new TempDir();
+            string url = dir.SqliteUrl("rtt.db");
+            List<WorkerProcess> worker = await WorkerProcess.StartManyAsync(dir.Path, url, 1, s_readyTimeout, s_workerArgs);
+            try
+            {
+                await using CeleriacApp app = NewApp(url);
+                rtt = await RoundTripsAsync(app, o.RttSamples);
+            }
+            finally
+            {
+                await StopAllAsync(worker);
+            }
+
+            return Percentile(rtt, 0.50);
+        });
+        RecordP99(report, T, rtt, rttNote);
+    }
+
+    /// <summary>
+    /// Starts the worker processes, waits until each is ready, then publishes the whole queue in one transaction and
+    /// times the workers: with results to the latest <c>date_done</c>, without to the moment no message row is left.
+    /// </summary>
+    private static async Task<double> SqliteDrainAsync(BenchOptions o, bool ignoreResult)
+    {
+        int count = o.Count;
+        using var dir = new TempDir();
+        string file = dir.File("drain.db");
+        string url = "sqlite:///" + file;
+        TimeSpan timeout = RunTimeout(count);
+        List<WorkerProcess> workers = await WorkerProcess.StartManyAsync(dir.Path, url, o.Workers, s_readyTimeout, s_workerArgs);
+        try
+        {
+            await using CeleriacApp app = NewApp(url);
+            List<TransportMessage> messages = BuildMessages(app, count, ignoreResult, out string[] ids);
+            ITransport transport = app.Transport;
+            IResultBackend backend = app.ResultBackend;
+            await transport.DeclareQueueAsync(new QueueDeclaration(BenchTasks.Queue, BenchTasks.Queue, BenchTasks.Queue));
+            using var counter = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = file, Pooling = false }.ToString());
+            counter.Open();
+            using SqliteCommand rows = counter.CreateCommand();
+            rows.CommandText = "SELECT count(*) FROM messages";
+
+            await transport.PublishAsync("", BenchTasks.Queue, messages);
+            DateTimeOffset published = TimeProvider.System.GetUtcNow();
+            long start = Stopwatch.GetTimestamp();
+
+            long left;
+            while ((left = (long)rows.ExecuteScalar()!) > 0)
+            {
+                if (Stopwatch.GetElapsedTime(start) > timeout)
+                {
+                    throw new TimeoutException($"{left} of {count} messages still in the broker after {timeout.TotalSeconds:0}s; workers: {string.Join(" / ", workers.Select(w => w.Tail))}");
+                }
+
+                await Task.Delay(5);
+            }
+
+            TimeSpan empty = Stopwatch.GetElapsedTime(start);
+            if (ignoreResult)
+            {
+                return count / empty.TotalSeconds;
+            }
+
+            DateTimeOffset last = await VerifyResultsAsync(backend, ids, timeout - empty);
+            return count / (last - published).TotalSeconds;
+        }
+        finally
+        {
+            await StopAllAsync(workers);
+        }
+    }
+
+    private static async Task StopAllAsync(List<WorkerProcess> workers)
+    {
+        try
+        {
+            await Task.WhenAll(workers.Select(w => w.StopAsync(s_stopTimeout)));
+        }
+        finally
+        {
+            foreach (WorkerProcess w in workers)
+            {
+                await w.DisposeAsync();
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- worker process
+
+    private static async Task WorkerProcessAsync(Report report)
+    {
+        const string T = "sqlite";
+        using var dir = new TempDir();
+        string url = dir.SqliteUrl("idle.db");
+        double cpu = double.NaN;
+        long cpuTicks = 0;
+        await MeasureAsync(report, T, "worker_idle_rss", "MB", Goal.Below(60), "VmRSS after 3 s idle, sqlite, default options", async () =>
+        {
+            List<WorkerProcess> one = await WorkerProcess.StartManyAsync(dir.Path, url, 1, s_readyTimeout);
+            try
+            {
+                WorkerProcess w = one[0];
+                await Task.Delay(TimeSpan.FromSeconds(3));
+                double rss = w.ReadRssMegabytes();
+                Progress.Say(string.Create(CultureInfo.InvariantCulture, $"idle worker: VmRSS {rss:0.0} MB; measuring CPU for 10 s"));
+                long ticks0 = w.ReadCpuTicks();
+                long start = Stopwatch.GetTimestamp();
+                await Task.Delay(TimeSpan.FromSeconds(10));
+                long ticks1 = w.ReadCpuTicks();
+                double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+
+                // Clock ticks are 1/100 s (USER_HZ): the resolution is 0.1% of a core over 10 s, so the figure is
+                // rounded to it (10 ticks is 1.0%, not 0.99997% "below 1%").
+                cpu = Math.Round((ticks1 - ticks0) / 100.0 / seconds * 100.0, 1);
+                cpuTicks = ticks1 - ticks0;
+                return rss;
+            }
+            finally
+            {
+                await StopAllAsync(one);
+            }
+        });
+        if (double.IsNaN(cpu))
+        {
+            report.Fail(T, "worker_idle_cpu", "% of one core", "not measured (see worker_idle_rss)", Goal.Below(1));
+        }
+        else
+        {
+            report.Add(T, "worker_idle_cpu", cpu, "% of one core", Goal.Below(1), string.Create(CultureInfo.InvariantCulture, $"{cpuTicks} ticks of 10 ms over 10 s, after 3 s idle"));
+        }
+
+        await MeasureAsync(report, T, "boot_to_ready", "ms", Goal.Below(500), $"median of {BootStarts}: Process.Start of dotnet Celeriac.Benchmarks.dll worker to its ready line", async () =>
+        {
+            var times = new List<double>();
+            for (int i = 0; i < BootStarts; i++)
+            {
+                List<WorkerProcess> one = await WorkerProcess.StartManyAsync(dir.Path, url, 1, s_readyTimeout);
+                try
+                {
+                    times.Add((await one[0].Ready).TotalMilliseconds);
+                }
+                finally
+                {
+                    await StopAllAsync(one);
+                }
+            }
+
+            Progress.Say("boot to ready (ms): " + string.Join(", ", times.Select(t => t.ToString("0", CultureInfo.InvariantCulture))));
+            return Percentile([.. times], 0.50);
+        });
+    }
+
+    // ---------------------------------------------------------------- shared
+
+    /// <summary>Warms up with 100 publishes, then publishes <paramref name="count"/> with at most 256 awaits in flight.</summary>
+    private static async Task<double> PublishRateAsync(CeleriacApp app, int count)
+    {
+        CeleriacTask add = app.Tasks.TryGet(BenchTasks.Add, out CeleriacTask? t) ? t : throw new InvalidOperationException("no tasks.add");
+        for (int i = 0; i < RttWarmup; i++)
+        {
+            await add.DelayAsync(i, i);
+        }
+
+        TimeSpan timeout = RunTimeout(count);
+        int next = -1;
+        long start = Stopwatch.GetTimestamp();
+        var loops = new Task[Math.Min(Inflight, count)];
+        for (int k = 0; k < loops.Length; k++)
+        {
+            loops[k] = Task.Run(async () =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < count)
+                {
+                    await add.DelayAsync(i, i);
+                }
+            });
+        }
+
+        await Task.WhenAll(loops).WaitAsync(timeout);
+        return count / Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    /// <summary>The protocol v2 messages of <c>tasks.add(i, i)</c>, built as <c>SendTaskAsync</c> builds them.</summary>
+    private static List<TransportMessage> BuildMessages(CeleriacApp app, int count, bool ignoreResult, out string[] ids)
+    {
+        var options = new ApplyOptions { IgnoreResult = ignoreResult };
+        var messages = new List<TransportMessage>(count);
+        ids = new string[count];
+        for (int i = 0; i < count; i++)
+        {
+            TransportMessage m = app.BuildMessage(BenchTasks.Add, [i, i], null, options, out string queue);
+            if (queue != BenchTasks.Queue)
+            {
+                throw new InvalidOperationException($"tasks.add routes to '{queue}', not '{BenchTasks.Queue}'");
+            }
+
+            messages.Add(m);
+            ids[i] = m.CorrelationId!;
+        }
+
+        return messages;
+    }
+
+    /// <summary>
+    /// Waits until every result is ready (polling <c>GetAsync</c>), then reads them all: every one must be SUCCESS.
+    /// Returns the latest <c>date_done</c>.
+    /// </summary>
+    private static async Task<DateTimeOffset> VerifyResultsAsync(IResultBackend backend, string[] ids, TimeSpan timeout)
+    {
+        long start = Stopwatch.GetTimestamp();
+
+        // The last published id is among the last to finish: wait for it first, then sweep the rest.
+        for (int i = ids.Length - 1; i >= 0; i--)
+        {
+            while (await backend.GetAsync(ids[i]) is not { } meta || !TaskStates.IsReady(meta.Status))
+            {
+                if (Stopwatch.GetElapsedTime(start) > timeout)
+                {
+                    throw new TimeoutException($"result {i} ({ids[i]}) not ready within {timeout.TotalSeconds:0}s");
+                }
+
+                await Task.Delay(5);
+            }
+        }
+
+        DateTimeOffset last = DateTimeOffset.MinValue;
+        int failed = 0;
+        string? first = null;
+        foreach (string id in ids)
+        {
+            TaskResultMeta meta = await backend.GetAsync(id) ?? throw new InvalidOperationException($"result {id} vanished");
+            if (meta.Status != TaskStates.Success)
+            {
+                failed++;
+                first ??= $"{id}: {meta.Status} {meta.Exception?.Type}: {meta.Exception?.Message}";
+            }
+            else if (meta.DateDone is { } done && done > last)
+            {
+                last = done;
+            }
+        }
+
+        if (failed > 0)
+        {
+            throw new InvalidOperationException($"{failed} of {ids.Length} results are not SUCCESS; first: {first}");
+        }
+
+        return last;
+    }
+
+    /// <summary>Sequential DelayAsync + GetAsync&lt;int&gt;: 100 warm-up, then <paramref name="samples"/> timed (ms).</summary>
+    private static async Task<double[]> RoundTripsAsync(CeleriacApp app, int samples)
+    {
+        CeleriacTask add = app.Tasks.TryGet(BenchTasks.Add, out CeleriacTask? t) ? t : throw new InvalidOperationException("no tasks.add");
+        var ms = new double[samples];
+        for (int i = -RttWarmup; i < samples; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            AsyncResult result = await add.DelayAsync(i, i);
+            int sum = await result.GetAsync<int>(s_sampleTimeout);
+            double elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            if (sum != 2 * i)
+            {
+                throw new InvalidOperationException($"tasks.add({i}, {i}) returned {sum}");
+            }
+
+            if (i >= 0)
+            {
+                ms[i] = elapsed;
+            }
+        }
+
+        Array.Sort(ms);
+        return ms;
+    }
+
+    /// <summary>Nearest-rank percentile of sorted (or unsorted: it sorts a copy) values.</summary>
+    private static double Percentile(double[] values, double p)
+    {
+        double[] sorted = [.. values];
+        Array.Sort(sorted);
+        int rank = (int)Math.Ceiling(p * sorted.Length);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Length - 1)];
+    }
+
+    /// <summary>A fresh temp directory, deleted on dispose.</summary>
+    private sealed class TempDir : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("celeriac-bench-").FullName;
+
+        public string File(string name) => System.IO.Path.Join(Path, name);
+
+        public string SqliteUrl(string name) => "sqlite:///" + File(name);
+
+        public void Dispose()
+        {
+            SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(Path, recursive: true);
+            }
+            catch (IOException ex)
+            {
+                Progress.Say($"could not delete {Path}: {ex.Message}");
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using System.Globalization;
+
+namespace Celeriac.Benchmarks;
+
+/// <summary>The command line: <c>[--transport memory|sqlite|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--markdown]</c>.</summary>
+internal sealed class BenchOptions
+{
+    public const string Usage = """
+        Usage: dotnet run -c Release --project benchmarks/Celeriac.Benchmarks -- [options]
+          --transport memory|sqlite|all   which transports to measure (default: all)
+          --count N                       tasks per publish/drain run (default: 20000)
+          --rtt-samples N                 sequential round trips after a warm-up of 100 (default: 1000)
+          --workers N                     worker processes for the SQLite drains (default: 2)
+          --concurrency N                 worker concurrency, in-process and -c of the processes (default: the core count)
+          --markdown                      also print the results as a markdown table after the JSON lines
+        The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
+        JSON lines (one per figure) go to stdout; progress and the table go to stderr.
+        """;
+
+    public bool Memory { get; private set; } = true;
+
+    public bool Sqlite { get; private set; } = true;
+
+    public int Count { get; private set; } = 20_000;
+
+    public int RttSamples { get; private set; } = 1000;
+
+    public int Workers { get; private set; } = 2;
+
+    public int? Concurrency { get; private set; }
+
+    public int EffectiveConcurrency => Concurrency ?? Environment.ProcessorCount;
+
+    public bool Markdown { get; private set; }
+
+    public bool Help { get; private set; }
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string arg = args[i];
+            switch (arg)
+            {
+                case "--transport":
+                    string transport = Value(args, ref i);
+                    (o.Memory, o.Sqlite) = transport switch
+                    {
+                        "memory" => (true, false),
+                        "sqlite" => (false, true),
+                        "all" => (true, true),
+                        _ => throw new ArgumentException($"--transport must be memory, sqlite or all, not '{transport}'."),
+                    };
+                    break;
+                case "--count":
+                    o.Count = Positive(args, ref i, 1_000_000);
+                    break;
+                case "--rtt-samples":
+                    o.RttSamples = Positive(args, ref i, 1_000_000);
+                    break;
+                case "--workers":
+                    o.Workers = Positive(args, ref i, 64);
+                    break;
+                case "--concurrency":
+                    o.Concurrency = Positive(args, ref i, 4096);
+                    break;
+                case "--markdown":
+                    o.Markdown = true;
+                    break;
+                case "--help" or "-h":
+                    o.Help = true;
+                    break;
+                default:
+                    throw new ArgumentException($"unknown argument '{arg}'.");
+            }
+        }
+
+        return o;
+    }
+
+    private static string Value(string[] args, ref int i)
+    {
+        if (i + 1 >= args.Length)
+        {
+            throw new ArgumentException($"{args[i]} needs a value.");
+        }
+
+        return args[++i];
+    }
+
+    private static int Positive(string[] args, ref int i, int max)
+    {
+        string name = args[i];
+        string text = Value(args, ref i);
+        if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) || value < 1 || value > max)
+        {
+            throw new ArgumentException($"{name} must be a whole number from 1 to {max}, not '{text}'.");
+        }
+
+        return value;
+    }
+}
