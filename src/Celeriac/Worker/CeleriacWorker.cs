@@ -27,6 +27,8 @@ public sealed partial class CeleriacWorker
     private int _running;
     private long _processed;
     private readonly ConcurrentDictionary<Task, byte> _timers = new();
+    private readonly ConcurrentDictionary<Task, byte> _writes = new();
+    private int _pendingWrites;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
@@ -104,6 +106,7 @@ public sealed partial class CeleriacWorker
 
         await Task.WhenAll(slots).ConfigureAwait(false);
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
+        await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
 
         // What was prefetched but never started goes back to the broker for another worker.
         while (window.Reader.TryRead(out Request leftover))
@@ -313,25 +316,27 @@ public sealed partial class CeleriacWorker
         var context = new TaskContext(message, request.Delivery.Queue, _node, abort);
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
+        TaskResultMeta? outcome = null;
         try
         {
             object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
-            byte[] json = TaskResultMeta.SerializeValue(value);
-            if (_logger.IsEnabled(LogLevel.Information))
+            bool log = _logger.IsEnabled(LogLevel.Information);
+            if (storeResult || log)
             {
-                Log.TaskSucceeded(_logger, h.Task, h.Id, Seconds(start), Shorten(json));
-            }
+                byte[] json = TaskResultMeta.SerializeValue(value);
+                if (log)
+                {
+                    Log.TaskSucceeded(_logger, h.Task, h.Id, Seconds(start), Shorten(json));
+                }
 
-            if (storeResult)
-            {
-                await StoreAsync(backend, Meta(message, TaskStates.Success, json, null, request), abort).ConfigureAwait(false);
+                outcome = storeResult ? Meta(message, TaskStates.Success, json, null, request) : null;
             }
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
             ExceptionInfo error = Encode(ex);
             Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
-            await StoreAsync(backend, Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request), abort).ConfigureAwait(false);
+            outcome = Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request);
         }
         finally
         {
@@ -341,9 +346,49 @@ public sealed partial class CeleriacWorker
             }
         }
 
-        if (acksLate)
+        // The document is encoded by now, so the message may be released while the write commits.
+        ValueTask stored = outcome is null ? ValueTask.CompletedTask : StoreAsync(backend, outcome, abort);
+        if (stored.IsCompletedSuccessfully)
         {
-            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            if (acksLate)
+            {
+                await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        // A store that commits later (SQLite group commit) must not hold the slot: the slot takes its next
+        // task while the write commits, so one commit carries many results. A late ack still waits for it.
+        if (Interlocked.Increment(ref _pendingWrites) > _prefetch)
+        {
+            await FinishStoreAsync(stored, request.Delivery, acksLate, abort).ConfigureAwait(false);
+            return;
+        }
+
+        Task finishing = FinishStoreAsync(stored, request.Delivery, acksLate, abort);
+        _writes.TryAdd(finishing, 0);
+        _ = finishing.ContinueWith(static (t, writes) => ((ConcurrentDictionary<Task, byte>)writes!).TryRemove(t, out _), _writes, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, CancellationToken abort)
+    {
+        try
+        {
+            await stored.ConfigureAwait(false);
+            if (acksLate)
+            {
+                await delivery.AckAsync(abort).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            // Cold shutdown before the result was stored: a late-acked message goes back to the broker.
+            await delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _pendingWrites);
         }
     }
 
