@@ -108,7 +108,7 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
     protected override Task? WhenChangedAsync(string key, CancellationToken ct)
     {
         // Writes of this process pulse the key at once; other processes' commits are found by the watcher.
-        Task changed = _store.KeyWaiters.GetOrAdd(key, static _ => new AsyncPulse()).WaitAsync();
+        Task changed = _store.KeyWaiters.Changed(key);
         if (Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
         {
             _ = Task.Run(WatchOtherProcessesAsync, CancellationToken.None);
@@ -177,13 +177,13 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
         }
     }
 
-    private void Wake(string key)
-    {
-        if (_store.KeyWaiters.TryRemove(key, out AsyncPulse? pulse))
-        {
-            pulse.Pulse();
-        }
-    }
+    /// <inheritdoc />
+    protected override void BeginWait(string key) => _store.KeyWaiters.Enter(key);
+
+    /// <inheritdoc />
+    protected override void EndWait(string key) => _store.KeyWaiters.Exit(key);
+
+    private void Wake(string key) => _store.KeyWaiters.Wake(key);
 
     private void Sweep(WriteContext c)
     {

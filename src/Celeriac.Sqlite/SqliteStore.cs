@@ -88,7 +88,7 @@ internal sealed class SqliteStore
     }
 
     /// <summary>Per-key pulses of the result backend, pulsed after a committed write of the key.</summary>
-    public ConcurrentDictionary<string, AsyncPulse> KeyWaiters { get; } = new(StringComparer.Ordinal);
+    public Celeriac.Results.KeyWaiterTable KeyWaiters { get; } = new();
 
     /// <summary>Transactions committed by this store's writer (group commit makes it far fewer than writes).</summary>
     internal long Commits => Interlocked.Read(ref _commits);

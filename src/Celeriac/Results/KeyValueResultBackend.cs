@@ -49,6 +49,16 @@ public abstract class KeyValueResultBackend : IResultBackend
     /// </summary>
     protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => null;
 
+    /// <summary>Called once before a wait on <paramref name="key"/> starts (to register for change signals).</summary>
+    protected virtual void BeginWait(string key)
+    {
+    }
+
+    /// <summary>Called once after a wait on <paramref name="key"/> ended, however it ended.</summary>
+    protected virtual void EndWait(string key)
+    {
+    }
+
     /// <inheritdoc />
     public ValueTask StoreAsync(TaskResultMeta meta, CancellationToken ct = default)
     {
@@ -68,24 +78,32 @@ public abstract class KeyValueResultBackend : IResultBackend
     {
         string key = TaskKeyPrefix + taskId;
         TimeSpan delay = Options.PollInterval / 16;
-        while (true)
+        BeginWait(key);
+        try
         {
-            // Subscribe before reading, so that a write between the read and the wait is not missed.
-            Task? changed = WhenChangedAsync(key, ct);
-            byte[]? value = await GetValueAsync(key, ct).ConfigureAwait(false);
-            if (value is not null)
+            while (true)
             {
-                TaskResultMeta meta = TaskResultMeta.Parse(value);
-                if (TaskStates.IsReady(meta.Status))
+                // Take the change signal before reading, so that a write between the read and the wait is not missed.
+                Task? changed = WhenChangedAsync(key, ct);
+                byte[]? value = await GetValueAsync(key, ct).ConfigureAwait(false);
+                if (value is not null)
                 {
-                    return meta;
+                    TaskResultMeta meta = TaskResultMeta.Parse(value);
+                    if (TaskStates.IsReady(meta.Status))
+                    {
+                        return meta;
+                    }
                 }
-            }
 
-            Task poll = Task.Delay(delay, Options.TimeProvider, ct);
-            await (changed is null ? poll : Task.WhenAny(changed, poll)).ConfigureAwait(false);
-            ct.ThrowIfCancellationRequested();
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, Options.PollInterval.Ticks));
+                Task poll = Task.Delay(delay, Options.TimeProvider, ct);
+                await (changed is null ? poll : Task.WhenAny(changed, poll)).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, Options.PollInterval.Ticks));
+            }
+        }
+        finally
+        {
+            EndWait(key);
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Celeriac.Transport;
 
 namespace Celeriac.Results;
 
@@ -61,16 +60,15 @@ public sealed class MemoryResultBackend : KeyValueResultBackend
     }
 
     /// <inheritdoc />
-    protected override Task? WhenChangedAsync(string key, CancellationToken ct) =>
-        _store.Waiters.GetOrAdd(key, static _ => new AsyncPulse()).WaitAsync();
+    protected override Task? WhenChangedAsync(string key, CancellationToken ct) => _store.Waiters.Changed(key);
 
-    private void Wake(string key)
-    {
-        if (_store.Waiters.TryRemove(key, out AsyncPulse? pulse))
-        {
-            pulse.Pulse();
-        }
-    }
+    /// <inheritdoc />
+    protected override void BeginWait(string key) => _store.Waiters.Enter(key);
+
+    /// <inheritdoc />
+    protected override void EndWait(string key) => _store.Waiters.Exit(key);
+
+    private void Wake(string key) => _store.Waiters.Wake(key);
 
     private readonly record struct Entry(byte[] Value, DateTimeOffset? ExpiresAt);
 
@@ -78,6 +76,6 @@ public sealed class MemoryResultBackend : KeyValueResultBackend
     {
         public ConcurrentDictionary<string, Entry> Values { get; } = new(StringComparer.Ordinal);
 
-        public ConcurrentDictionary<string, AsyncPulse> Waiters { get; } = new(StringComparer.Ordinal);
+        public KeyWaiterTable Waiters { get; } = new();
     }
 }

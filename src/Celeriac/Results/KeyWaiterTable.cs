@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using Celeriac.Transport;
+
+namespace Celeriac.Results;
+
+/// <summary>
+/// The keys that result waiters wait on, each with a pulse that a write of the key fires. Entries are
+/// counted: a key stays while anyone waits on it and goes with its last waiter, so waits whose result was
+/// written elsewhere (another process) leave nothing behind.
+/// </summary>
+internal sealed class KeyWaiterTable
+{
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+
+    /// <summary>Whether nobody waits.</summary>
+    public bool IsEmpty => _entries.IsEmpty;
+
+    /// <summary>The keys waited on now.</summary>
+    public ICollection<string> Keys => _entries.Keys;
+
+    /// <summary>Registers a waiter of <paramref name="key"/>.</summary>
+    public void Enter(string key)
+    {
+        lock (_gate)
+        {
+            if (!_entries.TryGetValue(key, out Entry? entry))
+            {
+                entry = new Entry();
+                _entries[key] = entry;
+            }
+
+            entry.Count++;
+        }
+    }
+
+    /// <summary>Removes a waiter of <paramref name="key"/>.</summary>
+    public void Exit(string key)
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue(key, out Entry? entry) && --entry.Count == 0)
+            {
+                _entries.TryRemove(key, out _);
+            }
+        }
+    }
+
+    /// <summary>A task that completes at the next write of <paramref name="key"/> (at once if nobody entered).</summary>
+    public Task Changed(string key) => _entries.TryGetValue(key, out Entry? entry) ? entry.Pulse.WaitAsync() : Task.CompletedTask;
+
+    /// <summary>Wakes the waiters of <paramref name="key"/>, if any.</summary>
+    public void Wake(string key)
+    {
+        if (_entries.TryGetValue(key, out Entry? entry))
+        {
+            entry.Pulse.Pulse();
+        }
+    }
+
+    private sealed class Entry
+    {
+        public AsyncPulse Pulse { get; } = new();
+
+        public int Count { get; set; }
+    }
+}
