@@ -22,8 +22,9 @@ internal sealed class SqliteStore
     private static readonly TimeSpan s_minPoll = TimeSpan.FromMilliseconds(1);
 
     // Checking for other processes' commits costs one PRAGMA data_version (a shared-memory read, no lock),
-    // so idle polls can be frequent; the take itself runs only when something was committed.
-    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(50);
+    // so polls can be frequent; the take itself runs only when something was committed. Each wake-up of an
+    // idle process still costs a thread switch, so idle polling backs off to 100 ms.
+    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(100);
 
     // A parked take is retried at least this often even when data_version saw nothing (belt and braces).
     private const long ForcedRetryMs = 1000;
@@ -255,7 +256,7 @@ internal sealed class SqliteStore
             while (true)
             {
                 // With parked takes or watching result waiters, the writer polls other processes' commits
-                // with a back-off from 1 ms to 20 ms; otherwise it sleeps until work comes.
+                // with a back-off from 1 ms to 100 ms; otherwise it sleeps until work comes.
                 bool watching = _parked.Count > 0 || Volatile.Read(ref _watchUntil) > Environment.TickCount64;
                 bool woken = watching ? _wake.WaitOne(poll) : _wake.WaitOne();
                 if (_killed)
