@@ -115,6 +115,17 @@ public sealed partial class SqliteTransport
             }
             finally
             {
+                if (TryFreeWindowSlot())
+                {
+                    window.Release();
+                }
+            }
+        }
+
+        protected override void OnDeferred()
+        {
+            if (TryFreeWindowSlot())
+            {
                 window.Release();
             }
         }

@@ -8,6 +8,7 @@ namespace Celeriac.Transport;
 public abstract class Delivery
 {
     private int _settled;
+    private int _windowSlotFreed;
 
     /// <summary>Creates a delivery of a decoded message.</summary>
     protected Delivery(string queue, TransportMessage? message, string? decodeError, bool redelivered)
@@ -40,6 +41,24 @@ public abstract class Delivery
     /// <summary>Drops the message, or with <paramref name="requeue"/> gives it back for another consumer.</summary>
     public ValueTask RejectAsync(bool requeue, CancellationToken ct = default) =>
         Interlocked.Exchange(ref _settled, 1) == 0 ? SettleAsync(requeue, ct) : ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Says that this delivery will wait (an ETA or countdown in the worker's timer): the transport stops
+    /// counting it against the consumer's prefetch window, so waiting tasks never starve immediate ones.
+    /// It stays held (and kept alive) until it is settled.
+    /// </summary>
+    public void Defer() => OnDeferred();
+
+    /// <summary>Frees the delivery's prefetch-window slot; the default has no window to free (AMQP's qos).</summary>
+    protected virtual void OnDeferred()
+    {
+    }
+
+    /// <summary>
+    /// Whether the caller is the one to free this delivery's window slot: true once, whether deferral or
+    /// settling comes first, so a slot is never freed twice nor kept.
+    /// </summary>
+    protected bool TryFreeWindowSlot() => Interlocked.Exchange(ref _windowSlotFreed, 1) == 0;
 
     /// <summary>Settles once: <paramref name="requeue"/> is <see langword="null"/> for an ack.</summary>
     protected abstract ValueTask SettleAsync(bool? requeue, CancellationToken ct);

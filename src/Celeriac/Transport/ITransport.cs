@@ -18,7 +18,8 @@ public interface ITransport : IAsyncDisposable
 
     /// <summary>
     /// Consumes the given queues, fairly, holding at most <see cref="ConsumeOptions.Prefetch"/> unsettled
-    /// deliveries at once. Ends when <paramref name="ct"/> is cancelled; unsettled deliveries then stay held
+    /// deliveries at once (deliveries that were <see cref="Delivery.Defer">deferred</see> do not count).
+    /// Ends when <paramref name="ct"/> is cancelled; unsettled deliveries then stay held
     /// until they are settled or the transport is disposed (which returns them to their queues).
     /// </summary>
     IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, CancellationToken ct = default);

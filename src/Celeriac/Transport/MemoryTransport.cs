@@ -138,8 +138,20 @@ public sealed class MemoryTransport : ITransport
                 owner._broker.Signal.Pulse();
             }
 
-            window.Release();
+            if (TryFreeWindowSlot())
+            {
+                window.Release();
+            }
+
             return ValueTask.CompletedTask;
+        }
+
+        protected override void OnDeferred()
+        {
+            if (TryFreeWindowSlot())
+            {
+                window.Release();
+            }
         }
     }
 }

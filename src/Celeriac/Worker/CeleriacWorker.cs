@@ -247,7 +247,9 @@ public sealed partial class CeleriacWorker
                         request = decoded;
                         if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
                         {
-                            // Held until due; a warm stop returns it to the broker like any other unstarted message.
+                            // Held until due, outside the prefetch window; a warm stop returns it to the broker
+                            // like any other unstarted message.
+                            request.Delivery.Defer();
                             Task timer = DelayThenQueueAsync(request, eta, window.Writer, stop);
                             _timers.TryAdd(timer, 0);
                             _ = timer.ContinueWith(static (t, timers) => ((ConcurrentDictionary<Task, byte>)timers!).TryRemove(t, out _), _timers, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
