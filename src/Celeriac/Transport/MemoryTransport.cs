@@ -44,20 +44,7 @@ public sealed class MemoryTransport : ITransport
 
     /// <summary>The message as a broker delivers it: with the exchange and routing key it was published to.</summary>
     private static TransportMessage Stamped(TransportMessage m, string exchange, string routingKey) =>
-        m.Exchange == exchange && m.RoutingKey == routingKey ? m : new TransportMessage
-        {
-            Body = m.Body,
-            ContentType = m.ContentType,
-            ContentEncoding = m.ContentEncoding,
-            Headers = m.Headers,
-            CorrelationId = m.CorrelationId,
-            ReplyTo = m.ReplyTo,
-            DeliveryMode = m.DeliveryMode,
-            Priority = m.Priority,
-            Exchange = exchange,
-            RoutingKey = routingKey,
-            DeliveryTag = m.DeliveryTag,
-        };
+        m.Exchange == exchange && m.RoutingKey == routingKey ? m : m with { Exchange = exchange, RoutingKey = routingKey };
 
     /// <inheritdoc />
     public async IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, [EnumeratorCancellation] CancellationToken ct = default)

@@ -4,7 +4,7 @@ namespace Celeriac.Transport;
 /// One message as a broker carries it: body bytes, content type, headers and AMQP-style properties.
 /// The same shape serves tasks, events and remote-control messages.
 /// </summary>
-public sealed class TransportMessage
+public sealed record TransportMessage
 {
     /// <summary>The body bytes (for a task: the JSON <c>[args, kwargs, embed]</c>).</summary>
     public required ReadOnlyMemory<byte> Body { get; init; }

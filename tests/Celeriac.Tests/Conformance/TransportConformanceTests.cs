@@ -79,7 +79,7 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         ITransport t = await NewAsync();
         string q = Queue();
         await t.DeclareQueueAsync(new QueueDeclaration(q, q, q), Ct);
-        TransportMessage sent = Message("m1", priority: 3);
+        TransportMessage sent = Message("m1", priority: 3) with { Expiration = "60000" };
 
         await t.PublishAsync(q, q, [sent], Ct);
         Delivery d = await Consume(t, 4, q).NextAsync();
@@ -97,6 +97,7 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         Assert.Equal("m1", got.CorrelationId);
         Assert.Equal("reply-m1", got.ReplyTo);
         Assert.Equal(3, got.Priority);
+        Assert.Equal("60000", got.Expiration);
         Assert.Equal(q, got.Exchange);
         Assert.Equal(q, got.RoutingKey);
         await d.AckAsync(Ct);
