@@ -90,43 +90,25 @@ public sealed partial class SqliteTransport
     }
 
     private sealed class SqliteDelivery(SqliteTransport owner, long id, string queue, TransportMessage? message, string? decodeError, bool redelivered, PrefetchWindow window)
-        : Delivery(queue, message, decodeError, redelivered)
+        : Delivery(queue, message, decodeError, redelivered, window)
     {
         public long Id { get; } = id;
 
         protected override async ValueTask SettleAsync(bool? requeue, CancellationToken ct)
         {
-            try
+            if (owner._closed)
             {
-                if (owner._closed)
-                {
-                    // Already given back when the transport was disposed.
-                    return;
-                }
-
-                if (requeue == true)
-                {
-                    await owner.GiveBackAsync(this).ConfigureAwait(false);
-                }
-                else
-                {
-                    owner.Delete(this);
-                }
+                // Already given back when the transport was disposed.
+                return;
             }
-            finally
-            {
-                if (TryFreeWindowSlot())
-                {
-                    window.Release();
-                }
-            }
-        }
 
-        protected override void OnDeferred()
-        {
-            if (TryFreeWindowSlot())
+            if (requeue == true)
             {
-                window.Release();
+                await owner.GiveBackAsync(this).ConfigureAwait(false);
+            }
+            else
+            {
+                owner.Delete(this);
             }
         }
     }

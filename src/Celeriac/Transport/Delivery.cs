@@ -7,16 +7,21 @@ namespace Celeriac.Transport;
 /// </summary>
 public abstract class Delivery
 {
+    private readonly PrefetchWindow? _window;
     private int _settled;
     private int _windowSlotFreed;
 
-    /// <summary>Creates a delivery of a decoded message.</summary>
-    protected Delivery(string queue, TransportMessage? message, string? decodeError, bool redelivered)
+    /// <summary>
+    /// Creates a delivery. A transport that counts its prefetch with a <see cref="PrefetchWindow"/> passes it,
+    /// and the delivery frees its slot once: when it is deferred or when it has been settled.
+    /// </summary>
+    protected Delivery(string queue, TransportMessage? message, string? decodeError, bool redelivered, PrefetchWindow? window = null)
     {
         Queue = queue;
         Message = message;
         DecodeError = decodeError;
         Redelivered = redelivered;
+        _window = window;
     }
 
     /// <summary>The queue it came from.</summary>
@@ -36,29 +41,61 @@ public abstract class Delivery
 
     /// <summary>Removes the message from the broker. A second settle is ignored.</summary>
     public ValueTask AckAsync(CancellationToken ct = default) =>
-        Interlocked.Exchange(ref _settled, 1) == 0 ? SettleAsync(requeue: null, ct) : ValueTask.CompletedTask;
+        Interlocked.Exchange(ref _settled, 1) == 0 ? SettleThenFreeSlot(requeue: null, ct) : ValueTask.CompletedTask;
 
     /// <summary>Drops the message, or with <paramref name="requeue"/> gives it back for another consumer.</summary>
     public ValueTask RejectAsync(bool requeue, CancellationToken ct = default) =>
-        Interlocked.Exchange(ref _settled, 1) == 0 ? SettleAsync(requeue, ct) : ValueTask.CompletedTask;
+        Interlocked.Exchange(ref _settled, 1) == 0 ? SettleThenFreeSlot(requeue, ct) : ValueTask.CompletedTask;
 
     /// <summary>
-    /// Says that this delivery will wait (an ETA or countdown in the worker's timer): the transport stops
-    /// counting it against the consumer's prefetch window, so waiting tasks never starve immediate ones.
-    /// It stays held (and kept alive) until it is settled.
+    /// Says that this delivery will wait (an ETA or countdown in the worker's timer): it stops counting against
+    /// the consumer's prefetch window, so waiting tasks never starve immediate ones. It stays held (and kept
+    /// alive) until it is settled. Transports without a <see cref="PrefetchWindow"/> (AMQP's qos) have nothing to free.
     /// </summary>
-    public void Defer() => OnDeferred();
+    public void Defer() => FreeWindowSlot();
 
-    /// <summary>Frees the delivery's prefetch-window slot; the default has no window to free (AMQP's qos).</summary>
-    protected virtual void OnDeferred()
+    private void FreeWindowSlot()
     {
+        // Deferral and settling may race: whichever comes first frees the slot, exactly once.
+        if (_window is not null && Interlocked.Exchange(ref _windowSlotFreed, 1) == 0)
+        {
+            _window.Release();
+        }
     }
 
-    /// <summary>
-    /// Whether the caller is the one to free this delivery's window slot: true once, whether deferral or
-    /// settling comes first, so a slot is never freed twice nor kept.
-    /// </summary>
-    protected bool TryFreeWindowSlot() => Interlocked.Exchange(ref _windowSlotFreed, 1) == 0;
+    private ValueTask SettleThenFreeSlot(bool? requeue, CancellationToken ct)
+    {
+        ValueTask settle;
+        try
+        {
+            settle = SettleAsync(requeue, ct);
+        }
+        catch
+        {
+            FreeWindowSlot();
+            throw;
+        }
+
+        if (settle.IsCompletedSuccessfully)
+        {
+            FreeWindowSlot();
+            return ValueTask.CompletedTask;
+        }
+
+        return AwaitThenFreeSlotAsync(settle);
+    }
+
+    private async ValueTask AwaitThenFreeSlotAsync(ValueTask settle)
+    {
+        try
+        {
+            await settle.ConfigureAwait(false);
+        }
+        finally
+        {
+            FreeWindowSlot();
+        }
+    }
 
     /// <summary>Settles once: <paramref name="requeue"/> is <see langword="null"/> for an ack.</summary>
     protected abstract ValueTask SettleAsync(bool? requeue, CancellationToken ct);

@@ -114,7 +114,7 @@ public sealed class MemoryTransport : ITransport
     }
 
     private sealed class MemoryDelivery(MemoryTransport owner, MemoryQueue queue, MemoryItem item, bool redelivered, PrefetchWindow window)
-        : Delivery(queue.Name, item.Message, item.DecodeError, redelivered)
+        : Delivery(queue.Name, item.Message, item.DecodeError, redelivered, window)
     {
         protected override ValueTask SettleAsync(bool? requeue, CancellationToken ct)
         {
@@ -125,20 +125,7 @@ public sealed class MemoryTransport : ITransport
                 owner._broker.Signal.Pulse();
             }
 
-            if (TryFreeWindowSlot())
-            {
-                window.Release();
-            }
-
             return ValueTask.CompletedTask;
-        }
-
-        protected override void OnDeferred()
-        {
-            if (TryFreeWindowSlot())
-            {
-                window.Release();
-            }
         }
     }
 }
