@@ -1,5 +1,4 @@
 using Celeriac.Results;
-using Celeriac.Transport;
 using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Sqlite;
@@ -108,13 +107,12 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
     protected override Task? WhenChangedAsync(string key, CancellationToken ct)
     {
         // Writes of this process pulse the key at once; other processes' commits are found by the watcher.
-        Task changed = _store.KeyWaiters.Changed(key);
         if (Interlocked.CompareExchange(ref _watching, 1, 0) == 0)
         {
             _ = Task.Run(WatchOtherProcessesAsync, CancellationToken.None);
         }
 
-        return changed;
+        return base.WhenChangedAsync(key, ct);
     }
 
     /// <summary>
@@ -177,13 +175,8 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
         }
     }
 
-    /// <inheritdoc />
-    protected override void BeginWait(string key) => _store.KeyWaiters.Enter(key);
-
-    /// <inheritdoc />
-    protected override void EndWait(string key) => _store.KeyWaiters.Exit(key);
-
-    private void Wake(string key) => _store.KeyWaiters.Wake(key);
+    /// <summary>The store's waiters, shared by every backend on the file in this process.</summary>
+    private protected override KeyWaiterTable Waiters => _store.KeyWaiters;
 
     private void Sweep(WriteContext c)
     {

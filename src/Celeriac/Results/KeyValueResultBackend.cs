@@ -44,20 +44,19 @@ public abstract class KeyValueResultBackend : IResultBackend
     protected abstract ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct);
 
     /// <summary>
-    /// Returns a task that completes when <paramref name="key"/> may have changed, or <see langword="null"/>
-    /// when the store cannot tell (then waiting polls). The default cannot tell.
+    /// The waiters of this store's keys, for a store that can tell when a key was written (it calls
+    /// <see cref="Wake"/> after each write); <see langword="null"/> when it cannot (then waiting only polls).
     /// </summary>
-    protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => null;
+    private protected virtual KeyWaiterTable? Waiters => null;
 
-    /// <summary>Called once before a wait on <paramref name="key"/> starts (to register for change signals).</summary>
-    protected virtual void BeginWait(string key)
-    {
-    }
+    /// <summary>
+    /// Returns a task that completes when <paramref name="key"/> may have changed, or <see langword="null"/>
+    /// when the store cannot tell (then waiting polls). The default listens to <see cref="Waiters"/>.
+    /// </summary>
+    protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => Waiters?.Changed(key);
 
-    /// <summary>Called once after a wait on <paramref name="key"/> ended, however it ended.</summary>
-    protected virtual void EndWait(string key)
-    {
-    }
+    /// <summary>Wakes the waiters of <paramref name="key"/> (call it after a write of the key).</summary>
+    private protected void Wake(string key) => Waiters?.Wake(key);
 
     /// <inheritdoc />
     public ValueTask StoreAsync(TaskResultMeta meta, CancellationToken ct = default)
@@ -78,7 +77,8 @@ public abstract class KeyValueResultBackend : IResultBackend
     {
         string key = TaskKeyPrefix + taskId;
         TimeSpan delay = Options.PollInterval / 16;
-        BeginWait(key);
+        KeyWaiterTable? waiters = Waiters;
+        waiters?.Enter(key);
         try
         {
             while (true)
@@ -103,7 +103,7 @@ public abstract class KeyValueResultBackend : IResultBackend
         }
         finally
         {
-            EndWait(key);
+            waiters?.Exit(key);
         }
     }
 

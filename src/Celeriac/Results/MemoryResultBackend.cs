@@ -60,15 +60,7 @@ public sealed class MemoryResultBackend : KeyValueResultBackend
     }
 
     /// <inheritdoc />
-    protected override Task? WhenChangedAsync(string key, CancellationToken ct) => _store.Waiters.Changed(key);
-
-    /// <inheritdoc />
-    protected override void BeginWait(string key) => _store.Waiters.Enter(key);
-
-    /// <inheritdoc />
-    protected override void EndWait(string key) => _store.Waiters.Exit(key);
-
-    private void Wake(string key) => _store.Waiters.Wake(key);
+    private protected override KeyWaiterTable Waiters => _store.Waiters;
 
     private readonly record struct Entry(byte[] Value, DateTimeOffset? ExpiresAt);
 

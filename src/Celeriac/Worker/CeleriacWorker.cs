@@ -250,9 +250,7 @@ public sealed partial class CeleriacWorker
                             // Held until due, outside the prefetch window; a warm stop returns it to the broker
                             // like any other unstarted message.
                             request.Delivery.Defer();
-                            Task timer = DelayThenQueueAsync(request, eta, window.Writer, stop);
-                            _timers.TryAdd(timer, 0);
-                            _ = timer.ContinueWith(static (t, timers) => ((ConcurrentDictionary<Task, byte>)timers!).TryRemove(t, out _), _timers, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                            Track(_timers, DelayThenQueueAsync(request, eta, window.Writer, stop));
                             continue;
                         }
                     }
@@ -368,9 +366,14 @@ public sealed partial class CeleriacWorker
             return;
         }
 
-        Task finishing = FinishStoreAsync(stored, request.Delivery, acksLate, abort);
-        _writes.TryAdd(finishing, 0);
-        _ = finishing.ContinueWith(static (t, writes) => ((ConcurrentDictionary<Task, byte>)writes!).TryRemove(t, out _), _writes, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, abort));
+    }
+
+    /// <summary>Keeps a background task in <paramref name="pending"/> until it ends, so shutdown can wait for it.</summary>
+    private static void Track(ConcurrentDictionary<Task, byte> pending, Task task)
+    {
+        pending.TryAdd(task, 0);
+        _ = task.ContinueWith(static (t, set) => ((ConcurrentDictionary<Task, byte>)set!).TryRemove(t, out _), pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, CancellationToken abort)
