@@ -39,9 +39,8 @@ public static class CeleryJson
     public static string FormatIso(DateTimeOffset time) =>
         time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'+00:00'", CultureInfo.InvariantCulture);
 
-    /// <summary>Formats <c>date_done</c> as Celery 5.2 stores it: ISO 8601, UTC, without an offset.</summary>
-    public static string FormatDateDone(DateTimeOffset time) =>
-        time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff", CultureInfo.InvariantCulture);
+    /// <summary>The format of <c>date_done</c> as Celery 5.2 stores it: ISO 8601, UTC, without an offset.</summary>
+    internal const string DateDoneFormat = "yyyy-MM-dd'T'HH:mm:ss.ffffff";
 
     /// <summary>
     /// Parses an ISO 8601 time as Celery reads one; a time without an offset is taken as UTC

@@ -72,7 +72,7 @@ public sealed class TaskResultMeta
         {
             // Formatted straight to UTF-8: this runs once per task on the hot path.
             Span<byte> text = stackalloc byte[32];
-            done.UtcDateTime.TryFormat(text, out int length, "yyyy-MM-dd'T'HH:mm:ss.ffffff", System.Globalization.CultureInfo.InvariantCulture);
+            done.UtcDateTime.TryFormat(text, out int length, CeleryJson.DateDoneFormat, System.Globalization.CultureInfo.InvariantCulture);
             w.WriteString("date_done"u8, text[..length]);
         }
         else
