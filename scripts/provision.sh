@@ -2,10 +2,11 @@
 # Installs what the build and the tests need on a fresh Debian machine. Idempotent: installs only what is missing.
 set -euo pipefail
 
-# Debian packages the test suites use: procps (ps, kill for the process tests) and python3-celery
-# (real Celery 5.2 on the other end of the interop tests, run as /usr/bin/python3). Servers join
+# Debian packages the test suites use: procps (ps, kill for the process tests), python3-celery
+# (real Celery 5.2 on the other end of the interop tests, run as /usr/bin/python3) with python3-redis
+# (its Redis client), and redis-server (started by the fixtures on free loopback ports). Servers join
 # this list with the suites that start them.
-PACKAGES=(procps python3-celery)
+PACKAGES=(procps python3-celery python3-redis redis-server)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2
