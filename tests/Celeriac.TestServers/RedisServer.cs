@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Celeriac.TestServers;
+
+/// <summary>
+/// A real <c>redis-server</c> (Debian's package) on a free loopback port with its own data folder and an
+/// append-only file, so a stop and start keeps what it held, as a production Redis with AOF does.
+/// </summary>
+public sealed class RedisServer : IAsyncDisposable
+{
+    /// <summary>The server binary.</summary>
+    public const string Binary = "/usr/bin/redis-server";
+
+    private readonly StringBuilder _log = new();
+    private Process? _process;
+
+    private RedisServer(int port, string directory)
+    {
+        Port = port;
+        Directory = directory;
+    }
+
+    /// <summary>The TCP port on 127.0.0.1.</summary>
+    public int Port { get; }
+
+    /// <summary>The data folder (deleted on dispose).</summary>
+    public string Directory { get; }
+
+    /// <summary>Whether the server process runs.</summary>
+    public bool IsRunning => _process is { HasExited: false };
+
+    /// <summary>What the server printed.</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
+    /// <summary>The URL of database <paramref name="db"/>.</summary>
+    public string Url(int db = 0) => string.Create(CultureInfo.InvariantCulture, $"redis://127.0.0.1:{Port}/{db}");
+
+    /// <summary>Starts a server and waits until it answers PING.</summary>
+    public static async Task<RedisServer> StartAsync(CancellationToken ct = default)
+    {
+        if (!File.Exists(Binary))
+        {
+            throw new InvalidOperationException($"{Binary} is missing: scripts/provision.sh installs the redis-server package.");
+        }
+
+        string dir = Path.Combine(Path.GetTempPath(), "celeriac-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        var server = new RedisServer(FreePort.Next(), dir);
+        await server.StartAgainAsync(ct).ConfigureAwait(false);
+        return server;
+    }
+
+    /// <summary>Starts the server again on the same port and folder (after <see cref="StopAsync"/> or <see cref="Kill"/>).</summary>
+    public async Task StartAgainAsync(CancellationToken ct = default)
+    {
+        if (IsRunning)
+        {
+            return;
+        }
+
+        var start = new ProcessStartInfo(Binary)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Directory,
+        };
+        foreach (string a in (string[])[
+            "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
+            "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
+            "--protected-mode", "yes", "--databases", "16", "--loglevel", "warning"])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
+        process.OutputDataReceived += (_, e) => Append(e.Data);
+        process.ErrorDataReceived += (_, e) => Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            if (process.HasExited)
+            {
+                throw new InvalidOperationException($"redis-server exited with {process.ExitCode}:\n{Log}");
+            }
+
+            if (await PingAsync(ct).ConfigureAwait(false))
+            {
+                return;
+            }
+
+            if (deadline.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                throw new TimeoutException($"redis-server on port {Port} did not answer PING within 20 s:\n{Log}");
+            }
+
+            await Task.Delay(20, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops the server the way an operator does (SIGTERM: it flushes its append-only file and exits).</summary>
+    public async Task StopAsync()
+    {
+        if (_process is not { } process || process.HasExited)
+        {
+            return;
+        }
+
+        _ = Signal("TERM", process.Id);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+    }
+
+    /// <summary>Kills the server at once (SIGKILL): what the last second of writes held may be gone.</summary>
+    public void Kill()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill();
+            process.WaitForExit(10_000);
+        }
+    }
+
+    /// <summary>Runs a command with <c>redis-cli</c> and returns what it printed (raw mode).</summary>
+    public async Task<string> CliAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("/usr/bin/redis-cli")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in (string[])["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--raw", .. args])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-cli did not start");
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+        return process.ExitCode == 0 ? await stdout.ConfigureAwait(false) : throw new InvalidOperationException($"redis-cli {string.Join(' ', args)} exited {process.ExitCode}: {await stderr.ConfigureAwait(false)}");
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        Kill();
+        _process?.Dispose();
+        await Task.Yield();
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A folder left in /tmp is harmless; the test's outcome matters more.
+        }
+    }
+
+    private async Task<bool> PingAsync(CancellationToken ct)
+    {
+        try
+        {
+            using var client = new TcpClient();
+            await client.ConnectAsync(IPAddress.Loopback, Port, ct).ConfigureAwait(false);
+            NetworkStream stream = client.GetStream();
+            await stream.WriteAsync("PING\r\n"u8.ToArray(), ct).ConfigureAwait(false);
+            var buffer = new byte[64];
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(2));
+            int n = await stream.ReadAsync(buffer, timeout.Token).ConfigureAwait(false);
+            return Encoding.ASCII.GetString(buffer, 0, n).StartsWith("+PONG", StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is SocketException or IOException or OperationCanceledException && !ct.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_log)
+        {
+            _log.AppendLine(line);
+        }
+    }
+
+    private static Process? Signal(string signal, int pid) => Process.Start("/bin/kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
+}

@@ -1,0 +1,54 @@
+"""The Quickstart's tasks, in Python, for the interop tests and benchmarks.
+
+Broker and result backend come from CELERY_BROKER_URL and CELERY_RESULT_BACKEND, so one module
+serves every transport. Run a worker with:
+    /usr/bin/python3 -m celery -A interop_tasks worker -P threads -c 8
+"""
+import os
+import time
+
+from celery import Celery
+
+app = Celery(
+    "interop_tasks",
+    broker=os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0"),
+    backend=os.environ.get("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/1"),
+)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_serializer="json",
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+)
+
+
+@app.task(name="tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="tasks.mul")
+def mul(x, y):
+    return x * y
+
+
+@app.task(name="tasks.xsum")
+def xsum(numbers):
+    return sum(numbers)
+
+
+@app.task(name="tasks.fail")
+def fail(message):
+    raise ValueError(message)
+
+
+@app.task(name="tasks.sleep")
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="tasks.echo")
+def echo(value):
+    return value
