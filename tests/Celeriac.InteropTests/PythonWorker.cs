@@ -28,8 +28,11 @@ public sealed class PythonWorker : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a worker on <paramref name="brokerUrl"/> and <paramref name="backendUrl"/> and waits until it is ready.</summary>
-    public static async Task<PythonWorker> StartAsync(string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false)
+    /// <summary>
+    /// Starts a worker on <paramref name="brokerUrl"/> and <paramref name="backendUrl"/> and waits until it is ready.
+    /// <paramref name="pool"/> is Celery's <c>-P</c> (<c>threads</c>, or <c>solo</c> for one task at a time in the main loop).
+    /// </summary>
+    public static async Task<PythonWorker> StartAsync(string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads")
     {
         var start = new ProcessStartInfo(PythonCelery.Python)
         {
@@ -44,7 +47,7 @@ public sealed class PythonWorker : IAsyncDisposable
             ["CELERY_TASK_TRACK_STARTED"] = trackStarted ? "1" : "0",
         });
         foreach (string a in (string[])[
-            "-m", "celery", "-A", "interop_tasks", "worker", "-P", "threads", "-c", concurrency.ToString(CultureInfo.InvariantCulture),
+            "-m", "celery", "-A", "interop_tasks", "worker", "-P", pool, "-c", concurrency.ToString(CultureInfo.InvariantCulture),
             "-Q", queues, "-n", nodeName, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"])
         {
             start.ArgumentList.Add(a);

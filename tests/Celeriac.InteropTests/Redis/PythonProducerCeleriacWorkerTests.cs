@@ -79,11 +79,12 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
     {
         string output = await fx.RunPythonAsync("""
             import sys, json, time
-            from interop_tasks import add, fail, sleep
+            from interop_tasks import app, fail, sleep
             from interop_client import outcome
             q = sys.argv[1]
             failed = fail.apply_async(('bad \u017c\u00f3\u0142\u0107',), queue=q)
-            bad_args = add.apply_async(('only one',), queue=q)
+            # send_task: apply_async would check the arguments in Python before sending.
+            bad_args = app.send_task('tasks.add', ('only one',), queue=q)
             slow = sleep.apply_async((0.5,), queue=q)
             states, started_info = [], None
             deadline = time.monotonic() + 30
