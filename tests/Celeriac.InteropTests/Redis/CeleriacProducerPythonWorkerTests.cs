@@ -76,7 +76,7 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
         {
             TaskResultMeta meta = await sent[i].WaitAsync(s_wait, Ct);
             Assert.True(meta.Status == TaskStates.Success, $"echo({cases[i].Expected}) ended {meta.Status}: {meta.Exception?.Type}: {meta.Exception?.Message}");
-            Assert.Equal(cases[i].Expected, JsonText.Canonical(meta.Result));
+            Assert.Equal(JsonText.Canonical(cases[i].Expected), JsonText.Canonical(meta.Result));
         }
 
         // Python added the big integers as ints, exactly.
@@ -132,10 +132,12 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
         AsyncResult after = await Client.SendTaskAsync("tasks.add", [20, 22], ct: Ct);
 
         // What Celery 5.2.6 really does (worker/consumer/consumer.py on_unknown_task): it logs the error, rejects
-        // the message (it is not redelivered) and ALSO stores FAILURE with NotRegistered(name).
+        // the message (it is not redelivered) and ALSO stores FAILURE with NotRegistered(name), i.e.
+        // {"exc_type": "NotRegistered", "exc_message": ["<name>"], "exc_module": "celery.exceptions"}.
         await fx.PythonWorker.WaitForLogAsync($"Received unregistered task of type '{name}'", s_wait);
+        await fx.PythonWorker.WaitForLogAsync("The message has been ignored and discarded.", s_wait);
         TaskResultMeta meta = await unknown.WaitAsync(s_wait, Ct);
-        Assert.Equal((TaskStates.Failure, "NotRegistered", $"'{name}'"), (meta.Status, meta.Exception?.Type, meta.Exception?.Message));
+        Assert.Equal((TaskStates.Failure, "NotRegistered", "celery.exceptions", name), (meta.Status, meta.Exception?.Type, meta.Exception?.Module, meta.Exception?.Message));
         Assert.Equal(42, await after.GetAsync<long>(s_wait, Ct));
     }
 
