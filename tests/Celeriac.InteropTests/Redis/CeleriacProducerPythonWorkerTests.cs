@@ -120,6 +120,8 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
         Assert.Equal((TaskStates.Revoked, "TaskRevokedError", "expired"), (expiredMeta.Status, expiredMeta.Exception?.Type, expiredMeta.Exception?.Message));
         var revoked = await Assert.ThrowsAsync<TaskFailedException>(() => expired.GetAsync<long>(s_wait, Ct));
         Assert.Equal(TaskStates.Revoked, revoked.State);
+        await fx.PythonWorker.WaitForLogAsync($"Discarding revoked task: tasks.add[{expired.Id}]", s_wait);
+        Assert.DoesNotContain($"tasks.add[{expired.Id}] succeeded", fx.PythonWorker.Log, StringComparison.Ordinal);
 
         Assert.Equal(11, await fresh.GetAsync<long>(s_wait, Ct));
     }
@@ -158,8 +160,9 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
     public async Task RevokeFromPython_OfTaskCeleriacSent_CeleriacSeesRevoked()
     {
         // Celeriac has no revoke API, but a Python client can revoke what Celeriac sent; Celeriac then reads REVOKED.
-        // The countdown keeps the task held in the Celery worker's timer until the revoke has been acknowledged.
-        AsyncResult held = await Client.SendTaskAsync("tasks.add", [1, 1], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(3) }, ct: Ct);
+        // The countdown keeps the task held in the Celery worker's timer until the revoke has been acknowledged
+        // (a Python client starts in well under a second; 5 s leaves room on a loaded machine).
+        AsyncResult held = await Client.SendTaskAsync("tasks.add", [1, 1], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(5) }, ct: Ct);
         string output = await fx.RunPythonAsync("""
             import sys, json
             from interop_tasks import app
@@ -169,6 +172,8 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
 
         TaskResultMeta meta = await held.WaitAsync(s_wait, Ct);
         Assert.Equal((TaskStates.Revoked, "TaskRevokedError", "revoked"), (meta.Status, meta.Exception?.Type, meta.Exception?.Message));
+        await fx.PythonWorker.WaitForLogAsync($"Discarding revoked task: tasks.add[{held.Id}]", s_wait);
+        Assert.DoesNotContain($"tasks.add[{held.Id}] succeeded", fx.PythonWorker.Log, StringComparison.Ordinal);
     }
 
     [Fact]

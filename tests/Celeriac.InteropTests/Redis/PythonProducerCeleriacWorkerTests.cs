@@ -147,7 +147,10 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
         Assert.InRange(delay, 1.5, 15);
 
         PythonOutcome expired = PythonOutcome.From(root.GetProperty("expired"));
-        Assert.Equal(("REVOKED", "TaskRevokedError"), (expired.State, expired.ExcType));
+        Assert.Equal(("REVOKED", "TaskRevokedError", "expired"), (expired.State, expired.ExcType, expired.ExcMessage));
+        string log = fx.CeleriacWorkerLog.Text;
+        Assert.Contains($"tasks.add[{expired.Id}] expired at", log, StringComparison.Ordinal);
+        Assert.DoesNotContain($"tasks.add[{expired.Id}] succeeded", log, StringComparison.Ordinal);
         Assert.Equal("11", PythonOutcome.From(root.GetProperty("fresh")).ValueJson);
     }
 
@@ -166,6 +169,7 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
         IReadOnlyList<PythonOutcome> seen = PythonOutcome.ParseList(output);
         Assert.Equal(("FAILURE", "NotRegistered"), (seen[0].State, seen[0].ExcType));
         Assert.Equal(("SUCCESS", "42"), (seen[1].State, seen[1].ValueJson));
+        Assert.Contains($"Received unregistered task of type '{name}'", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
 
         // A Celery worker stores exc_message ["<name>"] (NotRegistered's args), so Python's str(e) is '<name>' (a
         // KeyError quotes its argument). Known Celeriac bug: its worker stores the quoted text "'<name>'" as the

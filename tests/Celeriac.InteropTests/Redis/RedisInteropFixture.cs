@@ -51,6 +51,9 @@ public sealed class RedisInteropFixture : IAsyncLifetime
     /// </summary>
     public CeleriacApp Client => _client ?? throw new InvalidOperationException("not started");
 
+    /// <summary>What the shared Celeriac worker logged (information and above).</summary>
+    public CapturedLog CeleriacWorkerLog { get; } = new();
+
     /// <summary>The environment of Python processes: the fixture's broker and backend.</summary>
     public IReadOnlyDictionary<string, string> PythonEnvironment => new Dictionary<string, string>
     {
@@ -107,6 +110,7 @@ public sealed class RedisInteropFixture : IAsyncLifetime
                 o.Concurrency = 4;
                 o.TrackStarted = true;
                 o.NodeName = CeleriacNode;
+                o.LoggerFactory = CeleriacWorkerLog;
             });
             _stopWorker = new CancellationTokenSource();
             var worker = new CeleriacWorker(_workerApp);
