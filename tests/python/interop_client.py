@@ -4,7 +4,6 @@ The snippets import the app from interop_tasks (broker and backend from CELERY_B
 CELERY_RESULT_BACKEND) and print what Python observed as one JSON document on stdout.
 """
 import json
-import sys
 
 from interop_tasks import app
 
@@ -29,8 +28,3 @@ def outcome(result, timeout=30):
 def report(results, timeout=30):
     """Prints the outcomes of AsyncResults (a list) as a JSON list, in order."""
     print(json.dumps([outcome(r, timeout) for r in results]))
-
-
-def ids():
-    """The task ids given on the command line (after the snippet)."""
-    return sys.argv[1:]
