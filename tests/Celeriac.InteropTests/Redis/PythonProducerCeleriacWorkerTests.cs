@@ -171,15 +171,7 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
         Assert.Equal(("SUCCESS", "42"), (seen[1].State, seen[1].ValueJson));
         Assert.Contains($"Received unregistered task of type '{name}'", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
 
-        // A Celery worker stores exc_message ["<name>"] (NotRegistered's args), so Python's str(e) is '<name>' (a
-        // KeyError quotes its argument). Known Celeriac bug: its worker stores the quoted text "'<name>'" as the
-        // message (CeleriacWorker.ReceiveAsync), so Python shows "'<name>'" with both quotes.
-        if (seen[0].ExcMessage == $"\"'{name}'\"")
-        {
-            Assert.Skip($"Known bug (src/Celeriac/Worker/CeleriacWorker.cs, unknown task): Celeriac stores NotRegistered with "
-                + $"exc_message \"'{name}'\" where Celery stores [\"{name}\"]; Python's str(e) is then \"'{name}'\" instead of '{name}'.");
-        }
-
+        // Celery stores exc_message ["<name>"] (NotRegistered's args): Python's str(e) is then '<name>' (a KeyError quotes it).
         Assert.Equal($"'{name}'", seen[0].ExcMessage);
     }
 
