@@ -226,6 +226,32 @@ public sealed class CeleriacApp : IAsyncDisposable
         return new AsyncResult(message.CorrelationId!, ResultBackend);
     }
 
+    /// <summary>
+    /// Revokes tasks by id, as <c>app.control.revoke</c> does: every worker (Celeriac or Celery) listening on the
+    /// broker's <c>celery.pidbox</c> remembers the ids and skips those tasks when they come, storing REVOKED.
+    /// A task already running goes on.
+    /// </summary>
+    public async Task RevokeAsync(IEnumerable<string> taskIds, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        string[] ids = [.. taskIds];
+        if (ids.Length == 0)
+        {
+            return;
+        }
+
+        var arguments = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["task_id"] = ids.Cast<object?>().ToList(),
+            ["terminate"] = false,
+            ["signal"] = "SIGTERM",
+        };
+
+        // A worker drops a request that is stale on arrival: give it a few seconds, not Celery's one.
+        TransportMessage request = Control.Mailbox.Request("revoke", arguments, destination: null, replyTo: null, Time, TimeSpan.FromSeconds(5));
+        await Transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
+    }
+
     /// <summary>Builds the protocol v2 message of a call, and picks its queue.</summary>
     internal TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
     {

@@ -40,4 +40,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Error, Message = "Internal error handling task {Name}[{Id}]")]
     public static partial void InternalError(ILogger logger, string name, string id, Exception exception);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Information, Message = "Tasks flagged as revoked: {Ids}")]
+    public static partial void TasksRevoked(ILogger logger, string ids);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Information, Message = "Discarding revoked task: {Name}[{Id}]")]
+    public static partial void TaskRevoked(ILogger logger, string name, string id);
+
+    [LoggerMessage(EventId = 15, Level = LogLevel.Warning, Message = "Remote control message that is not a pidbox request ignored")]
+    public static partial void BadControlMessage(ILogger logger);
+
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Remote control command '{Method}' is not supported by Celeriac yet")]
+    public static partial void UnknownControlCommand(ILogger logger, string method);
 }

@@ -30,6 +30,7 @@ public sealed partial class CeleriacWorker
     private readonly ConcurrentDictionary<Task, byte> _writes = new();
     private int _pendingWrites;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Control.RevokedTasks _revoked;
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
     public CeleriacWorker(CeleriacApp app)
@@ -43,6 +44,7 @@ public sealed partial class CeleriacWorker
         _queues = o.EffectiveQueues;
         _concurrency = o.Concurrency;
         _prefetch = o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
+        _revoked = new Control.RevokedTasks(app.Time);
     }
 
     /// <summary>The worker's node name.</summary>
@@ -56,6 +58,9 @@ public sealed partial class CeleriacWorker
 
     /// <summary>Completes when the worker consumes.</summary>
     public Task Ready => _ready.Task;
+
+    /// <summary>The task ids this worker was told to revoke (by remote control or in code).</summary>
+    public Control.RevokedTasks Revoked => _revoked;
 
     /// <summary>Tasks finished so far.</summary>
     public long Processed => Interlocked.Read(ref _processed);
@@ -88,6 +93,9 @@ public sealed partial class CeleriacWorker
             slots[i] = RunSlotAsync(window, backend, stopOrAbort.Token, linkedAbort.Token);
         }
 
+        // Remote control (kombu's pidbox): revoke and ping from Celery's and Celeriac's clients.
+        IAsyncDisposable control = await transport.SubscribeAsync(Control.Mailbox.Exchange, m => OnControlAsync(transport, m), abort).ConfigureAwait(false);
+        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable unsubscribe = control.ConfigureAwait(false);
         Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Log.WorkerReady(_logger, _node);
         _ready.TrySetResult();
@@ -227,6 +235,45 @@ public sealed partial class CeleriacWorker
 
     private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 255;
 
+    private async ValueTask OnControlAsync(ITransport transport, TransportMessage m)
+    {
+        if (!Control.Mailbox.TryParse(m, out Control.ControlRequest? request))
+        {
+            Log.BadControlMessage(_logger);
+            return;
+        }
+
+        if (request!.Destination is { } destination && !destination.Contains(_node, StringComparer.Ordinal)
+            || request.Expires is { } expires && expires < _app.Time.GetUtcNow())
+        {
+            return;
+        }
+
+        Dictionary<string, object?> reply;
+        switch (request.Method)
+        {
+            case "revoke":
+                IReadOnlyList<string> ids = Control.Mailbox.RevokedIds(request);
+                _revoked.Add(ids);
+                string list = string.Join(", ", ids);
+                Log.TasksRevoked(_logger, list);
+                reply = new(StringComparer.Ordinal) { ["ok"] = $"tasks {list} flagged as revoked" };
+                break;
+            case "ping":
+                reply = new(StringComparer.Ordinal) { ["ok"] = "pong" };
+                break;
+            default:
+                Log.UnknownControlCommand(_logger, request.Method);
+                reply = new(StringComparer.Ordinal) { ["error"] = $"No such command: {request.Method}" };
+                break;
+        }
+
+        if (request.ReplyExchange is not null && request.ReplyRoutingKey is not null)
+        {
+            await transport.PublishAsync(request.ReplyExchange, request.ReplyRoutingKey, [Control.Mailbox.Reply(request, _node, reply)]).ConfigureAwait(false);
+        }
+    }
+
     private async Task RunSlotAsync(Channel<Request> window, IResultBackend backend, CancellationToken stop, CancellationToken abort)
     {
         ChannelReader<Request> reader = window.Reader;
@@ -293,6 +340,14 @@ public sealed partial class CeleriacWorker
         CeleriacTask task = request.Task!;
         bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
+
+        if (_revoked.Contains(h.Id))
+        {
+            Log.TaskRevoked(_logger, h.Task, h.Id);
+            await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "revoked", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
+            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            return;
+        }
 
         if (h.Expires is { } expires && expires <= _app.Time.GetUtcNow())
         {
