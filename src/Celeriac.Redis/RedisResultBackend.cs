@@ -1,22 +1,130 @@
+using System.Collections.Concurrent;
 using Celeriac.Results;
+using StackExchange.Redis;
 
 namespace Celeriac.Redis;
 
-/// <summary>Celery's Redis result backend (skeleton: being written).</summary>
+/// <summary>
+/// Celery's Redis result backend: <c>SETEX celery-task-meta-&lt;id&gt; &lt;expires&gt; &lt;json&gt;</c> followed by a
+/// PUBLISH of the same document on a channel of the same name, so that a waiting client (Python or .NET),
+/// subscribed to that channel, has its result pushed instead of polling for it.
+/// Writes made while Redis is away are retried with back-off until it is back (for up to 5 minutes), so a
+/// restart of Redis loses no result.
+/// </summary>
 public sealed class RedisResultBackend : KeyValueResultBackend
 {
-    /// <summary>Creates the backend.</summary>
-    public RedisResultBackend(ResultBackendOptions options) : base(options) => throw new NotSupportedException("The Redis result backend is being written.");
+    private static readonly TimeSpan s_readPatience = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan s_writePatience = TimeSpan.FromMinutes(5);
+
+    private readonly RedisConnection _connection;
+    private readonly int _db;
+    private readonly KeyWaiterTable _waiters = new();
+    private readonly ConcurrentDictionary<string, byte> _watched = new(StringComparer.Ordinal);
+    private readonly Action<RedisChannel, RedisValue> _onPublished;
+    private int _disposed;
+
+    /// <summary>Connects (lazily, reconnecting by itself) to the server named by <see cref="ResultBackendOptions.Url"/>.</summary>
+    public RedisResultBackend(ResultBackendOptions options)
+        : base(options)
+    {
+        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url);
+        _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory);
+        _db = endpoint.Database;
+        _onPublished = (channel, _) => Wake(channel.ToString());
+    }
+
+    private protected override KeyWaiterTable Waiters => _waiters;
+
+    private async Task<IDatabase> DatabaseAsync() => await _connection.DatabaseAsync(_db).ConfigureAwait(false);
 
     /// <inheritdoc />
-    protected override ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) => throw new NotSupportedException();
+    protected override async ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) =>
+        await _connection.RunAsync(
+            async () => (byte[]?)await (await DatabaseAsync().ConfigureAwait(false)).StringGetAsync(key).ConfigureAwait(false),
+            s_readPatience,
+            ct).ConfigureAwait(false);
 
     /// <inheritdoc />
-    protected override ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct) => throw new NotSupportedException();
+    protected override async ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct)
+    {
+        // Once begun, a write is seen through: a result must not be half stored because a caller gave up.
+        await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                Task<bool> set = expiry is { } ttl ? db.StringSetAsync(key, value, ttl) : db.StringSetAsync(key, value);
+                Task<long> publish = db.PublishAsync(RedisChannel.Literal(key), value);
+                await Task.WhenAll(set, publish).ConfigureAwait(false);
+                return true;
+            },
+            s_writePatience,
+            CancellationToken.None).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
-    protected override ValueTask DeleteValueAsync(string key, CancellationToken ct) => throw new NotSupportedException();
+    protected override async ValueTask DeleteValueAsync(string key, CancellationToken ct) =>
+        await _connection.RunAsync(
+            async () => await (await DatabaseAsync().ConfigureAwait(false)).KeyDeleteAsync(key).ConfigureAwait(false),
+            s_writePatience,
+            ct).ConfigureAwait(false);
 
     /// <inheritdoc />
-    protected override ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct) => throw new NotSupportedException();
+    protected override async ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct) =>
+        await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                Task<long> count = db.StringIncrementAsync(key);
+                Task<bool> expire = expiry is { } ttl ? db.KeyExpireAsync(key, ttl) : Task.FromResult(true);
+                await Task.WhenAll(count, expire).ConfigureAwait(false);
+                return await count.ConfigureAwait(false);
+            },
+            s_writePatience,
+            ct).ConfigureAwait(false);
+
+    /// <summary>Subscribes to the key's channel (Celery's backend publishes every write there).</summary>
+    private protected override async ValueTask WatchAsync(string key, CancellationToken ct)
+    {
+        ISubscriber subscriber = (await _connection.MultiplexerAsync().ConfigureAwait(false)).GetSubscriber();
+        await _connection.RunAsync(
+            async () =>
+            {
+                await subscriber.SubscribeAsync(RedisChannel.Literal(key), _onPublished).ConfigureAwait(false);
+                return true;
+            },
+            s_readPatience,
+            ct).ConfigureAwait(false);
+        _watched.TryAdd(key, 0);
+    }
+
+    /// <inheritdoc />
+    private protected override void Unwatch(string key)
+    {
+        if (_watched.TryRemove(key, out _) && Volatile.Read(ref _disposed) == 0 && _connection.MultiplexerAsync() is { IsCompletedSuccessfully: true } mux)
+        {
+            // Fire and forget: the reply carries nothing a waiter needs, and an outage drops the subscription anyway.
+            _ = mux.Result.GetSubscriber().UnsubscribeAsync(RedisChannel.Literal(key), _onPublished, CommandFlags.FireAndForget);
+        }
+    }
+
+    /// <inheritdoc />
+    public override async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (!_watched.IsEmpty && _connection.MultiplexerAsync() is { IsCompletedSuccessfully: true } mux)
+        {
+            ISubscriber subscriber = mux.Result.GetSubscriber();
+            foreach (string key in _watched.Keys)
+            {
+                _ = subscriber.UnsubscribeAsync(RedisChannel.Literal(key), _onPublished, CommandFlags.FireAndForget);
+            }
+        }
+
+        await _connection.ReleaseAsync().ConfigureAwait(false);
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
 }

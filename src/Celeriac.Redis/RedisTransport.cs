@@ -1,31 +1,848 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using Celeriac.Protocol;
 using Celeriac.Transport;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
 
 namespace Celeriac.Redis;
 
-/// <summary>kombu's Redis transport (skeleton: being written).</summary>
+/// <summary>
+/// kombu's Redis transport, key for key: a queue is a list per priority step (<c>celery</c>,
+/// <c>celery\x06\x163</c>, <c>\x06\x166</c>, <c>\x06\x169</c>; a lower number is served first), bindings live
+/// in <c>_kombu.binding.&lt;exchange&gt;</c> sets, taken messages are noted in the <c>unacked</c> hash and the
+/// <c>unacked_index</c> sorted set until they are settled, and fanout exchanges are PUBLISH channels
+/// (<c>/&lt;db&gt;.celeryev/&lt;routing key&gt;</c>). Python Celery workers and clients share these keys.
+/// <para>
+/// Unlike kombu, taking a message and noting it as unacked is one atomic script, so a worker killed at any
+/// moment loses nothing; and a live consumer keeps the <c>unacked_index</c> entries of what it holds fresh,
+/// so only a dead consumer's messages are restored after the visibility timeout, however long a task runs.
+/// </para>
+/// </summary>
 public sealed class RedisTransport : ITransport
 {
-    /// <summary>Creates the transport.</summary>
-    public RedisTransport(TransportOptions options) => throw new NotSupportedException("The Redis transport is being written. " + options?.Url);
+    /// <summary>kombu's separator in priority list names and binding members.</summary>
+    public const string Separator = "\x06\x16";
+
+    private const string BindingPrefix = "_kombu.binding.";
+    private const int MaxBatch = 256;
+    private static readonly int[] s_steps = [0, 3, 6, 9];
+    private static readonly TimeSpan s_publishPatience = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan s_settlePatience = TimeSpan.FromMinutes(10);
+
+    private readonly RedisConnection _connection;
+    private readonly int _db;
+    private readonly string _prefix;
+    private readonly RedisKey _unacked;
+    private readonly RedisKey _unackedIndex;
+    private readonly RedisKey _unackedMutex;
+    private readonly string _fanoutPrefix;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _visibility;
+    private readonly string _tagPrefix = "celeriac-" + Guid.NewGuid().ToString("N") + "-";
+    private readonly ConcurrentDictionary<string, RedisDelivery> _held = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _fanout = new(StringComparer.Ordinal) { ["celeryev"] = 0, ["celery.pidbox"] = 0 };
+    private readonly CancellationTokenSource _lifetime = new();
+    private readonly AckBatcher _acks;
+    private readonly Lock _gate = new();
+    private Task? _maintenance;
+    private long _takes;
+    private int _disposed;
+
+    /// <summary>Connects (lazily, reconnecting by itself) to the server named by <see cref="TransportOptions.Url"/>.</summary>
+    public RedisTransport(TransportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url);
+        _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory);
+        _db = endpoint.Database;
+        _prefix = endpoint.KeyPrefix;
+        _unacked = _prefix + "unacked";
+        _unackedIndex = _prefix + "unacked_index";
+        _unackedMutex = _prefix + "unacked_mutex";
+        _fanoutPrefix = _prefix + "/" + _db.ToString(CultureInfo.InvariantCulture) + ".";
+        _time = options.TimeProvider;
+        _logger = options.LoggerFactory.CreateLogger("Celeriac.Redis");
+        _visibility = options.VisibilityTimeout > TimeSpan.Zero ? options.VisibilityTimeout : TimeSpan.FromHours(1);
+        _acks = new AckBatcher(SendAcksAsync);
+    }
+
+    private double NowSeconds => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
+
+    private Task<IDatabase> DatabaseAsync() => DatabaseCoreAsync();
+
+    private async Task<IDatabase> DatabaseCoreAsync() => await _connection.DatabaseAsync(_db).ConfigureAwait(false);
+
+    /// <summary>The name of the list that holds <paramref name="queue"/>'s messages of <paramref name="priority"/> (kombu's <c>_q_for_pri</c>).</summary>
+    public static string ListName(string queue, int priority)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        int step = PriorityStep(priority);
+        return step == 0 ? queue : queue + Separator + step.ToString(CultureInfo.InvariantCulture);
+    }
+
+    private static int PriorityStep(int priority)
+    {
+        int p = Math.Clamp(priority, 0, 9);
+        int step = s_steps[0];
+        foreach (int s in s_steps)
+        {
+            if (s <= p)
+            {
+                step = s;
+            }
+        }
+
+        return step;
+    }
 
     /// <inheritdoc />
-    public ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default) => throw new NotSupportedException();
+    public async ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        if (queue.ExchangeType == "fanout")
+        {
+            _fanout.TryAdd(queue.Exchange, 0);
+            return;
+        }
+
+        // Celery binds a queue to an exchange of its own name when none is given; kombu writes the member
+        // 'routing_key \x06\x16 pattern \x06\x16 queue' (the pattern is always empty in Celery's use).
+        string exchange = queue.Exchange.Length == 0 ? queue.Name : queue.Exchange;
+        string member = (queue.RoutingKey ?? queue.Name) + Separator + Separator + queue.Name;
+        string declared = exchange + Separator + member;
+        if (_declared.ContainsKey(declared))
+        {
+            return;
+        }
+
+        await _connection.RunAsync(
+            async () => await (await DatabaseAsync().ConfigureAwait(false)).SetAddAsync(_prefix + BindingPrefix + exchange, member).ConfigureAwait(false),
+            s_publishPatience,
+            ct).ConfigureAwait(false);
+        _declared.TryAdd(declared, 0);
+    }
 
     /// <inheritdoc />
-    public ValueTask PublishAsync(string exchange, string routingKey, IReadOnlyList<TransportMessage> messages, CancellationToken ct = default) => throw new NotSupportedException();
+    public async ValueTask PublishAsync(string exchange, string routingKey, IReadOnlyList<TransportMessage> messages, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(exchange);
+        ArgumentNullException.ThrowIfNull(routingKey);
+        ArgumentNullException.ThrowIfNull(messages);
+        ct.ThrowIfCancellationRequested();
+        if (messages.Count == 0)
+        {
+            return;
+        }
+
+        var payloads = new RedisValue[messages.Count];
+        for (int i = 0; i < payloads.Length; i++)
+        {
+            payloads[i] = KombuEnvelope.Encode(messages[i], exchange, routingKey);
+        }
+
+        if (_fanout.ContainsKey(exchange))
+        {
+            RedisChannel channel = RedisChannel.Literal(_fanoutPrefix + exchange + (routingKey.Length > 0 ? "/" + routingKey : ""));
+            await _connection.RunAsync(
+                async () =>
+                {
+                    ISubscriber subscriber = (await _connection.MultiplexerAsync().ConfigureAwait(false)).GetSubscriber();
+                    await Task.WhenAll(payloads.Select(p => subscriber.PublishAsync(channel, p))).ConfigureAwait(false);
+                    return true;
+                },
+                s_publishPatience,
+                ct).ConfigureAwait(false);
+            return;
+        }
+
+        await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                IReadOnlyList<string> queues = exchange.Length == 0 ? [routingKey] : await LookupAsync(db, exchange, routingKey).ConfigureAwait(false);
+                if (queues.Count == 0)
+                {
+                    Log.Unroutable(_logger, exchange, routingKey);
+                    return true;
+                }
+
+                // One LPUSH per list with the batch in order: the list then pops the batch oldest first.
+                var pushes = new List<Task>(queues.Count * 2);
+                foreach (string queue in queues)
+                {
+                    foreach (IGrouping<int, int> byStep in Enumerable.Range(0, messages.Count).GroupBy(i => PriorityStep(messages[i].Priority ?? 0)))
+                    {
+                        RedisValue[] values = byStep.Select(i => payloads[i]).ToArray();
+                        pushes.Add(db.ListLeftPushAsync(_prefix + ListName(queue, byStep.Key), values));
+                    }
+                }
+
+                await Task.WhenAll(pushes).ConfigureAwait(false);
+                return true;
+            },
+            s_publishPatience,
+            ct).ConfigureAwait(false);
+    }
+
+    /// <summary>kombu's <c>_lookup</c>: the queues bound to <paramref name="exchange"/> whose binding key matches.</summary>
+    private async Task<IReadOnlyList<string>> LookupAsync(IDatabase db, string exchange, string routingKey)
+    {
+        RedisValue[] members = await db.SetMembersAsync(_prefix + BindingPrefix + exchange).ConfigureAwait(false);
+        var queues = new List<string>();
+        foreach (RedisValue member in members)
+        {
+            string[] parts = member.ToString().Split(Separator);
+            if (parts.Length == 3 && TopicMatches(parts[0], routingKey) && !queues.Contains(parts[2]))
+            {
+                queues.Add(parts[2]);
+            }
+        }
+
+        return queues;
+    }
+
+    /// <summary>AMQP topic matching (<c>*</c> one word, <c>#</c> any number); a key without wildcards matches itself only.</summary>
+    internal static bool TopicMatches(string pattern, string key)
+    {
+        if (pattern.AsSpan().IndexOfAny('*', '#') < 0)
+        {
+            return pattern == key;
+        }
+
+        return Match(pattern.Split('.'), 0, key.Length == 0 ? [] : key.Split('.'), 0);
+
+        static bool Match(string[] p, int i, string[] k, int j)
+        {
+            if (i == p.Length)
+            {
+                return j == k.Length;
+            }
+
+            if (p[i] == "#")
+            {
+                for (int skip = j; skip <= k.Length; skip++)
+                {
+                    if (Match(p, i + 1, k, skip))
+                    {
+                        return true;
+                    }
+                }
+
+                return false;
+            }
+
+            return j < k.Length && (p[i] == "*" || p[i] == k[j]) && Match(p, i + 1, k, j + 1);
+        }
+    }
 
     /// <inheritdoc />
-    public IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, CancellationToken ct = default) => throw new NotSupportedException();
+    public async IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        string[] queues = options.Queues.Distinct(StringComparer.Ordinal).ToArray();
+        if (queues.Length == 0)
+        {
+            yield break;
+        }
+
+        StartMaintenance();
+        var window = new PrefetchWindow(options.Prefetch);
+        var consumer = new Consumer(this, queues);
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    await window.WaitForRoomAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                IReadOnlyList<RedisDelivery> taken = await consumer.TakeAsync(Math.Min(Math.Max(1, window.Free), MaxBatch), window, ct).ConfigureAwait(false);
+                foreach (RedisDelivery delivery in taken)
+                {
+                    yield return delivery;
+                }
+            }
+        }
+        finally
+        {
+            await consumer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
 
     /// <inheritdoc />
-    public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default) => throw new NotSupportedException();
+    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(exchange);
+        ArgumentNullException.ThrowIfNull(handler);
+        _fanout.TryAdd(exchange, 0);
+        string name = _fanoutPrefix + exchange;
+        ISubscriber subscriber = (await _connection.MultiplexerAsync().ConfigureAwait(false)).GetSubscriber();
+
+        // kombu publishes '/<db>.<exchange>/<routing key>' (or without the key); a subscriber hears both.
+        ChannelMessageQueue plain = await _connection.RunAsync(() => subscriber.SubscribeAsync(RedisChannel.Literal(name)), s_publishPatience, ct).ConfigureAwait(false);
+        ChannelMessageQueue keyed = await _connection.RunAsync(() => subscriber.SubscribeAsync(RedisChannel.Pattern(EscapeGlob(name) + "/*")), s_publishPatience, ct).ConfigureAwait(false);
+        plain.OnMessage(m => DeliverFanoutAsync(exchange, m, handler));
+        keyed.OnMessage(m => DeliverFanoutAsync(exchange, m, handler));
+        return new Subscription(plain, keyed);
+    }
+
+    private async Task DeliverFanoutAsync(string exchange, ChannelMessage m, Func<TransportMessage, ValueTask> handler)
+    {
+        byte[]? raw = m.Message;
+        if (raw is null)
+        {
+            Log.BadFanoutMessage(_logger, m.Channel.ToString(), "empty message");
+            return;
+        }
+
+        if (!KombuEnvelope.TryDecode(raw, out TransportMessage? message, out string? error))
+        {
+            Log.BadFanoutMessage(_logger, m.Channel.ToString(), error ?? "unreadable");
+            return;
+        }
+
+        try
+        {
+            await handler(message!).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            Log.SubscriberFailed(_logger, exchange, e);
+        }
+    }
+
+    private static string EscapeGlob(string text)
+    {
+        var sb = new StringBuilder(text.Length + 4);
+        foreach (char c in text)
+        {
+            if (c is '*' or '?' or '[' or ']' or '\\')
+            {
+                sb.Append('\\');
+            }
+
+            sb.Append(c);
+        }
+
+        return sb.ToString();
+    }
 
     /// <inheritdoc />
-    public ValueTask<long> GetQueueLengthAsync(string queue, CancellationToken ct = default) => throw new NotSupportedException();
+    public async ValueTask<long> GetQueueLengthAsync(string queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        return await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                long[] lengths = await Task.WhenAll(s_steps.Select(s => db.ListLengthAsync(_prefix + ListName(queue, s)))).ConfigureAwait(false);
+                return lengths.Sum();
+            },
+            s_publishPatience,
+            ct).ConfigureAwait(false);
+    }
 
     /// <inheritdoc />
-    public ValueTask<long> PurgeAsync(string queue, CancellationToken ct = default) => throw new NotSupportedException();
+    public async ValueTask<long> PurgeAsync(string queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        RedisKey[] keys = s_steps.Select(s => (RedisKey)(_prefix + ListName(queue, s))).ToArray();
+        return await _connection.RunAsync(
+            async () => (long)await (await DatabaseAsync().ConfigureAwait(false)).ScriptEvaluateAsync(RedisScripts.Purge, keys).ConfigureAwait(false),
+            s_publishPatience,
+            ct).ConfigureAwait(false);
+    }
 
-    /// <inheritdoc />
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    private Task<bool> SendAcksAsync(string[] tags)
+    {
+        RedisValue[] values = Array.ConvertAll(tags, t => (RedisValue)t);
+        return _connection.RunAsync(
+            async () =>
+            {
+                // kombu's QoS.ack: ZREM unacked_index; HDEL unacked (many tags per command here).
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                Task<long> index = db.SortedSetRemoveAsync(_unackedIndex, values);
+                Task<long> hash = db.HashDeleteAsync(_unacked, values);
+                await Task.WhenAll(index, hash).ConfigureAwait(false);
+                return true;
+            },
+            s_settlePatience,
+            _lifetime.IsCancellationRequested ? CancellationToken.None : _lifetime.Token);
+    }
+
+    private async Task RequeueAsync(string tag)
+    {
+        await _connection.RunAsync(
+            // At the head, as AMQP requeues (kombu pushes a rejected message to the tail instead).
+            async () => await RestoreTagAsync(await DatabaseAsync().ConfigureAwait(false), tag).ConfigureAwait(false),
+            s_settlePatience,
+            CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// kombu's <c>restore_by_tag</c>: moves the message noted under <paramref name="tag"/> back to its queues
+    /// (marked redelivered), in one transaction that does nothing if the note changed meanwhile.
+    /// Returns whether a message was moved.
+    /// </summary>
+    private async Task<bool> RestoreTagAsync(IDatabase db, string tag)
+    {
+        RedisValue noted = await db.HashGetAsync(_unacked, tag).ConfigureAwait(false);
+        ITransaction tran = db.CreateTransaction();
+        if (noted.IsNull)
+        {
+            tran.AddCondition(Condition.HashNotExists(_unacked, tag));
+            _ = tran.SortedSetRemoveAsync(_unackedIndex, tag);
+            await tran.ExecuteAsync().ConfigureAwait(false);
+            return false;
+        }
+
+        tran.AddCondition(Condition.HashEqual(_unacked, tag, noted));
+        _ = tran.SortedSetRemoveAsync(_unackedIndex, tag);
+        _ = tran.HashDeleteAsync(_unacked, tag);
+        bool moved = false;
+        try
+        {
+            // [payload, exchange, routing_key]
+            if (JsonNode.Parse((byte[])noted!) is JsonArray { Count: 3 } note && note[0] is JsonObject payload)
+            {
+                string exchange = note[1]?.GetValue<string>() ?? "";
+                string routingKey = note[2]?.GetValue<string>() ?? "";
+                if (payload["headers"] is JsonObject headers)
+                {
+                    headers["redelivered"] = true;
+                }
+
+                if (payload["properties"] is JsonObject { } properties && properties["delivery_info"] is JsonObject info)
+                {
+                    info["redelivered"] = true;
+                }
+
+                RedisValue restored = payload.ToJsonString();
+                IReadOnlyList<string> queues = exchange.Length == 0 ? [routingKey] : await LookupAsync(db, exchange, routingKey).ConfigureAwait(false);
+                foreach (string queue in queues)
+                {
+                    // RPUSH: the head of the queue, served next (kombu's restore_by_tag).
+                    _ = tran.ListRightPushAsync(_prefix + queue, restored);
+                    moved = true;
+                }
+            }
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+        {
+            // kombu drops a note it cannot read too; keeping it would retry it forever.
+            Log.RestoreFailed(_logger, tag, e);
+        }
+
+        return await tran.ExecuteAsync().ConfigureAwait(false) && moved;
+    }
+
+    private void StartMaintenance()
+    {
+        lock (_gate)
+        {
+            _maintenance ??= MaintainAsync(_lifetime.Token);
+        }
+    }
+
+    /// <summary>
+    /// Keeps the <c>unacked_index</c> entries of held messages fresh, and restores the messages of dead
+    /// consumers (entries older than the visibility timeout), as kombu's <c>restore_visible</c> does.
+    /// </summary>
+    private async Task MaintainAsync(CancellationToken ct)
+    {
+        TimeSpan tick = TimeSpan.FromTicks(Math.Clamp(_visibility.Ticks / 4, TimeSpan.FromMilliseconds(100).Ticks, TimeSpan.FromSeconds(10).Ticks));
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                await RenewAsync(db).ConfigureAwait(false);
+                await RestoreDeadAsync(db).ConfigureAwait(false);
+                _connection.MarkUp();
+            }
+            catch (Exception e) when (RedisConnection.IsOutage(e))
+            {
+                _connection.MarkDown(e);
+            }
+
+            try
+            {
+                await Task.Delay(tick, _time, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task RenewAsync(IDatabase db)
+    {
+        if (_held.IsEmpty)
+        {
+            return;
+        }
+
+        double now = NowSeconds;
+        foreach (string[] chunk in _held.Keys.Chunk(1000))
+        {
+            // XX: never bring back an entry that another consumer has restored meanwhile.
+            SortedSetEntry[] entries = Array.ConvertAll(chunk, t => new SortedSetEntry(t, now));
+            await db.SortedSetAddAsync(_unackedIndex, entries, SortedSetWhen.Exists).ConfigureAwait(false);
+        }
+    }
+
+    private async Task RestoreDeadAsync(IDatabase db)
+    {
+        string token = Guid.NewGuid().ToString("N");
+        if (!await db.StringSetAsync(_unackedMutex, token, TimeSpan.FromSeconds(30), When.NotExists).ConfigureAwait(false))
+        {
+            return; // Another consumer is restoring.
+        }
+
+        int restored = 0;
+        try
+        {
+            double ceiling = NowSeconds - _visibility.TotalSeconds;
+            RedisValue[] expired = await db.SortedSetRangeByScoreAsync(_unackedIndex, 0, ceiling, take: 1000).ConfigureAwait(false);
+            foreach (RedisValue tag in expired)
+            {
+                string t = tag.ToString();
+                if (!_held.ContainsKey(t) && await RestoreTagAsync(db, t).ConfigureAwait(false))
+                {
+                    restored++;
+                }
+            }
+        }
+        finally
+        {
+            await db.ScriptEvaluateAsync(RedisScripts.ReleaseMutex, [_unackedMutex], [token]).ConfigureAwait(false);
+        }
+
+        if (restored > 0)
+        {
+            Log.Restored(_logger, restored, _visibility);
+        }
+    }
+
+    /// <summary>
+    /// Stops as a killed process does: no more renewals, nothing returned, nothing acked; what it held stays
+    /// noted in <c>unacked</c> for a live consumer to restore after the visibility timeout. For tests.
+    /// </summary>
+    internal async ValueTask KillAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _lifetime.CancelAsync().ConfigureAwait(false);
+        foreach (RedisDelivery delivery in _held.Values)
+        {
+            delivery.TryClaimForShutdown();
+        }
+
+        _held.Clear();
+        if (_maintenance is not null)
+        {
+            await _maintenance.ConfigureAwait(false);
+        }
+
+        await _connection.ReleaseAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Returns every held, unsettled message to its queue (as kombu does at shutdown) and closes.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await _lifetime.CancelAsync().ConfigureAwait(false);
+        if (_maintenance is not null)
+        {
+            await _maintenance.ConfigureAwait(false);
+        }
+
+        foreach (RedisDelivery delivery in _held.Values)
+        {
+            if (delivery.TryClaimForShutdown())
+            {
+                _held.TryRemove(delivery.Tag, out _);
+                try
+                {
+                    using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                    await _connection.RunAsync(
+                        async () => await RestoreTagAsync(await DatabaseAsync().ConfigureAwait(false), delivery.Tag).ConfigureAwait(false),
+                        TimeSpan.FromSeconds(10),
+                        patience.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (RedisConnection.IsOutage(e) || e is OperationCanceledException)
+                {
+                    // Redis is away: the note stays in unacked, and a live consumer restores it after the visibility timeout.
+                    _connection.MarkDown(e is OperationCanceledException ? new TimeoutException("restore at shutdown timed out") : e);
+                }
+            }
+        }
+
+        try
+        {
+            await _acks.DrainAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (RedisConnection.IsOutage(e))
+        {
+            // Unsent acks leave notes that are restored later: the messages run again rather than vanish.
+        }
+
+        _lifetime.Dispose();
+        await _connection.ReleaseAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>One consumer's take loop state: its queues' list keys in rotation, and its blocking connection.</summary>
+    private sealed class Consumer(RedisTransport owner, string[] queues) : IAsyncDisposable
+    {
+        private readonly RedisKey[][] _takeKeys = BuildKeys(owner, queues, withUnacked: true);
+        private readonly RedisKey[][] _popKeys = BuildKeys(owner, queues, withUnacked: false);
+        private readonly RedisValue[][] _queueArgs = BuildQueueArgs(queues);
+        private ConnectionMultiplexer? _blocking;
+        private Task<RedisResult>? _pendingPop;
+        private RedisKey[]? _pendingKeys;
+        private int _rotation;
+        private TimeSpan _backoff = TimeSpan.FromMilliseconds(50);
+
+        /// <summary>
+        /// Takes up to <paramref name="want"/> messages: at once if any are ready (one atomic script), else
+        /// waits for the first with a blocking pop (kombu's BRPOP, 1 s at a time), never polling.
+        /// Redis being away is waited out with back-off; it never ends the loop.
+        /// </summary>
+        public async Task<IReadOnlyList<RedisDelivery>> TakeAsync(int want, PrefetchWindow window, CancellationToken ct)
+        {
+            // Queues are served in turn, so a busy queue does not starve the others (kombu's queue cycle).
+            int r = _rotation++ % queues.Length;
+            try
+            {
+                IDatabase db = await owner.DatabaseAsync().ConfigureAwait(false);
+                long call = Interlocked.Increment(ref owner._takes);
+                RedisValue[] args = [want, owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), owner._tagPrefix + call.ToString(CultureInfo.InvariantCulture) + "-", .. _queueArgs[r]];
+                var result = (RedisResult[])(await db.ScriptEvaluateAsync(RedisScripts.Take, _takeKeys[r], args).ConfigureAwait(false))!;
+                owner._connection.MarkUp();
+                _backoff = TimeSpan.FromMilliseconds(50);
+                if (result.Length > 0)
+                {
+                    var taken = new List<RedisDelivery>(result.Length / 3);
+                    for (int i = 0; i + 2 < result.Length; i += 3)
+                    {
+                        string queue = queues[(((int)result[i] - 1) % queues.Length + r) % queues.Length];
+                        taken.Add(owner.Hold(queue, (byte[])result[i + 1]!, (string)result[i + 2]!, window));
+                    }
+
+                    return taken;
+                }
+
+                return await BlockingTakeAsync(db, r, window, ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (RedisConnection.IsOutage(e) && !ct.IsCancellationRequested)
+            {
+                owner._connection.MarkDown(e);
+                try
+                {
+                    await Task.Delay(_backoff, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return [];
+                }
+
+                _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+                return [];
+            }
+        }
+
+        private async Task<IReadOnlyList<RedisDelivery>> BlockingTakeAsync(IDatabase db, int r, PrefetchWindow window, CancellationToken ct)
+        {
+            if (_pendingPop is null)
+            {
+                _blocking ??= await owner._connection.OpenDedicatedAsync().ConfigureAwait(false);
+                _pendingKeys = _popKeys[r];
+                _pendingPop = _blocking.GetDatabase(owner._db).ExecuteAsync("BRPOP", [.. _pendingKeys.Select(k => (object)k), 1]);
+            }
+
+            RedisResult popped;
+            try
+            {
+                popped = await _pendingPop.WaitAsync(ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return []; // The pop stays pending; DisposeAsync gives back what it brings.
+            }
+            finally
+            {
+                if (_pendingPop.IsCompleted)
+                {
+                    _pendingPop = null;
+                }
+            }
+
+            if (popped.IsNull || popped.Length != 2)
+            {
+                return [];
+            }
+
+            // [list, payload]: note it as unacked straight away (the script reads the tag from the payload).
+            string list = (string)popped[0]!;
+            byte[] raw = (byte[])popped[1]!;
+            string queue = QueueOfList(list);
+            string fallback = owner._tagPrefix + "b" + Interlocked.Increment(ref owner._takes).ToString(CultureInfo.InvariantCulture);
+            string tag = (string)(await db.ScriptEvaluateAsync(
+                RedisScripts.Hold,
+                [owner._unackedIndex, owner._unacked],
+                [owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), raw, queue, fallback]).ConfigureAwait(false))!;
+            return [owner.Hold(queue, raw, tag, window)];
+        }
+
+        private string QueueOfList(string list)
+        {
+            string name = list[owner._prefix.Length..];
+            int sep = name.LastIndexOf(Separator, StringComparison.Ordinal);
+            return sep >= 0 && queues.Contains(name[..sep]) ? name[..sep] : name;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_pendingPop is { } pending && _pendingKeys is not null)
+            {
+                // A pop already sent may still bring a message: put it back where it was, at the head.
+                try
+                {
+                    RedisResult popped = await pending.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                    if (!popped.IsNull && popped.Length == 2)
+                    {
+                        IDatabase db = await owner.DatabaseAsync().ConfigureAwait(false);
+                        await db.ListRightPushAsync((string)popped[0]!, (byte[])popped[1]!).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception e) when (RedisConnection.IsOutage(e))
+                {
+                    owner._connection.MarkDown(e);
+                }
+            }
+
+            if (_blocking is not null)
+            {
+                await _blocking.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+                await _blocking.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        private static RedisKey[][] BuildKeys(RedisTransport owner, string[] queues, bool withUnacked)
+        {
+            var rotations = new RedisKey[queues.Length][];
+            for (int r = 0; r < queues.Length; r++)
+            {
+                var keys = new List<RedisKey>();
+                if (withUnacked)
+                {
+                    keys.Add(owner._unackedIndex);
+                    keys.Add(owner._unacked);
+                }
+
+                // kombu's order: each priority step across all queues before the next step.
+                foreach (int step in s_steps)
+                {
+                    for (int q = 0; q < queues.Length; q++)
+                    {
+                        keys.Add(owner._prefix + ListName(queues[(q + r) % queues.Length], step));
+                    }
+                }
+
+                rotations[r] = [.. keys];
+            }
+
+            return rotations;
+        }
+
+        private static RedisValue[][] BuildQueueArgs(string[] queues)
+        {
+            var rotations = new RedisValue[queues.Length][];
+            for (int r = 0; r < queues.Length; r++)
+            {
+                var args = new List<RedisValue>();
+                foreach (int step in s_steps)
+                {
+                    for (int q = 0; q < queues.Length; q++)
+                    {
+                        args.Add(queues[(q + r) % queues.Length]);
+                    }
+                }
+
+                rotations[r] = [.. args];
+            }
+
+            return rotations;
+        }
+    }
+
+    private RedisDelivery Hold(string queue, byte[] raw, string tag, PrefetchWindow window)
+    {
+        string? error = null;
+        bool redelivered = false;
+        if (KombuEnvelope.TryDecode(raw, out TransportMessage? message, out error))
+        {
+            redelivered = message!.Headers.TryGetValue("redelivered", out object? flag) && flag is true;
+            if (message.DeliveryTag != tag)
+            {
+                message = message with { DeliveryTag = tag };
+            }
+        }
+
+        window.Take(1);
+        var delivery = new RedisDelivery(this, queue, message, error, redelivered, tag, window);
+        _held[tag] = delivery;
+        return delivery;
+    }
+
+    private sealed class RedisDelivery(RedisTransport owner, string queue, TransportMessage? message, string? error, bool redelivered, string tag, PrefetchWindow window)
+        : Delivery(queue, message, error, redelivered, window)
+    {
+        private int _claimed;
+
+        public string Tag { get; } = tag;
+
+        /// <summary>Claims the delivery for the shutdown restore; false when a settle claimed it first.</summary>
+        public bool TryClaimForShutdown() => Interlocked.Exchange(ref _claimed, 1) == 0;
+
+        protected override ValueTask SettleAsync(bool? requeue, CancellationToken ct)
+        {
+            if (Interlocked.Exchange(ref _claimed, 1) != 0)
+            {
+                return ValueTask.CompletedTask; // Returned to its queue at shutdown already.
+            }
+
+            owner._held.TryRemove(Tag, out _);
+            return requeue == true ? new ValueTask(owner.RequeueAsync(Tag)) : new ValueTask(owner._acks.Enqueue(Tag));
+        }
+    }
+
+    private sealed class Subscription(ChannelMessageQueue plain, ChannelMessageQueue keyed) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await plain.UnsubscribeAsync().ConfigureAwait(false);
+            await keyed.UnsubscribeAsync().ConfigureAwait(false);
+        }
+    }
 }

@@ -55,6 +55,17 @@ public abstract class KeyValueResultBackend : IResultBackend
     /// </summary>
     protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => Waiters?.Changed(key);
 
+    /// <summary>
+    /// Starts listening for writes of <paramref name="key"/> when its first waiter arrives (a store that is told of
+    /// changes per key, as Redis by SUBSCRIBE); the wait reads the key only after this completes. The default does nothing.
+    /// </summary>
+    private protected virtual ValueTask WatchAsync(string key, CancellationToken ct) => ValueTask.CompletedTask;
+
+    /// <summary>Stops listening for writes of <paramref name="key"/> when its last waiter leaves. The default does nothing.</summary>
+    private protected virtual void Unwatch(string key)
+    {
+    }
+
     /// <summary>Wakes the waiters of <paramref name="key"/> (call it after a write of the key).</summary>
     private protected void Wake(string key) => Waiters?.Wake(key);
 
@@ -78,7 +89,19 @@ public abstract class KeyValueResultBackend : IResultBackend
         string key = TaskKeyPrefix + taskId;
         TimeSpan delay = Options.PollInterval / 16;
         KeyWaiterTable? waiters = Waiters;
-        waiters?.Enter(key);
+        if (waiters?.Enter(key) == true)
+        {
+            try
+            {
+                await WatchAsync(key, ct).ConfigureAwait(false);
+            }
+            catch
+            {
+                LeaveWaiters(waiters, key);
+                throw;
+            }
+        }
+
         try
         {
             while (true)
@@ -103,7 +126,18 @@ public abstract class KeyValueResultBackend : IResultBackend
         }
         finally
         {
-            waiters?.Exit(key);
+            if (waiters is not null)
+            {
+                LeaveWaiters(waiters, key);
+            }
+        }
+    }
+
+    private void LeaveWaiters(KeyWaiterTable waiters, string key)
+    {
+        if (waiters.Exit(key))
+        {
+            Unwatch(key);
         }
     }
 

@@ -20,7 +20,7 @@ internal sealed class KeyWaiterTable
     public ICollection<string> Keys => _entries.Keys;
 
     /// <summary>Registers a waiter of <paramref name="key"/>.</summary>
-    public void Enter(string key)
+    public bool Enter(string key)
     {
         lock (_gate)
         {
@@ -30,19 +30,22 @@ internal sealed class KeyWaiterTable
                 _entries[key] = entry;
             }
 
-            entry.Count++;
+            return ++entry.Count == 1;
         }
     }
 
     /// <summary>Removes a waiter of <paramref name="key"/>.</summary>
-    public void Exit(string key)
+    public bool Exit(string key)
     {
         lock (_gate)
         {
             if (_entries.TryGetValue(key, out Entry? entry) && --entry.Count == 0)
             {
                 _entries.TryRemove(key, out _);
+                return true;
             }
+
+            return false;
         }
     }
 

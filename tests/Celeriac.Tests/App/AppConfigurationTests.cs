@@ -158,7 +158,6 @@ public sealed class AppConfigurationTests : IDisposable
     }
 
     [Theory]
-    [InlineData("redis://localhost:6379/0", "Celeriac.Redis")]
     [InlineData("amqp://guest:guest@localhost//", "Celeriac.RabbitMQ")]
     public async Task Transport_SchemeOfAPackageNotReferenced_ExceptionNamesThePackage(string url, string package)
     {

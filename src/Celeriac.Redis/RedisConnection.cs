@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using StackExchange.Redis;
+
+namespace Celeriac.Redis;
+
+/// <summary>
+/// One connection to a Redis server, shared by every transport and backend of the process that uses that
+/// server (whatever their database), and counted: the last user closes it. It tells outages apart from
+/// errors: <see cref="RunAsync{T}"/> retries what failed because Redis was away, with back-off, and the
+/// outage is logged once when it starts and once when it ends.
+/// </summary>
+internal sealed class RedisConnection
+{
+    private static readonly Dictionary<string, RedisConnection> s_shared = new(StringComparer.Ordinal);
+    private static readonly Lock s_gate = new();
+
+    private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
+    private readonly ILogger _logger;
+    private readonly Lock _outageGate = new();
+    private long _outageStarted;
+    private int _users;
+
+    private RedisConnection(RedisEndpoint endpoint, ILogger logger)
+    {
+        Endpoint = endpoint;
+        _logger = logger;
+        _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint.Configuration));
+    }
+
+    /// <summary>Where it connects.</summary>
+    public RedisEndpoint Endpoint { get; }
+
+    /// <summary>Takes (or opens) the shared connection to the endpoint's server.</summary>
+    public static RedisConnection Acquire(RedisEndpoint endpoint, ILoggerFactory loggers)
+    {
+        lock (s_gate)
+        {
+            if (!s_shared.TryGetValue(endpoint.ServerKey, out RedisConnection? connection))
+            {
+                connection = new RedisConnection(endpoint, loggers.CreateLogger("Celeriac.Redis"));
+                s_shared[endpoint.ServerKey] = connection;
+            }
+
+            connection._users++;
+            return connection;
+        }
+    }
+
+    /// <summary>Gives the connection back; the last user closes it.</summary>
+    public async ValueTask ReleaseAsync()
+    {
+        lock (s_gate)
+        {
+            if (--_users > 0)
+            {
+                return;
+            }
+
+            s_shared.Remove(Endpoint.ServerKey);
+        }
+
+        if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)
+        {
+            await _multiplexer.Value.Result.CloseAsync(allowCommandsToComplete: true).ConfigureAwait(false);
+            await _multiplexer.Value.Result.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The multiplexer (connecting on first use; it reconnects by itself after a loss).</summary>
+    public Task<ConnectionMultiplexer> MultiplexerAsync() => _multiplexer.Value;
+
+    /// <summary>A database of the server.</summary>
+    public async ValueTask<IDatabase> DatabaseAsync(int db) => (await MultiplexerAsync().ConfigureAwait(false)).GetDatabase(db);
+
+    /// <summary>Opens a connection of its own (for blocking commands, which would stall the shared one).</summary>
+    public Task<ConnectionMultiplexer> OpenDedicatedAsync() => ConnectAsync(Endpoint.Configuration);
+
+    /// <summary>Whether <paramref name="e"/> says Redis is away or not ready yet, rather than that the command was wrong.</summary>
+    public static bool IsOutage(Exception e) => e switch
+    {
+        RedisConnectionException or RedisTimeoutException or TimeoutException => true,
+        RedisServerException s => s.Message.StartsWith("LOADING", StringComparison.Ordinal) || s.Message.StartsWith("MASTERDOWN", StringComparison.Ordinal),
+        _ => false,
+    };
+
+    /// <summary>
+    /// Runs <paramref name="operation"/>, retrying it with back-off (50 ms doubling to 2 s) while Redis is away,
+    /// until <paramref name="patience"/> has passed (then the last error is thrown) or <paramref name="ct"/> is cancelled.
+    /// </summary>
+    public async Task<T> RunAsync<T>(Func<Task<T>> operation, TimeSpan patience, CancellationToken ct)
+    {
+        long start = Stopwatch.GetTimestamp();
+        TimeSpan delay = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            try
+            {
+                T result = await operation().ConfigureAwait(false);
+                MarkUp();
+                return result;
+            }
+            catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
+            {
+                MarkDown(e);
+                if (Stopwatch.GetElapsedTime(start) + delay > patience)
+                {
+                    throw;
+                }
+
+                await Task.Delay(delay, ct).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    /// <summary>Notes that Redis failed (logs once per outage).</summary>
+    public void MarkDown(Exception e)
+    {
+        lock (_outageGate)
+        {
+            if (_outageStarted != 0)
+            {
+                return;
+            }
+
+            _outageStarted = Stopwatch.GetTimestamp();
+        }
+
+        Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+    }
+
+    /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>
+    public void MarkUp()
+    {
+        if (Volatile.Read(ref _outageStarted) == 0)
+        {
+            return;
+        }
+
+        long started;
+        lock (_outageGate)
+        {
+            started = _outageStarted;
+            _outageStarted = 0;
+        }
+
+        if (started != 0)
+        {
+            Log.Reachable(_logger, Endpoint.Display, Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
+    private static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions configuration)
+    {
+        // With AbortOnConnectFail off this returns even when Redis is down, and connects in the background.
+        return await ConnectionMultiplexer.ConnectAsync(configuration.Clone()).ConfigureAwait(false);
+    }
+}

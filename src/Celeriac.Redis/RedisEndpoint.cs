@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using StackExchange.Redis;
+
+namespace Celeriac.Redis;
+
+/// <summary>
+/// A Redis URL as kombu and Celery read it: <c>redis://[[user]:password@]host[:port][/db]</c>, <c>rediss://</c>
+/// (TLS; <c>?ssl_cert_reqs=none</c> accepts any certificate) and <c>redis+socket:///path.sock[?virtual_host=db]</c>,
+/// with the transport option <c>global_keyprefix</c> as a query parameter.
+/// </summary>
+internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Configuration, int Database, string KeyPrefix, string Display)
+{
+    private const int DefaultPort = 6379;
+
+    /// <summary>Parses a URL; throws <see cref="CeleriacConfigurationException"/> with the reason.</summary>
+    public static RedisEndpoint Parse(Uri url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        string masked = UrlText.Mask(url);
+        Dictionary<string, string> query = ParseQuery(url.Query);
+        var config = new ConfigurationOptions
+        {
+            AbortOnConnectFail = false,
+            ConnectTimeout = 5000,
+            AsyncTimeout = 10_000,
+            SyncTimeout = 10_000,
+            KeepAlive = 10,
+            ClientName = "celeriac",
+
+            // Fail at once while disconnected: the callers retry with their own back-off, so that nothing
+            // queued inside the client is sent twice after a reconnect, or dropped after a timeout.
+            BacklogPolicy = BacklogPolicy.FailFast,
+            ReconnectRetryPolicy = new ExponentialRetry(250, 5000),
+        };
+
+        int db;
+        string scheme = url.Scheme.ToLowerInvariant();
+        if (scheme == "redis+socket")
+        {
+            string path = Uri.UnescapeDataString(url.AbsolutePath);
+            if (path.Length == 0 || path == "/")
+            {
+                throw new CeleriacConfigurationException($"'{masked}' names no socket file: write redis+socket:///path/to/redis.sock.");
+            }
+
+            config.EndPoints.Add(new UnixDomainSocketEndPoint(path));
+            db = query.TryGetValue("virtual_host", out string? vhost) ? ParseDb(vhost, masked) : 0;
+        }
+        else
+        {
+            if (string.IsNullOrEmpty(url.Host))
+            {
+                throw new CeleriacConfigurationException($"'{masked}' names no host: write {scheme}://host:port/db.");
+            }
+
+            string host = url.Host.Trim('[', ']');
+            int port = url.IsDefaultPort || url.Port <= 0 ? DefaultPort : url.Port;
+            config.EndPoints.Add(IPAddress.TryParse(host, out IPAddress? ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(host, port));
+            string path = url.AbsolutePath.Trim('/');
+            db = path.Length == 0 ? 0 : ParseDb(path, masked);
+            if (scheme == "rediss")
+            {
+                config.Ssl = true;
+                config.SslHost = host;
+                if (query.TryGetValue("ssl_cert_reqs", out string? reqs) && reqs.Equals("none", StringComparison.OrdinalIgnoreCase) || reqs is "CERT_NONE")
+                {
+                    // The user asked for it by name (kombu's ssl_cert_reqs=none), as for a self-signed test server.
+#pragma warning disable CA5359
+                    config.CertificateValidation += static (_, _, _, _) => true;
+#pragma warning restore CA5359
+                }
+            }
+        }
+
+        if (url.UserInfo.Length > 0)
+        {
+            string[] parts = url.UserInfo.Split(':', 2);
+            string user = Uri.UnescapeDataString(parts[0]);
+            string? password = parts.Length == 2 ? Uri.UnescapeDataString(parts[1]) : null;
+            if (password is null)
+            {
+                // redis://secret@host: kombu reads a lone user-info part as the password.
+                config.Password = user;
+            }
+            else
+            {
+                config.Password = password;
+                if (user.Length > 0)
+                {
+                    config.User = user;
+                }
+            }
+        }
+
+        config.DefaultDatabase = db;
+        string prefix = query.GetValueOrDefault("global_keyprefix", "");
+
+        // The database is not part of the server key: a broker on db 0 and a backend on db 1 share one connection.
+        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl);
+        return new RedisEndpoint(serverKey, config, db, prefix, masked);
+    }
+
+    private static int ParseDb(string text, string masked) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int db) && db is >= 0 and < 100_000
+            ? db
+            : throw new CeleriacConfigurationException($"'{masked}': the database must be a number (redis://host:port/0), not '{text}'.");
+
+    private static Dictionary<string, string> ParseQuery(string query)
+    {
+        var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (string pair in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] kv = pair.Split('=', 2);
+            result[Uri.UnescapeDataString(kv[0])] = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
+        }
+
+        return result;
+    }
+}

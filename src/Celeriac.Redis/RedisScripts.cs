@@ -1,0 +1,78 @@
+namespace Celeriac.Redis;
+
+/// <summary>The Lua scripts that make kombu's two-step take (pop, then note as unacked) one atomic step.</summary>
+internal static class RedisScripts
+{
+    // kombu's QoS.append: ZADD unacked_index <now> <tag>; HSET unacked <tag> [payload, exchange, routing_key].
+    // The tag is the envelope's delivery_tag, as kombu uses it; a message without one (bad input) gets a
+    // generated tag, so that even it is never lost between the pop and its settlement.
+    private const string Register = """
+        local function register(raw, queue, gentag, now)
+          local tag, ex, rk
+          local ok, m = pcall(cjson.decode, raw)
+          if ok and type(m) == 'table' and type(m.properties) == 'table' then
+            local p = m.properties
+            if type(p.delivery_tag) == 'string' and p.delivery_tag ~= '' then tag = p.delivery_tag end
+            local di = p.delivery_info
+            if type(di) == 'table' and type(di.exchange) == 'string' and type(di.routing_key) == 'string' then
+              ex = di.exchange
+              rk = di.routing_key
+            end
+          end
+          if not tag then tag = gentag end
+          if not ex then ex = ''; rk = queue end
+          redis.call('ZADD', KEYS[1], now, tag)
+          redis.call('HSET', KEYS[2], tag, '[' .. raw .. ', ' .. cjson.encode(ex) .. ', ' .. cjson.encode(rk) .. ']')
+          return tag
+        end
+
+        """;
+
+    /// <summary>
+    /// Pops up to ARGV[1] messages from KEYS[3..] in order (RPOP: the oldest first) and notes each as unacked.
+    /// KEYS[1] = unacked_index, KEYS[2] = unacked; ARGV[2] = now (Unix seconds), ARGV[3] = tag prefix for
+    /// messages without a delivery_tag, ARGV[3 + i] = the queue of KEYS[2 + i].
+    /// Returns a flat list: list index (1-based among KEYS[3..]), payload, tag; per message.
+    /// </summary>
+    public const string Take = Register + """
+        local want = tonumber(ARGV[1])
+        local out = {}
+        local seq = 0
+        for i = 3, #KEYS do
+          if want <= 0 then break end
+          local items = redis.call('RPOP', KEYS[i], want)
+          if items then
+            local queue = ARGV[i + 1]
+            for _, raw in ipairs(items) do
+              seq = seq + 1
+              out[#out + 1] = i - 2
+              out[#out + 1] = raw
+              out[#out + 1] = register(raw, queue, ARGV[3] .. seq, ARGV[2])
+            end
+            want = want - #items
+          end
+        end
+        return out
+        """;
+
+    /// <summary>Notes one message, popped by a blocking BRPOP, as unacked. ARGV: now, payload, queue, fallback tag. Returns the tag.</summary>
+    public const string Hold = Register + "return register(ARGV[2], ARGV[3], ARGV[4], ARGV[1])";
+
+    /// <summary>kombu's Mutex release: deletes KEYS[1] only if it still holds our token ARGV[1].</summary>
+    public const string ReleaseMutex = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('DEL', KEYS[1])
+        end
+        return 0
+        """;
+
+    /// <summary>Counts and deletes the lists KEYS (a queue's priority lists) at once; returns the count.</summary>
+    public const string Purge = """
+        local n = 0
+        for i = 1, #KEYS do
+          n = n + redis.call('LLEN', KEYS[i])
+        end
+        if #KEYS > 0 then redis.call('DEL', unpack(KEYS)) end
+        return n
+        """;
+}
