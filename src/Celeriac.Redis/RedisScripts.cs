@@ -29,28 +29,34 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Pops up to ARGV[1] messages from KEYS[3..] in order (RPOP: the oldest first) and notes each as unacked.
-    /// KEYS[1] = unacked_index, KEYS[2] = unacked; ARGV[2] = now (Unix seconds), ARGV[3] = tag prefix for
-    /// messages without a delivery_tag, ARGV[3 + i] = the queue of KEYS[2 + i].
-    /// Returns a flat list: list index (1-based among KEYS[3..]), payload, tag; per message.
+    /// Pops up to ARGV[1] messages from KEYS[4..] in order (RPOP: the oldest first) and notes each as unacked.
+    /// KEYS[1] = unacked_index, KEYS[2] = unacked, KEYS[3] = this consumer's last-take record;
+    /// ARGV[2] = now (Unix seconds), ARGV[3] = this call's id (also the prefix of generated tags),
+    /// ARGV[i] = the queue of KEYS[i] for i >= 4.
+    /// Returns a flat list: list index (1-based among KEYS[4..]), payload, tag; per message.
+    /// The last-take record (call id and tags) lets a consumer whose reply was lost in an outage give the
+    /// messages back at once, instead of leaving them to the visibility timeout.
     /// </summary>
     public const string Take = Register + """
         local want = tonumber(ARGV[1])
         local out = {}
-        local seq = 0
-        for i = 3, #KEYS do
+        local tags = {}
+        for i = 4, #KEYS do
           if want <= 0 then break end
           local items = redis.call('RPOP', KEYS[i], want)
           if items then
-            local queue = ARGV[i + 1]
             for _, raw in ipairs(items) do
-              seq = seq + 1
-              out[#out + 1] = i - 2
+              local tag = register(raw, ARGV[i], ARGV[3] .. (#tags + 1), ARGV[2])
+              tags[#tags + 1] = tag
+              out[#out + 1] = i - 3
               out[#out + 1] = raw
-              out[#out + 1] = register(raw, queue, ARGV[3] .. seq, ARGV[2])
+              out[#out + 1] = tag
             end
             want = want - #items
           end
+        end
+        if #tags > 0 then
+          redis.call('SET', KEYS[3], ARGV[3] .. '\n' .. table.concat(tags, '\n'), 'EX', 86400)
         end
         return out
         """;

@@ -614,9 +614,11 @@ public sealed class RedisTransport : ITransport
     /// <summary>One consumer's take loop state: its queues' list keys in rotation, and its blocking connection.</summary>
     private sealed class Consumer(RedisTransport owner, string[] queues) : IAsyncDisposable
     {
-        private readonly RedisKey[][] _takeKeys = BuildKeys(owner, queues, withUnacked: true);
-        private readonly RedisKey[][] _popKeys = BuildKeys(owner, queues, withUnacked: false);
+        private readonly RedisKey _lastTake = owner._prefix + "celeriac.lasttake." + Guid.NewGuid().ToString("N");
+        private RedisKey[][]? _takeKeys;
+        private readonly RedisKey[][] _popKeys = BuildKeys(owner, queues, []);
         private readonly RedisValue[][] _queueArgs = BuildQueueArgs(queues);
+        private string? _unansweredCall;
         private ConnectionMultiplexer? _blocking;
         private Task<RedisResult>? _pendingPop;
         private RedisKey[]? _pendingKeys;
@@ -635,9 +637,18 @@ public sealed class RedisTransport : ITransport
             try
             {
                 IDatabase db = await owner.DatabaseAsync().ConfigureAwait(false);
-                long call = Interlocked.Increment(ref owner._takes);
-                RedisValue[] args = [want, owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), owner._tagPrefix + call.ToString(CultureInfo.InvariantCulture) + "-", .. _queueArgs[r]];
-                var result = (RedisResult[])(await db.ScriptEvaluateAsync(RedisScripts.Take, _takeKeys[r], args).ConfigureAwait(false))!;
+                if (_unansweredCall is not null)
+                {
+                    await GiveBackUnansweredAsync(db).ConfigureAwait(false);
+                }
+
+                string call = owner._tagPrefix + Interlocked.Increment(ref owner._takes).ToString(CultureInfo.InvariantCulture) + "-";
+                RedisValue[] args = [want, owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), call, .. _queueArgs[r]];
+
+                // Until the reply is in, the call may have taken messages that only its reply names.
+                _unansweredCall = call;
+                var result = (RedisResult[])(await db.ScriptEvaluateAsync(RedisScripts.Take, (_takeKeys ??= BuildKeys(owner, queues, [owner._unackedIndex, owner._unacked, _lastTake]))[r], args).ConfigureAwait(false))!;
+                _unansweredCall = null;
                 owner._connection.MarkUp();
                 _backoff = TimeSpan.FromMilliseconds(50);
                 if (result.Length > 0)
@@ -669,6 +680,24 @@ public sealed class RedisTransport : ITransport
                 _backoff = TimeSpan.FromTicks(Math.Min(_backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
                 return [];
             }
+        }
+
+        /// <summary>
+        /// A take whose reply was lost (Redis went away mid-call) may have noted messages as unacked that this
+        /// consumer never saw: its last-take record names them, and they go back to the head of their queues.
+        /// </summary>
+        private async Task GiveBackUnansweredAsync(IDatabase db)
+        {
+            string? record = await db.StringGetAsync(_lastTake).ConfigureAwait(false);
+            if (record is not null && record.StartsWith(_unansweredCall + "\n", StringComparison.Ordinal))
+            {
+                foreach (string tag in record.Split('\n').Skip(1))
+                {
+                    await owner.RestoreTagAsync(db, tag).ConfigureAwait(false);
+                }
+            }
+
+            _unansweredCall = null;
         }
 
         private async Task<IReadOnlyList<RedisDelivery>> BlockingTakeAsync(IDatabase db, int r, PrefetchWindow window, CancellationToken ct)
@@ -707,10 +736,14 @@ public sealed class RedisTransport : ITransport
             byte[] raw = (byte[])popped[1]!;
             string queue = QueueOfList(list);
             string fallback = owner._tagPrefix + "b" + Interlocked.Increment(ref owner._takes).ToString(CultureInfo.InvariantCulture);
-            string tag = (string)(await db.ScriptEvaluateAsync(
-                RedisScripts.Hold,
-                [owner._unackedIndex, owner._unacked],
-                [owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), raw, queue, fallback]).ConfigureAwait(false))!;
+            // The message is out of its list and only here now: note it through any outage (the script is idempotent).
+            string tag = await owner._connection.RunAsync(
+                async () => (string)(await db.ScriptEvaluateAsync(
+                    RedisScripts.Hold,
+                    [owner._unackedIndex, owner._unacked],
+                    [owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), raw, queue, fallback]).ConfigureAwait(false))!,
+                s_settlePatience,
+                CancellationToken.None).ConfigureAwait(false);
             return [owner.Hold(queue, raw, tag, window)];
         }
 
@@ -741,6 +774,15 @@ public sealed class RedisTransport : ITransport
                 }
             }
 
+            try
+            {
+                await (await owner.DatabaseAsync().ConfigureAwait(false)).KeyDeleteAsync(_lastTake, CommandFlags.FireAndForget).ConfigureAwait(false);
+            }
+            catch (Exception e) when (RedisConnection.IsOutage(e))
+            {
+                // It expires by itself.
+            }
+
             if (_blocking is not null)
             {
                 await _blocking.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
@@ -748,17 +790,12 @@ public sealed class RedisTransport : ITransport
             }
         }
 
-        private static RedisKey[][] BuildKeys(RedisTransport owner, string[] queues, bool withUnacked)
+        private static RedisKey[][] BuildKeys(RedisTransport owner, string[] queues, RedisKey[] first)
         {
             var rotations = new RedisKey[queues.Length][];
             for (int r = 0; r < queues.Length; r++)
             {
-                var keys = new List<RedisKey>();
-                if (withUnacked)
-                {
-                    keys.Add(owner._unackedIndex);
-                    keys.Add(owner._unacked);
-                }
+                var keys = new List<RedisKey>(first);
 
                 // kombu's order: each priority step across all queues before the next step.
                 foreach (int step in s_steps)

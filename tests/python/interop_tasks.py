@@ -20,6 +20,8 @@ app.conf.update(
     result_serializer="json",
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # The interop tests turn it on to see STARTED; off by default, as in Celery.
+    task_track_started=os.environ.get("CELERY_TASK_TRACK_STARTED") == "1",
 )
 
 

@@ -211,7 +211,7 @@ public sealed partial class CeleriacWorker
         {
             Log.UnknownTask(_logger, message.Headers.Task, message.Headers.Id);
             await StoreFailureAsync(backend, message.Headers.Id,
-                new ExceptionInfo("NotRegistered", $"'{message.Headers.Task}'", "celery.exceptions"), null, abort).ConfigureAwait(false);
+                new ExceptionInfo("NotRegistered", message.Headers.Task, "celery.exceptions"), null, abort).ConfigureAwait(false);
             await delivery.AckAsync(abort).ConfigureAwait(false);
             message.Dispose();
             return null;

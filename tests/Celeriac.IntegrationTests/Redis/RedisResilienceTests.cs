@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Celeriac.IntegrationTests.Support;
+using Celeriac.TestServers;
+
+namespace Celeriac.IntegrationTests.Redis;
+
+/// <summary>
+/// Real worker processes on a real redis-server, through what production brings: a worker killed mid-task,
+/// a task longer than the visibility timeout, Redis stopped and started again under load.
+/// </summary>
+public sealed partial class RedisResilienceTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("celeriac-redis-").FullName;
+    private RedisServer _redis = null!;
+
+    private string RecordFile => Path.Join(_dir, "runs.txt");
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync() => _redis = await RedisServer.StartAsync(Ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _redis.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private Dictionary<string, string> Env(params (string Key, string Value)[] extra)
+    {
+        var env = new Dictionary<string, string>
+        {
+            ["CELERIAC_BROKER_URL"] = _redis.Url(0),
+            ["CELERIAC_RESULT_BACKEND"] = _redis.Url(1),
+            ["CELERIAC_TEST_RECORD"] = RecordFile,
+        };
+        foreach ((string key, string value) in extra)
+        {
+            env[key] = value;
+        }
+
+        return env;
+    }
+
+    private CeleriacApp Client() => new(new CeleriacOptions { BrokerUrl = _redis.Url(0), ResultBackend = _redis.Url(1) });
+
+    private ChildProcess StartWorker(string name, Dictionary<string, string> env, params string[] extra) =>
+        ChildProcess.Start(_dir, env, ["worker", "-A", ChildProcess.TestTasksDll, "-c", "4", "-n", name + "@%h", "-l", "info", .. extra]);
+
+    private static async Task WaitReadyAsync(ChildProcess worker)
+    {
+        try
+        {
+            await worker.Ready.WaitAsync(TimeSpan.FromSeconds(60), Ct);
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"worker not ready\n{worker.Stdout}\n{worker.Stderr}");
+        }
+    }
+
+    private Dictionary<string, List<string>> RunsByToken() =>
+        Celeriac.TestTasks.RecordingTasks.ReadRuns(RecordFile).Select(l => l.Split(' ')).GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.Select(p => p[1]).ToList());
+
+    [Fact]
+    public async Task KilledWorker_LateAckedSleep_RunsAgainOnAnotherWorkerAfterVisibilityTimeout()
+    {
+        Dictionary<string, string> env = Env(("CELERIAC_ACKS_LATE", "true"), ("CELERIAC_VISIBILITY_TIMEOUT", "3"),
+            ("CELERIAC_TRACK_STARTED", "true"), ("CELERIAC_RESULT_EXTENDED", "true"));
+        await using CeleriacApp app = Client();
+        string victimNode;
+        AsyncResult result;
+        await using (ChildProcess victim = StartWorker("victim", env))
+        {
+            await WaitReadyAsync(victim);
+            result = await app.Signature("tasks.sleep").DelayAsync(2.0);
+            using var started = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            started.CancelAfter(TimeSpan.FromSeconds(30));
+            while (await result.GetStateAsync(started.Token) != TaskStates.Started)
+            {
+                await Task.Delay(50, started.Token);
+            }
+
+            victimNode = result.Meta!.ResultElement.GetProperty("hostname").GetString()!;
+            await victim.SignalAsync("KILL");
+            Assert.Equal(137, await victim.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        // The killed worker's message is noted in kombu's unacked hash, not in the queue.
+        Assert.Equal("1", (await _redis.CliAsync("HLEN", "unacked")).Trim());
+        Assert.Equal("0", (await _redis.CliAsync("LLEN", "celery")).Trim());
+
+        await using ChildProcess rescuer = StartWorker("rescuer", env);
+        await WaitReadyAsync(rescuer);
+        double slept = await result.GetAsync<double>(TimeSpan.FromSeconds(60), Ct);
+
+        Assert.Equal(2.0, slept);
+        Assert.StartsWith("victim@", victimNode, StringComparison.Ordinal);
+        Assert.StartsWith("rescuer@", result.Meta!.Extended!.Worker, StringComparison.Ordinal);
+        Assert.Contains("Restored 1 unacknowledged message", rescuer.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LateAckedTask_ThreeTimesTheVisibilityTimeout_RunsExactlyOnce()
+    {
+        // Two workers, so that one is idle and restoring while the other runs the long task (celery#5935).
+        Dictionary<string, string> env = Env(("CELERIAC_ACKS_LATE", "true"), ("CELERIAC_VISIBILITY_TIMEOUT", "2"));
+        await using ChildProcess w1 = StartWorker("w1", env);
+        await using ChildProcess w2 = StartWorker("w2", env);
+        await WaitReadyAsync(w1);
+        await WaitReadyAsync(w2);
+        await using CeleriacApp app = Client();
+
+        AsyncResult result = await app.Signature("test.slow_first").DelayAsync("long", 6.0);
+        Assert.Equal("long", await result.GetAsync<string>(TimeSpan.FromSeconds(60), Ct));
+
+        // A restore would have shown by now: another worker would run it again (quickly, as not the first run).
+        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+        Dictionary<string, List<string>> runs = RunsByToken();
+        Assert.Single(runs["long"]);
+        Assert.Equal("0", (await _redis.CliAsync("HLEN", "unacked")).Trim());
+        Assert.DoesNotContain("Restored", w1.Stderr + w2.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RedisStoppedFor10Seconds_While5000TasksFlow_EveryTaskCompletesOnceAndWorkersGoOn()
+    {
+        const int Count = 5000;
+        Dictionary<string, string> env = Env();
+        await using ChildProcess w1 = StartWorker("w1", env);
+        await using ChildProcess w2 = StartWorker("w2", env);
+        await WaitReadyAsync(w1);
+        await WaitReadyAsync(w2);
+        await using CeleriacApp app = Client();
+        CeleriacTask record = app.Signature("test.record");
+
+        // A steady flow of about 500 tasks/s; Redis goes away 3 s in and comes back 10 s later.
+        var sent = new List<AsyncResult>(Count);
+        var clock = Stopwatch.StartNew();
+        Task producer = Task.Run(
+            async () =>
+            {
+                for (int i = 0; i < Count; i += 50)
+                {
+                    sent.AddRange(await Task.WhenAll(Enumerable.Range(i, 50).Select(n => record.DelayAsync("t" + n))));
+                    await Task.Delay(100, Ct);
+                }
+            },
+            Ct);
+
+        await Task.Delay(TimeSpan.FromSeconds(3), Ct);
+        await _redis.StopAsync();
+        await Task.Delay(TimeSpan.FromSeconds(10), Ct);
+        await _redis.StartAgainAsync(Ct);
+        await producer.WaitAsync(TimeSpan.FromSeconds(120), Ct);
+
+        using var all = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        all.CancelAfter(TimeSpan.FromSeconds(90));
+        int missing = 0;
+        foreach (AsyncResult r in sent)
+        {
+            try
+            {
+                await r.GetAsync<string>(null, all.Token);
+            }
+            catch (OperationCanceledException) when (all.IsCancellationRequested)
+            {
+                missing++;
+            }
+        }
+
+        Dictionary<string, List<string>> runs = RunsByToken();
+        Assert.True(missing == 0, $"{missing} of {sent.Count} results missing; {runs.Count} tokens ran; queue {await _redis.CliAsync("LLEN", "celery")} unacked {await _redis.CliAsync("HLEN", "unacked")} results {await _redis.CliAsync("-n", "1", "DBSIZE")}\nw1:\n{Tail(w1.Stderr)}\nw2:\n{Tail(w2.Stderr)}");
+        Assert.Equal(Count, runs.Count);
+        Assert.All(runs, kv => Assert.True(kv.Value.Count == 1, $"{kv.Key} ran {kv.Value.Count} times"));
+        Assert.Equal(Count, int.Parse((await _redis.CliAsync("-n", "1", "DBSIZE")).Trim(), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(clock.Elapsed > TimeSpan.FromSeconds(13), "the flow should have spanned the outage");
+
+        // Each worker said once that Redis went away and once that it came back, and both still run tasks.
+        foreach (ChildProcess w in (ChildProcess[])[w1, w2])
+        {
+            Assert.Single(Unreachable().Matches(w.Stderr));
+            Assert.Single(Reachable().Matches(w.Stderr));
+        }
+
+        Assert.Equal("after", await (await record.DelayAsync("after")).GetAsync<string>(TimeSpan.FromSeconds(30), Ct));
+    }
+
+    private static string Tail(string log) => string.Join('\n', log.Split('\n').Where(l => !l.Contains("INFO", StringComparison.Ordinal)).TakeLast(30));
+
+    [GeneratedRegex("is unreachable")]
+    private static partial Regex Unreachable();
+
+    [GeneratedRegex("is reachable again")]
+    private static partial Regex Reachable();
+}
