@@ -17,7 +17,7 @@ internal static class BenchTasks
 }
 
 /// <summary>Runs the figures in order and prints them.</summary>
-internal static class Bench
+internal static partial class Bench
 {
     private const int Inflight = 256;
     private const int RttWarmup = 100;
@@ -44,10 +44,30 @@ internal static class Bench
             await WorkerProcessAsync(report);
         }
 
-        report.WriteTable(string.Create(CultureInfo.InvariantCulture, $"Celeriac, {Environment.ProcessorCount} cores, count {o.Count}"));
+        Comparison? redis = null;
+        if (o.Redis)
+        {
+            redis = await RedisAsync(o, report);
+        }
+
+        if (report.HasTable)
+        {
+            report.WriteTable(string.Create(CultureInfo.InvariantCulture, $"Celeriac, {Environment.ProcessorCount} cores, count {o.Count}"));
+        }
+
+        redis?.WriteTable(string.Create(CultureInfo.InvariantCulture, $"Redis: Celeriac and Python Celery 5.2 on one redis-server, {Environment.ProcessorCount} cores, count {o.Count}"));
         if (o.Markdown)
         {
-            Console.Out.Write(report.ToMarkdown());
+            if (report.HasTable)
+            {
+                Console.Out.Write(report.ToMarkdown());
+            }
+
+            if (redis is not null)
+            {
+                Console.Out.WriteLine();
+                Console.Out.Write(redis.ToMarkdown());
+            }
         }
 
         return report.Figures.Any(f => f.Error is not null) ? 1 : 0;
@@ -388,8 +408,8 @@ internal static class Bench
 
     // ---------------------------------------------------------------- shared
 
-    /// <summary>Warms up with 100 publishes, then publishes <paramref name="count"/> with at most 256 awaits in flight.</summary>
-    private static async Task<double> PublishRateAsync(CeleriacApp app, int count)
+    /// <summary>Warms up with 100 publishes, then publishes <paramref name="count"/> with at most <paramref name="inflight"/> awaits in flight.</summary>
+    private static async Task<double> PublishRateAsync(CeleriacApp app, int count, int inflight = Inflight)
     {
         CeleriacTask add = app.Tasks.TryGet(BenchTasks.Add, out CeleriacTask? t) ? t : throw new InvalidOperationException("no tasks.add");
         for (int i = 0; i < RttWarmup; i++)
@@ -400,7 +420,7 @@ internal static class Bench
         TimeSpan timeout = RunTimeout(count);
         int next = -1;
         long start = Stopwatch.GetTimestamp();
-        var loops = new Task[Math.Min(Inflight, count)];
+        var loops = new Task[Math.Min(inflight, count)];
         for (int k = 0; k < loops.Length; k++)
         {
             loops[k] = Task.Run(async () =>

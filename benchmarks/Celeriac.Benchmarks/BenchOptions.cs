@@ -2,24 +2,29 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
         Usage: dotnet run -c Release --project benchmarks/Celeriac.Benchmarks -- [options]
-          --transport memory|sqlite|all   which transports to measure (default: all)
+          --transport memory|sqlite|redis|all
+                                          which transports to measure (default: all)
           --count N                       tasks per publish/drain run (default: 20000)
           --rtt-samples N                 sequential round trips after a warm-up of 100 (default: 1000)
           --workers N                     worker processes for the SQLite drains (default: 2)
           --concurrency N                 worker concurrency, in-process and -c of the processes (default: the core count)
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
+        redis starts its own redis-server and measures Python Celery 5.2 (/usr/bin/python3) in the same run:
+        prefork -c 2 and threads -c 8 against one Celeriac worker process with default options.
         JSON lines (one per figure) go to stdout; progress and the table go to stderr.
         """;
 
     public bool Memory { get; private set; } = true;
 
     public bool Sqlite { get; private set; } = true;
+
+    public bool Redis { get; private set; } = true;
 
     public int Count { get; private set; } = 20_000;
 
@@ -45,12 +50,13 @@ internal sealed class BenchOptions
             {
                 case "--transport":
                     string transport = Value(args, ref i);
-                    (o.Memory, o.Sqlite) = transport switch
+                    (o.Memory, o.Sqlite, o.Redis) = transport switch
                     {
-                        "memory" => (true, false),
-                        "sqlite" => (false, true),
-                        "all" => (true, true),
-                        _ => throw new ArgumentException($"--transport must be memory, sqlite or all, not '{transport}'."),
+                        "memory" => (true, false, false),
+                        "sqlite" => (false, true, false),
+                        "redis" => (false, false, true),
+                        "all" => (true, true, true),
+                        _ => throw new ArgumentException($"--transport must be memory, sqlite, redis or all, not '{transport}'."),
                     };
                     break;
                 case "--count":

@@ -104,6 +104,12 @@ internal sealed class Report
         null => "",
     };
 
+    /// <summary>The figures of the single-transport table: the Redis ones have their own (see <see cref="Comparison"/>).</summary>
+    private IEnumerable<Figure> TableFigures => _figures.Where(f => !f.Transport.StartsWith("redis", StringComparison.Ordinal));
+
+    /// <summary>Whether the single-transport table has rows.</summary>
+    public bool HasTable => TableFigures.Any();
+
     /// <summary>The Spectre.Console table, on stderr (so that stdout stays JSON lines).</summary>
     public void WriteTable(string title)
     {
@@ -111,7 +117,7 @@ internal sealed class Report
         console.Profile.Width = Math.Max(console.Profile.Width, 140);
         var table = new Table().Title(title).AddColumns("transport", "figure", "value", "unit", "goal", "met?", "how");
         table.Columns[2].RightAligned();
-        foreach (Figure f in _figures)
+        foreach (Figure f in TableFigures)
         {
             table.AddRow(
                 Markup.Escape(f.Transport),
@@ -132,7 +138,7 @@ internal sealed class Report
         var sb = new StringBuilder();
         sb.AppendLine("| transport | figure | value | unit | goal | met? | how |");
         sb.AppendLine("| --- | --- | ---: | --- | --- | --- | --- |");
-        foreach (Figure f in _figures)
+        foreach (Figure f in TableFigures)
         {
             string value = f.Value is { } v ? Format(v) : "failed: " + f.Error;
             sb.Append(CultureInfo.InvariantCulture, $"| {f.Transport} | {f.Name} | {value} | {f.Unit} | {f.Goal?.ToString() ?? ""} | {MetText(f)} | {f.Note} |").AppendLine();

@@ -38,14 +38,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public static WorkerProcess Start(string workDir, string brokerUrl, string name, params string[] extra)
     {
         string dll = typeof(BenchTasks).Assembly.Location;
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = workDir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = false,
-            UseShellExecute = false,
-        };
+        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir };
         start.ArgumentList.Add(dll);
         start.ArgumentList.Add("worker");
         start.ArgumentList.Add("--broker");
@@ -63,6 +56,19 @@ internal sealed class WorkerProcess : IAsyncDisposable
             start.Environment.Remove(key);
         }
 
+        return Launch(start, name);
+    }
+
+    /// <summary>
+    /// Any other worker (a Python Celery one): <paramref name="start"/>'s output is captured the same way. Its
+    /// <see cref="Ready"/> completes only if it prints a line ending in <c> ready.</c>.
+    /// </summary>
+    public static WorkerProcess Launch(ProcessStartInfo start, string name)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.RedirectStandardInput = false;
+        start.UseShellExecute = false;
         var process = new Process { StartInfo = start };
         var worker = new WorkerProcess(process);
         process.OutputDataReceived += (_, e) => worker.OnLine(e.Data);
@@ -75,6 +81,9 @@ internal sealed class WorkerProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         return worker;
     }
+
+    /// <summary>Whether the process has exited.</summary>
+    public bool HasExited => _process.HasExited;
 
     private void OnLine(string? line)
     {

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Text;
+using Spectre.Console;
+
+namespace Celeriac.Benchmarks;
+
+/// <summary>
+/// Celeriac against Python Celery on the same server: one row per figure with Celeriac's value, Celery's with each
+/// pool, and the ratio Celeriac ÷ Celery (above 1 is faster for rates; below 1 is faster for latencies). The values
+/// are the <see cref="Report"/>'s figures, looked up when the table is written.
+/// </summary>
+internal sealed class Comparison(Report report)
+{
+    private readonly List<Row> _rows = [];
+
+    /// <summary>One row: the figures' (transport, name) keys; <paramref name="GoalVsPrefork"/> holds the ratio against prefork.</summary>
+    private sealed record Row(string Name, string Unit, (string, string) Celeriac, (string, string) Prefork, (string, string) Threads, Goal? GoalVsPrefork, string How);
+
+    public void Add(string name, string unit, (string Transport, string Name) celeriac, (string Transport, string Name) prefork, (string Transport, string Name) threads, Goal? goalVsPrefork, string how) =>
+        _rows.Add(new Row(name, unit, celeriac, prefork, threads, goalVsPrefork, how));
+
+    /// <summary>Celeriac ÷ Celery for a row's figure and a pool, when both were measured.</summary>
+    public double? Ratio(string name, bool prefork)
+    {
+        Row? row = _rows.Find(r => r.Name == name);
+        return row is null ? null : Ratio(Find(row.Celeriac), Find(prefork ? row.Prefork : row.Threads));
+    }
+
+    private Figure? Find((string Transport, string Name) key) =>
+        report.Figures.LastOrDefault(f => f.Transport == key.Transport && f.Name == key.Name);
+
+    private static double? Ratio(Figure? celeriac, Figure? celery) =>
+        celeriac?.Value is { } a && celery?.Value is { } b && b > 0 ? a / b : null;
+
+    private static string Value(Figure? f) => f switch
+    {
+        null => "not run",
+        { Value: { } v } => Report.Format(v),
+        _ => "FAILED",
+    };
+
+    public static string FormatRatio(double? ratio) => ratio switch
+    {
+        null => "",
+        >= 100 => ratio.Value.ToString("#,0", CultureInfo.InvariantCulture) + "×",
+        >= 10 => ratio.Value.ToString("0.0", CultureInfo.InvariantCulture) + "×",
+        _ => ratio.Value.ToString("0.00", CultureInfo.InvariantCulture) + "×",
+    };
+
+    private static string GoalText(Goal? goal) => goal is null ? "" : (goal.AtLeast ? "≥ " : "< ") + Report.Format(goal.Limit) + "× prefork";
+
+    private string MetText(Row row)
+    {
+        if (row.GoalVsPrefork is not { } goal)
+        {
+            return "";
+        }
+
+        return Ratio(Find(row.Celeriac), Find(row.Prefork)) is { } r ? (goal.IsMet(r) ? "yes" : "NO") : "FAILED";
+    }
+
+    private IEnumerable<string[]> Cells()
+    {
+        foreach (Row row in _rows)
+        {
+            Figure? celeriac = Find(row.Celeriac), prefork = Find(row.Prefork), threads = Find(row.Threads);
+            yield return
+            [
+                row.Name, row.Unit, Value(celeriac), Value(prefork), FormatRatio(Ratio(celeriac, prefork)),
+                Value(threads), FormatRatio(Ratio(celeriac, threads)), GoalText(row.GoalVsPrefork), MetText(row), row.How,
+            ];
+        }
+    }
+
+    private static readonly string[] s_columns =
+        ["figure", "unit", "Celeriac", "Celery prefork -c 2", "Celeriac ÷ prefork", "Celery threads -c 8", "Celeriac ÷ threads", "goal", "met?", "how"];
+
+    /// <summary>The Spectre.Console table, on stderr.</summary>
+    public void WriteTable(string title)
+    {
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        console.Profile.Width = Math.Max(console.Profile.Width, 180);
+        var table = new Table().Title(Markup.Escape(title)).AddColumns(s_columns);
+        foreach (int i in (int[])[2, 3, 4, 5, 6])
+        {
+            table.Columns[i].RightAligned();
+        }
+
+        foreach (string[] cells in Cells())
+        {
+            table.AddRow(cells.Select(c => c is "FAILED" or "NO" ? "[red]" + c + "[/]" : Markup.Escape(c)).ToArray());
+        }
+
+        console.Write(table);
+        foreach (Figure f in report.Figures.Where(f => f.Error is not null && f.Transport.StartsWith("redis", StringComparison.Ordinal)))
+        {
+            console.MarkupLine("[red]" + Markup.Escape($"{f.Transport} {f.Name}: {f.Error}") + "[/]");
+        }
+    }
+
+    /// <summary>The same as a markdown table (for the README); failures are listed under it.</summary>
+    public string ToMarkdown()
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| " + string.Join(" | ", s_columns) + " |");
+        sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |");
+        foreach (string[] cells in Cells())
+        {
+            sb.AppendLine("| " + string.Join(" | ", cells) + " |");
+        }
+
+        List<Figure> failed = [.. report.Figures.Where(f => f.Error is not null && f.Transport.StartsWith("redis", StringComparison.Ordinal))];
+        if (failed.Count > 0)
+        {
+            sb.AppendLine();
+            foreach (Figure f in failed)
+            {
+                sb.Append(CultureInfo.InvariantCulture, $"- {f.Transport} {f.Name} failed: {f.Error}").AppendLine();
+            }
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,35 @@
+"""Fills the default queue with COUNT tasks.add(i, i) messages, sent the normal Celery client way.
+
+    CELERY_BROKER_URL=redis://127.0.0.1:PORT/0 CELERY_RESULT_BACKEND=redis://127.0.0.1:PORT/1 \
+        PYTHONPATH=<dir of interop_tasks.py> /usr/bin/python3 prefill.py --count 20000 [--ignore-result]
+
+The benchmark drains these with a Celeriac or a Celery worker, so both read Celery's own bytes. Prints one JSON
+line: {"count": N, "seconds": S}.
+"""
+import argparse
+import json
+import time
+
+from interop_tasks import add, app
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--ignore-result", action="store_true")
+    parser.add_argument("--time-limit", type=float, default=120.0)
+    args = parser.parse_args()
+
+    start = time.perf_counter()
+    # One producer for the whole run (apply_async would otherwise take one from the pool per message).
+    with app.producer_or_acquire() as producer:
+        for i in range(args.count):
+            add.apply_async((i, i), ignore_result=args.ignore_result, producer=producer)
+            if i % 1000 == 0 and time.perf_counter() - start > args.time_limit:
+                raise SystemExit("prefill: %d of %d sent in %.0f s: time limit" % (i, args.count, args.time_limit))
+    seconds = time.perf_counter() - start
+    print(json.dumps({"count": args.count, "seconds": seconds}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
