@@ -159,7 +159,7 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
     [Fact]
     public async Task RevokeFromPython_OfTaskCeleriacSent_CeleriacSeesRevoked()
     {
-        // Celeriac has no revoke API, but a Python client can revoke what Celeriac sent; Celeriac then reads REVOKED.
+        // A Python client revokes what Celeriac sent; Celeriac then reads REVOKED.
         // The countdown keeps the task held in the Celery worker's timer until the revoke has been acknowledged
         // (a Python client starts in well under a second; 5 s leaves room on a loaded machine).
         AsyncResult held = await Client.SendTaskAsync("tasks.add", [1, 1], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(5) }, ct: Ct);
@@ -177,17 +177,18 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
     }
 
     [Fact]
-    public void RevokeFromCeleriac_OfTaskQueuedForPython_NotAvailable()
+    public async Task RevokeFromCeleriac_OfTaskQueuedForPython_CeleryStoresRevokedWithoutRunning()
     {
-        // Checked: src/Celeriac has no revoke API (no control/broadcast client, nothing named Revoke on CeleriacApp or
-        // AsyncResult); the only REVOKED it writes is a worker's own expired task.
-        bool hasRevoke = typeof(CeleriacApp).Assembly.GetExportedTypes()
-            .SelectMany(t => t.GetMethods())
-            .Any(m => m.Name.Contains("Revoke", StringComparison.OrdinalIgnoreCase));
-        Assert.False(hasRevoke, "A revoke API exists now: replace this skip with a test that revokes a queued task from Celeriac and sees the Celery worker store REVOKED without running it.");
-        Assert.Skip("Celeriac has no revoke API yet (no AsyncResult.RevokeAsync / app control client): it cannot publish Celery's "
-            + "'revoke' broadcast to the 'celery.pidbox' fanout exchange (Redis channel '/0.celery.pidbox') that a Celery worker "
-            + "listens on, so a task queued for the Python worker cannot be revoked from .NET.");
+        // The countdown keeps the task in the Celery worker's timer while the revoke broadcast arrives.
+        AsyncResult held = await Client.SendTaskAsync("tasks.add", [2, 2], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(3) }, ct: Ct);
+        await fx.PythonWorker.WaitForLogAsync($"Task tasks.add[{held.Id}] received", s_wait);
+        await Client.RevokeAsync([held.Id], Ct);
+        await fx.PythonWorker.WaitForLogAsync($"Tasks flagged as revoked: {held.Id}", s_wait);
+
+        TaskResultMeta meta = await held.WaitAsync(s_wait, Ct);
+        Assert.Equal((TaskStates.Revoked, "TaskRevokedError", "revoked"), (meta.Status, meta.Exception?.Type, meta.Exception?.Message));
+        await fx.PythonWorker.WaitForLogAsync($"Discarding revoked task: tasks.add[{held.Id}]", s_wait);
+        Assert.DoesNotContain($"tasks.add[{held.Id}] succeeded", fx.PythonWorker.Log, StringComparison.Ordinal);
     }
 
     private async Task<TaskResultMeta> PollAsync(string id, Func<TaskResultMeta?, bool> done)

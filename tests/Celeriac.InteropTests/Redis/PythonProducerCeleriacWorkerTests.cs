@@ -195,31 +195,26 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
     [Fact]
     public async Task RevokeFromPython_OfTaskHeldByCeleriac_EndsRevoked()
     {
-        // Celery's revoke is a remote-control broadcast (kombu fanout on the Redis channel '/0.celery.pidbox',
-        // Mailbox 'celery') that workers answer and keep in their in-memory revoked set; nothing is written to the
-        // result backend. A worker that does not consume pidbox cannot learn of it.
+        // Celery's revoke is a remote-control broadcast (kombu fanout on the Redis channel '/0.celery.pidbox'):
+        // the Celeriac worker answers it like a Celery worker and keeps the id in its revoked set.
         string output = await fx.RunPythonAsync("""
             import sys, json
             from interop_tasks import add, app
             q, node = sys.argv[1], sys.argv[2]
             r = add.apply_async((1, 1), countdown=3, queue=q)
-            replies = app.control.revoke(r.id, reply=True, timeout=1.5, destination=[node])
+            replies = app.control.revoke(r.id, reply=True, timeout=5, limit=1, destination=[node])
             print(json.dumps({'id': r.id, 'replies': replies}))
             """, Queue, RedisInteropFixture.CeleriacNode);
 
         using JsonDocument doc = JsonDocument.Parse(output);
-        if (doc.RootElement.GetProperty("replies").GetArrayLength() == 0)
-        {
-            Assert.Skip("Celeriac has no remote control yet: its worker does not consume Celery's pidbox broadcast "
-                + "(exchange 'celery.pidbox', fanout, Redis channel '/0.celery.pidbox') and keeps no revoked-id set, so "
-                + "app.control.revoke(id) from Python got no reply from " + RedisInteropFixture.CeleriacNode
-                + " and the queued task would still run. Needed in src/Celeriac: a pidbox consumer handling 'revoke' "
-                + "(reply {'ok': 'tasks flagged as revoked'}) and a worker check that stores REVOKED instead of running.");
-        }
-
-        // Once the worker answers revoke, the held task must end REVOKED without running.
         string id = doc.RootElement.GetProperty("id").GetString()!;
+        JsonElement reply = Assert.Single(doc.RootElement.GetProperty("replies").EnumerateArray().ToList());
+        Assert.Equal($"tasks {id} flagged as revoked", reply.GetProperty(RedisInteropFixture.CeleriacNode).GetProperty("ok").GetString());
+
+        // The held task ends REVOKED when its countdown ends, and never runs.
         TaskResultMeta meta = await fx.Client.AsyncResult(id).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        Assert.Equal(TaskStates.Revoked, meta.Status);
+        Assert.Equal((TaskStates.Revoked, "TaskRevokedError", "revoked"), (meta.Status, meta.Exception?.Type, meta.Exception?.Message));
+        Assert.Contains($"Discarding revoked task: tasks.add[{id}]", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain($"tasks.add[{id}] succeeded", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
     }
 }
