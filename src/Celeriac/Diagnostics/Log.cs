@@ -52,4 +52,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Remote control command '{Method}' is not supported by Celeriac yet")]
     public static partial void UnknownControlCommand(ILogger logger, string method);
+
+    [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Could not acknowledge task {Name}[{Id}]; the broker will deliver it again")]
+    public static partial void AckFailed(ILogger logger, string name, string id, Exception exception);
 }

@@ -359,7 +359,13 @@ public sealed partial class CeleriacWorker
 
         if (!acksLate)
         {
-            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            // Early ack: the message leaves the broker as the task starts. The task does not wait for the broker's
+            // answer (a round trip per task on a networked broker); the worker waits for it before it stops.
+            ValueTask ack = request.Delivery.AckAsync(abort);
+            if (!ack.IsCompletedSuccessfully)
+            {
+                Track(_writes, AwaitAckAsync(ack, h));
+            }
         }
 
         if (storeResult && (task.Options.TrackStarted ?? _app.Options.TrackStarted))
@@ -429,6 +435,19 @@ public sealed partial class CeleriacWorker
     {
         pending.TryAdd(task, 0);
         _ = task.ContinueWith(static (t, set) => ((ConcurrentDictionary<Task, byte>)set!).TryRemove(t, out _), pending, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private async Task AwaitAckAsync(ValueTask ack, TaskHeaders h)
+    {
+        try
+        {
+            await ack.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // Not acked: the broker gives the message again later, so the task may run twice, never zero times.
+            Log.AckFailed(_logger, h.Task, h.Id, e);
+        }
     }
 
     private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, CancellationToken abort)
