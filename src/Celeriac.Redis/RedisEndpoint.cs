@@ -97,8 +97,9 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
         config.DefaultDatabase = db;
         string prefix = query.GetValueOrDefault("global_keyprefix", "");
 
-        // The database is not part of the server key: a broker on db 0 and a backend on db 1 share one connection.
-        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl);
+        // One connection per database: a broker on db 0 and a backend on db 1 sharing one would make the client
+        // switch databases (SELECT) between most commands.
+        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl, db);
         return new RedisEndpoint(serverKey, config, db, prefix, masked);
     }
 
