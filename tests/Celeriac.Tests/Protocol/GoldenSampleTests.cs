@@ -443,6 +443,15 @@ public sealed class GoldenSampleTests
         string fixture = root.GetProperty("fixture").GetString()!;
         Assert.EndsWith("-" + method, fixture, StringComparison.Ordinal);
 
+        // Celeriac's worker reads the request as Celery's worker does.
+        Assert.True(Celeriac.Control.Mailbox.TryParse(message, out Celeriac.Control.ControlRequest? parsed));
+        Assert.Equal((method, ticket, "reply.celery.pidbox", replyTo.GetProperty("routing_key").GetString()), (parsed!.Method, parsed.Ticket, parsed.ReplyExchange, parsed.ReplyRoutingKey));
+        Assert.NotNull(parsed.Expires);
+        if (method == "revoke")
+        {
+            Assert.Equal(body.GetProperty("arguments").GetProperty("task_id").EnumerateArray().Select(e => e.GetString()!), Celeriac.Control.Mailbox.RevokedIds(parsed));
+        }
+
         foreach (JsonElement reply in root.GetProperty("replies").EnumerateArray())
         {
             JsonElement args = reply.GetProperty("args");
@@ -457,6 +466,18 @@ public sealed class GoldenSampleTests
             if (method == "ping")
             {
                 Assert.Equal("pong", perNode.GetProperty("ok").GetString());
+            }
+
+            if (method is "ping" or "revoke")
+            {
+                // The reply Celeriac's worker sends for the same request is the same document, with the same ticket.
+                TransportMessage ours = Celeriac.Control.Mailbox.Reply(parsed, "wire@vm", new Dictionary<string, object?> { ["ok"] = perNode.GetProperty("ok").GetString() });
+                JsonAssert.Equal(answerBody, JsonAssert.Parse(ours.Body.Span), "reply");
+                Assert.Equal(ticket, ours.Headers["ticket"]);
+                if (method == "revoke")
+                {
+                    Assert.Equal($"tasks {string.Join(", ", Celeriac.Control.Mailbox.RevokedIds(parsed))} flagged as revoked", perNode.GetProperty("ok").GetString());
+                }
             }
         }
 
