@@ -32,7 +32,7 @@ public sealed class PythonWorker : IAsyncDisposable
     /// Starts a worker on <paramref name="brokerUrl"/> and <paramref name="backendUrl"/> and waits until it is ready.
     /// <paramref name="pool"/> is Celery's <c>-P</c> (<c>threads</c>, or <c>solo</c> for one task at a time in the main loop).
     /// </summary>
-    public static async Task<PythonWorker> StartAsync(string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads")
+    public static async Task<PythonWorker> StartAsync(string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads", double visibilityTimeout = 3600)
     {
         var start = new ProcessStartInfo(PythonCelery.Python)
         {
@@ -45,6 +45,7 @@ public sealed class PythonWorker : IAsyncDisposable
             ["CELERY_BROKER_URL"] = brokerUrl,
             ["CELERY_RESULT_BACKEND"] = backendUrl,
             ["CELERY_TASK_TRACK_STARTED"] = trackStarted ? "1" : "0",
+            ["CELERY_VISIBILITY_TIMEOUT"] = visibilityTimeout.ToString(CultureInfo.InvariantCulture),
         });
         foreach (string a in (string[])[
             "-m", "celery", "-A", "interop_tasks", "worker", "-P", pool, "-c", concurrency.ToString(CultureInfo.InvariantCulture),

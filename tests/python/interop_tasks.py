@@ -22,6 +22,8 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     # The interop tests turn it on to see STARTED; off by default, as in Celery.
     task_track_started=os.environ.get("CELERY_TASK_TRACK_STARTED") == "1",
+    # kombu's default is an hour; the dead-worker test shortens it.
+    broker_transport_options={"visibility_timeout": float(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))},
 )
 
 
