@@ -82,6 +82,86 @@ public sealed class RedisResultBackend : KeyValueResultBackend
             s_writePatience,
             ct).ConfigureAwait(false);
 
+    /// <summary>
+    /// Celery's Redis chord join, first step: the client stores the chord's size under
+    /// <c>celery-taskset-meta-&lt;group id&gt;.s</c> before it sends the header's last member.
+    /// </summary>
+    public async ValueTask SetChordSizeAsync(string groupId, int size, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(groupId);
+        string key = GroupKeyPrefix + groupId + ".s";
+        await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                return Options.ResultExpires is { } ttl ? await db.StringSetAsync(key, size, ttl).ConfigureAwait(false) : await db.StringSetAsync(key, size).ConfigureAwait(false);
+            },
+            s_writePatience,
+            ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Celery's Redis chord join, per finished member (its <c>on_chord_part_return</c>): ZADDs
+    /// <c>[1, id, state, result]</c> to <c>&lt;group key&gt;.j</c> at the member's group index, and reads the count
+    /// against <c>.s</c> (+ <c>.t</c>). Returns every member's outcome, in group order, to the call that completes
+    /// the chord (which then sends the callback; the keys are deleted), and <see langword="null"/> to the others.
+    /// </summary>
+    public async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(string groupId, int groupIndex, string taskId, string state, ReadOnlyMemory<byte> resultJson, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(groupId);
+        string group = GroupKeyPrefix + groupId;
+        RedisKey j = group + ".j", t = group + ".t", sKey = group + ".s";
+        RedisValue member = ChordMember(taskId, state, resultJson.Span);
+        return await _connection.RunAsync(
+            async () =>
+            {
+                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
+                Task<bool> add = db.SortedSetAddAsync(j, member, groupIndex);
+                Task<long> count = db.SortedSetLengthAsync(j);
+                Task<RedisValue> extra = db.StringGetAsync(t);
+                Task<RedisValue> size = db.StringGetAsync(sKey);
+                if (Options.ResultExpires is { } ttl)
+                {
+                    _ = db.KeyExpireAsync(j, ttl, CommandFlags.FireAndForget);
+                    _ = db.KeyExpireAsync(t, ttl, CommandFlags.FireAndForget);
+                    _ = db.KeyExpireAsync(sKey, ttl, CommandFlags.FireAndForget);
+                }
+
+                await Task.WhenAll(add, count, extra, size).ConfigureAwait(false);
+                long total = (long)(size.Result.IsNull ? 0 : (long)size.Result) + (extra.Result.IsNull ? 0 : (long)extra.Result);
+                if (size.Result.IsNull || count.Result != total)
+                {
+                    return null;
+                }
+
+                RedisValue[] members = await db.SortedSetRangeByRankAsync(j).ConfigureAwait(false);
+                await db.KeyDeleteAsync([j, t, sKey]).ConfigureAwait(false);
+                return (IReadOnlyList<ChordPart>?)[.. members.Select(m => ChordPart.Parse((byte[])m!))];
+            },
+            s_writePatience,
+            ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The <c>.j</c> member of a chord part, byte for byte as Celery's <c>json.dumps([1, id, state, result])</c>.</summary>
+    internal static byte[] ChordMember(string taskId, string state, ReadOnlySpan<byte> resultJson)
+    {
+        using var buffer = new MemoryStream(64 + resultJson.Length);
+        buffer.Write("[1, "u8);
+        WriteString(buffer, taskId);
+        buffer.Write(", "u8);
+        WriteString(buffer, state);
+        buffer.Write(", "u8);
+        buffer.Write(resultJson);
+        buffer.Write("]"u8);
+        return buffer.ToArray();
+
+        static void WriteString(MemoryStream to, string value)
+        {
+            using var w = new System.Text.Json.Utf8JsonWriter(to);
+            w.WriteStringValue(value);
+        }
+    }
+
     /// <summary>Subscribes to the key's channel (Celery's backend publishes every write there).</summary>
     private protected override async ValueTask WatchAsync(string key, CancellationToken ct)
     {
@@ -126,5 +206,19 @@ public sealed class RedisResultBackend : KeyValueResultBackend
 
         await _connection.ReleaseAsync().ConfigureAwait(false);
         await base.DisposeAsync().ConfigureAwait(false);
+    }
+}
+
+/// <summary>A finished member of a chord, as Celery's Redis backend keeps it in the chord's <c>.j</c> set.</summary>
+/// <param name="TaskId">The member's task id.</param>
+/// <param name="State">Its state (SUCCESS, FAILURE).</param>
+/// <param name="Result">Its result, or its exception document.</param>
+public sealed record ChordPart(string TaskId, string State, System.Text.Json.JsonElement Result)
+{
+    internal static ChordPart Parse(byte[] member)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(member);
+        System.Text.Json.JsonElement e = doc.RootElement;
+        return new ChordPart(e[1].GetString()!, e[2].GetString()!, e[3].Clone());
     }
 }

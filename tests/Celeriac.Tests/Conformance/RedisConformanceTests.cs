@@ -50,3 +50,41 @@ public sealed class RedisResultBackendConformanceTests(RedisServerFixture redis)
 
     protected override async ValueTask DisposeStoreAsync() => await redis.Server.CliAsync("FLUSHALL");
 }
+
+public sealed class RedisChordJoinTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public void ChordMember_IsCelerysBytes()
+    {
+        using System.Text.Json.JsonDocument golden = Support.WireSamples.Load("redis-result-chord-keys.json");
+        foreach (System.Text.Json.JsonElement command in golden.RootElement.GetProperty("chord_key_commands").EnumerateArray())
+        {
+            System.Text.Json.JsonElement args = command.GetProperty("args");
+            if (args[0].GetString() != "ZADD")
+            {
+                continue;
+            }
+
+            System.Text.Json.JsonElement member = command.GetProperty("decoded");
+            byte[] ours = RedisResultBackend.ChordMember(member[1].GetString()!, member[2].GetString()!, Encoding.UTF8.GetBytes(member[3].GetRawText()));
+            Assert.Equal(args[3].GetString(), Encoding.UTF8.GetString(ours));
+        }
+    }
+
+    [Fact]
+    public async Task AddChordPartAsync_LastMember_GetsAllPartsInGroupOrderAndKeysAreGone()
+    {
+        await using var backend = new RedisResultBackend(new ResultBackendOptions { Url = new Uri(redis.Server.Url(1)) });
+        string group = Guid.NewGuid().ToString();
+        await backend.SetChordSizeAsync(group, 2, Ct);
+
+        Assert.Null(await backend.AddChordPartAsync(group, 1, "b", TaskStates.Success, "4"u8.ToArray(), Ct));
+        IReadOnlyList<ChordPart>? all = await backend.AddChordPartAsync(group, 0, "a", TaskStates.Success, "2"u8.ToArray(), Ct);
+
+        Assert.NotNull(all);
+        Assert.Equal([("a", "2"), ("b", "4")], all.Select(p => (p.TaskId, p.Result.GetRawText())));
+        Assert.Equal("0", (await redis.Server.CliAsync("-n", "1", "EXISTS", $"celery-taskset-meta-{group}.j", $"celery-taskset-meta-{group}.s")).Trim());
+    }
+}
