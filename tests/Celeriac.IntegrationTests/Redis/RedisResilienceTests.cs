@@ -74,16 +74,7 @@ public sealed partial class RedisResilienceTests : IAsyncLifetime
         {
             await WaitReadyAsync(victim);
             result = await app.Signature("tasks.sleep").DelayAsync(2.0);
-            using var started = CancellationTokenSource.CreateLinkedTokenSource(Ct);
-            started.CancelAfter(TimeSpan.FromSeconds(30));
-            while (await result.GetStateAsync(started.Token) != TaskStates.Started)
-            {
-                await Task.Delay(50, started.Token);
-            }
-
-            victimNode = result.Meta!.ResultElement.GetProperty("hostname").GetString()!;
-            await victim.SignalAsync("KILL");
-            Assert.Equal(137, await victim.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+            victimNode = await ChildProcess.KillOnceStartedAsync(victim, result);
         }
 
         // The killed worker's message is noted in kombu's unacked hash, not in the queue.

@@ -90,16 +90,7 @@ public sealed class SqliteMultiProcessTests : IDisposable
         {
             await WaitReadyAsync(victim);
             result = await app.Signature("tasks.sleep").DelayAsync(2.0);
-            using var started = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-            started.CancelAfter(TimeSpan.FromSeconds(30));
-            while (await result.GetStateAsync(started.Token) != TaskStates.Started)
-            {
-                await Task.Delay(50, started.Token);
-            }
-
-            victimNode = result.Meta!.ResultElement.GetProperty("hostname").GetString()!;
-            await victim.SignalAsync("KILL");
-            Assert.Equal(137, await victim.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+            victimNode = await ChildProcess.KillOnceStartedAsync(victim, result);
         }
 
         await using ChildProcess rescuer = StartWorker("rescuer", env);

@@ -109,6 +109,25 @@ public sealed class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits (up to 30 s) until <paramref name="result"/> is STARTED on <paramref name="worker"/>, then kills the worker
+    /// with SIGKILL, and returns the node name the STARTED state named.
+    /// </summary>
+    public static async Task<string> KillOnceStartedAsync(ChildProcess worker, AsyncResult result)
+    {
+        using var started = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        started.CancelAfter(TimeSpan.FromSeconds(30));
+        while (await result.GetStateAsync(started.Token) != TaskStates.Started)
+        {
+            await Task.Delay(50, started.Token);
+        }
+
+        string node = result.Meta!.ResultElement.GetProperty("hostname").GetString()!;
+        await worker.SignalAsync("KILL");
+        Assert.Equal(137, await worker.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+        return node;
+    }
+
     /// <summary>Sends a signal (<c>TERM</c>, <c>KILL</c>, <c>INT</c>) with /bin/kill.</summary>
     public async Task SignalAsync(string signal)
     {
