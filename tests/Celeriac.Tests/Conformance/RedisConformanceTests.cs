@@ -88,3 +88,28 @@ public sealed class RedisChordJoinTests(RedisServerFixture redis) : IClassFixtur
         Assert.Equal("0", (await redis.Server.CliAsync("-n", "1", "EXISTS", $"celery-taskset-meta-{group}.j", $"celery-taskset-meta-{group}.s")).Trim());
     }
 }
+
+public sealed class RedisKeyPrefixTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task GlobalKeyPrefix_EveryKeyKombuWrites_CarriesIt()
+    {
+        await using var t = new RedisTransport(new TransportOptions { Url = new Uri(redis.Server.Url(5) + "?global_keyprefix=app1:") });
+        await t.DeclareQueueAsync(new QueueDeclaration("q", "q", "q"), Ct);
+        await t.PublishAsync("", "q", [new TransportMessage { Body = "[[1], {}, {}]"u8.ToArray(), Priority = 9 }], Ct);
+        Assert.Equal("app1:_kombu.binding.q\napp1:q" + RedisTransport.Separator + "9", string.Join('\n', (await redis.Server.CliAsync("-n", "5", "KEYS", "*")).Trim().Split('\n').Order(StringComparer.Ordinal)));
+
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        within.CancelAfter(TimeSpan.FromSeconds(10));
+        await foreach (Delivery d in t.ConsumeAsync(new ConsumeOptions { Queues = ["q"] }, within.Token))
+        {
+            Assert.Contains("app1:unacked", await redis.Server.CliAsync("-n", "5", "KEYS", "*"), StringComparison.Ordinal);
+            await d.AckAsync(Ct);
+            break;
+        }
+
+        Assert.Equal(0, await t.GetQueueLengthAsync("q", Ct));
+    }
+}
