@@ -10,6 +10,7 @@ public abstract class Delivery
     private readonly PrefetchWindow? _window;
     private int _settled;
     private int _windowSlotFreed;
+    private int _deferred;
 
     /// <summary>
     /// Creates a delivery. A transport that counts its prefetch with a <see cref="PrefetchWindow"/> passes it,
@@ -52,7 +53,25 @@ public abstract class Delivery
     /// the consumer's prefetch window, so waiting tasks never starve immediate ones. It stays held (and kept
     /// alive) until it is settled. Transports without a <see cref="PrefetchWindow"/> (AMQP's qos) have nothing to free.
     /// </summary>
-    public void Defer() => FreeWindowSlot();
+    public void Defer()
+    {
+        FreeWindowSlot();
+        if (Interlocked.Exchange(ref _deferred, 1) == 0)
+        {
+            OnDeferred();
+        }
+    }
+
+    /// <summary>Whether <see cref="Defer"/> was called.</summary>
+    protected bool IsDeferred => Volatile.Read(ref _deferred) != 0;
+
+    /// <summary>
+    /// Called once when the delivery is deferred: a transport whose broker counts the prefetch (AMQP's qos) raises
+    /// it here, as Celery does for each ETA task, and lowers it again when the delivery is settled.
+    /// </summary>
+    protected virtual void OnDeferred()
+    {
+    }
 
     private void FreeWindowSlot()
     {

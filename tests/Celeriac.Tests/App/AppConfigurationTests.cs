@@ -158,7 +158,7 @@ public sealed class AppConfigurationTests : IDisposable
     }
 
     [Theory]
-    [InlineData("amqp://guest:guest@localhost//", "Celeriac.RabbitMQ")]
+    [InlineData("postgresql://localhost/celery", "Celeriac.PostgreSql")]
     public async Task Transport_SchemeOfAPackageNotReferenced_ExceptionNamesThePackage(string url, string package)
     {
         await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = url });

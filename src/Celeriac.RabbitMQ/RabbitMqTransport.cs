@@ -1,0 +1,505 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using Celeriac.Transport;
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace Celeriac.RabbitMQ;
+
+/// <summary>
+/// The AMQP 0-9-1 broker (<c>amqp://user:pass@host:port/vhost</c>, <c>amqps://</c>), as Celery uses RabbitMQ:
+/// durable direct exchanges and queues, persistent messages with AMQP-typed headers, <c>basic.qos</c> prefetch and
+/// acknowledgements on the channel that delivered. Every publish waits for the broker's confirm, so a process
+/// that exits right after publishing has lost nothing.
+/// </summary>
+public sealed class RabbitMqTransport : ITransport
+{
+    // The exchanges Celery declares by name, with the types and durability Celery gives them.
+    private static readonly Dictionary<string, (string Type, bool Durable)> s_known = new(StringComparer.Ordinal)
+    {
+        ["celeryev"] = (ExchangeType.Topic, true),
+        ["celery.pidbox"] = (ExchangeType.Fanout, false),
+        ["reply.celery.pidbox"] = (ExchangeType.Direct, false),
+    };
+
+    private readonly ConnectionFactory _factory;
+    private readonly string _display;
+    private readonly ILogger _logger;
+    private readonly Lazy<Task<IConnection>> _connection;
+    private readonly SemaphoreSlim _publishGate = new(1, 1);
+    private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<IChannel, byte> _consumerChannels = new();
+    private IChannel? _publisher;
+    private int _disposed;
+
+    /// <summary>Connects (lazily; the client recovers the connection, channels and consumers by itself after a loss).</summary>
+    public RabbitMqTransport(TransportOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _display = UrlText.Mask(options.Url);
+        _logger = options.LoggerFactory.CreateLogger("Celeriac.RabbitMQ");
+        _factory = CreateFactory(options.Url, _display);
+        _connection = new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac"));
+    }
+
+    internal static ConnectionFactory CreateFactory(Uri url, string display)
+    {
+        if (string.IsNullOrEmpty(url.Host))
+        {
+            throw new CeleriacConfigurationException($"'{display}' names no host: write amqp://user:password@host:5672/vhost.");
+        }
+
+        // kombu: 'amqp://host//' is the vhost '/', 'amqp://host/' and 'amqp://host' too.
+        string path = url.AbsolutePath;
+        string vhost = path is "" or "/" or "//" ? "/" : Uri.UnescapeDataString(path[1..]);
+        var factory = new ConnectionFactory
+        {
+            HostName = url.Host,
+            Port = url.IsDefaultPort || url.Port <= 0 ? (url.Scheme == "amqps" ? 5671 : 5672) : url.Port,
+            VirtualHost = vhost,
+            AutomaticRecoveryEnabled = true,
+            TopologyRecoveryEnabled = true,
+            NetworkRecoveryInterval = TimeSpan.FromSeconds(1),
+            RequestedHeartbeat = TimeSpan.FromSeconds(60),
+            ClientProvidedName = "celeriac",
+        };
+        if (url.UserInfo.Length > 0)
+        {
+            string[] parts = url.UserInfo.Split(':', 2);
+            factory.UserName = Uri.UnescapeDataString(parts[0]);
+            factory.Password = parts.Length == 2 ? Uri.UnescapeDataString(parts[1]) : "";
+        }
+
+        if (url.Scheme == "amqps")
+        {
+            factory.Ssl = new SslOption { Enabled = true, ServerName = url.Host };
+        }
+
+        return factory;
+    }
+
+    private Task<IConnection> ConnectionAsync() => _connection.Value;
+
+    /// <summary>Runs <paramref name="work"/> on a short-lived channel (a failed declare closes its channel in AMQP).</summary>
+    private async Task<T> OnTemporaryChannelAsync<T>(Func<IChannel, Task<T>> work, CancellationToken ct)
+    {
+        IConnection connection = await ConnectionAsync().ConfigureAwait(false);
+        IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
+        await using (channel.ConfigureAwait(false))
+        {
+            return await work(channel).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        string key = string.Join('\n', queue.Name, queue.Exchange, queue.RoutingKey, queue.ExchangeType, queue.MaxPriority);
+        if (_declared.ContainsKey(key))
+        {
+            return;
+        }
+
+        await OnTemporaryChannelAsync(
+            async channel =>
+            {
+                Dictionary<string, object?>? arguments = queue.MaxPriority is { } max ? new() { ["x-max-priority"] = max } : null;
+                await channel.QueueDeclareAsync(queue.Name, durable: true, exclusive: false, autoDelete: false, arguments, cancellationToken: ct).ConfigureAwait(false);
+                if (queue.Exchange.Length > 0)
+                {
+                    await DeclareExchangeAsync(channel, queue.Exchange, queue.ExchangeType, ct).ConfigureAwait(false);
+                    await channel.QueueBindAsync(queue.Name, queue.Exchange, queue.RoutingKey ?? queue.Name, cancellationToken: ct).ConfigureAwait(false);
+                }
+
+                return true;
+            },
+            ct).ConfigureAwait(false);
+        _declared.TryAdd(key, 0);
+    }
+
+    private async Task EnsureQueueAsync(string queue, CancellationToken ct)
+    {
+        if (_declared.ContainsKey("queue\n" + queue) || queue.StartsWith("amq.", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        try
+        {
+            await OnTemporaryChannelAsync(
+                async channel => await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: ct).ConfigureAwait(false),
+                ct).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode is 405 or 406)
+        {
+            // It exists with other arguments (a priority queue, a reply queue): it is there, which is what matters.
+        }
+
+        _declared.TryAdd("queue\n" + queue, 0);
+    }
+
+    private async Task DeclareExchangeAsync(IChannel channel, string exchange, string? type, CancellationToken ct)
+    {
+        (string Type, bool Durable) known = s_known.TryGetValue(exchange, out var k) ? k : (type ?? ExchangeType.Direct, true);
+        await channel.ExchangeDeclareAsync(exchange, known.Type, known.Durable, autoDelete: false, cancellationToken: ct).ConfigureAwait(false);
+        _declared.TryAdd("exchange\n" + exchange, 0);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask PublishAsync(string exchange, string routingKey, IReadOnlyList<TransportMessage> messages, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(exchange);
+        ArgumentNullException.ThrowIfNull(routingKey);
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0)
+        {
+            return;
+        }
+
+        // Publishing to an exchange that does not exist would close the channel, and to a queue that does not exist
+        // would drop the message: declare them first, as kombu's producer does (Celery's task_create_missing_queues).
+        if (exchange.Length == 0)
+        {
+            await EnsureQueueAsync(routingKey, ct).ConfigureAwait(false);
+        }
+        else if (!_declared.ContainsKey("exchange\n" + exchange))
+        {
+            await OnTemporaryChannelAsync(
+                async channel =>
+                {
+                    await DeclareExchangeAsync(channel, exchange, null, ct).ConfigureAwait(false);
+                    return true;
+                },
+                ct).ConfigureAwait(false);
+        }
+
+        IChannel publisher = await PublisherAsync(ct).ConfigureAwait(false);
+        var confirms = new Task[messages.Count];
+        for (int i = 0; i < messages.Count; i++)
+        {
+            TransportMessage m = messages[i];
+            var properties = new BasicProperties
+            {
+                ContentType = m.ContentType,
+                ContentEncoding = m.ContentEncoding,
+                Headers = AmqpHeaders.ToAmqp(m.Headers),
+                DeliveryMode = m.DeliveryMode == 1 ? DeliveryModes.Transient : DeliveryModes.Persistent,
+                Priority = (byte)Math.Clamp(m.Priority ?? 0, 0, 255),
+            };
+            if (m.CorrelationId is not null)
+            {
+                properties.CorrelationId = m.CorrelationId;
+            }
+
+            if (m.ReplyTo is not null)
+            {
+                properties.ReplyTo = m.ReplyTo;
+            }
+
+            if (m.Expiration is not null)
+            {
+                properties.Expiration = m.Expiration;
+            }
+
+            // With confirmation tracking, each publish completes when the broker has confirmed it.
+            confirms[i] = publisher.BasicPublishAsync(exchange, routingKey, mandatory: false, properties, m.Body, ct).AsTask();
+        }
+
+        await Task.WhenAll(confirms).ConfigureAwait(false);
+    }
+
+    private async Task<IChannel> PublisherAsync(CancellationToken ct)
+    {
+        if (_publisher is { IsOpen: true } open)
+        {
+            return open;
+        }
+
+        await _publishGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (_publisher is { IsOpen: true } again)
+            {
+                return again;
+            }
+
+            if (_publisher is not null)
+            {
+                await _publisher.DisposeAsync().ConfigureAwait(false);
+            }
+
+            IConnection connection = await ConnectionAsync().ConfigureAwait(false);
+            _publisher = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), ct).ConfigureAwait(false);
+            return _publisher;
+        }
+        finally
+        {
+            _publishGate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        IConnection connection = await ConnectionAsync().ConfigureAwait(false);
+
+        // The channel outlives this loop: deliveries are acked on the channel that delivered them.
+        IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
+        _consumerChannels.TryAdd(channel, 0);
+        var qos = new ChannelQos(channel, Math.Clamp(options.Prefetch, 1, ushort.MaxValue), _logger);
+        await qos.ApplyAsync().ConfigureAwait(false);
+        var ready = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        var queueOfTag = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+        consumer.ReceivedAsync += (_, e) =>
+        {
+            ready.Writer.TryWrite(Receive(channel, e, queueOfTag.GetValueOrDefault(e.ConsumerTag, e.RoutingKey), qos));
+            return Task.CompletedTask;
+        };
+        var tags = new List<string>();
+        foreach (string queue in options.Queues.Distinct(StringComparer.Ordinal))
+        {
+            await EnsureQueueAsync(queue, ct).ConfigureAwait(false);
+
+            // The consumer tag is ours, so deliveries arriving before basic.consume-ok still name their queue.
+            string tag = "celeriac-" + Guid.NewGuid().ToString("N");
+            queueOfTag[tag] = queue;
+            tags.Add(await channel.BasicConsumeAsync(queue, autoAck: false, tag, consumer, ct).ConfigureAwait(false));
+        }
+
+        try
+        {
+            while (true)
+            {
+                Delivery delivery;
+                try
+                {
+                    delivery = await ready.Reader.ReadAsync(ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                yield return delivery;
+            }
+        }
+        finally
+        {
+            foreach (string tag in tags)
+            {
+                try
+                {
+                    await channel.BasicCancelAsync(tag, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException)
+                {
+                    // The channel is gone: the broker has returned its unacked messages already.
+                }
+            }
+
+            // Delivered but not handed out: back to the queue.
+            while (ready.Reader.TryRead(out Delivery? leftover))
+            {
+                await leftover.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static AmqpDelivery Receive(IChannel channel, BasicDeliverEventArgs e, string queue, ChannelQos? qos = null)
+    {
+        IReadOnlyBasicProperties p = e.BasicProperties;
+        var message = new TransportMessage
+        {
+            Body = e.Body.ToArray(), // the client reuses its buffer after this handler returns
+            ContentType = p.ContentType ?? Protocol.CeleryJson.ContentType,
+            ContentEncoding = p.ContentEncoding ?? Protocol.CeleryJson.ContentEncoding,
+            Headers = AmqpHeaders.FromAmqp(p.Headers),
+            CorrelationId = p.CorrelationId,
+            ReplyTo = p.ReplyTo,
+            DeliveryMode = p.DeliveryMode == DeliveryModes.Transient ? 1 : 2,
+            Priority = p.IsPriorityPresent() ? p.Priority : null,
+            Expiration = p.Expiration,
+            Exchange = e.Exchange,
+            RoutingKey = e.RoutingKey,
+            DeliveryTag = e.DeliveryTag.ToString(CultureInfo.InvariantCulture),
+        };
+        return new AmqpDelivery(channel, e.DeliveryTag, queue, message, e.Redelivered, qos);
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(exchange);
+        ArgumentNullException.ThrowIfNull(handler);
+        IConnection connection = await ConnectionAsync().ConfigureAwait(false);
+        IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
+        string type = s_known.TryGetValue(exchange, out var known) ? known.Type : ExchangeType.Fanout;
+        await DeclareExchangeAsync(channel, exchange, type, ct).ConfigureAwait(false);
+
+        // A queue of its own that lives as long as the subscription, bound to every routing key.
+        QueueDeclareOk queue = await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: ct).ConfigureAwait(false);
+        await channel.QueueBindAsync(queue.QueueName, exchange, type == ExchangeType.Topic ? "#" : "", cancellationToken: ct).ConfigureAwait(false);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += async (_, e) =>
+        {
+            try
+            {
+                await handler(Receive(channel, e, queue.QueueName).Message!).ConfigureAwait(false);
+            }
+            catch (Exception error)
+            {
+                Log.SubscriberFailed(_logger, exchange, error);
+            }
+        };
+        await channel.BasicConsumeAsync(queue.QueueName, autoAck: true, consumer, ct).ConfigureAwait(false);
+        return channel;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> GetQueueLengthAsync(string queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        try
+        {
+            return await OnTemporaryChannelAsync(async channel => (long)await channel.MessageCountAsync(queue, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0; // No such queue: nothing in it.
+        }
+    }
+
+    /// <inheritdoc />
+    public async ValueTask<long> PurgeAsync(string queue, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        try
+        {
+            return await OnTemporaryChannelAsync(async channel => (long)await channel.QueuePurgeAsync(queue, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Drops the connection as a killed process would (the broker returns every unacked message). For tests.</summary>
+    internal async ValueTask KillAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0 || !_connection.IsValueCreated)
+        {
+            return;
+        }
+
+        IConnection connection = await ConnectionAsync().ConfigureAwait(false);
+        await connection.AbortAsync().ConfigureAwait(false);
+        await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>Closes the channels (the broker returns unsettled deliveries to their queues) and the connection.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        if (_connection.IsValueCreated && _connection.Value.IsCompletedSuccessfully)
+        {
+            IConnection connection = _connection.Value.Result;
+            foreach (IChannel channel in _consumerChannels.Keys)
+            {
+                await channel.DisposeAsync().ConfigureAwait(false);
+            }
+
+            if (_publisher is not null)
+            {
+                await _publisher.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await connection.CloseAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _publishGate.Dispose();
+    }
+
+    private sealed class AmqpDelivery(IChannel channel, ulong tag, string queue, TransportMessage message, bool redelivered, ChannelQos? qos)
+        : Delivery(queue, message, null, redelivered)
+    {
+        protected override void OnDeferred() => qos?.Change(+1);
+
+        protected override async ValueTask SettleAsync(bool? requeue, CancellationToken ct)
+        {
+            try
+            {
+                if (requeue is null)
+                {
+                    await channel.BasicAckAsync(tag, multiple: false, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await channel.BasicRejectAsync(tag, requeue.Value, ct).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                if (IsDeferred)
+                {
+                    qos?.Change(-1);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A consumer channel's basic.qos: the prefetch asked for, plus one for each deferred delivery (an ETA task
+    /// waiting in the worker's timer), so that waiting tasks never use up the window immediate tasks need.
+    /// </summary>
+    private sealed class ChannelQos(IChannel channel, int prefetch, ILogger logger)
+    {
+        private readonly Lock _gate = new();
+        private Task _last = Task.CompletedTask;
+        private int _deferred;
+        private int _applied = -1;
+
+        public void Change(int delta)
+        {
+            Interlocked.Add(ref _deferred, delta);
+            _ = ApplyAsync();
+        }
+
+        /// <summary>Sends basic.qos if the wanted prefetch changed; calls run one after another.</summary>
+        public Task ApplyAsync()
+        {
+            lock (_gate)
+            {
+                _last = _last.ContinueWith(_ => ApplyNowAsync(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+                return _last;
+            }
+        }
+
+        private async Task ApplyNowAsync()
+        {
+            try
+            {
+                int wanted = Math.Clamp(prefetch + Volatile.Read(ref _deferred), 1, ushort.MaxValue);
+                if (wanted != _applied && channel.IsOpen)
+                {
+                    await channel.BasicQosAsync(0, (ushort)wanted, global: true).ConfigureAwait(false);
+                    _applied = wanted;
+                }
+            }
+            catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                Log.QosFailed(logger, e);
+            }
+        }
+    }
+}
