@@ -4,9 +4,11 @@ set -euo pipefail
 
 # Debian packages the test suites use: procps (ps, kill for the process tests), python3-celery
 # (real Celery 5.2 on the other end of the interop tests, run as /usr/bin/python3) with python3-redis
-# (its Redis client), and redis-server (started by the fixtures on free loopback ports). Servers join
-# this list with the suites that start them.
-PACKAGES=(procps python3-celery python3-redis redis-server)
+# (its Redis client), redis-server and rabbitmq-server (started by the fixtures on free loopback ports,
+# each in its own temporary folder and, for RabbitMQ, with its own node name and Erlang cookie, as the
+# current user; a system service the package may start is not used). Servers join this list with the
+# suites that start them.
+PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2
