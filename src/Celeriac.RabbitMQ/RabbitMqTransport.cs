@@ -251,6 +251,15 @@ public sealed class RabbitMqTransport : ITransport
         // The channel outlives this loop: deliveries are acked on the channel that delivered them.
         IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
         _consumerChannels.TryAdd(channel, 0);
+        string[] queues = [.. options.Queues.Distinct(StringComparer.Ordinal)];
+        if (queues.Length > 1)
+        {
+            // With one channel-wide limit the first queue to get credit would take it all: a per-consumer share
+            // (set before the consumers, as AMQP applies it to consumers created after) serves the queues in turn.
+            int share = (options.Prefetch + queues.Length - 1) / queues.Length;
+            await channel.BasicQosAsync(0, (ushort)Math.Clamp(share, 1, ushort.MaxValue), global: false, ct).ConfigureAwait(false);
+        }
+
         var qos = new ChannelQos(channel, Math.Clamp(options.Prefetch, 1, ushort.MaxValue), _logger);
         await qos.ApplyAsync().ConfigureAwait(false);
         var ready = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
@@ -262,7 +271,7 @@ public sealed class RabbitMqTransport : ITransport
             return Task.CompletedTask;
         };
         var tags = new List<string>();
-        foreach (string queue in options.Queues.Distinct(StringComparer.Ordinal))
+        foreach (string queue in queues)
         {
             await EnsureQueueAsync(queue, ct).ConfigureAwait(false);
 
