@@ -5,7 +5,7 @@ using Celeriac.RabbitMQ;
 
 namespace Celeriac.RabbitMQ;
 
-/// <summary>Registers <c>amqp://</c> and <c>amqps://</c> as brokers.</summary>
+/// <summary>Registers <c>amqp://</c> and <c>amqps://</c> as brokers and <c>rpc://</c> as a result backend.</summary>
 public sealed class RabbitMqProvider : ICeleriacProvider
 {
     /// <inheritdoc />
@@ -14,5 +14,6 @@ public sealed class RabbitMqProvider : ICeleriacProvider
         ArgumentNullException.ThrowIfNull(registry);
         registry.AddTransport("amqp", static o => new RabbitMqTransport(o));
         registry.AddTransport("amqps", static o => new RabbitMqTransport(o));
+        registry.AddResultBackend("rpc", static o => new RpcResultBackend(o));
     }
 }

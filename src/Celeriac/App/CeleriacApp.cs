@@ -141,6 +141,8 @@ public sealed class CeleriacApp : IAsyncDisposable
                         : Providers.CreateResultBackend(new ResultBackendOptions
                         {
                             Url = UrlText.Parse(url, "result backend"),
+                            BrokerUrl = UrlText.Parse(Options.BrokerUrl, "broker"),
+                            ReplyTo = ReplyTo,
                             ResultExpires = Options.ResultExpires,
                             TimeProvider = Time,
                             LoggerFactory = LoggerFactory,
@@ -222,6 +224,11 @@ public sealed class CeleriacApp : IAsyncDisposable
         TransportMessage message = BuildMessage(name, args, kwargs, options, out string queue);
         ITransport transport = Transport;
         await EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
+        if (ResultBackend is Results.IReplyQueueResultBackend replies)
+        {
+            await replies.EnsureReplyQueueAsync(ct).ConfigureAwait(false);
+        }
+
         await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
         return new AsyncResult(message.CorrelationId!, ResultBackend);
     }

@@ -12,6 +12,12 @@ public sealed class ResultBackendOptions
     /// <summary>The longest pause between two reads while waiting without a change signal. <value>500 ms</value></summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>The broker's URL, for a backend that sends results through the broker (rpc://).</summary>
+    public Uri? BrokerUrl { get; init; }
+
+    /// <summary>This client's reply queue (its oid, the <c>reply_to</c> of the tasks it sends), for rpc://.</summary>
+    public string? ReplyTo { get; init; }
+
     /// <summary>The clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -41,6 +41,12 @@ public sealed class TaskResultMeta
     /// <summary>Extended fields (task name, args, kwargs, worker, retries, queue), or <see langword="null"/>.</summary>
     public ResultExtension? Extended { get; init; }
 
+    /// <summary>
+    /// Where the caller wants results sent (the task message's <c>reply_to</c>, the client's oid): the rpc:// backend
+    /// publishes there. Not part of the stored document.
+    /// </summary>
+    public string? ReplyTo { get; init; }
+
     /// <summary>The result's JSON value (parsed on each call).</summary>
     public JsonElement ResultElement
     {

@@ -208,7 +208,7 @@ public sealed partial class CeleriacWorker
             Log.InvalidMessage(_logger, delivery.Queue, error!, id is null ? "" : $" (task {name}[{id}])");
             if (id is not null && IsPlausibleId(id))
             {
-                await StoreFailureAsync(backend, id, new ExceptionInfo("ContentDisallowed", error!, "kombu.exceptions"), null, abort).ConfigureAwait(false);
+                await StoreFailureAsync(backend, id, new ExceptionInfo("ContentDisallowed", error!, "kombu.exceptions"), null, abort, transportMessage.ReplyTo).ConfigureAwait(false);
             }
 
             await delivery.AckAsync(abort).ConfigureAwait(false);
@@ -219,7 +219,7 @@ public sealed partial class CeleriacWorker
         {
             Log.UnknownTask(_logger, message.Headers.Task, message.Headers.Id);
             await StoreFailureAsync(backend, message.Headers.Id,
-                new ExceptionInfo("NotRegistered", message.Headers.Task, "celery.exceptions"), null, abort).ConfigureAwait(false);
+                new ExceptionInfo("NotRegistered", message.Headers.Task, "celery.exceptions"), null, abort, message.Transport.ReplyTo).ConfigureAwait(false);
             await delivery.AckAsync(abort).ConfigureAwait(false);
             message.Dispose();
             return null;
@@ -493,6 +493,7 @@ public sealed partial class CeleriacWorker
             Extended = _app.Options.ResultExtended
                 ? new ResultExtension(h.Task, RawJson(message.Args), RawJson(message.Kwargs), _node, h.Retries, request.Delivery.Queue)
                 : null,
+            ReplyTo = message.Transport.ReplyTo,
         };
     }
 
@@ -510,7 +511,7 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private ValueTask StoreFailureAsync(IResultBackend backend, string id, ExceptionInfo error, string? traceback, CancellationToken ct) =>
+    private ValueTask StoreFailureAsync(IResultBackend backend, string id, ExceptionInfo error, string? traceback, CancellationToken ct, string? replyTo = null) =>
         StoreAsync(backend, new TaskResultMeta
         {
             TaskId = id,
@@ -518,6 +519,7 @@ public sealed partial class CeleriacWorker
             Result = TaskResultMeta.SerializeException(error),
             Traceback = traceback,
             DateDone = _app.Time.GetUtcNow(),
+            ReplyTo = replyTo,
         }, ct);
 
     private static string Seconds(long start) =>

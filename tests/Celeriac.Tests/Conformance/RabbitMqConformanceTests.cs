@@ -68,3 +68,31 @@ public sealed class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : IClassFi
         }
     }
 }
+
+/// <summary>The rpc:// result backend: states travel to the client's own reply queue.</summary>
+public sealed class RpcResultBackendTests(RabbitMqServerFixture rabbit) : IClassFixture<RabbitMqServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task ClientAndWorkerApps_DefaultBackendOnAmqp_IsRpcAndCarriesResultsAndErrors()
+    {
+        await using var workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url(), Concurrency = 2, TrackStarted = true });
+        workerApp.Task("tasks.add", (long x, long y) => x + y);
+        workerApp.Task("tasks.fail", long (string m) => throw new InvalidOperationException(m));
+        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url() });
+        Assert.Equal("rpc://", client.EffectiveResultBackendUrl);
+        await using Support.RunningWorker worker = await Support.RunningWorker.StartAsync(workerApp);
+
+        AsyncResult sum = await client.SendTaskAsync("tasks.add", [2, 3], ct: Ct);
+        AsyncResult failed = await client.SendTaskAsync("tasks.fail", ["boom"], ct: Ct);
+
+        Assert.Equal(5, await sum.GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
+        var error = await Assert.ThrowsAsync<TaskFailedException>(() => failed.GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal(("InvalidOperationException", "boom"), (error.ExceptionType, error.RemoteMessage));
+
+        // The reply queue is Celery's: named by the client's oid, not durable, auto-delete, x-expires one day.
+        string queues = await rabbit.Server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "durable", "auto_delete", "arguments");
+        Assert.Contains($"{client.ReplyTo}\tfalse\ttrue\t[{{\"x-expires\",86400000}}]", queues, StringComparison.Ordinal);
+    }
+}
