@@ -32,8 +32,14 @@ internal sealed class RedisConnection
     public RedisEndpoint Endpoint { get; }
 
     /// <summary>Takes (or opens) the shared connection to the endpoint's server.</summary>
-    public static RedisConnection Acquire(RedisEndpoint endpoint, ILoggerFactory loggers)
+    public static RedisConnection Acquire(RedisEndpoint endpoint, ILoggerFactory loggers, bool own = false)
     {
+        if (own)
+        {
+            // Not shared (tests play a second process with it); the last user's release closes it as usual.
+            return new RedisConnection(endpoint with { ServerKey = endpoint.ServerKey + "|" + Guid.NewGuid().ToString("N") }, loggers.CreateLogger("Celeriac.Redis")) { _users = 1 };
+        }
+
         lock (s_gate)
         {
             if (!s_shared.TryGetValue(endpoint.ServerKey, out RedisConnection? connection))
@@ -57,7 +63,10 @@ internal sealed class RedisConnection
                 return;
             }
 
-            s_shared.Remove(Endpoint.ServerKey);
+            if (s_shared.TryGetValue(Endpoint.ServerKey, out RedisConnection? shared) && ReferenceEquals(shared, this))
+            {
+                s_shared.Remove(Endpoint.ServerKey);
+            }
         }
 
         if (_multiplexer.IsValueCreated && _multiplexer.Value.IsCompletedSuccessfully)

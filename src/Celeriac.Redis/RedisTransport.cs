@@ -56,10 +56,16 @@ public sealed class RedisTransport : ITransport
 
     /// <summary>Connects (lazily, reconnecting by itself) to the server named by <see cref="TransportOptions.Url"/>.</summary>
     public RedisTransport(TransportOptions options)
+        : this(options, ownConnection: false)
+    {
+    }
+
+    /// <summary>A transport with a connection of its own, not shared in the process (tests play a second process with it).</summary>
+    internal RedisTransport(TransportOptions options, bool ownConnection)
     {
         ArgumentNullException.ThrowIfNull(options);
         RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url);
-        _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory);
+        _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory, ownConnection);
         _db = endpoint.Database;
         _prefix = endpoint.KeyPrefix;
         _unacked = _prefix + "unacked";

@@ -19,11 +19,13 @@ public sealed class RedisServerFixture : IAsyncLifetime
 public sealed class RedisTransportConformanceTests(RedisServerFixture redis) : TransportConformanceTests, IClassFixture<RedisServerFixture>
 {
     protected override ValueTask<ITransport> CreateTransportAsync(TransportSetup setup) =>
-        ValueTask.FromResult<ITransport>(new RedisTransport(new TransportOptions
-        {
-            Url = new Uri(redis.Server.Url(0)),
-            VisibilityTimeout = setup.VisibilityTimeout ?? TimeSpan.FromHours(1),
-        }));
+        ValueTask.FromResult<ITransport>(new RedisTransport(
+            new TransportOptions
+            {
+                Url = new Uri(redis.Server.Url(0)),
+                VisibilityTimeout = setup.VisibilityTimeout ?? TimeSpan.FromHours(1),
+            },
+            ownConnection: setup.Peer));
 
     protected override ValueTask KillAsync(ITransport transport) => ((RedisTransport)transport).KillAsync();
 
