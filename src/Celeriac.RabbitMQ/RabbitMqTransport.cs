@@ -177,39 +177,107 @@ public sealed class RabbitMqTransport : ITransport
                 ct).ConfigureAwait(false);
         }
 
-        IChannel publisher = await PublisherAsync(ct).ConfigureAwait(false);
-        var confirms = new Task[messages.Count];
+        var properties = new BasicProperties[messages.Count];
         for (int i = 0; i < messages.Count; i++)
         {
-            TransportMessage m = messages[i];
-            var properties = new BasicProperties
-            {
-                ContentType = m.ContentType,
-                ContentEncoding = m.ContentEncoding,
-                Headers = AmqpHeaders.ToAmqp(m.Headers),
-                DeliveryMode = m.DeliveryMode == 1 ? DeliveryModes.Transient : DeliveryModes.Persistent,
-                Priority = (byte)Math.Clamp(m.Priority ?? 0, 0, 255),
-            };
-            if (m.CorrelationId is not null)
-            {
-                properties.CorrelationId = m.CorrelationId;
-            }
-
-            if (m.ReplyTo is not null)
-            {
-                properties.ReplyTo = m.ReplyTo;
-            }
-
-            if (m.Expiration is not null)
-            {
-                properties.Expiration = m.Expiration;
-            }
-
-            // With confirmation tracking, each publish completes when the broker has confirmed it.
-            confirms[i] = publisher.BasicPublishAsync(exchange, routingKey, mandatory: false, properties, m.Body, ct).AsTask();
+            properties[i] = PropertiesOf(messages[i]);
         }
 
-        await Task.WhenAll(confirms).ConfigureAwait(false);
+        // Until every message is confirmed: what the broker did not confirm (it went away, or the channel closed)
+        // is sent again once the connection is back, with back-off, for up to a minute; then the error is thrown.
+        List<int> pending = [.. Enumerable.Range(0, messages.Count)];
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        TimeSpan delay = TimeSpan.FromMilliseconds(100);
+        bool down = false;
+        while (true)
+        {
+            var confirms = new List<(int Index, Task Confirm)>(pending.Count);
+            try
+            {
+                IChannel publisher = await PublisherAsync(ct).ConfigureAwait(false);
+                foreach (int i in pending)
+                {
+                    // With confirmation tracking, each publish completes when the broker has confirmed it.
+                    confirms.Add((i, publisher.BasicPublishAsync(exchange, routingKey, mandatory: false, properties[i], messages[i].Body, ct).AsTask()));
+                }
+            }
+            catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
+            {
+                // Not all were handed to the channel; the ones that were are awaited below.
+            }
+
+            try
+            {
+                await Task.WhenAll(confirms.Select(c => c.Confirm)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
+            {
+                // The unconfirmed ones are counted below and sent again.
+            }
+
+            var sent = new HashSet<int>(confirms.Where(c => c.Confirm.IsCompletedSuccessfully).Select(c => c.Index));
+            pending.RemoveAll(sent.Contains);
+            if (pending.Count == 0)
+            {
+                if (down)
+                {
+                    Log.PublishingAgain(_logger, _display);
+                }
+
+                return;
+            }
+
+            if (!down)
+            {
+                down = true;
+                Log.PublishWaiting(_logger, _display, pending.Count);
+            }
+
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > TimeSpan.FromSeconds(60))
+            {
+                throw new InvalidOperationException($"RabbitMQ at {_display} did not confirm {pending.Count} of {messages.Count} message(s) within 60 s; they may not have been sent.");
+            }
+
+            await Task.Delay(delay, ct).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+        }
+    }
+
+    private static bool IsOutage(Exception e) => e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException
+        or global::RabbitMQ.Client.Exceptions.BrokerUnreachableException
+        or global::RabbitMQ.Client.Exceptions.OperationInterruptedException
+        or global::RabbitMQ.Client.Exceptions.PublishException
+        or System.IO.IOException
+        or System.Net.Sockets.SocketException
+        or ObjectDisposedException
+        or TimeoutException;
+
+    private static BasicProperties PropertiesOf(TransportMessage m)
+    {
+        var properties = new BasicProperties
+        {
+            ContentType = m.ContentType,
+            ContentEncoding = m.ContentEncoding,
+            Headers = AmqpHeaders.ToAmqp(m.Headers),
+            DeliveryMode = m.DeliveryMode == 1 ? DeliveryModes.Transient : DeliveryModes.Persistent,
+            Priority = (byte)Math.Clamp(m.Priority ?? 0, 0, 255),
+        };
+        if (m.CorrelationId is not null)
+        {
+            properties.CorrelationId = m.CorrelationId;
+        }
+
+        if (m.ReplyTo is not null)
+        {
+            properties.ReplyTo = m.ReplyTo;
+        }
+
+        if (m.Expiration is not null)
+        {
+            properties.Expiration = m.Expiration;
+        }
+
+        return properties;
     }
 
     private async Task<IChannel> PublisherAsync(CancellationToken ct)
