@@ -4,44 +4,57 @@ using Celeriac.Worker;
 
 namespace Celeriac.InteropTests.RabbitMq;
 
-/// <summary>
-/// Python Celery 5.2 and Celeriac on one real rabbitmq-server with rpc:// results, both ways: a Python client's
-/// task runs on a Celeriac worker and its result reaches the Python client's reply queue, and the other way round.
-/// </summary>
-public sealed class RabbitMqInteropTests : IAsyncLifetime
+/// <summary>One rabbitmq-server, one Celery worker (threads) on <c>rmq.py</c> and one Celeriac worker on <c>rmq.net</c>, for the class.</summary>
+public sealed class RabbitMqInteropFixture : IAsyncLifetime
 {
-    private const string PythonQueue = "rmq.py";
-    private const string CeleriacQueue = "rmq.net";
-    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
-    private RabbitMqServer _server = null!;
-    private PythonWorker _python = null!;
+    public const string PythonQueue = "rmq.py";
+    public const string CeleriacQueue = "rmq.net";
     private CeleriacApp _workerApp = null!;
     private CancellationTokenSource _stop = null!;
     private Task _worker = Task.CompletedTask;
 
-    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+    public RabbitMqServer Server { get; private set; } = null!;
+
+    public PythonWorker Python { get; private set; } = null!;
+
+    public CapturedLog CeleriacLog { get; } = new();
+
+    public IReadOnlyDictionary<string, string> PythonEnvironment => new Dictionary<string, string> { ["CELERY_BROKER_URL"] = Server.Url(), ["CELERY_RESULT_BACKEND"] = "rpc://" };
 
     public async ValueTask InitializeAsync()
     {
-        _server = await RabbitMqServer.StartAsync();
-        _python = await PythonWorker.StartAsync(_server.Url(), "rpc://", PythonQueue, concurrency: 2, nodeName: "py-rmq@localhost");
-        _workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = _server.Url(), Queues = { CeleriacQueue }, Concurrency = 2 });
+        Server = await RabbitMqServer.StartAsync();
+        Python = await PythonWorker.StartAsync(Server.Url(), "rpc://", PythonQueue, concurrency: 4, nodeName: "py-rmq@localhost");
+        _workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = Server.Url(), Queues = { CeleriacQueue }, Concurrency = 4, LoggerFactory = CeleriacLog });
         _workerApp.AddTasksFromAssembly(typeof(Quickstart.Tasks).Assembly);
         var worker = new CeleriacWorker(_workerApp);
         _stop = new CancellationTokenSource();
         _worker = Task.Run(() => worker.RunAsync(_stop.Token));
-        await Task.WhenAny(worker.Ready, _worker).WaitAsync(s_wait);
+        await Task.WhenAny(worker.Ready, _worker).WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync();
-        await _worker.WaitAsync(s_wait);
+        await _worker.WaitAsync(TimeSpan.FromSeconds(30));
         _stop.Dispose();
         await _workerApp.DisposeAsync();
-        await _python.DisposeAsync();
-        await _server.DisposeAsync();
+        await Python.DisposeAsync();
+        await Server.DisposeAsync();
     }
+}
+
+/// <summary>
+/// Python Celery 5.2 and Celeriac on one real rabbitmq-server with rpc:// results, both ways: a Python client's
+/// task runs on a Celeriac worker and its result reaches the Python client's reply queue, and the other way round.
+/// </summary>
+public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx) : IClassFixture<RabbitMqInteropFixture>
+{
+    private const string PythonQueue = RabbitMqInteropFixture.PythonQueue;
+    private const string CeleriacQueue = RabbitMqInteropFixture.CeleriacQueue;
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
     public async Task PythonClientWithRpc_CeleriacWorker_ResultsTypesAndErrorsArrive()
@@ -57,7 +70,7 @@ public sealed class RabbitMqInteropTests : IAsyncLifetime
             except Exception as e:
                 out['fail'] = [type(e).__name__, str(e)]
             print(json.dumps(out))
-            """, new Dictionary<string, string> { ["CELERY_BROKER_URL"] = _server.Url(), ["CELERY_RESULT_BACKEND"] = "rpc://" }, CeleriacQueue);
+            """, fx.PythonEnvironment, CeleriacQueue);
 
         using JsonDocument doc = JsonDocument.Parse(output);
         JsonElement root = doc.RootElement;
@@ -73,7 +86,7 @@ public sealed class RabbitMqInteropTests : IAsyncLifetime
     [Fact]
     public async Task CeleriacClientWithRpc_PythonWorker_ResultsAndErrorsArrive()
     {
-        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = _server.Url(), DefaultQueue = PythonQueue });
+        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = fx.Server.Url(), DefaultQueue = PythonQueue });
         AsyncResult product = await client.SendTaskAsync("tasks.mul", [6, 7], ct: Ct);
         AsyncResult keyword = await client.SendTaskAsync("tasks.add", kwargs: new Dictionary<string, object?> { ["x"] = 1L << 40, ["y"] = 1 }, ct: Ct);
         AsyncResult failed = await client.SendTaskAsync("tasks.fail", ["kaput"], ct: Ct);
@@ -82,5 +95,53 @@ public sealed class RabbitMqInteropTests : IAsyncLifetime
         Assert.Equal((1L << 40) + 1, await keyword.GetAsync<long>(s_wait, Ct));
         var error = await Assert.ThrowsAsync<TaskFailedException>(() => failed.GetAsync<long>(s_wait, Ct));
         Assert.Equal(("ValueError", "kaput"), (error.ExceptionType, error.RemoteMessage));
+    }
+
+    [Fact]
+    public async Task PythonClient_CountdownExpiresUnknownAnd500InFlight_OnCeleriacWorker()
+    {
+        string output = await PythonCelery.RunAsync("""
+            import sys, json, time
+            from datetime import datetime, timedelta, timezone
+            from celery.result import ResultSet
+            from interop_tasks import add, app
+            q = sys.argv[1]
+            t0 = time.time()
+            later = add.apply_async((1, 2), countdown=1.5, queue=q)
+            expired = add.apply_async((3, 4), expires=datetime.now(timezone.utc) - timedelta(seconds=5), queue=q)
+            unknown = app.send_task('tasks.nope', (1,), queue=q)
+            out = {'later': later.get(timeout=30), 'delay': time.time() - t0}
+            for name, r in (('expired', expired), ('unknown', unknown)):
+                try:
+                    r.get(timeout=30)
+                except Exception as e:
+                    out[name] = [r.state, type(e).__name__]
+            many = [add.apply_async((i, i), queue=q) for i in range(500)]
+            out['many'] = ResultSet(many).get(timeout=60) == [2 * i for i in range(500)]
+            print(json.dumps(out))
+            """, fx.PythonEnvironment, CeleriacQueue);
+
+        using JsonDocument doc = JsonDocument.Parse(output);
+        JsonElement root = doc.RootElement;
+        Assert.Equal(3, root.GetProperty("later").GetInt64());
+        Assert.InRange(root.GetProperty("delay").GetDouble(), 1.5, 20);
+        Assert.Equal(["REVOKED", "TaskRevokedError"], root.GetProperty("expired").EnumerateArray().Select(e => e.GetString()!));
+        Assert.Equal(["FAILURE", "NotRegistered"], root.GetProperty("unknown").EnumerateArray().Select(e => e.GetString()!));
+        Assert.True(root.GetProperty("many").GetBoolean());
+    }
+
+    [Fact]
+    public async Task CeleriacClient_RevokeAnd500InFlight_OnPythonWorker()
+    {
+        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = fx.Server.Url(), DefaultQueue = PythonQueue });
+        AsyncResult held = await client.SendTaskAsync("tasks.add", [2, 2], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(3) }, ct: Ct);
+        await fx.Python.WaitForLogAsync($"Task tasks.add[{held.Id}] received", s_wait);
+        await client.RevokeAsync([held.Id], Ct);
+        var revoked = await Assert.ThrowsAsync<TaskFailedException>(() => held.GetAsync<long>(s_wait, Ct));
+        Assert.Equal(TaskStates.Revoked, revoked.State);
+
+        AsyncResult[] many = await Task.WhenAll(Enumerable.Range(0, 500).Select(i => client.SendTaskAsync("tasks.add", [i, i], ct: Ct)));
+        long[] values = await Task.WhenAll(many.Select(r => r.GetAsync<long>(TimeSpan.FromSeconds(60), Ct)));
+        Assert.Equal(Enumerable.Range(0, 500).Select(i => 2L * i), values);
     }
 }
