@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace Celeriac.TestServers;
 
@@ -40,11 +39,11 @@ public sealed class RabbitMqServer : IAsyncDisposable
     // Distribution flags for both the node and the CLI: listen on loopback only.
     private const string LoopbackDistribution = "-kernel inet_dist_use_interface {127,0,0,1}";
 
-    private readonly StringBuilder _log = new();
-    private Process? _process;
+    private readonly ServerProcess _node;
 
     private RabbitMqServer(string nodeName, int port, int distributionPort, string directory)
     {
+        _node = new ServerProcess("rabbitmq-server " + nodeName);
         NodeName = nodeName;
         Port = port;
         DistributionPort = distributionPort;
@@ -64,19 +63,10 @@ public sealed class RabbitMqServer : IAsyncDisposable
     public string Directory { get; }
 
     /// <summary>Whether the node's VM runs.</summary>
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _node.IsRunning;
 
     /// <summary>What the node printed (its log goes to the console at info level).</summary>
-    public string Log
-    {
-        get
-        {
-            lock (_log)
-            {
-                return _log.ToString();
-            }
-        }
-    }
+    public string Log => _node.Log;
 
     private string HomeDirectory => Path.Join(Directory, "home");
 
@@ -127,13 +117,7 @@ public sealed class RabbitMqServer : IAsyncDisposable
             return;
         }
 
-        var start = new ProcessStartInfo(ServerScript)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Directory,
-        };
+        var start = new ProcessStartInfo(ServerScript) { WorkingDirectory = Directory };
         SetEnvironment(start);
         start.Environment["RUNNING_UNDER_SYSTEMD"] = "true";
         start.Environment["RABBITMQ_NODENAME"] = NodeName;
@@ -150,73 +134,17 @@ public sealed class RabbitMqServer : IAsyncDisposable
         start.Environment["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = LoopbackDistribution;
         start.Environment["ERL_EPMD_ADDRESS"] = "127.0.0.1";
 
-        Process process = Process.Start(start) ?? throw new InvalidOperationException("rabbitmq-server did not start");
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException($"rabbitmq-server {NodeName} exited with {process.ExitCode}:\n{Log}");
-            }
-
-            if (await AnswersAmqpAsync(ct).ConfigureAwait(false))
-            {
-                return;
-            }
-
-            if (deadline.Elapsed > StartTimeout)
-            {
-                Kill();
-                throw new TimeoutException($"rabbitmq-server {NodeName} did not answer AMQP on port {Port} within {StartTimeout.TotalSeconds} s:\n{Log}");
-            }
-
-            await Task.Delay(50, ct).ConfigureAwait(false);
-        }
+        await _node.StartAsync(start, AnswersAmqpAsync, StartTimeout, TimeSpan.FromMilliseconds(50), ct).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Stops the node the way an operator does (SIGTERM, which RabbitMQ handles as <c>rabbitmqctl stop</c>: it closes
     /// connections, flushes its queues and message stores and exits) and waits for the VM to exit.
     /// </summary>
-    public async Task StopAsync()
-    {
-        if (_process is not { } process || process.HasExited)
-        {
-            return;
-        }
+    public Task StopAsync() => _node.StopAsync(StopTimeout);
 
-        using (Process? kill = Signal("TERM", process.Id))
-        {
-            kill?.WaitForExit(10_000);
-        }
-
-        using var timeout = new CancellationTokenSource(StopTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            Kill();
-            throw new TimeoutException($"rabbitmq-server {NodeName} did not stop within {StopTimeout.TotalSeconds} s of SIGTERM (killed):\n{Log}");
-        }
-    }
-
-    /// <summary>Kills the node at once (SIGKILL): the next start recovers what its files hold.</summary>
-    public void Kill()
-    {
-        if (_process is { HasExited: false } process)
-        {
-            process.Kill();
-            process.WaitForExit(10_000);
-        }
-    }
+    /// <summary>Kills the node at once    /// <summary>Kills the node at once (SIGKILL): the next start recovers what its files hold.</summary>
+    public void Kill() => _node.Kill();
 
     /// <summary>
     /// Runs <c>rabbitmqctl -n node args…</c> against this node and returns what it printed on stdout (add <c>-q</c> and
@@ -224,49 +152,20 @@ public sealed class RabbitMqServer : IAsyncDisposable
     /// </summary>
     public async Task<string> CtlAsync(params string[] args)
     {
-        var start = new ProcessStartInfo(CtlScript)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Directory,
-        };
+        var start = new ProcessStartInfo(CtlScript) { WorkingDirectory = Directory };
         SetEnvironment(start);
         start.Environment["RABBITMQ_CTL_ERL_ARGS"] = LoopbackDistribution;
 
         // The CLI's own hidden node listens on a port of this range; parallel calls each need one.
         start.Environment["RABBITMQ_CTL_DIST_PORT_MIN"] = "35672";
         start.Environment["RABBITMQ_CTL_DIST_PORT_MAX"] = "35772";
-        foreach (string a in (string[])["-n", NodeName, .. args])
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("rabbitmqctl did not start");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(CtlTimeout);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"rabbitmqctl {string.Join(' ', args)} did not finish within {CtlTimeout.TotalSeconds} s");
-        }
-
-        return process.ExitCode == 0
-            ? await stdout.ConfigureAwait(false)
-            : throw new InvalidOperationException($"rabbitmqctl {string.Join(' ', args)} exited {process.ExitCode}: {await stderr.ConfigureAwait(false)}{await stdout.ConfigureAwait(false)}");
+        return await ServerProcess.RunToolAsync(start, ["-n", NodeName, .. args], CtlTimeout).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        Kill();
-        _process?.Dispose();
-        _process = null;
+        _node.Dispose();
         await Task.Yield();
         try
         {
@@ -347,18 +246,4 @@ public sealed class RabbitMqServer : IAsyncDisposable
         }
     }
 
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_log)
-        {
-            _log.AppendLine(line);
-        }
-    }
-
-    private static Process? Signal(string signal, int pid) => Process.Start("/bin/kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
 }

@@ -15,11 +15,11 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>The server binary.</summary>
     public const string Binary = "/usr/bin/redis-server";
 
-    private readonly StringBuilder _log = new();
-    private Process? _process;
+    private readonly ServerProcess _server;
 
     private RedisServer(int port, string directory)
     {
+        _server = new ServerProcess(string.Create(CultureInfo.InvariantCulture, $"redis-server on port {port}"));
         Port = port;
         Directory = directory;
     }
@@ -31,19 +31,10 @@ public sealed class RedisServer : IAsyncDisposable
     public string Directory { get; }
 
     /// <summary>Whether the server process runs.</summary>
-    public bool IsRunning => _process is { HasExited: false };
+    public bool IsRunning => _server.IsRunning;
 
     /// <summary>What the server printed.</summary>
-    public string Log
-    {
-        get
-        {
-            lock (_log)
-            {
-                return _log.ToString();
-            }
-        }
-    }
+    public string Log => _server.Log;
 
     /// <summary>The URL of database <paramref name="db"/>.</summary>
     public string Url(int db = 0) => string.Create(CultureInfo.InvariantCulture, $"redis://127.0.0.1:{Port}/{db}");
@@ -71,13 +62,7 @@ public sealed class RedisServer : IAsyncDisposable
             return;
         }
 
-        var start = new ProcessStartInfo(Binary)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Directory,
-        };
+        var start = new ProcessStartInfo(Binary) { WorkingDirectory = Directory };
         foreach (string a in (string[])[
             "--port", Port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", Directory,
             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--daemonize", "no",
@@ -86,85 +71,28 @@ public sealed class RedisServer : IAsyncDisposable
             start.ArgumentList.Add(a);
         }
 
-        Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-server did not start");
-        process.OutputDataReceived += (_, e) => Append(e.Data);
-        process.ErrorDataReceived += (_, e) => Append(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _process = process;
-
-        var deadline = Stopwatch.StartNew();
-        while (true)
-        {
-            if (process.HasExited)
-            {
-                throw new InvalidOperationException($"redis-server exited with {process.ExitCode}:\n{Log}");
-            }
-
-            if (await PingAsync(ct).ConfigureAwait(false))
-            {
-                return;
-            }
-
-            if (deadline.Elapsed > TimeSpan.FromSeconds(20))
-            {
-                throw new TimeoutException($"redis-server on port {Port} did not answer PING within 20 s:\n{Log}");
-            }
-
-            await Task.Delay(20, ct).ConfigureAwait(false);
-        }
+        await _server.StartAsync(start, PingAsync, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);
     }
 
     /// <summary>Stops the server the way an operator does (SIGTERM: it flushes its append-only file and exits).</summary>
-    public async Task StopAsync()
-    {
-        if (_process is not { } process || process.HasExited)
-        {
-            return;
-        }
+    public Task StopAsync() => _server.StopAsync(TimeSpan.FromSeconds(20));
 
-        _ = Signal("TERM", process.Id);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-    }
-
-    /// <summary>Kills the server at once (SIGKILL): what the last second of writes held may be gone.</summary>
-    public void Kill()
-    {
-        if (_process is { HasExited: false } process)
-        {
-            process.Kill();
-            process.WaitForExit(10_000);
-        }
-    }
+    /// <summary>Kills the server at once    /// <summary>Kills the server at once (SIGKILL): what the last second of writes held may be gone.</summary>
+    public void Kill() => _server.Kill();
 
     /// <summary>Runs a command with <c>redis-cli</c> and returns what it printed (raw mode).</summary>
     public async Task<string> CliAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("/usr/bin/redis-cli")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in (string[])["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--raw", .. args])
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("redis-cli did not start");
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-        return process.ExitCode == 0 ? await stdout.ConfigureAwait(false) : throw new InvalidOperationException($"redis-cli {string.Join(' ', args)} exited {process.ExitCode}: {await stderr.ConfigureAwait(false)}");
+        return await ServerProcess.RunToolAsync(
+            new ProcessStartInfo("/usr/bin/redis-cli"),
+            ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "--raw", .. args],
+            TimeSpan.FromSeconds(30)).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        Kill();
-        _process?.Dispose();
+        _server.Dispose();
         await Task.Yield();
         try
         {
@@ -196,18 +124,4 @@ public sealed class RedisServer : IAsyncDisposable
         }
     }
 
-    private void Append(string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        lock (_log)
-        {
-            _log.AppendLine(line);
-        }
-    }
-
-    private static Process? Signal(string signal, int pid) => Process.Start("/bin/kill", ["-" + signal, pid.ToString(CultureInfo.InvariantCulture)]);
 }
