@@ -80,9 +80,7 @@ public sealed class RedisTransport : ITransport
 
     private double NowSeconds => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
 
-    private Task<IDatabase> DatabaseAsync() => DatabaseCoreAsync();
-
-    private async Task<IDatabase> DatabaseCoreAsync() => await _connection.DatabaseAsync(_db).ConfigureAwait(false);
+    private async Task<IDatabase> DatabaseAsync() => await _connection.DatabaseAsync(_db).ConfigureAwait(false);
 
     /// <summary>The name of the list that holds <paramref name="queue"/>'s messages of <paramref name="priority"/> (kombu's <c>_q_for_pri</c>).</summary>
     public static string ListName(string queue, int priority)
