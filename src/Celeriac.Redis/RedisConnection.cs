@@ -18,7 +18,9 @@ internal sealed class RedisConnection
     private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
     private readonly ILogger _logger;
     private readonly Lock _outageGate = new();
+    private static readonly TimeSpan s_settled = TimeSpan.FromSeconds(1);
     private long _outageStarted;
+    private long _lastFailure;
     private int _users;
 
     private RedisConnection(RedisEndpoint endpoint, ILogger logger)
@@ -128,12 +130,13 @@ internal sealed class RedisConnection
     {
         lock (_outageGate)
         {
+            _lastFailure = Stopwatch.GetTimestamp();
             if (_outageStarted != 0)
             {
                 return;
             }
 
-            _outageStarted = Stopwatch.GetTimestamp();
+            _outageStarted = _lastFailure;
         }
 
         Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
@@ -150,6 +153,13 @@ internal sealed class RedisConnection
         long started;
         lock (_outageGate)
         {
+            // A reply that was already on its way when Redis went (or that came between a restart's failures) does
+            // not end the outage: only one that comes a while after the last failure does, so an outage logs once.
+            if (Stopwatch.GetElapsedTime(_lastFailure) < s_settled)
+            {
+                return;
+            }
+
             started = _outageStarted;
             _outageStarted = 0;
         }
