@@ -308,7 +308,7 @@ public sealed class CeleriacApp : IAsyncDisposable
             }
         }
 
-        await transport.DeclareQueueAsync(new QueueDeclaration(queue, queue, queue), ct).ConfigureAwait(false);
+        await transport.DeclareQueueAsync(Options.DeclarationOf(queue), ct).ConfigureAwait(false);
         lock (_gate)
         {
             _declaredQueues.Add(queue);

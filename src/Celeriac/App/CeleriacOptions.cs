@@ -47,6 +47,20 @@ public sealed class CeleriacOptions
     /// </summary>
     public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// The highest message priority the queues honour (<c>CELERIAC_QUEUE_MAX_PRIORITY</c>; Celery's
+    /// <c>task_queue_max_priority</c>): on RabbitMQ the queues are declared with <c>x-max-priority</c>, and a higher
+    /// number is served first. Redis and SQLite always honour priorities 0–9, a lower number first (kombu's meaning
+    /// there). <value>null</value>
+    /// </summary>
+    public int? QueueMaxPriority { get; set; }
+
+    /// <summary>
+    /// The kind of queue declared on RabbitMQ (<c>CELERIAC_QUEUE_TYPE</c>; Celery 5.5's <c>task_default_queue_type</c>):
+    /// <c>classic</c> or <c>quorum</c> (replicated; no priorities, and prefetch is counted per consumer). <value>classic</value>
+    /// </summary>
+    public string QueueType { get; set; } = "classic";
+
     /// <summary>Queues the worker consumes (<c>CELERIAC_QUEUES</c>, comma-separated; <c>-Q</c>). Empty means the default queue.</summary>
     public IList<string> Queues { get; } = [];
 
@@ -71,6 +85,10 @@ public sealed class CeleriacOptions
 
     /// <summary>The queues a worker consumes when <see cref="Queues"/> is empty: the default queue.</summary>
     internal IReadOnlyList<string> EffectiveQueues => Queues.Count > 0 ? [.. Queues] : [DefaultQueue];
+
+    /// <summary>How the queue <paramref name="queue"/> is declared: bound to the direct exchange of its own name, as Celery does.</summary>
+    internal Transport.QueueDeclaration DeclarationOf(string queue) =>
+        new(queue, queue, queue, MaxPriority: QueueMaxPriority, Quorum: string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The worker's node name, defaulted.</summary>
     internal string EffectiveNodeName => string.IsNullOrWhiteSpace(NodeName) ? "celeriac@" + Environment.MachineName : NodeName.Replace("%h", Environment.MachineName, StringComparison.Ordinal);
@@ -97,6 +115,21 @@ public sealed class CeleriacOptions
         if (string.IsNullOrWhiteSpace(DefaultQueue))
         {
             throw new CeleriacConfigurationException("The default queue name is empty.");
+        }
+
+        if (QueueMaxPriority is < 1 or > 255)
+        {
+            throw new CeleriacConfigurationException($"The queue max priority must be between 1 and 255 (got {QueueMaxPriority}).");
+        }
+
+        if (!string.Equals(QueueType, "classic", StringComparison.OrdinalIgnoreCase) && !string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CeleriacConfigurationException($"The queue type must be classic or quorum (got '{QueueType}').");
+        }
+
+        if (string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase) && QueueMaxPriority is not null)
+        {
+            throw new CeleriacConfigurationException("Quorum queues have no priorities: unset the queue max priority or use classic queues.");
         }
 
         if (VisibilityTimeout <= TimeSpan.Zero)

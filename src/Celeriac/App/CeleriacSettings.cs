@@ -22,6 +22,8 @@ public static class CeleriacSettings
         ("TrackStarted", "CELERIAC_TRACK_STARTED", static (o, v) => o.TrackStarted = Bool("TrackStarted", v)),
         ("ResultExtended", "CELERIAC_RESULT_EXTENDED", static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),
         ("VisibilityTimeout", "CELERIAC_VISIBILITY_TIMEOUT", static (o, v) => o.VisibilityTimeout = Seconds("VisibilityTimeout", v)),
+        ("QueueMaxPriority", "CELERIAC_QUEUE_MAX_PRIORITY", static (o, v) => o.QueueMaxPriority = v is "" or "none" or "null" ? null : Int("QueueMaxPriority", v)),
+        ("QueueType", "CELERIAC_QUEUE_TYPE", static (o, v) => o.QueueType = v),
         ("Queues", "CELERIAC_QUEUES", static (o, v) => SetQueues(o, v)),
         ("NodeName", "CELERIAC_HOSTNAME", static (o, v) => o.NodeName = v),
     ];

@@ -43,7 +43,8 @@ public interface ITransport : IAsyncDisposable
 /// <param name="RoutingKey">The binding key; <see langword="null"/> means the queue name.</param>
 /// <param name="ExchangeType">direct, topic or fanout.</param>
 /// <param name="MaxPriority">The highest priority the queue honours, or <see langword="null"/>.</param>
-public sealed record QueueDeclaration(string Name, string Exchange = "", string? RoutingKey = null, string ExchangeType = "direct", int? MaxPriority = null);
+/// <param name="Quorum">A replicated quorum queue (RabbitMQ); other brokers ignore it.</param>
+public sealed record QueueDeclaration(string Name, string Exchange = "", string? RoutingKey = null, string ExchangeType = "direct", int? MaxPriority = null, bool Quorum = false);
 
 /// <summary>What to consume and how much to hold at once.</summary>
 public sealed record ConsumeOptions

@@ -77,7 +77,7 @@ public sealed partial class CeleriacWorker
         IResultBackend backend = _app.ResultBackend;
         foreach (string q in _queues)
         {
-            await transport.DeclareQueueAsync(new QueueDeclaration(q, q, q), abort).ConfigureAwait(false);
+            await transport.DeclareQueueAsync(_app.Options.DeclarationOf(q), abort).ConfigureAwait(false);
         }
 
         var window = Channel.CreateBounded<Request>(new BoundedChannelOptions(_prefetch)
