@@ -395,7 +395,8 @@ public sealed partial class CeleriacWorker
             await StoreAsync(backend, Meta(message, TaskStates.Started, started, null, request, ready: false), abort).ConfigureAwait(false);
         }
 
-        var context = new TaskContext(message, request.Delivery.Queue, _node, abort);
+        var context = new TaskContext(message, request.Delivery.Queue, _node, abort, (state, meta, ct) =>
+            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct));
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
