@@ -238,7 +238,13 @@ public sealed class CeleriacApp : IAsyncDisposable
     /// broker's <c>celery.pidbox</c> remembers the ids and skips those tasks when they come, storing REVOKED.
     /// A task already running goes on.
     /// </summary>
-    public async Task RevokeAsync(IEnumerable<string> taskIds, CancellationToken ct = default)
+    public Task RevokeAsync(IEnumerable<string> taskIds, CancellationToken ct = default) => RevokeAsync(taskIds, terminate: false, ct);
+
+    /// <summary>
+    /// Revokes tasks by id; with <paramref name="terminate"/> (Celery's <c>terminate=True</c>) a worker running one of
+    /// them now cancels it (its <see cref="TaskContext.CancellationToken"/>) and stores it as REVOKED ("terminated").
+    /// </summary>
+    public async Task RevokeAsync(IEnumerable<string> taskIds, bool terminate, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(taskIds);
         string[] ids = [.. taskIds];
@@ -250,7 +256,7 @@ public sealed class CeleriacApp : IAsyncDisposable
         var arguments = new Dictionary<string, object?>(StringComparer.Ordinal)
         {
             ["task_id"] = ids.Cast<object?>().ToList(),
-            ["terminate"] = false,
+            ["terminate"] = terminate,
             ["signal"] = "SIGTERM",
         };
 

@@ -32,12 +32,6 @@ public sealed class CeleriacOptions
     /// <summary>Ack after the task ran instead of before (<c>CELERIAC_ACKS_LATE</c>; <c>task_acks_late</c>). <value>false</value></summary>
     public bool AcksLate { get; set; }
 
-    /// <summary>
-    /// Take a task only when a slot is free (<c>CELERIAC_DISABLE_PREFETCH</c>; Celery 5.5's <c>worker_disable_prefetch</c>):
-    /// no task waits behind a busy slot while another slot is idle. <value>false</value>
-    /// </summary>
-    public bool DisablePrefetch { get; set; }
-
     /// <summary>The worker's hard time limit per task (<c>CELERIAC_TASK_TIME_LIMIT</c>, seconds; <c>task_time_limit</c>). <value>none</value></summary>
     public TimeSpan? TaskTimeLimit { get; set; }
 

@@ -18,7 +18,6 @@ public static class CeleriacSettings
         ("ResultExpires", "CELERIAC_RESULT_EXPIRES", static (o, v) => o.ResultExpires = v is "" or "none" or "null" ? null : Seconds("ResultExpires", v)),
         ("PrefetchMultiplier", "CELERIAC_PREFETCH_MULTIPLIER", static (o, v) => o.PrefetchMultiplier = Int("PrefetchMultiplier", v)),
         ("AcksLate", "CELERIAC_ACKS_LATE", static (o, v) => o.AcksLate = Bool("AcksLate", v)),
-        ("DisablePrefetch", "CELERIAC_DISABLE_PREFETCH", static (o, v) => o.DisablePrefetch = Bool("DisablePrefetch", v)),
         ("TaskTimeLimit", "CELERIAC_TASK_TIME_LIMIT", static (o, v) => o.TaskTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskTimeLimit", v)),
         ("TaskSoftTimeLimit", "CELERIAC_TASK_SOFT_TIME_LIMIT", static (o, v) => o.TaskSoftTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskSoftTimeLimit", v)),
         ("AcksOnFailureOrTimeout", "CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT", static (o, v) => o.AcksOnFailureOrTimeout = Bool("AcksOnFailureOrTimeout", v)),

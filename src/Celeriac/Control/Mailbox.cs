@@ -152,11 +152,20 @@ public static class Mailbox
         return new TransportMessage { Body = buffer.WrittenMemory.ToArray(), DeliveryMode = 1, Headers = headers };
     }
 
+    /// <summary>Whether a <c>revoke</c> request asks to terminate the tasks that run (<c>terminate=True</c>).</summary>
+    public static bool Terminates(ControlRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return request.Arguments.ValueKind == JsonValueKind.Object
+            && request.Arguments.TryGetProperty("terminate", out JsonElement terminate)
+            && terminate.ValueKind == JsonValueKind.True;
+    }
+
     /// <summary>The task ids of a <c>revoke</c> request (<c>task_id</c> is one id or a list).</summary>
     public static IReadOnlyList<string> RevokedIds(ControlRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (!request.Arguments.TryGetProperty("task_id", out JsonElement ids))
+        if (request.Arguments.ValueKind != JsonValueKind.Object || !request.Arguments.TryGetProperty("task_id", out JsonElement ids))
         {
             return [];
         }

@@ -54,6 +54,67 @@ public sealed class RevokedTasks(TimeProvider time)
         }
     }
 
+    /// <summary>The held ids and when each was revoked, as JSON: <c>{"revoked": {"&lt;id&gt;": "&lt;ISO-8601 UTC&gt;"}}</c>.</summary>
+    public byte[] Save()
+    {
+        lock (_gate)
+        {
+            return Protocol.JsonBuffers.Write(_ids, static (w, ids) =>
+            {
+                w.WriteStartObject();
+                w.WriteStartObject("revoked");
+                foreach (KeyValuePair<string, DateTimeOffset> kv in ids)
+                {
+                    w.WriteString(kv.Key, Protocol.CeleryJson.FormatIso(kv.Value));
+                }
+
+                w.WriteEndObject();
+                w.WriteEndObject();
+            });
+        }
+    }
+
+    /// <summary>Adds the ids <see cref="Save"/> wrote, each with its own time, dropping those already expired.</summary>
+    /// <exception cref="System.Text.Json.JsonException">The document is not what <see cref="Save"/> writes.</exception>
+    public int Load(ReadOnlySpan<byte> json)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(json.ToArray());
+        if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object
+            || !doc.RootElement.TryGetProperty("revoked", out System.Text.Json.JsonElement revoked)
+            || revoked.ValueKind != System.Text.Json.JsonValueKind.Object)
+        {
+            throw new System.Text.Json.JsonException("expected {\"revoked\": {\"<id>\": \"<time>\"}}");
+        }
+
+        var entries = new List<(string Id, DateTimeOffset Added)>();
+        foreach (System.Text.Json.JsonProperty p in revoked.EnumerateObject())
+        {
+            if (p.Value.ValueKind != System.Text.Json.JsonValueKind.String
+                || !DateTimeOffset.TryParse(p.Value.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out DateTimeOffset added))
+            {
+                throw new System.Text.Json.JsonException($"the time of revoked id '{p.Name}' is not an ISO-8601 date");
+            }
+
+            entries.Add((p.Name, added));
+        }
+
+        DateTimeOffset now = time.GetUtcNow();
+        lock (_gate)
+        {
+            foreach ((string id, DateTimeOffset added) in entries.OrderBy(e => e.Added))
+            {
+                if (now - added < Expiry && (!_ids.TryGetValue(id, out DateTimeOffset held) || held < added))
+                {
+                    _ids[id] = added;
+                    _order.Enqueue((id, added));
+                }
+            }
+
+            Purge(now);
+            return _ids.Count;
+        }
+    }
+
     private void Purge(DateTimeOffset now)
     {
         // Oldest first; an id re-added later has a newer entry and keeps its place in the dictionary.

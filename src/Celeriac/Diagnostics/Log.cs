@@ -55,4 +55,16 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Could not acknowledge task {Name}[{Id}]; the broker will deliver it again")]
     public static partial void AckFailed(ILogger logger, string name, string id, Exception exception);
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Task {Name}[{Id}] terminated (revoked with terminate)")]
+    public static partial void TaskTerminated(ILogger logger, string name, string id);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Loaded {Count} revoked task id(s) from the state file {Path}")]
+    public static partial void StateDbLoaded(ILogger logger, string path, int count);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Error, Message = "The state file {Path} cannot be read; starting with no revoked ids")]
+    public static partial void StateDbUnreadable(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(EventId = 33, Level = LogLevel.Error, Message = "The state file {Path} cannot be written; revoked ids will not survive a restart")]
+    public static partial void StateDbUnwritable(ILogger logger, string path, Exception exception);
 }

@@ -31,6 +31,8 @@ public sealed partial class CeleriacWorker
     private int _pendingWrites;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Control.RevokedTasks _revoked;
+    private readonly ConcurrentDictionary<string, RunningTask> _active = new(StringComparer.Ordinal);
+    private readonly Lock _stateDbGate = new();
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
     public CeleriacWorker(CeleriacApp app)
@@ -73,6 +75,7 @@ public sealed partial class CeleriacWorker
     public async Task RunAsync(CancellationToken stop, CancellationToken abort = default)
     {
         using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        LoadStateDb();
         ITransport transport = _app.Transport;
         IResultBackend backend = _app.ResultBackend;
         foreach (string q in _queues)
@@ -122,6 +125,7 @@ public sealed partial class CeleriacWorker
         await Task.WhenAll(slots).ConfigureAwait(false);
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
         await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
+        SaveStateDb();
 
         // What was prefetched but never started goes back to the broker for another worker.
         while (window.Reader.TryRead(out Request leftover))
@@ -207,6 +211,77 @@ public sealed partial class CeleriacWorker
         }
     }
 
+    /// <summary>
+    /// Revokes tasks on this worker, as Celery's <c>revoke</c> command: they are skipped when they arrive (and stored
+    /// as REVOKED); with <paramref name="terminate"/>, those running now are cancelled and end REVOKED ("terminated").
+    /// Returns Celery's reply text.
+    /// </summary>
+    public string Revoke(IReadOnlyList<string> taskIds, bool terminate = false)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        _revoked.Add(taskIds);
+        if (terminate)
+        {
+            var terminated = new List<string>();
+            foreach (string id in taskIds.Distinct(StringComparer.Ordinal))
+            {
+                if (_active.TryGetValue(id, out RunningTask? running) && running.Terminate())
+                {
+                    terminated.Add(id);
+                }
+            }
+
+            return terminated.Count == 0 ? "terminate: tasks unknown" : "terminate: " + string.Join(", ", terminated);
+        }
+
+        string list = string.Join(", ", taskIds);
+        Log.TasksRevoked(_logger, list);
+        return $"tasks {list} flagged as revoked";
+    }
+
+    /// <summary>Reads the revoked ids a previous run kept in the state file; a bad file is logged, not fatal.</summary>
+    private void LoadStateDb()
+    {
+        if (_app.Options.StateDb is not { } path || !File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            int count = _revoked.Load(File.ReadAllBytes(path));
+            Log.StateDbLoaded(_logger, path, count);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
+        {
+            Log.StateDbUnreadable(_logger, path, e);
+        }
+    }
+
+    /// <summary>Writes the revoked ids to the state file (a new file renamed over the old, so a crash leaves one whole file).</summary>
+    private void SaveStateDb()
+    {
+        if (_app.Options.StateDb is not { } path)
+        {
+            return;
+        }
+
+        // Revokes are rare and the file small: written at once, one writer at a time.
+        lock (_stateDbGate)
+        {
+            try
+            {
+                string temporary = path + ".tmp";
+                File.WriteAllBytes(temporary, _revoked.Save());
+                File.Move(temporary, path, overwrite: true);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Log.StateDbUnwritable(_logger, path, e);
+            }
+        }
+    }
+
     /// <summary>Decodes a delivery; a bad one is logged, failed where its id is known, and acked.</summary>
     private async ValueTask<Request?> ReceiveAsync(Delivery delivery, IResultBackend backend, CancellationToken abort)
     {
@@ -267,11 +342,8 @@ public sealed partial class CeleriacWorker
         switch (request.Method)
         {
             case "revoke":
-                IReadOnlyList<string> ids = Control.Mailbox.RevokedIds(request);
-                _revoked.Add(ids);
-                string list = string.Join(", ", ids);
-                Log.TasksRevoked(_logger, list);
-                reply = new(StringComparer.Ordinal) { ["ok"] = $"tasks {list} flagged as revoked" };
+                reply = new(StringComparer.Ordinal) { ["ok"] = Revoke(Control.Mailbox.RevokedIds(request), Control.Mailbox.Terminates(request)) };
+                SaveStateDb();
                 break;
             case "ping":
                 reply = new(StringComparer.Ordinal) { ["ok"] = "pong" };
@@ -395,7 +467,11 @@ public sealed partial class CeleriacWorker
             await StoreAsync(backend, Meta(message, TaskStates.Started, started, null, request, ready: false), abort).ConfigureAwait(false);
         }
 
-        var context = new TaskContext(message, request.Delivery.Queue, _node, abort, (state, meta, ct) =>
+        // Cancelled by a cold stop or by a revoke with terminate=true.
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        var running = new RunningTask(run);
+        _active[h.Id] = running;
+        var context = new TaskContext(message, request.Delivery.Queue, _node, run.Token, (state, meta, ct) =>
             backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct));
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
@@ -423,10 +499,18 @@ public sealed partial class CeleriacWorker
         }
         finally
         {
+            _active.TryRemove(new KeyValuePair<string, RunningTask>(h.Id, running));
             if (scope is { } s)
             {
                 await s.DisposeAsync().ConfigureAwait(false);
             }
+        }
+
+        if (running.Terminated)
+        {
+            // Celery's terminate: whatever the task did once told to stop, it ends REVOKED.
+            Log.TaskTerminated(_logger, h.Task, h.Id);
+            outcome = Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "terminated", "celery.exceptions")), null, request);
         }
 
         // The document is encoded by now, so the message may be released while the write commits.
@@ -555,4 +639,31 @@ public sealed partial class CeleriacWorker
 
     /// <summary>A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait).</summary>
     private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task);
+
+    /// <summary>A task that runs now, and what stops it.</summary>
+    private sealed class RunningTask(CancellationTokenSource run)
+    {
+        private int _terminated;
+
+        public bool Terminated => Volatile.Read(ref _terminated) != 0;
+
+        public bool Terminate()
+        {
+            if (Interlocked.Exchange(ref _terminated, 1) != 0)
+            {
+                return false;
+            }
+
+            try
+            {
+                run.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // It has just finished.
+            }
+
+            return true;
+        }
+    }
 }

@@ -39,6 +39,11 @@ internal static class WorkerCommand
                 o.AcksLate = true;
             }
 
+            if (parse.GetValue(definition.StateDbOption) is { } stateDb)
+            {
+                o.StateDb = stateDb;
+            }
+
             if (parse.GetValue(definition.HostnameOption) is { } hostname)
             {
                 o.NodeName = ExpandHostname(hostname);

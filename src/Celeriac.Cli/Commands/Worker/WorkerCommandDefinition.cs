@@ -20,6 +20,7 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(HostnameOption);
         Options.Add(PrefetchMultiplierOption);
         Options.Add(AcksLateOption);
+        Options.Add(StateDbOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
     }
 
@@ -63,6 +64,12 @@ internal sealed class WorkerCommandDefinition : Command
     public Option<bool> AcksLateOption { get; } = new("--acks-late")
     {
         Description = "Ack a message after its task ran, not before (at-least-once).",
+    };
+
+    public Option<string?> StateDbOption { get; } = new("--statedb")
+    {
+        Description = "A file that keeps the revoked task ids across restarts (created if missing).",
+        HelpName = "FILE",
     };
 
     private static void ValidateLevel(OptionResult result)
