@@ -217,4 +217,67 @@ public sealed class PythonProducerCeleriacWorkerTests(RedisInteropFixture fx) : 
         Assert.Contains($"Discarding revoked task: tasks.add[{id}]", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
         Assert.DoesNotContain($"tasks.add[{id}] succeeded", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task RevokeWithTerminateFromPython_OfRunningTask_EndsRevokedTerminated()
+    {
+        // The Celeriac worker's tasks.sleep honours its cancellation token, as a Celery task dies with its process.
+        string output = await fx.RunPythonAsync("""
+            import sys, json, time
+            from interop_tasks import app
+            q, node = sys.argv[1], sys.argv[2]
+            r = app.send_task('tasks.sleep', (30,), queue=q)
+            deadline = time.time() + 15
+            while r.state != 'STARTED' and time.time() < deadline:
+                time.sleep(0.05)
+            started = r.state
+            replies = app.control.revoke(r.id, terminate=True, reply=True, timeout=5, limit=1, destination=[node])
+            begun = time.time()
+            try:
+                r.get(timeout=10)
+                outcome = 'no error'
+            except Exception as e:
+                outcome = type(e).__name__ + ': ' + str(e)
+            print(json.dumps({'id': r.id, 'started': started, 'replies': replies, 'state': r.state, 'outcome': outcome, 'seconds': time.time() - begun}))
+            """, Queue, RedisInteropFixture.CeleriacNode);
+
+        using JsonDocument doc = JsonDocument.Parse(output);
+        JsonElement root = doc.RootElement;
+        string id = root.GetProperty("id").GetString()!;
+        Assert.Equal("STARTED", root.GetProperty("started").GetString());
+        JsonElement reply = Assert.Single(root.GetProperty("replies").EnumerateArray().ToList());
+        Assert.Equal($"terminate: {id}", reply.GetProperty(RedisInteropFixture.CeleriacNode).GetProperty("ok").GetString());
+        Assert.Equal("REVOKED", root.GetProperty("state").GetString());
+        Assert.Equal("TaskRevokedError: terminated", root.GetProperty("outcome").GetString());
+        Assert.True(root.GetProperty("seconds").GetDouble() < 5, $"terminate took {root.GetProperty("seconds").GetDouble()} s");
+        Assert.Contains($"Task tasks.sleep[{id}] terminated", fx.CeleriacWorkerLog.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProgressFromCeleriacTask_ReadByPythonClientWhileItRuns()
+    {
+        string output = await fx.RunPythonAsync("""
+            import sys, json, time
+            from interop_tasks import app
+            q = sys.argv[1]
+            r = app.send_task('tasks.progress', (5,), queue=q)
+            seen = []
+            deadline = time.time() + 20
+            while not r.ready() and time.time() < deadline:
+                if r.state == 'PROGRESS':
+                    info = r.info
+                    if info not in seen:
+                        seen.append(info)
+                time.sleep(0.05)
+            print(json.dumps({'seen': seen, 'result': r.get(timeout=10)}))
+            """, Queue);
+
+        using JsonDocument doc = JsonDocument.Parse(output);
+        JsonElement[] seen = [.. doc.RootElement.GetProperty("seen").EnumerateArray()];
+        Assert.True(seen.Length >= 3, $"Python saw {seen.Length} PROGRESS states: {output}");
+        Assert.All(seen, s => Assert.Equal(5, s.GetProperty("total").GetInt64()));
+        long[] steps = [.. seen.Select(s => s.GetProperty("current").GetInt64())];
+        Assert.Equal(steps.Order(), steps);
+        Assert.Equal(5, doc.RootElement.GetProperty("result").GetInt64());
+    }
 }
