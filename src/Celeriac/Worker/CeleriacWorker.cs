@@ -495,7 +495,10 @@ public sealed partial class CeleriacWorker
         {
             ExceptionInfo error = Encode(ex);
             Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
-            outcome = Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request);
+            // Celery: an ignored result stores no error either, unless store_errors_even_if_ignored.
+            outcome = storeResult || task.Options.StoreErrorsEvenIfIgnored
+                ? Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request)
+                : null;
         }
         finally
         {

@@ -100,4 +100,33 @@ public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<Red
         await Task.Delay(500, Ct);
         Assert.Equal("CHECKING", await result.GetStateAsync(Ct));
     }
+
+    [Theory]
+    [MemberData(nameof(Brokers))]
+    public async Task IgnoredResult_StoresNoErrorUnlessStoreErrorsEvenIfIgnored(string broker)
+    {
+        await using CeleriacApp app = NewApp(broker);
+        app.Task("tasks.quiet_fail", long () => throw new InvalidOperationException("quiet"), new TaskOptions { IgnoreResult = true });
+        app.Task("tasks.loud_fail", long () => throw new InvalidOperationException("loud"), new TaskOptions { IgnoreResult = true, StoreErrorsEvenIfIgnored = true });
+        app.Task("tasks.quiet_ok", () => 1L, new TaskOptions { IgnoreResult = true });
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+
+        AsyncResult quiet = await app.SendTaskAsync("tasks.quiet_fail", ct: Ct);
+        AsyncResult loud = await app.SendTaskAsync("tasks.loud_fail", ct: Ct);
+        AsyncResult ok = await app.SendTaskAsync("tasks.quiet_ok", ct: Ct);
+        var error = await Assert.ThrowsAsync<TaskFailedException>(() => loud.GetAsync<long>(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(("InvalidOperationException", "loud"), (error.ExceptionType, error.RemoteMessage));
+
+        // Once all three ran, nothing of the two ignored ones is stored.
+        var clock = Stopwatch.StartNew();
+        while (worker.Worker.Processed < 3 && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        await Task.Delay(300, Ct);
+        Assert.Equal(3, worker.Worker.Processed);
+        Assert.Equal(TaskStates.Pending, await quiet.GetStateAsync(Ct));
+        Assert.Equal(TaskStates.Pending, await ok.GetStateAsync(Ct));
+    }
 }
