@@ -41,9 +41,6 @@ public sealed class CeleriacOptions
     /// <summary>Ack late-acked tasks that failed or timed out (<c>CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT</c>; <c>task_acks_on_failure_or_timeout</c>). <value>true</value></summary>
     public bool AcksOnFailureOrTimeout { get; set; } = true;
 
-    /// <summary>Requeue late-acked tasks whose run was lost (<c>CELERIAC_REJECT_ON_WORKER_LOST</c>; <c>task_reject_on_worker_lost</c>). <value>false</value></summary>
-    public bool RejectOnWorkerLost { get; set; }
-
     /// <summary>
     /// A file that keeps the revoked task ids across restarts (<c>CELERIAC_STATEDB</c>; Celery's <c>--statedb</c>).
     /// <value>none</value>

@@ -45,9 +45,6 @@ public sealed record TaskOptions
     /// <summary>Soft time limit (<c>soft_time_limit</c>); <see langword="null"/> uses the worker's. <value>null</value></summary>
     public TimeSpan? SoftTimeLimit { get; init; }
 
-    /// <summary>Requeue a late-acked task whose worker was lost mid-run (<c>reject_on_worker_lost</c>); <see langword="null"/> uses the app's. <value>null</value></summary>
-    public bool? RejectOnWorkerLost { get; init; }
-
     /// <summary>Ack a late-acked task that failed or timed out (<c>acks_on_failure_or_timeout</c>); <see langword="null"/> uses the app's. <value>null</value></summary>
     public bool? AcksOnFailureOrTimeout { get; init; }
 

@@ -67,4 +67,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 33, Level = LogLevel.Error, Message = "The state file {Path} cannot be written; revoked ids will not survive a restart")]
     public static partial void StateDbUnwritable(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(EventId = 34, Level = LogLevel.Information, Message = "Task {Name}[{Id}] rejected by itself (requeue: {Requeue}): {Reason}")]
+    public static partial void TaskRejected(ILogger logger, string name, string id, bool requeue, string reason);
 }

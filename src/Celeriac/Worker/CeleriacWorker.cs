@@ -476,6 +476,7 @@ public sealed partial class CeleriacWorker
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
+        bool failed = false;
         try
         {
             object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
@@ -491,8 +492,16 @@ public sealed partial class CeleriacWorker
                 outcome = storeResult ? Meta(message, TaskStates.Success, json, null, request) : null;
             }
         }
+        catch (RejectException reject)
+        {
+            // Celery's Reject: no state is stored; the message is dropped (dead-lettered) or given back.
+            Log.TaskRejected(_logger, h.Task, h.Id, reject.Requeue, reject.Message);
+            await request.Delivery.RejectAsync(reject.Requeue, abort).ConfigureAwait(false);
+            return;
+        }
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
+            failed = true;
             ExceptionInfo error = Encode(ex);
             Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
             // Celery: an ignored result stores no error either, unless store_errors_even_if_ignored.
@@ -516,13 +525,16 @@ public sealed partial class CeleriacWorker
             outcome = Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "terminated", "celery.exceptions")), null, request);
         }
 
+        // A late-acked task that failed is acked (acks_on_failure_or_timeout, the default) or dropped, as in Celery.
+        bool? lateRequeue = failed && !(task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? false : null;
+
         // The document is encoded by now, so the message may be released while the write commits.
         ValueTask stored = outcome is null ? ValueTask.CompletedTask : StoreAsync(backend, outcome, abort);
         if (stored.IsCompletedSuccessfully)
         {
             if (acksLate)
             {
-                await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+                await SettleLateAsync(request.Delivery, lateRequeue, abort).ConfigureAwait(false);
             }
 
             return;
@@ -532,11 +544,11 @@ public sealed partial class CeleriacWorker
         // task while the write commits, so one commit carries many results. A late ack still waits for it.
         if (Interlocked.Increment(ref _pendingWrites) > _prefetch)
         {
-            await FinishStoreAsync(stored, request.Delivery, acksLate, abort).ConfigureAwait(false);
+            await FinishStoreAsync(stored, request.Delivery, acksLate, lateRequeue, abort).ConfigureAwait(false);
             return;
         }
 
-        Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, abort));
+        Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, lateRequeue, abort));
     }
 
     /// <summary>Keeps a background task in <paramref name="pending"/> until it ends, so shutdown can wait for it.</summary>
@@ -559,14 +571,18 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, CancellationToken abort)
+    /// <summary>Settles a late-acked delivery after its task: an ack, or a reject (<paramref name="requeue"/> not null).</summary>
+    private static ValueTask SettleLateAsync(Delivery delivery, bool? requeue, CancellationToken abort) =>
+        requeue is { } again ? delivery.RejectAsync(again, abort) : delivery.AckAsync(abort);
+
+    private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, bool? lateRequeue, CancellationToken abort)
     {
         try
         {
             await stored.ConfigureAwait(false);
             if (acksLate)
             {
-                await delivery.AckAsync(abort).ConfigureAwait(false);
+                await SettleLateAsync(delivery, lateRequeue, abort).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
