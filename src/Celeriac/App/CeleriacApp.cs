@@ -25,6 +25,7 @@ public sealed class CeleriacApp : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         Options = options;
+        Signals = new CeleriacSignals(() => LoggerFactory.CreateLogger("Celeriac.Signals"));
         Origin = $"gen{Environment.ProcessId}@{Environment.MachineName}";
     }
 
@@ -45,6 +46,9 @@ public sealed class CeleriacApp : IAsyncDisposable
 
     /// <summary>The registered tasks.</summary>
     public TaskRegistry Tasks { get; } = new();
+
+    /// <summary>Celery's signals (<c>task_prerun</c>, <c>task_success</c>, <c>worker_ready</c>, ...) as .NET events.</summary>
+    public CeleriacSignals Signals { get; }
 
     /// <summary>The URL schemes this app can use.</summary>
     public ProviderRegistry Providers { get; } = new();
@@ -229,7 +233,10 @@ public sealed class CeleriacApp : IAsyncDisposable
             await replies.EnsureReplyQueueAsync(ct).ConfigureAwait(false);
         }
 
+        var signal = new TaskSignalEventArgs { TaskId = message.CorrelationId!, TaskName = name, Queue = queue, Message = message };
+        Signals.OnBeforeTaskPublish(this, signal);
         await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
+        Signals.OnAfterTaskPublish(this, signal);
         return new AsyncResult(message.CorrelationId!, ResultBackend);
     }
 

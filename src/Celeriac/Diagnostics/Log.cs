@@ -70,4 +70,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 34, Level = LogLevel.Information, Message = "Task {Name}[{Id}] rejected by itself (requeue: {Requeue}): {Reason}")]
     public static partial void TaskRejected(ILogger logger, string name, string id, bool requeue, string reason);
+
+    [LoggerMessage(EventId = 35, Level = LogLevel.Error, Message = "A handler of the signal {Signal} failed")]
+    public static partial void SignalHandlerFailed(ILogger logger, string signal, Exception exception);
 }

@@ -76,6 +76,7 @@ public sealed partial class CeleriacWorker
     {
         using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
         LoadStateDb();
+        _app.Signals.OnWorkerInit(this, new WorkerSignalEventArgs(this));
         ITransport transport = _app.Transport;
         IResultBackend backend = _app.ResultBackend;
         foreach (string q in _queues)
@@ -109,6 +110,7 @@ public sealed partial class CeleriacWorker
         Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Log.WorkerReady(_logger, _node);
         _ready.TrySetResult();
+        _app.Signals.OnWorkerReady(this, new WorkerSignalEventArgs(this));
 
         await consumer.ConfigureAwait(false);
         window.Writer.TryComplete();
@@ -133,6 +135,8 @@ public sealed partial class CeleriacWorker
             await leftover.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
             leftover.Message?.Dispose();
         }
+
+        _app.Signals.OnWorkerShutdown(this, new WorkerSignalEventArgs(this));
     }
 
     private async Task ConsumeAsync(ITransport transport, ChannelWriter<Request> writer, CancellationToken stop)
@@ -295,6 +299,7 @@ public sealed partial class CeleriacWorker
         if (!TaskMessage.TryDecode(transportMessage, out TaskMessage? message, out string? id, out string? name, out string? error))
         {
             Log.InvalidMessage(_logger, delivery.Queue, error!, id is null ? "" : $" (task {name}[{id}])");
+            _app.Signals.OnTaskRejected(this, new TaskSignalEventArgs { TaskId = id ?? "", TaskName = name ?? "", Queue = delivery.Queue, Message = transportMessage, Reason = error });
             if (id is not null && IsPlausibleId(id))
             {
                 await StoreFailureAsync(backend, id, new ExceptionInfo("ContentDisallowed", error!, "kombu.exceptions"), null, abort, transportMessage.ReplyTo).ConfigureAwait(false);
@@ -307,6 +312,7 @@ public sealed partial class CeleriacWorker
         if (!_app.Tasks.TryGet(message!.Headers.Task, out CeleriacTask? task) || task.Invoker is null)
         {
             Log.UnknownTask(_logger, message.Headers.Task, message.Headers.Id);
+            _app.Signals.OnTaskUnknown(this, new TaskSignalEventArgs { TaskId = message.Headers.Id, TaskName = message.Headers.Task, Queue = delivery.Queue, Message = transportMessage });
             await StoreFailureAsync(backend, message.Headers.Id,
                 new ExceptionInfo("NotRegistered", message.Headers.Task, "celery.exceptions"), null, abort, message.Transport.ReplyTo).ConfigureAwait(false);
             await delivery.AckAsync(abort).ConfigureAwait(false);
@@ -409,6 +415,7 @@ public sealed partial class CeleriacWorker
                     catch (Exception ex)
                     {
                         Log.InternalError(_logger, request.Message.Headers.Task, request.Message.Headers.Id, ex);
+                        _app.Signals.OnTaskInternalError(this, new TaskSignalEventArgs { TaskId = request.Message.Headers.Id, TaskName = request.Message.Headers.Task, Queue = request.Delivery.Queue, Exception = ex });
                         await request.Delivery.RejectAsync(requeue: false, CancellationToken.None).ConfigureAwait(false);
                     }
                     finally
@@ -437,6 +444,7 @@ public sealed partial class CeleriacWorker
         if (_revoked.Contains(h.Id))
         {
             Log.TaskRevoked(_logger, h.Task, h.Id);
+            _app.Signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, State = TaskStates.Revoked, Reason = "revoked" });
             await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "revoked", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
             await request.Delivery.AckAsync(abort).ConfigureAwait(false);
             return;
@@ -445,6 +453,7 @@ public sealed partial class CeleriacWorker
         if (h.Expires is { } expires && expires <= _app.Time.GetUtcNow())
         {
             Log.TaskExpired(_logger, h.Task, h.Id, CeleryJson.FormatIso(expires));
+            _app.Signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, State = TaskStates.Revoked, Reason = "expired" });
             await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "expired", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
             await request.Delivery.AckAsync(abort).ConfigureAwait(false);
             return;
@@ -477,9 +486,19 @@ public sealed partial class CeleriacWorker
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
         bool failed = false;
+        CeleriacSignals signals = _app.Signals;
+        bool signal = signals.HasTaskHandlers;
+        object? returned = null;
+        Exception? thrown = null;
+        if (signal)
+        {
+            signals.OnTaskPrerun(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context });
+        }
+
         try
         {
             object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            returned = value;
             bool log = _logger.IsEnabled(LogLevel.Information);
             if (storeResult || log)
             {
@@ -496,12 +515,14 @@ public sealed partial class CeleriacWorker
         {
             // Celery's Reject: no state is stored; the message is dropped (dead-lettered) or given back.
             Log.TaskRejected(_logger, h.Task, h.Id, reject.Requeue, reject.Message);
+            signals.OnTaskRejected(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, Exception = reject, Reason = reject.Message });
             await request.Delivery.RejectAsync(reject.Requeue, abort).ConfigureAwait(false);
             return;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
             failed = true;
+            thrown = ex;
             ExceptionInfo error = Encode(ex);
             Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
             // Celery: an ignored result stores no error either, unless store_errors_even_if_ignored.
@@ -523,6 +544,25 @@ public sealed partial class CeleriacWorker
             // Celery's terminate: whatever the task did once told to stop, it ends REVOKED.
             Log.TaskTerminated(_logger, h.Task, h.Id);
             outcome = Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "terminated", "celery.exceptions")), null, request);
+            signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, State = TaskStates.Revoked, Reason = "terminated" });
+        }
+        else if (signal)
+        {
+            var done = new TaskSignalEventArgs
+            {
+                TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context,
+                State = failed ? TaskStates.Failure : TaskStates.Success, Result = returned, Exception = thrown,
+            };
+            if (failed)
+            {
+                signals.OnTaskFailure(this, done);
+            }
+            else
+            {
+                signals.OnTaskSuccess(this, done);
+            }
+
+            signals.OnTaskPostrun(this, done);
         }
 
         // A late-acked task that failed is acked (acks_on_failure_or_timeout, the default) or dropped, as in Celery.
