@@ -298,7 +298,7 @@ public sealed class CeleriacApp : IAsyncDisposable
 
     private static readonly ApplyOptions s_noOptions = new();
 
-    private async ValueTask EnsureQueueAsync(ITransport transport, string queue, CancellationToken ct)
+    internal async ValueTask EnsureQueueAsync(ITransport transport, string queue, CancellationToken ct)
     {
         lock (_gate)
         {

@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Could not acknowledge task {Name}[{Id}]; the broker will deliver it again")]
     public static partial void AckFailed(ILogger logger, string name, string id, Exception exception);
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Task {Name}[{Id}] retry: {Reason}")]
+    public static partial void TaskRetry(ILogger logger, string name, string id, string reason);
 }

@@ -14,6 +14,9 @@ public sealed class TaskResultMeta
     private static readonly byte[] s_null = "null"u8.ToArray();
     private static readonly byte[] s_emptyList = "[]"u8.ToArray();
 
+    /// <summary>The <c>children</c> of a task that sent none: <c>[]</c>.</summary>
+    internal static ReadOnlyMemory<byte> NoChildren => s_emptyList;
+
     /// <summary>The task id.</summary>
     public required string TaskId { get; init; }
 

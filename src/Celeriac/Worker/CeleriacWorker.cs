@@ -396,13 +396,16 @@ public sealed partial class CeleriacWorker
         }
 
         var context = new TaskContext(message, request.Delivery.Queue, _node, abort, (state, meta, ct) =>
-            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct));
+            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct))
+        {
+            Definition = task,
+        };
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
         try
         {
-            object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            object? value = await InvokeAsync(task, message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
             bool log = _logger.IsEnabled(LogLevel.Information);
             if (storeResult || log)
             {
@@ -414,6 +417,10 @@ public sealed partial class CeleriacWorker
 
                 outcome = storeResult ? Meta(message, TaskStates.Success, json, null, request) : null;
             }
+        }
+        catch (RetryException retry)
+        {
+            outcome = Retried(message, retry, request, storeResult || task.Options.StoreErrorsEvenIfIgnored);
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
@@ -500,7 +507,7 @@ public sealed partial class CeleriacWorker
         _ => ExceptionInfo.From(ex),
     };
 
-    private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true)
+    private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true, byte[]? children = null)
     {
         TaskHeaders h = message.Headers;
         return new TaskResultMeta
@@ -509,6 +516,7 @@ public sealed partial class CeleriacWorker
             Status = state,
             Result = result,
             Traceback = traceback,
+            Children = children ?? TaskResultMeta.NoChildren,
             DateDone = ready ? _app.Time.GetUtcNow() : null,
             GroupId = h.Group,
             ParentId = h.ParentId,
