@@ -94,6 +94,12 @@ public sealed class CeleriacApp : IAsyncDisposable
                 Queue = attribute.Queue,
                 AcksLate = attribute.AcksLate ? true : null,
                 IgnoreResult = attribute.IgnoreResult,
+                AutoRetryFor = attribute.AutoRetryFor,
+                MaxRetries = attribute.MaxRetries < 0 ? null : attribute.MaxRetries,
+                DefaultRetryDelay = TimeSpan.FromSeconds(attribute.DefaultRetryDelaySeconds),
+                RetryBackoff = attribute.RetryBackoffSeconds > 0 ? TimeSpan.FromSeconds(attribute.RetryBackoffSeconds) : null,
+                RetryBackoffMax = TimeSpan.FromSeconds(attribute.RetryBackoffMaxSeconds),
+                RetryJitter = attribute.RetryJitter,
             });
             count++;
         }
