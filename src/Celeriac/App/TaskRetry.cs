@@ -106,13 +106,7 @@ internal static class TaskRetry
     public static byte[] Children(string id) => JsonBuffers.Write(id, static (w, id) =>
     {
         w.WriteStartArray();
-        w.WriteStartArray();
-        w.WriteStartArray();
-        w.WriteStringValue(id);
-        w.WriteNullValue();
-        w.WriteEndArray();
-        w.WriteNullValue();
-        w.WriteEndArray();
+        TaskResultMeta.WriteResultTuple(w, id);
         w.WriteEndArray();
     });
 

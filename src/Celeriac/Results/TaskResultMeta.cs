@@ -154,6 +154,18 @@ public sealed class TaskResultMeta
         };
     }
 
+    /// <summary>Writes a task's result as Celery's <c>AsyncResult.as_tuple()</c> lists it: <c>[[id, null], null]</c> (no parent, no children).</summary>
+    internal static void WriteResultTuple(Utf8JsonWriter w, string id)
+    {
+        w.WriteStartArray();
+        w.WriteStartArray();
+        w.WriteStringValue(id);
+        w.WriteNullValue();
+        w.WriteEndArray();
+        w.WriteNullValue();
+        w.WriteEndArray();
+    }
+
     /// <summary>Serializes a value as a result's JSON.</summary>
     public static byte[] SerializeValue(object? value)
     {

@@ -115,41 +115,40 @@ public sealed class RetryInteropTests(RedisInteropFixture fx) : IAsyncLifetime
     [Fact]
     public async Task RetriedByPython_FinishedByCeleriac_SeesRetriesOne()
     {
-        string output = await fx.RunPythonAsync(PollStates + """
+        PythonOutcome outcome = await HandoffAsync(RedisInteropFixture.PythonQueue, _handoffQueue, HandoffNode);
 
-            import sys
-            from interop_tasks import handoff
-            python_queue, celeriac_queue = sys.argv[1], sys.argv[2]
-            print(json.dumps(watch(handoff.apply_async((celeriac_queue,), queue=python_queue))))
-            """, RedisInteropFixture.PythonQueue, _handoffQueue);
-
-        using JsonDocument doc = JsonDocument.Parse(output);
-        (string[] states, PythonOutcome outcome) = Read(doc.RootElement);
-        Assert.Equal("SUCCESS", outcome.State);
-        Assert.Equal(1, outcome.Value!.Value.GetProperty("retries").GetInt32());
-        Assert.Equal(HandoffNode, outcome.Value.Value.GetProperty("hostname").GetString());
-        AssertRetryThenSuccess(states);
         Assert.Contains($"Task tasks.handoff[{outcome.Id}] retry: Retry in 0.5s: HandoffError('handing off to {_handoffQueue}')", fx.PythonWorker.Log, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task RetriedByCeleriac_FinishedByPython_SeesRetriesOne()
     {
+        PythonOutcome outcome = await HandoffAsync(_handoffQueue, RedisInteropFixture.PythonQueue, RedisInteropFixture.PythonNode);
+
+        await fx.PythonWorker.WaitForLogAsync($"Task tasks.handoff[{outcome.Id}] succeeded", TimeSpan.FromSeconds(10));
+    }
+
+    /// <summary>
+    /// A Python client sends <c>tasks.handoff</c> to <paramref name="firstQueue"/>, whose worker retries it onto
+    /// <paramref name="nextQueue"/>: the client sees RETRY, then SUCCESS from <paramref name="finisher"/> with retries = 1.
+    /// </summary>
+    private async Task<PythonOutcome> HandoffAsync(string firstQueue, string nextQueue, string finisher)
+    {
         string output = await fx.RunPythonAsync(PollStates + """
 
             import sys
             from interop_tasks import handoff
-            celeriac_queue, python_queue = sys.argv[1], sys.argv[2]
-            print(json.dumps(watch(handoff.apply_async((python_queue,), queue=celeriac_queue))))
-            """, _handoffQueue, RedisInteropFixture.PythonQueue);
+            first, then = sys.argv[1], sys.argv[2]
+            print(json.dumps(watch(handoff.apply_async((then,), queue=first))))
+            """, firstQueue, nextQueue);
 
         using JsonDocument doc = JsonDocument.Parse(output);
         (string[] states, PythonOutcome outcome) = Read(doc.RootElement);
         Assert.Equal("SUCCESS", outcome.State);
         Assert.Equal(1, outcome.Value!.Value.GetProperty("retries").GetInt32());
-        Assert.Equal(RedisInteropFixture.PythonNode, outcome.Value.Value.GetProperty("hostname").GetString());
+        Assert.Equal(finisher, outcome.Value.Value.GetProperty("hostname").GetString());
         AssertRetryThenSuccess(states);
-        await fx.PythonWorker.WaitForLogAsync($"Task tasks.handoff[{outcome.Id}] succeeded", TimeSpan.FromSeconds(10));
+        return outcome;
     }
 
     private static (string[] States, PythonOutcome Outcome) Read(JsonElement watched) =>

@@ -24,18 +24,15 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task RetryAsync_WithCountdown_RunsAgainAfterItAsTheSameTaskWithRetriesPlusOne(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.retry_once", async (long x, TaskContext context) =>
+        await using Run run = await RunAsync(broker, "t.retry_once", async (long x, TaskContext context) =>
         {
             attempts.Add(context);
             return context.Retries == 0
                 ? throw await context.RetryAsync(new InvalidOperationException("not yet"), countdown: TimeSpan.FromMilliseconds(400))
                 : x + context.Retries;
-        });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
-
-        AsyncResult result = await app.SendTaskAsync("t.retry_once", [41], ct: Ct);
+        }, args: [41]);
+        AsyncResult result = run.Result;
 
         Assert.Equal(42, await result.GetAsync<long>(s_wait, Ct));
         Attempt[] runs = attempts.All;
@@ -54,20 +51,16 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task RetryAsync_UpToTheDefaultMaxOfThree_EachRunSeesTheCountGoUp(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.until_three", async (TaskContext context) =>
+        await using Run run = await RunAsync(broker, "t.until_three", async (TaskContext context) =>
         {
             attempts.Add(context);
             return context.Retries < 3
                 ? throw await context.RetryAsync(countdown: TimeSpan.FromMilliseconds(50))
                 : context.Retries;
         });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        AsyncResult result = await app.SendTaskAsync("t.until_three", ct: Ct);
-
-        Assert.Equal(3, await result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal(3, await run.Result.GetAsync<int>(s_wait, Ct));
         Assert.Equal([0, 1, 2, 3], attempts.All.Select(a => a.Retries));
         Assert.Equal([0, 1, 2, 3], attempts.All.Select(a => a.HeaderRetries));
     }
@@ -76,18 +69,14 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task RetryAsync_PastMaxRetries_FailsWithTheOriginalError(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.always_down", async (TaskContext context) =>
+        await using Run run = await RunAsync(broker, "t.always_down", async (TaskContext context) =>
         {
             attempts.Add(context);
             throw await context.RetryAsync(new TimeoutException("the mail server is down"), countdown: TimeSpan.FromMilliseconds(50));
         }, new TaskOptions { MaxRetries = 2 });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        AsyncResult result = await app.SendTaskAsync("t.always_down", ct: Ct);
-
-        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<int>(s_wait, Ct));
+        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => run.Result.GetAsync<int>(s_wait, Ct));
         Assert.Equal((TaskStates.Failure, "TimeoutException", "System", "the mail server is down"), (error.State, error.ExceptionType, error.ExceptionModule, error.RemoteMessage));
         Assert.Contains("the mail server is down", error.RemoteTraceback, StringComparison.Ordinal);
         Assert.Equal([0, 1, 2], attempts.All.Select(a => a.Retries));
@@ -97,48 +86,47 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task RetryAsync_PastMaxRetriesWithoutReason_FailsWithMaxRetriesExceededError(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.no_reason", async (long x, TaskContext context) =>
+        await using Run run = await RunAsync(broker, "t.no_reason", async (long x, TaskContext context) =>
         {
             attempts.Add(context);
             throw await context.RetryAsync(countdown: TimeSpan.FromMilliseconds(50));
-        }, new TaskOptions { MaxRetries = 1 });
-        app.Task("t.once_only", async (TaskContext context) =>
+        }, new TaskOptions { MaxRetries = 1 }, 5);
+
+        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => run.Result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal(("MaxRetriesExceededError", "celery.exceptions"), (error.ExceptionType, error.ExceptionModule));
+        Assert.Equal($"Can't retry t.no_reason[{run.Result.Id}] args:(5,) kwargs:{{}}", error.RemoteMessage);
+        Assert.Equal([0, 1], attempts.All.Select(a => a.Retries));
+    }
+
+    [Theory]
+    [MemberData(nameof(Brokers))]
+    public async Task RetryAsync_MaxRetriesArgument_OverridesTheTasksLimit(string broker)
+    {
+        var attempts = new Attempts();
+        await using Run run = await RunAsync(broker, "t.once_only", async (TaskContext context) =>
         {
             attempts.Add(context);
-            throw await context.RetryAsync(countdown: TimeSpan.FromMilliseconds(50), maxRetries: 0);
-        });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+            throw await context.RetryAsync(new IOException("gone"), countdown: TimeSpan.FromMilliseconds(50), maxRetries: 0);
+        }, new TaskOptions { MaxRetries = 5 });
 
-        AsyncResult result = await app.SendTaskAsync("t.no_reason", [5], ct: Ct);
-        AsyncResult once = await app.SendTaskAsync("t.once_only", ct: Ct);
-
-        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<int>(s_wait, Ct));
-        Assert.Equal(("MaxRetriesExceededError", "celery.exceptions"), (error.ExceptionType, error.ExceptionModule));
-        Assert.Equal($"Can't retry t.no_reason[{result.Id}] args:(5,) kwargs:{{}}", error.RemoteMessage);
-        TaskFailedException onceError = await Assert.ThrowsAsync<TaskFailedException>(() => once.GetAsync<int>(s_wait, Ct));
-        Assert.Equal("MaxRetriesExceededError", onceError.ExceptionType);
-        Assert.Equal([0, 1], attempts.All.Where(a => a.Id == result.Id).Select(a => a.Retries));
-        Assert.Equal([0], attempts.All.Where(a => a.Id == once.Id).Select(a => a.Retries));
+        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => run.Result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal(("IOException", "gone"), (error.ExceptionType, error.RemoteMessage));
+        Assert.Single(attempts.All);
     }
 
     [Theory]
     [MemberData(nameof(Brokers))]
     public async Task RetryException_ThrownDirectly_TheWorkerSendsTheRetry(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.direct", (TaskContext context) =>
+        await using Run run = await RunAsync(broker, "t.direct", (TaskContext context) =>
         {
             attempts.Add(context);
             return context.Retries == 0 ? throw new RetryException(new IOException("busy"), TimeSpan.FromMilliseconds(300)) : "done";
         });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        AsyncResult result = await app.SendTaskAsync("t.direct", ct: Ct);
-
-        Assert.Equal("done", await result.GetAsync<string>(s_wait, Ct));
+        Assert.Equal("done", await run.Result.GetAsync<string>(s_wait, Ct));
         Assert.Equal([0, 1], attempts.All.Select(a => a.Retries));
         Assert.InRange(attempts.All[1].At - attempts.All[0].At, TimeSpan.FromMilliseconds(290), TimeSpan.FromSeconds(5));
     }
@@ -147,12 +135,10 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task Retry_WhileItWaits_ClientReadsRetryWithTheReasonThenSuccess(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
-        app.Task("t.busy_once", async (TaskContext context) => context.Retries == 0
+        await using Run run = await RunAsync(broker, "t.busy_once", async (TaskContext context) => context.Retries == 0
             ? throw await context.RetryAsync(new InvalidOperationException("the printer is busy"), countdown: TimeSpan.FromSeconds(1.5))
             : "printed");
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
-        AsyncResult result = await app.SendTaskAsync("t.busy_once", ct: Ct);
+        AsyncResult result = run.Result;
 
         var clock = Stopwatch.StartNew();
         while (await result.GetStateAsync(Ct) != TaskStates.Retry && clock.Elapsed < s_wait)
@@ -174,24 +160,16 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task AutoRetryFor_WithBackoff_DelaysDoubleUpToTheMaximum(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.backoff", (TaskContext context) =>
-        {
-            attempts.Add(context);
-            return context.Retries < 3 ? throw new FileNotFoundException("not there yet") : context.Retries;
-        }, new TaskOptions
+        await using Run run = await RunAsync(broker, "t.backoff", FailingUntil(attempts, 3, () => new FileNotFoundException("not there yet")), new TaskOptions
         {
             AutoRetryFor = [typeof(IOException)], // FileNotFoundException is one
             RetryBackoff = TimeSpan.FromMilliseconds(300),
             RetryBackoffMax = TimeSpan.FromMilliseconds(700),
             RetryJitter = false,
         });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        AsyncResult result = await app.SendTaskAsync("t.backoff", ct: Ct);
-
-        Assert.Equal(3, await result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal(3, await run.Result.GetAsync<int>(s_wait, Ct));
         TimeSpan[] gaps = attempts.Gaps;
         double[] expected = [300, 600, 700];
         for (int i = 0; i < expected.Length; i++)
@@ -204,24 +182,16 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task AutoRetryFor_WithJitter_EachDelayIsBetweenZeroAndTheCap(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.jitter", (TaskContext context) =>
-        {
-            attempts.Add(context);
-            return context.Retries < 4 ? throw new TimeoutException("slow") : context.Retries;
-        }, new TaskOptions
+        await using Run run = await RunAsync(broker, "t.jitter", FailingUntil(attempts, 4, () => new TimeoutException("slow")), new TaskOptions
         {
             AutoRetryFor = [typeof(TimeoutException)],
             MaxRetries = 4,
             RetryBackoff = TimeSpan.FromMilliseconds(250),
             RetryBackoffMax = TimeSpan.FromMilliseconds(500),
         });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        AsyncResult result = await app.SendTaskAsync("t.jitter", ct: Ct);
-
-        Assert.Equal(4, await result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal(4, await run.Result.GetAsync<int>(s_wait, Ct));
         TimeSpan[] caps = [TimeSpan.FromMilliseconds(250), TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(500)];
         Assert.Equal(caps.Length, attempts.Gaps.Length);
         Assert.All(attempts.Gaps.Zip(caps), g => Assert.InRange(g.First, TimeSpan.Zero, g.Second + TimeSpan.FromMilliseconds(400)));
@@ -231,18 +201,10 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task AutoRetryFor_OtherExceptionType_FailsAtOnce(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
         var attempts = new Attempts();
-        app.Task("t.wrong_type", (TaskContext context) =>
-        {
-            attempts.Add(context);
-            throw new ArgumentException("bad input");
-        }, new TaskOptions { AutoRetryFor = [typeof(IOException)], DefaultRetryDelay = TimeSpan.Zero });
-        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        await using Run run = await RunAsync(broker, "t.wrong_type", FailingUntil(attempts, 1, () => new ArgumentException("bad input")), new TaskOptions { AutoRetryFor = [typeof(IOException)], DefaultRetryDelay = TimeSpan.Zero });
 
-        AsyncResult result = await app.SendTaskAsync("t.wrong_type", ct: Ct);
-
-        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<int>(s_wait, Ct));
+        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => run.Result.GetAsync<int>(s_wait, Ct));
         Assert.Equal("ArgumentException", error.ExceptionType);
         Assert.Single(attempts.All);
     }
@@ -353,6 +315,28 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
         Assert.Equal("Retry at 2026-01-02 03:04:05+00:00: KeyError(\"it's\")",
             new RetryException(new TaskFailedException("id", TaskStates.Failure, new ExceptionInfo("KeyError", "it's", "builtins"), null), eta: new DateTimeOffset(2026, 1, 2, 3, 4, 5, TimeSpan.Zero)).Message);
         Assert.Equal("custom", new RetryException("custom").Message);
+    }
+
+    /// <summary>Starts a worker on a new app with one task, <paramref name="task"/>, and sends one call of it.</summary>
+    private async Task<Run> RunAsync(string broker, string name, Delegate task, TaskOptions? options = null, params object?[] args)
+    {
+        CeleriacApp app = _brokers.NewApp(broker);
+        app.Task(name, task, options);
+        RunningWorker worker = await RunningWorker.StartAsync(app);
+        return new Run(worker, await app.SendTaskAsync(name, args, ct: Ct));
+    }
+
+    /// <summary>A task that records each run and throws <paramref name="error"/> until it has been retried <paramref name="retries"/> times, then returns its retries.</summary>
+    private static Func<TaskContext, int> FailingUntil(Attempts attempts, int retries, Func<Exception> error) => context =>
+    {
+        attempts.Add(context);
+        return context.Retries < retries ? throw error() : context.Retries;
+    };
+
+    /// <summary>A worker and the call sent to it; disposing stops the worker and its app.</summary>
+    private sealed record Run(RunningWorker Worker, AsyncResult Result) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync() => Worker.DisposeAsync();
     }
 
     /// <summary>What each run of a task saw, and when it started.</summary>
