@@ -90,6 +90,23 @@ public static class Tasks
         return steps;
     }
 
+    /// <summary>
+    /// Fails its first <paramref name="failures"/> attempts with <see cref="FlakyException"/>, which retries it by itself
+    /// (at most 5 retries, 0.2 s apart, no back-off), and returns the attempt that succeeded: 1 + the retries it took.
+    /// With more than 5 failures the sixth attempt's <see cref="FlakyException"/> is the result.
+    /// </summary>
+    [CeleriacTask("tasks.flaky", AutoRetryFor = [typeof(FlakyException)], MaxRetries = 5, DefaultRetryDelaySeconds = 0.2)]
+    public static long Flaky(long failures, TaskContext context)
+    {
+        long attempt = context.Retries + 1L;
+        if (attempt <= failures)
+        {
+            throw new FlakyException($"attempt {attempt} of {failures} planned failures");
+        }
+
+        return attempt;
+    }
+
     /// <summary>Returns its argument unchanged: big integers stay integers, floats floats.</summary>
     [CeleriacTask("tasks.echo")]
     public static JsonElement? Echo(JsonElement? value) => value;

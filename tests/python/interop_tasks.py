@@ -56,3 +56,29 @@ def sleep(seconds):
 @app.task(name="tasks.echo")
 def echo(value):
     return value
+
+
+class FlakyError(Exception):
+    """The planned failure of tasks.flaky (Celeriac's Quickstart.FlakyException)."""
+
+
+@app.task(name="tasks.flaky", bind=True, autoretry_for=(FlakyError,), max_retries=5,
+          default_retry_delay=0.2, retry_backoff=False)
+def flaky(self, failures):
+    """Fails its first `failures` attempts (retried by itself, 0.2 s apart, at most 5 times); returns the attempt that succeeded."""
+    attempt = self.request.retries + 1
+    if attempt <= failures:
+        raise FlakyError(f"attempt {attempt} of {failures} planned failures")
+    return attempt
+
+
+class HandoffError(Exception):
+    """Why tasks.handoff's first attempt retries."""
+
+
+@app.task(name="tasks.handoff", bind=True)
+def handoff(self, queue):
+    """The first attempt retries onto `queue` in 0.5 s; a later one returns its retries count and worker."""
+    if self.request.retries == 0:
+        raise self.retry(exc=HandoffError(f"handing off to {queue}"), countdown=0.5, queue=queue)
+    return {"retries": self.request.retries, "hostname": self.request.hostname}

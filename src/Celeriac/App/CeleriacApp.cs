@@ -98,6 +98,12 @@ public sealed class CeleriacApp : IAsyncDisposable
                 Queue = attribute.Queue,
                 AcksLate = attribute.AcksLate ? true : null,
                 IgnoreResult = attribute.IgnoreResult,
+                AutoRetryFor = attribute.AutoRetryFor,
+                MaxRetries = attribute.MaxRetries < 0 ? null : attribute.MaxRetries,
+                DefaultRetryDelay = TimeSpan.FromSeconds(attribute.DefaultRetryDelaySeconds),
+                RetryBackoff = attribute.RetryBackoffSeconds > 0 ? TimeSpan.FromSeconds(attribute.RetryBackoffSeconds) : null,
+                RetryBackoffMax = TimeSpan.FromSeconds(attribute.RetryBackoffMaxSeconds),
+                RetryJitter = attribute.RetryJitter,
             });
             count++;
         }
@@ -311,7 +317,7 @@ public sealed class CeleriacApp : IAsyncDisposable
 
     private static readonly ApplyOptions s_noOptions = new();
 
-    private async ValueTask EnsureQueueAsync(ITransport transport, string queue, CancellationToken ct)
+    internal async ValueTask EnsureQueueAsync(ITransport transport, string queue, CancellationToken ct)
     {
         lock (_gate)
         {

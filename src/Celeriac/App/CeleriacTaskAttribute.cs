@@ -18,6 +18,26 @@ public sealed class CeleriacTaskAttribute(string name) : Attribute
 
     /// <summary>Store no result.</summary>
     public bool IgnoreResult { get; set; }
+
+    /// <summary>Exception types (and their subtypes) that retry the task by themselves (<see cref="TaskOptions.AutoRetryFor"/>).</summary>
+#pragma warning disable CA1819 // an attribute argument can only be an array
+    public Type[] AutoRetryFor { get; set; } = [];
+#pragma warning restore CA1819
+
+    /// <summary>The most retries (<see cref="TaskOptions.MaxRetries"/>); a negative value retries without end. <value>3</value></summary>
+    public int MaxRetries { get; set; } = 3;
+
+    /// <summary>The delay of a retry that names none, in seconds (<see cref="TaskOptions.DefaultRetryDelay"/>). <value>180</value></summary>
+    public double DefaultRetryDelaySeconds { get; set; } = 180;
+
+    /// <summary>The first back-off delay of automatic retries in seconds, doubled at each retry; 0 for none (<see cref="TaskOptions.RetryBackoff"/>). <value>0</value></summary>
+    public double RetryBackoffSeconds { get; set; }
+
+    /// <summary>The longest back-off delay in seconds (<see cref="TaskOptions.RetryBackoffMax"/>). <value>600</value></summary>
+    public double RetryBackoffMaxSeconds { get; set; } = 600;
+
+    /// <summary>Full jitter on back-off delays (<see cref="TaskOptions.RetryJitter"/>). <value>true</value></summary>
+    public bool RetryJitter { get; set; } = true;
 }
 
 /// <summary>Marks a task parameter that is resolved from DI instead of bound from the message's arguments.</summary>

@@ -22,6 +22,9 @@ public sealed class TaskContext
 
     internal TaskMessage Message { get; }
 
+    /// <summary>The running task, when a worker runs it (its options and app are what a retry needs).</summary>
+    internal CeleriacTask? Definition { get; init; }
+
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 
@@ -83,5 +86,26 @@ public sealed class TaskContext
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(state);
         return _storeState is null ? ValueTask.CompletedTask : _storeState(state, meta, ct);
+    }
+
+    /// <summary>
+    /// Sends this task again to run later, as Celery's <c>self.retry(...)</c>, and returns the exception to throw:
+    /// <code>throw await context.RetryAsync(ex, countdown: TimeSpan.FromSeconds(30));</code>
+    /// The retry has the same id and arguments and <see cref="Retries"/> + 1; it goes where this one came from
+    /// (or to <paramref name="queue"/>), due after <paramref name="countdown"/>, at <paramref name="eta"/>, or else after
+    /// the task's <see cref="TaskOptions.DefaultRetryDelay"/>. Once thrown, the worker stores RETRY with
+    /// <paramref name="exc"/> as the reason and acks this message. When <see cref="Retries"/> has reached
+    /// <paramref name="maxRetries"/> (else the task's <see cref="TaskOptions.MaxRetries"/>) nothing is sent and this
+    /// throws <paramref name="exc"/>, or <see cref="MaxRetriesExceededException"/> without one: the task fails with it.
+    /// </summary>
+    public ValueTask<RetryException> RetryAsync(Exception? exc = null, TimeSpan? countdown = null, DateTimeOffset? eta = null, int? maxRetries = null, string? queue = null, CancellationToken ct = default)
+    {
+        if (Definition is not { } task)
+        {
+            // Not run by a worker (Celery's called_directly): there is nothing to send again.
+            throw exc ?? new RetryException("Task can be retried");
+        }
+
+        return TaskRetry.RetryAsync(task, Message, Queue, exc, countdown, eta, maxRetries, queue, ct.CanBeCanceled ? ct : CancellationToken);
     }
 }

@@ -73,4 +73,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 35, Level = LogLevel.Error, Message = "A handler of the signal {Signal} failed")]
     public static partial void SignalHandlerFailed(ILogger logger, string signal, Exception exception);
+
+    [LoggerMessage(EventId = 36, Level = LogLevel.Information, Message = "Task {Name}[{Id}] retry: {Reason}")]
+    public static partial void TaskRetry(ILogger logger, string name, string id, string reason);
 }

@@ -50,6 +50,29 @@ public static class PythonRepr
 
     private static string Truncate(StringBuilder sb) => sb.Length > MaxLength ? sb.ToString(0, MaxLength - 3) + "..." : sb.ToString();
 
+    /// <summary>The repr of a string: <c>'text'</c>, or <c>"it's"</c> when that needs fewer escapes.</summary>
+    internal static string OfString(string s) => AppendString(new StringBuilder(s.Length + 2), s).ToString();
+
+    private static StringBuilder AppendString(StringBuilder sb, string s)
+    {
+        char quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"' : '\'';
+        sb.Append(quote);
+        foreach (char c in s)
+        {
+            _ = c switch
+            {
+                '\\' => sb.Append(@"\\"),
+                '\n' => sb.Append(@"\n"),
+                '\r' => sb.Append(@"\r"),
+                '\t' => sb.Append(@"\t"),
+                _ when c == quote => sb.Append('\\').Append(c),
+                _ => sb.Append(c),
+            };
+        }
+
+        return sb.Append(quote);
+    }
+
     private static StringBuilder Append(StringBuilder sb, JsonElement e)
     {
         if (sb.Length > MaxLength)
@@ -60,23 +83,7 @@ public static class PythonRepr
         switch (e.ValueKind)
         {
             case JsonValueKind.String:
-                string s = e.GetString()!;
-                char quote = s.Contains('\'', StringComparison.Ordinal) && !s.Contains('"', StringComparison.Ordinal) ? '"' : '\'';
-                sb.Append(quote);
-                foreach (char c in s)
-                {
-                    _ = c switch
-                    {
-                        '\\' => sb.Append(@"\\"),
-                        '\n' => sb.Append(@"\n"),
-                        '\r' => sb.Append(@"\r"),
-                        '\t' => sb.Append(@"\t"),
-                        _ when c == quote => sb.Append('\\').Append(c),
-                        _ => sb.Append(c),
-                    };
-                }
-
-                return sb.Append(quote);
+                return AppendString(sb, e.GetString()!);
             case JsonValueKind.True:
                 return sb.Append("True");
             case JsonValueKind.False:

@@ -8,13 +8,16 @@ namespace Celeriac;
 /// <param name="Module">The Python module, or the .NET namespace.</param>
 public sealed record ExceptionInfo(string Type, string Message, string? Module)
 {
-    /// <summary>The encoding of a .NET exception.</summary>
+    /// <summary>The encoding of a .NET exception; a remote one keeps its own, <see cref="MaxRetriesExceededException"/> is Celery's.</summary>
     public static ExceptionInfo From(Exception exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        return exception is TaskFailedException remote
-            ? new ExceptionInfo(remote.ExceptionType, remote.RemoteMessage, remote.ExceptionModule)
-            : new ExceptionInfo(exception.GetType().Name, exception.Message, exception.GetType().Namespace);
+        return exception switch
+        {
+            TaskFailedException remote => new ExceptionInfo(remote.ExceptionType, remote.RemoteMessage, remote.ExceptionModule),
+            MaxRetriesExceededException => new ExceptionInfo("MaxRetriesExceededError", exception.Message, "celery.exceptions"),
+            _ => new ExceptionInfo(exception.GetType().Name, exception.Message, exception.GetType().Namespace),
+        };
     }
 
     /// <summary>Writes Celery's dict.</summary>

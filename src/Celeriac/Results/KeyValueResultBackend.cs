@@ -161,13 +161,7 @@ public abstract class KeyValueResultBackend : IResultBackend
             w.WriteStartArray();
             foreach (string id in taskIds)
             {
-                w.WriteStartArray();
-                w.WriteStartArray();
-                w.WriteStringValue(id);
-                w.WriteNullValue();
-                w.WriteEndArray();
-                w.WriteNullValue();
-                w.WriteEndArray();
+                TaskResultMeta.WriteResultTuple(w, id);
             }
 
             w.WriteEndArray();

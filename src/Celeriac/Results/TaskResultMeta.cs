@@ -14,6 +14,9 @@ public sealed class TaskResultMeta
     private static readonly byte[] s_null = "null"u8.ToArray();
     private static readonly byte[] s_emptyList = "[]"u8.ToArray();
 
+    /// <summary>The <c>children</c> of a task that sent none: <c>[]</c>.</summary>
+    internal static ReadOnlyMemory<byte> NoChildren => s_emptyList;
+
     /// <summary>The task id.</summary>
     public required string TaskId { get; init; }
 
@@ -149,6 +152,18 @@ public sealed class TaskResultMeta
             ParentId = Str("parent_id"),
             Extended = extended,
         };
+    }
+
+    /// <summary>Writes a task's result as Celery's <c>AsyncResult.as_tuple()</c> lists it: <c>[[id, null], null]</c> (no parent, no children).</summary>
+    internal static void WriteResultTuple(Utf8JsonWriter w, string id)
+    {
+        w.WriteStartArray();
+        w.WriteStartArray();
+        w.WriteStringValue(id);
+        w.WriteNullValue();
+        w.WriteEndArray();
+        w.WriteNullValue();
+        w.WriteEndArray();
     }
 
     /// <summary>Serializes a value as a result's JSON.</summary>

@@ -481,11 +481,15 @@ public sealed partial class CeleriacWorker
         var running = new RunningTask(run);
         _active[h.Id] = running;
         var context = new TaskContext(message, request.Delivery.Queue, _node, run.Token, (state, meta, ct) =>
-            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct));
+            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct))
+        {
+            Definition = task,
+        };
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
         bool failed = false;
+        bool retried = false;
         CeleriacSignals signals = _app.Signals;
         bool signal = signals.HasTaskHandlers;
         object? returned = null;
@@ -497,7 +501,7 @@ public sealed partial class CeleriacWorker
 
         try
         {
-            object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            object? value = await InvokeAsync(task, message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
             returned = value;
             bool log = _logger.IsEnabled(LogLevel.Information);
             if (storeResult || log)
@@ -518,6 +522,12 @@ public sealed partial class CeleriacWorker
             signals.OnTaskRejected(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, Exception = reject, Reason = reject.Message });
             await request.Delivery.RejectAsync(reject.Requeue, abort).ConfigureAwait(false);
             return;
+        }
+        catch (RetryException retry)
+        {
+            outcome = Retried(message, retry, request, storeResult || task.Options.StoreErrorsEvenIfIgnored);
+            retried = true;
+            signals.OnTaskRetry(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, Exception = retry.InnerException ?? retry, Reason = retry.Message });
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
@@ -551,13 +561,13 @@ public sealed partial class CeleriacWorker
             var done = new TaskSignalEventArgs
             {
                 TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context,
-                State = failed ? TaskStates.Failure : TaskStates.Success, Result = returned, Exception = thrown,
+                State = failed ? TaskStates.Failure : retried ? TaskStates.Retry : TaskStates.Success, Result = returned, Exception = thrown,
             };
             if (failed)
             {
                 signals.OnTaskFailure(this, done);
             }
-            else
+            else if (!retried)
             {
                 signals.OnTaskSuccess(this, done);
             }
@@ -643,7 +653,7 @@ public sealed partial class CeleriacWorker
         _ => ExceptionInfo.From(ex),
     };
 
-    private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true)
+    private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true, byte[]? children = null)
     {
         TaskHeaders h = message.Headers;
         return new TaskResultMeta
@@ -652,6 +662,7 @@ public sealed partial class CeleriacWorker
             Status = state,
             Result = result,
             Traceback = traceback,
+            Children = children ?? TaskResultMeta.NoChildren,
             DateDone = ready ? _app.Time.GetUtcNow() : null,
             GroupId = h.Group,
             ParentId = h.ParentId,

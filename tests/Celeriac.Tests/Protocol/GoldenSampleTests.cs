@@ -372,6 +372,137 @@ public sealed class GoldenSampleTests
         CheckRedisTaskMessages(root);
     }
 
+    // ---- retries -------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Celery's worker ran <c>retry_once(7)</c>, whose first run did <c>raise self.retry(countdown=1,
+    /// exc=KeyError('transient'))</c>. Celeriac's worker is given the very message Celery's was and runs the same task:
+    /// it sends the same retry message and stores the same STARTED, RETRY, STARTED, SUCCESS documents, field by field.
+    /// </summary>
+    [Fact]
+    public async Task RetryFromWorker_CeleriacWorkerGivenTheSameMessage_SendsAndStoresWhatCeleryDid()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using JsonDocument golden = WireSamples.Load("redis-msg-retry-from-worker.json");
+        JsonElement root = golden.RootElement;
+        JsonElement[] messages = [.. CapturedMessages(root)];
+        Assert.Equal(2, messages.Length);
+        string taskId = root.GetProperty("task_id").GetString()!;
+
+        var backend = new RecordingBackend();
+        RecordingTransport? transport = null;
+        var app = new CeleriacApp(new CeleriacOptions
+        {
+            BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"),
+            ResultBackend = "recording://golden",
+            DefaultQueue = "celery",
+            NodeName = "wire@vm",
+            TrackStarted = true,
+        });
+        app.Providers.AddTransport("memory", o => transport = new RecordingTransport(new MemoryTransport(o.Url)));
+        app.Providers.AddResultBackend("recording", _ => backend);
+        app.Task("wireapp.retry_once", async (long x, TaskContext context) => context.Retries == 0
+            ? throw await context.RetryAsync(new TaskFailedException(context.Id, TaskStates.Failure, new ExceptionInfo("KeyError", "transient", "builtins"), null), countdown: TimeSpan.FromSeconds(1))
+            : x);
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        DateTimeOffset before = TimeProvider.System.GetUtcNow();
+        await app.Transport.PublishAsync("", "celery", [DecodeEnvelope(messages[0].GetProperty("raw").GetString()!)], ct);
+
+        JsonElement[] Ours() => [.. backend.Writes.Where(w => w.Key == KeyValueResultBackend.TaskKeyPrefix + taskId).Select(w => JsonAssert.Parse(w.Value))];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (Ours() is not [.., { } last] || last.GetProperty("status").GetString() != TaskStates.Success)
+        {
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"no SUCCESS within 15 s; stored: {string.Join(", ", Ours().Select(d => d.GetProperty("status").GetString()))}");
+            await Task.Delay(20, ct);
+        }
+
+        // The retry message: Celery's headers, properties and body, but for who sent it and when it is due.
+        (string exchange, string routingKey, TransportMessage sent) = Assert.Single(transport!.Published, p => p.Message.Headers["retries"] is 1L);
+        JsonElement celery = messages[1].GetProperty("envelope");
+        JsonElement ours = JsonAssert.Parse(KombuEnvelope.Encode(sent, exchange, routingKey));
+        Assert.Equal(JsonAssert.Keys(celery).Order(StringComparer.Ordinal), JsonAssert.Keys(ours).Order(StringComparer.Ordinal));
+        Assert.Equal(celery.GetProperty("content-type").GetString(), ours.GetProperty("content-type").GetString());
+        Assert.Equal(celery.GetProperty("content-encoding").GetString(), ours.GetProperty("content-encoding").GetString());
+        JsonAssert.Equal(JsonAssert.Parse(Convert.FromBase64String(celery.GetProperty("body").GetString()!)), JsonAssert.Parse(Convert.FromBase64String(ours.GetProperty("body").GetString()!)), "body");
+
+        JsonElement celeryHeaders = celery.GetProperty("headers"), ourHeaders = ours.GetProperty("headers");
+        Assert.Equal(JsonAssert.Keys(celeryHeaders).Order(StringComparer.Ordinal), JsonAssert.Keys(ourHeaders).Order(StringComparer.Ordinal));
+        foreach (JsonProperty p in celeryHeaders.EnumerateObject())
+        {
+            JsonElement mine = ourHeaders.GetProperty(p.Name);
+            switch (p.Name)
+            {
+                case "lang":
+                    Assert.Equal(("py", "dotnet"), (p.Value.GetString(), mine.GetString()));
+                    break;
+                case "origin":
+                    Assert.Equal(app.Origin, mine.GetString());
+                    break;
+                case "eta":
+                    // Written as Celery writes it; due a second after the first run stored RETRY.
+                    const string iso = @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00$";
+                    Assert.Matches(iso, p.Value.GetString()!);
+                    Assert.Matches(iso, mine.GetString()!);
+                    Assert.InRange(DateTimeOffset.Parse(mine.GetString()!, System.Globalization.CultureInfo.InvariantCulture), before.AddSeconds(1), TimeProvider.System.GetUtcNow().AddSeconds(1));
+                    break;
+                default:
+                    JsonAssert.Equal(p.Value, mine, "headers." + p.Name);
+                    break;
+            }
+        }
+
+        // Celery also leaks two apply_async options into the properties (the first sender's 'origin', and
+        // 'replaced_task_nesting'); no Celery code reads them there (the worker reads both from the headers).
+        JsonElement celeryProperties = celery.GetProperty("properties"), ourProperties = ours.GetProperty("properties");
+        string[] leaked = ["origin", "replaced_task_nesting"];
+        Assert.Equal(JsonAssert.Keys(celeryProperties).Except(leaked).Order(StringComparer.Ordinal), JsonAssert.Keys(ourProperties).Order(StringComparer.Ordinal));
+        foreach (JsonProperty p in celeryProperties.EnumerateObject().Where(p => !leaked.Contains(p.Name)))
+        {
+            if (p.Name == "delivery_tag")
+            {
+                Assert.True(Guid.TryParse(ourProperties.GetProperty(p.Name).GetString(), out _));
+            }
+            else
+            {
+                JsonAssert.Equal(p.Value, ourProperties.GetProperty(p.Name), "properties." + p.Name);
+            }
+        }
+
+        // The result documents: the same states in the same order, the same keys in the same order, the same values
+        // but for the worker's pid, the time done, and the traceback's language.
+        JsonElement[] celeryWrites = [.. root.GetProperty("backend_writes").EnumerateArray()
+            .Select(w => w.GetProperty("args")).Where(a => a[0].GetString() == "SETEX").Select(a => JsonAssert.Parse(a[3].GetString()!))];
+        JsonElement[] ourWrites = Ours();
+        Assert.Equal(celeryWrites.Select(d => d.GetProperty("status").GetString()), ourWrites.Select(d => d.GetProperty("status").GetString()));
+        Assert.Equal([TaskStates.Started, TaskStates.Retry, TaskStates.Started, TaskStates.Success], ourWrites.Select(d => d.GetProperty("status").GetString()));
+        foreach ((JsonElement theirs, JsonElement mine) in celeryWrites.Zip(ourWrites))
+        {
+            string status = theirs.GetProperty("status").GetString()!;
+            Assert.Equal(JsonAssert.Keys(theirs), JsonAssert.Keys(mine));
+            foreach (JsonProperty p in theirs.EnumerateObject())
+            {
+                JsonElement value = mine.GetProperty(p.Name);
+                switch (p.Name)
+                {
+                    case "result" when status == TaskStates.Started:
+                        Assert.Equal(JsonAssert.Shape(p.Value), JsonAssert.Shape(value));
+                        Assert.Equal("wire@vm", value.GetProperty("hostname").GetString());
+                        break;
+                    case "date_done":
+                        Assert.Equal(JsonAssert.Kind(p.Value), JsonAssert.Kind(value));
+                        break;
+                    case "traceback" when status == TaskStates.Retry:
+                        Assert.EndsWith("celery.exceptions.Retry: Retry in 1s: KeyError('transient')\n", p.Value.GetString(), StringComparison.Ordinal);
+                        Assert.StartsWith("Celeriac.RetryException: Retry in 1s: KeyError('transient')", value.GetString(), StringComparison.Ordinal);
+                        break;
+                    default:
+                        JsonAssert.Equal(p.Value, value, status + "." + p.Name);
+                        break;
+                }
+            }
+        }
+    }
+
     // ---- contract tests for parts that come later ----------------------------------------------
 
     /// <summary>Events: PUBLISH on /&lt;db&gt;.celeryev/&lt;routing key&gt;, exchange celeryev, hostname header.</summary>
@@ -603,11 +734,15 @@ public sealed class GoldenSampleTests
     {
         public Dictionary<string, byte[]> Values { get; } = new(StringComparer.Ordinal);
 
+        /// <summary>Every value written, in order.</summary>
+        public System.Collections.Concurrent.ConcurrentQueue<(string Key, byte[] Value)> Writes { get; } = new();
+
         protected override ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) =>
             ValueTask.FromResult(Values.GetValueOrDefault(key));
 
         protected override ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct)
         {
+            Writes.Enqueue((key, value));
             Values[key] = value;
             return ValueTask.CompletedTask;
         }

@@ -80,4 +80,20 @@ public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisS
         Assert.Equal(expected.Where(l => !l.Contains("publish", StringComparison.Ordinal)), seen.Where(l => !l.Contains("publish", StringComparison.Ordinal)));
         Assert.Equal(1, logs.Count(35));
     }
+
+    [Fact]
+    public async Task TaskRetry_RaisedWithTheReason_PostrunSaysRetry()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "sqlite:///" + Path.Join(_directory, "retry.db"), Concurrency = 1 });
+        app.Task("tasks.again", async (TaskContext context) =>
+            context.Retries == 0 ? throw await context.RetryAsync(new TimeoutException("slow"), countdown: TimeSpan.Zero) : context.Retries);
+        var seen = new ConcurrentQueue<string>();
+        app.Signals.TaskRetry += (_, e) => seen.Enqueue($"task_retry {e.Exception!.Message}");
+        app.Signals.TaskPostrun += (_, e) => seen.Enqueue($"task_postrun {e.State}");
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+
+        Assert.Equal(1, await (await app.SendTaskAsync("tasks.again", ct: Ct)).GetAsync<int>(TimeSpan.FromSeconds(10), Ct));
+        await worker.StopAsync();
+        Assert.Equal(["task_retry slow", "task_postrun RETRY", "task_postrun SUCCESS"], seen);
+    }
 }

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Text.Json;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
-using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Tests.Worker;
 
@@ -12,31 +11,15 @@ namespace Celeriac.Tests.Worker;
 /// </summary>
 public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-state-").FullName;
+    private readonly TestBrokers _brokers = new(redis.Server, "state");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string> Brokers => ["sqlite", "redis"];
+    public static TheoryData<string> Brokers => TestBrokers.Names;
 
-    public void Dispose()
-    {
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _brokers.Dispose();
 
-    private CeleriacApp NewApp(string broker, Action<CeleriacOptions>? configure = null)
-    {
-        var options = new CeleriacOptions
-        {
-            BrokerUrl = broker == "redis" ? redis.Server.Url(1 + Random.Shared.Next(15)) : "sqlite:///" + Path.Join(_directory, "state.db"),
-            DefaultQueue = "state-" + Guid.NewGuid().ToString("N")[..8],
-            Concurrency = 2,
-        };
-        configure?.Invoke(options);
-        var app = new CeleriacApp(options);
-        app.AddTasksFromAssembly(typeof(Quickstart.Tasks).Assembly);
-        return app;
-    }
+    private CeleriacApp NewApp(string broker) => _brokers.NewApp(broker);
 
     [Theory]
     [MemberData(nameof(Brokers))]
