@@ -31,6 +31,7 @@ public sealed partial class CeleriacWorker
     private int _pendingWrites;
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Control.RevokedTasks _revoked;
+    private readonly RateLimiter<Request> _rateLimits;
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
     public CeleriacWorker(CeleriacApp app)
@@ -45,6 +46,8 @@ public sealed partial class CeleriacWorker
         _concurrency = o.Concurrency;
         _prefetch = o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
         _revoked = new Control.RevokedTasks(app.Time);
+        _rateLimits = new RateLimiter<Request>(app.Time);
+        _rateLimits.Validate(app.Tasks);
     }
 
     /// <summary>The worker's node name.</summary>
@@ -121,6 +124,7 @@ public sealed partial class CeleriacWorker
 
         await Task.WhenAll(slots).ConfigureAwait(false);
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
+        await ReturnRateLimitedAsync().ConfigureAwait(false);
         await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
 
         // What was prefetched but never started goes back to the broker for another worker.
@@ -276,6 +280,12 @@ public sealed partial class CeleriacWorker
             case "ping":
                 reply = new(StringComparer.Ordinal) { ["ok"] = "pong" };
                 break;
+            case "rate_limit":
+                reply = OnRateLimitCommand(request);
+                break;
+            case "time_limit":
+                reply = OnTimeLimitCommand(request);
+                break;
             default:
                 Log.UnknownControlCommand(_logger, request.Method);
                 reply = new(StringComparer.Ordinal) { ["error"] = $"No such command: {request.Method}" };
@@ -314,6 +324,11 @@ public sealed partial class CeleriacWorker
                             Track(_timers, DelayThenQueueAsync(request, eta, window.Writer, stop));
                             continue;
                         }
+                    }
+
+                    if (HoldForRateLimit(request, window.Writer, stop))
+                    {
+                        continue;
                     }
 
                     if (!request.Delivery.TryClaim())
@@ -395,13 +410,12 @@ public sealed partial class CeleriacWorker
             await StoreAsync(backend, Meta(message, TaskStates.Started, started, null, request, ready: false), abort).ConfigureAwait(false);
         }
 
-        var context = new TaskContext(message, request.Delivery.Queue, _node, abort);
         long start = Stopwatch.GetTimestamp();
-        AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
+        bool failed = false;
         try
         {
-            object? value = await task.Invoker.InvokeAsync(message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            object? value = await InvokeAsync(request, TimeLimitsOf(task, h), abort).ConfigureAwait(false);
             bool log = _logger.IsEnabled(LogLevel.Information);
             if (storeResult || log)
             {
@@ -417,16 +431,16 @@ public sealed partial class CeleriacWorker
         catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
         {
             ExceptionInfo error = Encode(ex);
-            Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
-            outcome = Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request);
+            Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException or TimeLimitExceededException ? null : ex);
+
+            // Celery stores no traceback for a hard time limit: the task's code was left behind, not unwound.
+            outcome = Meta(message, TaskStates.Failure, TimeLimits.SerializeResult(ex) ?? TaskResultMeta.SerializeException(error), ex is TimeLimitExceededException ? null : ex.ToString(), request);
+            failed = true;
         }
-        finally
-        {
-            if (scope is { } s)
-            {
-                await s.DisposeAsync().ConfigureAwait(false);
-            }
-        }
+
+        // Celery's on_failure: a late-acked task that failed or timed out is acked, or with acks_on_failure_or_timeout
+        // off, rejected without requeue (a dead-letter queue can keep it).
+        bool rejectLate = acksLate && failed && !(task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout);
 
         // The document is encoded by now, so the message may be released while the write commits.
         ValueTask stored = outcome is null ? ValueTask.CompletedTask : StoreAsync(backend, outcome, abort);
@@ -434,7 +448,7 @@ public sealed partial class CeleriacWorker
         {
             if (acksLate)
             {
-                await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+                await SettleLateAsync(request.Delivery, rejectLate, abort).ConfigureAwait(false);
             }
 
             return;
@@ -444,12 +458,34 @@ public sealed partial class CeleriacWorker
         // task while the write commits, so one commit carries many results. A late ack still waits for it.
         if (Interlocked.Increment(ref _pendingWrites) > _prefetch)
         {
-            await FinishStoreAsync(stored, request.Delivery, acksLate, abort).ConfigureAwait(false);
+            await FinishStoreAsync(stored, request.Delivery, acksLate, rejectLate, abort).ConfigureAwait(false);
             return;
         }
 
-        Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, abort));
+        Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, rejectLate, abort));
     }
+
+    /// <summary>Binds and runs the task's code with <paramref name="cancellation"/> as its token, in a DI scope of its own when it needs one.</summary>
+    private ValueTask<object?> InvokeAsync(Request request, CancellationToken cancellation)
+    {
+        CeleriacTask task = request.Task!;
+        var context = new TaskContext(request.Message!, request.Delivery.Queue, _node, cancellation);
+        return task.Invoker!.NeedsServices && _app.Options.Services is { } services
+            ? InvokeInScopeAsync(task.Invoker, context, services)
+            : task.Invoker.InvokeAsync(request.Message!, context, _app.Options.Services);
+    }
+
+    private static async ValueTask<object?> InvokeInScopeAsync(TaskInvoker invoker, TaskContext context, IServiceProvider services)
+    {
+        AsyncServiceScope scope = services.CreateAsyncScope();
+        await using (scope.ConfigureAwait(false))
+        {
+            return await invoker.InvokeAsync(context.Message, context, scope.ServiceProvider).ConfigureAwait(false);
+        }
+    }
+
+    private static ValueTask SettleLateAsync(Delivery delivery, bool reject, CancellationToken ct) =>
+        reject ? delivery.RejectAsync(requeue: false, ct) : delivery.AckAsync(ct);
 
     /// <summary>Keeps a background task in <paramref name="pending"/> until it ends, so shutdown can wait for it.</summary>
     private static void Track(ConcurrentDictionary<Task, byte> pending, Task task)
@@ -471,14 +507,14 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, CancellationToken abort)
+    private async Task FinishStoreAsync(ValueTask stored, Delivery delivery, bool acksLate, bool rejectLate, CancellationToken abort)
     {
         try
         {
             await stored.ConfigureAwait(false);
             if (acksLate)
             {
-                await delivery.AckAsync(abort).ConfigureAwait(false);
+                await SettleLateAsync(delivery, rejectLate, abort).ConfigureAwait(false);
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
@@ -496,7 +532,7 @@ public sealed partial class CeleriacWorker
     private static ExceptionInfo Encode(Exception ex) => ex switch
     {
         TaskArgumentException => new ExceptionInfo("TypeError", ex.Message, "builtins"),
-        _ => ExceptionInfo.From(ex),
+        _ => TimeLimits.Describe(ex) ?? ExceptionInfo.From(ex),
     };
 
     private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true)
@@ -552,6 +588,9 @@ public sealed partial class CeleriacWorker
         return json.Length > 200 ? s + "..." : s;
     }
 
-    /// <summary>A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait).</summary>
-    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task);
+    /// <summary>
+    /// A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait). RateLimitPassed: it
+    /// has had its token from its task's rate limit.
+    /// </summary>
+    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task, bool RateLimitPassed = false);
 }
