@@ -46,7 +46,7 @@ public sealed class LimitsInteropTests(RedisInteropFixture fx)
     }
 
     [Fact]
-    public async Task RateLimitCommandFromPython_ToCeleriac_CelerysRepliesAndHeldTasksFollowIt()
+    public async Task RateAndTimeLimitCommandsFromPython_ToCeleriac_CelerysRepliesAndTheyTakeEffect()
     {
         // A worker of its own: the shared one must keep running tasks.add at full speed for the other tests.
         const string Queue = "interop.limits";
@@ -65,7 +65,8 @@ public sealed class LimitsInteropTests(RedisInteropFixture fx)
 
             string output = await fx.RunPythonAsync("""
                 import sys, json, time
-                from interop_tasks import app, add
+                from interop_tasks import app, add, sleep
+                from interop_client import outcome
                 q, node, py_node = sys.argv[1], sys.argv[2], sys.argv[3]
                 def rate_limit(task, rate, dest):
                     return app.control.rate_limit(task, rate, reply=True, timeout=5, limit=1, destination=[dest])
@@ -81,6 +82,8 @@ public sealed class LimitsInteropTests(RedisInteropFixture fx)
                 o['states_while_limited'] = sorted(r.state for r in sent)
                 o['off'] = rate_limit('tasks.add', None, node)
                 o['results'] = [r.get(timeout=20) for r in sent]
+                o['time_limit'] = app.control.time_limit('tasks.sleep', soft=0.5, reply=True, timeout=5, limit=1, destination=[node])
+                o['sleep'] = outcome(sleep.apply_async((10,), queue=q))
                 print(json.dumps(o))
                 """, Queue, Node, RedisInteropFixture.PythonNode);
 
@@ -100,6 +103,11 @@ public sealed class LimitsInteropTests(RedisInteropFixture fx)
             Assert.Equal(["PENDING", "PENDING", "SUCCESS"], root.GetProperty("states_while_limited").EnumerateArray().Select(s => s.GetString()));
             Assert.Equal("rate limit disabled successfully", Reply(root, "off", Node).GetProperty("ok").GetString());
             Assert.Equal([0, 2, 4], root.GetProperty("results").EnumerateArray().Select(v => v.GetInt32()));
+
+            // time_limit sets the task's limits on the worker; Python's own message carries none, so they apply.
+            Assert.Equal("time limits set successfully", Reply(root, "time_limit", Node).GetProperty("ok").GetString());
+            PythonOutcome sleep = PythonOutcome.From(root.GetProperty("sleep"));
+            Assert.Equal(("FAILURE", "SoftTimeLimitExceeded"), (sleep.State, sleep.ExcType));
         }
     }
 
