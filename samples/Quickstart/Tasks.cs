@@ -56,7 +56,7 @@ public static class Tasks
     [CeleriacTask("tasks.fail")]
     public static void Fail(string message) => throw new InvalidOperationException(message);
 
-    /// <summary>Sleeps, honouring cancellation (a cold shutdown), and returns the seconds as given.</summary>
+    /// <summary>Sleeps, honouring cancellation (soft and hard time limits, a cold shutdown), and returns the seconds as given.</summary>
     [CeleriacTask("tasks.sleep")]
     public static async Task<JsonElement> Sleep(JsonElement seconds, CancellationToken ct)
     {

@@ -17,6 +17,7 @@ def outcome(result, timeout=30):
         entry["type"] = type(value).__name__
     except Exception as e:  # noqa: BLE001 - the test asserts the type
         entry["exc_type"] = type(e).__name__
+        entry["exc_module"] = type(e).__module__
         entry["exc_message"] = str(e)
     entry["state"] = result.state
     meta = app.backend.get_task_meta(result.id)

@@ -104,6 +104,9 @@ public sealed class CeleriacApp : IAsyncDisposable
                 RetryBackoff = attribute.RetryBackoffSeconds > 0 ? TimeSpan.FromSeconds(attribute.RetryBackoffSeconds) : null,
                 RetryBackoffMax = TimeSpan.FromSeconds(attribute.RetryBackoffMaxSeconds),
                 RetryJitter = attribute.RetryJitter,
+                RateLimit = attribute.RateLimit,
+                TimeLimit = attribute.TimeLimit > 0 ? TimeSpan.FromSeconds(attribute.TimeLimit) : null,
+                SoftTimeLimit = attribute.SoftTimeLimit > 0 ? TimeSpan.FromSeconds(attribute.SoftTimeLimit) : null,
             });
             count++;
         }
@@ -272,9 +275,31 @@ public sealed class CeleriacApp : IAsyncDisposable
             ["terminate"] = terminate,
             ["signal"] = "SIGTERM",
         };
+        await BroadcastAsync("revoke", arguments, destination: null, ct).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// Changes a task's rate limit on running workers (Celeriac or Celery), as <c>app.control.rate_limit</c> does:
+    /// <c>"100/s"</c>, <c>"10/m"</c>, <c>"1000/h"</c> or a number per second; <see langword="null"/> removes it.
+    /// <paramref name="destination"/> names the workers (node names), or all when <see langword="null"/>. No reply is
+    /// awaited; a worker that does not know the task or the rate logs it and keeps its limit.
+    /// </summary>
+    public async Task SetRateLimitAsync(string taskName, string? rateLimit, IReadOnlyList<string>? destination = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(taskName);
+        var arguments = new Dictionary<string, object?>(StringComparer.Ordinal)
+        {
+            ["task_name"] = taskName,
+            ["rate_limit"] = rateLimit,
+        };
+        await BroadcastAsync("rate_limit", arguments, destination, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Publishes a remote-control request on <c>celery.pidbox</c>, wanting no reply.</summary>
+    private async Task BroadcastAsync(string method, Dictionary<string, object?> arguments, IReadOnlyList<string>? destination, CancellationToken ct)
+    {
         // A worker drops a request that is stale on arrival: give it a few seconds, not Celery's one.
-        TransportMessage request = Control.Mailbox.Request("revoke", arguments, destination: null, replyTo: null, Time, TimeSpan.FromSeconds(5));
+        TransportMessage request = Control.Mailbox.Request(method, arguments, destination, replyTo: null, Time, TimeSpan.FromSeconds(5));
         await Transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
     }
 
@@ -284,6 +309,9 @@ public sealed class CeleriacApp : IAsyncDisposable
         options ??= s_noOptions;
         string id = options.TaskId ?? Guid.NewGuid().ToString();
         DateTimeOffset now = Time.GetUtcNow();
+
+        // As Celery's apply_async: the call's options, else the registered task's (time limits, ignore_result).
+        TaskOptions? defined = Tasks.TryGet(name, out CeleriacTask? t) ? t.Options : null;
         var headers = new TaskHeaders
         {
             Task = name,
@@ -291,12 +319,12 @@ public sealed class CeleriacApp : IAsyncDisposable
             Shadow = options.Shadow,
             Eta = options.Eta ?? (options.Countdown is { } countdown ? now + countdown : null),
             Expires = options.Expires ?? (options.ExpiresIn is { } expiresIn ? now + expiresIn : null),
-            HardTimeLimit = options.TimeLimit?.TotalSeconds,
-            SoftTimeLimit = options.SoftTimeLimit?.TotalSeconds,
+            HardTimeLimit = (options.TimeLimit ?? defined?.TimeLimit)?.TotalSeconds,
+            SoftTimeLimit = (options.SoftTimeLimit ?? defined?.SoftTimeLimit)?.TotalSeconds,
             RootId = options.RootId ?? id,
             ParentId = options.ParentId,
             Origin = Origin,
-            IgnoreResult = options.IgnoreResult || (Tasks.TryGet(name, out CeleriacTask? t) && t.Options.IgnoreResult),
+            IgnoreResult = options.IgnoreResult || defined is { IgnoreResult: true },
         };
         if (options.Headers is not null)
         {

@@ -38,6 +38,15 @@ public sealed class CeleriacTaskAttribute(string name) : Attribute
 
     /// <summary>Full jitter on back-off delays (<see cref="TaskOptions.RetryJitter"/>). <value>true</value></summary>
     public bool RetryJitter { get; set; } = true;
+
+    /// <summary>Per-worker rate limit (<c>rate_limit</c>): <c>"100/s"</c>, <c>"10/m"</c>, <c>"1000/h"</c> or a number per second.</summary>
+    public string? RateLimit { get; set; }
+
+    /// <summary>Hard time limit in seconds (<c>time_limit</c>); 0 uses the worker's.</summary>
+    public double TimeLimit { get; set; }
+
+    /// <summary>Soft time limit in seconds (<c>soft_time_limit</c>); 0 uses the worker's.</summary>
+    public double SoftTimeLimit { get; set; }
 }
 
 /// <summary>Marks a task parameter that is resolved from DI instead of bound from the message's arguments.</summary>

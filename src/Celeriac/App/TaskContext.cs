@@ -74,7 +74,7 @@ public sealed class TaskContext
     public string Hostname { get; }
 
     /// <summary>Cancelled when the task is revoked with terminate, times out, or the worker stops cold.</summary>
-    public CancellationToken CancellationToken { get; }
+    public CancellationToken CancellationToken { get; internal set; }
 
     /// <summary>
     /// Stores a state for this task while it runs, as Celery's <c>update_state(state=..., meta=...)</c>: a custom state

@@ -33,6 +33,7 @@ public sealed partial class CeleriacWorker
     private readonly Control.RevokedTasks _revoked;
     private readonly ConcurrentDictionary<string, RunningTask> _active = new(StringComparer.Ordinal);
     private readonly Lock _stateDbGate = new();
+    private readonly RateLimiter<Request> _rateLimits;
 
     /// <summary>Creates a worker for an app; its options give the queues, concurrency and prefetch.</summary>
     public CeleriacWorker(CeleriacApp app)
@@ -47,6 +48,8 @@ public sealed partial class CeleriacWorker
         _concurrency = o.Concurrency;
         _prefetch = o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
         _revoked = new Control.RevokedTasks(app.Time);
+        _rateLimits = new RateLimiter<Request>(app.Time);
+        _rateLimits.Validate(app.Tasks);
     }
 
     /// <summary>The worker's node name.</summary>
@@ -126,6 +129,7 @@ public sealed partial class CeleriacWorker
 
         await Task.WhenAll(slots).ConfigureAwait(false);
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
+        await ReturnRateLimitedAsync().ConfigureAwait(false);
         await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
         SaveStateDb();
 
@@ -354,6 +358,12 @@ public sealed partial class CeleriacWorker
             case "ping":
                 reply = new(StringComparer.Ordinal) { ["ok"] = "pong" };
                 break;
+            case "rate_limit":
+                reply = OnRateLimitCommand(request);
+                break;
+            case "time_limit":
+                reply = OnTimeLimitCommand(request);
+                break;
             default:
                 Log.UnknownControlCommand(_logger, request.Method);
                 reply = new(StringComparer.Ordinal) { ["error"] = $"No such command: {request.Method}" };
@@ -392,6 +402,11 @@ public sealed partial class CeleriacWorker
                             Track(_timers, DelayThenQueueAsync(request, eta, window.Writer, stop));
                             continue;
                         }
+                    }
+
+                    if (HoldForRateLimit(request, window.Writer, stop))
+                    {
+                        continue;
                     }
 
                     if (!request.Delivery.TryClaim())
@@ -486,7 +501,6 @@ public sealed partial class CeleriacWorker
             Definition = task,
         };
         long start = Stopwatch.GetTimestamp();
-        AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;
         bool failed = false;
         bool retried = false;
@@ -501,7 +515,7 @@ public sealed partial class CeleriacWorker
 
         try
         {
-            object? value = await InvokeAsync(task, message, context, scope?.ServiceProvider ?? _app.Options.Services).ConfigureAwait(false);
+            object? value = await InvokeAsync(request, context, TimeLimitsOf(task, h)).ConfigureAwait(false);
             returned = value;
             bool log = _logger.IsEnabled(LogLevel.Information);
             if (storeResult || log)
@@ -534,19 +548,17 @@ public sealed partial class CeleriacWorker
             failed = true;
             thrown = ex;
             ExceptionInfo error = Encode(ex);
-            Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException ? null : ex);
-            // Celery: an ignored result stores no error either, unless store_errors_even_if_ignored.
+            Log.TaskFailed(_logger, h.Task, h.Id, error.Type, error.Message, ex is TaskArgumentException or TimeLimitExceededException ? null : ex);
+
+            // Celery: an ignored result stores no error either, unless store_errors_even_if_ignored; and no traceback
+            // for a hard time limit (the task's code was left behind, not unwound).
             outcome = storeResult || task.Options.StoreErrorsEvenIfIgnored
-                ? Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(error), ex.ToString(), request)
+                ? Meta(message, TaskStates.Failure, TimeLimits.SerializeResult(ex) ?? TaskResultMeta.SerializeException(error), ex is TimeLimitExceededException ? null : ex.ToString(), request)
                 : null;
         }
         finally
         {
             _active.TryRemove(new KeyValuePair<string, RunningTask>(h.Id, running));
-            if (scope is { } s)
-            {
-                await s.DisposeAsync().ConfigureAwait(false);
-            }
         }
 
         if (running.Terminated)
@@ -575,7 +587,8 @@ public sealed partial class CeleriacWorker
             signals.OnTaskPostrun(this, done);
         }
 
-        // A late-acked task that failed is acked (acks_on_failure_or_timeout, the default) or dropped, as in Celery.
+        // Celery's on_failure: a late-acked task that failed or timed out is acked, or with acks_on_failure_or_timeout
+        // off, rejected without requeue (a dead-letter queue can keep it).
         bool? lateRequeue = failed && !(task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? false : null;
 
         // The document is encoded by now, so the message may be released while the write commits.
@@ -599,6 +612,24 @@ public sealed partial class CeleriacWorker
         }
 
         Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, lateRequeue, abort));
+    }
+
+    /// <summary>Binds and runs the task's code (with its retries) in a DI scope of its own when it needs one.</summary>
+    private ValueTask<object?> InvokeCoreAsync(Request request, TaskContext context)
+    {
+        CeleriacTask task = request.Task!;
+        return task.Invoker!.NeedsServices && _app.Options.Services is { } services
+            ? InvokeInScopeAsync(task, context, services)
+            : InvokeAsync(task, context.Message, context, _app.Options.Services);
+    }
+
+    private static async ValueTask<object?> InvokeInScopeAsync(CeleriacTask task, TaskContext context, IServiceProvider services)
+    {
+        AsyncServiceScope scope = services.CreateAsyncScope();
+        await using (scope.ConfigureAwait(false))
+        {
+            return await InvokeAsync(task, context.Message, context, scope.ServiceProvider).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Keeps a background task in <paramref name="pending"/> until it ends, so shutdown can wait for it.</summary>
@@ -650,7 +681,7 @@ public sealed partial class CeleriacWorker
     private static ExceptionInfo Encode(Exception ex) => ex switch
     {
         TaskArgumentException => new ExceptionInfo("TypeError", ex.Message, "builtins"),
-        _ => ExceptionInfo.From(ex),
+        _ => TimeLimits.Describe(ex) ?? ExceptionInfo.From(ex),
     };
 
     private TaskResultMeta Meta(TaskMessage message, string state, byte[] result, string? traceback, Request request, bool ready = true, byte[]? children = null)
@@ -707,8 +738,11 @@ public sealed partial class CeleriacWorker
         return json.Length > 200 ? s + "..." : s;
     }
 
-    /// <summary>A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait).</summary>
-    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task);
+    /// <summary>
+    /// A delivery on its way to a slot; decoded by the slot that takes it (or before an ETA wait). RateLimitPassed: it
+    /// has had its token from its task's rate limit.
+    /// </summary>
+    private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task, bool RateLimitPassed = false);
 
     /// <summary>A task that runs now, and what stops it.</summary>
     private sealed class RunningTask(CancellationTokenSource run)

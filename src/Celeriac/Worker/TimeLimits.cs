@@ -1,0 +1,131 @@
+using System.Globalization;
+using System.Text.Json;
+using Celeriac.Protocol;
+using Celeriac.Results;
+
+namespace Celeriac.Worker;
+
+/// <summary>
+/// The soft and hard time limits of one run, in seconds, resolved as Celery's worker does: the message's
+/// <c>timelimit</c> header, else the task's limits (its options, or what the <c>time_limit</c> command set),
+/// else the worker's defaults (<c>task_soft_time_limit</c>, <c>task_time_limit</c>). A zero is no limit at
+/// each step, as Celery's <c>header or task.soft_time_limit</c>.
+/// </summary>
+internal readonly record struct TimeLimits(double? SoftSeconds, double? HardSeconds)
+{
+    /// <summary>Celery's module of both exceptions (billiard raises them; Celery re-exports them).</summary>
+    public const string ExceptionModule = "billiard.exceptions";
+
+    /// <summary>The longest limit a timer can wait for (about 24 days); a longer one is no limit.</summary>
+    private const double MaxSeconds = int.MaxValue / 1000.0;
+
+    /// <summary>Whether the run has no limit at all (then it runs on the slot, as before).</summary>
+    public bool IsNone => SoftSeconds is null && HardSeconds is null;
+
+    /// <summary>Resolves the limits of one message.</summary>
+    public static TimeLimits Resolve(TaskHeaders headers, TimeSpan? taskSoft, TimeSpan? taskHard, CeleriacOptions worker) =>
+        new(Pick(headers.SoftTimeLimit, taskSoft, worker.TaskSoftTimeLimit), Pick(headers.HardTimeLimit, taskHard, worker.TaskTimeLimit));
+
+    /// <summary>Seconds as Celery's log lines print them: <c>1</c>, <c>0.5</c>.</summary>
+    public static string Format(double seconds) => seconds.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Seconds as Celery's <c>time_limit</c> log line prints an optional value: <c>1</c>, <c>0.5</c>, <c>None</c>.</summary>
+    public static string Format(TimeSpan? limit) => limit is { } l ? Format(l.TotalSeconds) : "None";
+
+    /// <summary>
+    /// Celery's stored exception for a time-limit failure, or <see langword="null"/> for any other: <c>exc_message</c> is
+    /// the exception's args, <c>[]</c> for SoftTimeLimitExceeded and <c>[seconds]</c> for TimeLimitExceeded.
+    /// </summary>
+    public static byte[]? SerializeResult(Exception exception) => exception switch
+    {
+        SoftTimeLimitExceededException => JsonBuffers.Write(0, static (w, _) => WriteException(w, "SoftTimeLimitExceeded", null)),
+        TimeLimitExceededException hard => JsonBuffers.Write(hard.Seconds, static (w, s) => WriteException(w, "TimeLimitExceeded", s)),
+        _ => null,
+    };
+
+    /// <summary>How a time-limit failure reads in logs and in Celeriac's own results.</summary>
+    public static ExceptionInfo? Describe(Exception exception) => exception switch
+    {
+        SoftTimeLimitExceededException => new ExceptionInfo("SoftTimeLimitExceeded", "", ExceptionModule),
+        TimeLimitExceededException hard => new ExceptionInfo("TimeLimitExceeded", Format(hard.Seconds), ExceptionModule),
+        _ => null,
+    };
+
+    private static void WriteException(Utf8JsonWriter w, string type, double? seconds)
+    {
+        w.WriteStartObject();
+        w.WriteString("exc_type"u8, type);
+        w.WriteStartArray("exc_message"u8);
+        if (seconds is { } s)
+        {
+            // Python prints an integral limit as the int it was given: TimeLimitExceeded(1,).
+            if (s == Math.Floor(s) && s < long.MaxValue)
+            {
+                w.WriteNumberValue((long)s);
+            }
+            else
+            {
+                w.WriteNumberValue(s);
+            }
+        }
+
+        w.WriteEndArray();
+        w.WriteString("exc_module"u8, ExceptionModule);
+        w.WriteEndObject();
+    }
+
+    private static double? Pick(double? header, TimeSpan? task, TimeSpan? worker)
+    {
+        double? seconds = header is > 0 ? header
+            : task > TimeSpan.Zero ? task.Value.TotalSeconds
+            : worker > TimeSpan.Zero ? worker.Value.TotalSeconds
+            : null;
+        return seconds is > MaxSeconds ? null : seconds;
+    }
+}
+
+/// <summary>
+/// The soft time limit cancelled the task's token and the task then ended by throwing (Celery's
+/// <c>SoftTimeLimitExceeded</c>); the task's own exception is the inner one.
+/// </summary>
+internal sealed class SoftTimeLimitExceededException : Exception
+{
+    public SoftTimeLimitExceededException()
+        : base("SoftTimeLimitExceeded()")
+    {
+    }
+
+    public SoftTimeLimitExceededException(string message)
+        : base(message)
+    {
+    }
+
+    public SoftTimeLimitExceededException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>The hard time limit ended the run: the task's code was left behind (Celery's <c>TimeLimitExceeded</c>).</summary>
+internal sealed class TimeLimitExceededException : Exception
+{
+    public TimeLimitExceededException()
+    {
+    }
+
+    public TimeLimitExceededException(string message)
+        : base(message)
+    {
+    }
+
+    public TimeLimitExceededException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    public TimeLimitExceededException(double seconds)
+        : base($"TimeLimitExceeded({TimeLimits.Format(seconds)},)") => Seconds = seconds;
+
+    /// <summary>The limit that was exceeded.</summary>
+    public double Seconds { get; }
+}
