@@ -142,6 +142,9 @@ public sealed class RabbitMqServer : IAsyncDisposable
         start.Environment["ERL_EPMD_ADDRESS"] = "127.0.0.1";
 
         await _node.StartAsync(start, AnswersAmqpAsync, StartTimeout, TimeSpan.FromMilliseconds(50), ct).ConfigureAwait(false);
+
+        // The listener opens before the boot ends: rabbitmqctl's commands (add_vhost, ...) need the 'rabbit' app running.
+        await CtlAsync("await_startup", "--timeout", "60").ConfigureAwait(false);
     }
 
     /// <summary>
