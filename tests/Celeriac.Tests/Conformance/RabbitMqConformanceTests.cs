@@ -27,7 +27,7 @@ public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabb
 }
 
 /// <summary>What Celery users rely on from RabbitMQ: nothing lost on a quick exit, Celery's topology, a worker that runs tasks.</summary>
-public sealed class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : IClassFixture<RabbitMqServerFixture>
+public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : IClassFixture<RabbitMqServerFixture>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
