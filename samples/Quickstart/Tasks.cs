@@ -69,6 +69,27 @@ public static class Tasks
         return seconds;
     }
 
+    /// <summary>
+    /// Reports its progress: at each of <paramref name="steps"/> steps it stores the state <c>PROGRESS</c> with meta
+    /// <c>{"current": i, "total": steps}</c> (i from 1), sleeps 0.2 s, and at the end returns <paramref name="steps"/>.
+    /// </summary>
+    [CeleriacTask("tasks.progress")]
+    public static async Task<long> Progress(long steps, TaskContext context)
+    {
+        if (steps is < 0 or > 100_000)
+        {
+            throw new ArgumentException($"progress() takes 0 to 100000 steps, got {steps}", nameof(steps));
+        }
+
+        for (long i = 1; i <= steps; i++)
+        {
+            await context.UpdateStateAsync("PROGRESS", new Dictionary<string, long> { ["current"] = i, ["total"] = steps }, context.CancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(0.2), context.CancellationToken);
+        }
+
+        return steps;
+    }
+
     /// <summary>Returns its argument unchanged: big integers stay integers, floats floats.</summary>
     [CeleriacTask("tasks.echo")]
     public static JsonElement? Echo(JsonElement? value) => value;

@@ -16,4 +16,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 503, Level = LogLevel.Warning, Message = "RabbitMQ at {Server} confirms publishes again")]
     public static partial void PublishingAgain(ILogger logger, string server);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Information, Message = "Parked a task of queue '{Queue}' held over {Seconds} s for its ETA: a copy is back in the queue, so the broker's consumer_timeout never closes the channel")]
+    public static partial void Parked(ILogger logger, string queue, int seconds);
+
+    [LoggerMessage(EventId = 505, Level = LogLevel.Warning, Message = "Could not park a task of queue '{Queue}'; it goes back to the queue")]
+    public static partial void ParkFailed(ILogger logger, string queue, Exception exception);
+
+    [LoggerMessage(EventId = 506, Level = LogLevel.Warning, Message = "Consumer channel lost ({Code} {Reason}); the broker redelivers what it held, {Withdrawn} waiting task(s) dropped here")]
+    public static partial void ChannelLost(ILogger logger, int code, string reason, int withdrawn);
 }

@@ -17,13 +17,18 @@ namespace Celeriac.RabbitMQ;
 /// </summary>
 public sealed class RabbitMqTransport : ITransport
 {
-    // The exchanges Celery declares by name, with the types and durability Celery gives them.
-    private static readonly Dictionary<string, (string Type, bool Durable)> s_known = new(StringComparer.Ordinal)
+    // The exchanges Celery declares by name, with the types and durability Celery gives them, and the arguments of
+    // the subscriber queues bound to them (kombu's pidbox: x-expires 10 s, x-message-ttl 300 s; celeryev's event
+    // receivers: 60 s and 5 s).
+    private static readonly Dictionary<string, KnownExchange> s_known = new(StringComparer.Ordinal)
     {
-        ["celeryev"] = (ExchangeType.Topic, true),
-        ["celery.pidbox"] = (ExchangeType.Fanout, false),
-        ["reply.celery.pidbox"] = (ExchangeType.Direct, false),
+        ["celeryev"] = new(ExchangeType.Topic, true, 60_000, 5_000),
+        ["celery.pidbox"] = new(ExchangeType.Fanout, false, 10_000, 300_000),
+        ["reply.celery.pidbox"] = new(ExchangeType.Direct, false, null, null),
     };
+
+    /// <summary>RabbitMQ's own default <c>consumer_timeout</c> (30 min).</summary>
+    private static readonly TimeSpan s_defaultConsumerTimeout = TimeSpan.FromMinutes(30);
 
     private readonly ConnectionFactory _factory;
     private readonly string _display;
@@ -32,6 +37,8 @@ public sealed class RabbitMqTransport : ITransport
     private readonly SemaphoreSlim _publishGate = new(1, 1);
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IChannel, byte> _consumerChannels = new();
+    private readonly ConcurrentDictionary<string, byte> _quorumQueues = new(StringComparer.Ordinal);
+    private readonly TimeSpan _consumerTimeout;
     private IChannel? _publisher;
     private int _disposed;
 
@@ -42,6 +49,7 @@ public sealed class RabbitMqTransport : ITransport
         _display = UrlText.Mask(options.Url);
         _logger = options.LoggerFactory.CreateLogger("Celeriac.RabbitMQ");
         _factory = CreateFactory(options.Url, _display);
+        _consumerTimeout = ConsumerTimeoutOf(options.Url, _display);
         _connection = new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac"));
     }
 
@@ -81,6 +89,27 @@ public sealed class RabbitMqTransport : ITransport
         return factory;
     }
 
+    /// <summary>
+    /// The broker's <c>consumer_timeout</c> as the URL's <c>?consumer_timeout=</c> (seconds) says, or RabbitMQ's default:
+    /// deferred deliveries are parked at half of it.
+    /// </summary>
+    internal static TimeSpan ConsumerTimeoutOf(Uri url, string display)
+    {
+        foreach (string pair in url.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] kv = pair.Split('=', 2);
+            if (kv[0] == "consumer_timeout")
+            {
+                string value = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "";
+                return double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 1 && double.IsFinite(seconds)
+                    ? TimeSpan.FromSeconds(seconds)
+                    : throw new CeleriacConfigurationException($"'{display}': consumer_timeout must be a number of seconds, at least 1 (got '{value}').");
+            }
+        }
+
+        return s_defaultConsumerTimeout;
+    }
+
     private Task<IConnection> ConnectionAsync() => _connection.Value;
 
     /// <summary>Runs <paramref name="work"/> on a short-lived channel (a failed declare closes its channel in AMQP).</summary>
@@ -107,7 +136,17 @@ public sealed class RabbitMqTransport : ITransport
         await OnTemporaryChannelAsync(
             async channel =>
             {
-                Dictionary<string, object?>? arguments = queue.MaxPriority is { } max ? new() { ["x-max-priority"] = max } : null;
+                Dictionary<string, object?>? arguments = null;
+                if (queue.MaxPriority is { } max)
+                {
+                    arguments = new() { ["x-max-priority"] = max };
+                }
+
+                if (queue.Quorum)
+                {
+                    arguments = new() { ["x-queue-type"] = "quorum" };
+                }
+
                 await channel.QueueDeclareAsync(queue.Name, durable: true, exclusive: false, autoDelete: false, arguments, cancellationToken: ct).ConfigureAwait(false);
                 if (queue.Exchange.Length > 0)
                 {
@@ -119,6 +158,11 @@ public sealed class RabbitMqTransport : ITransport
             },
             ct).ConfigureAwait(false);
         _declared.TryAdd(key, 0);
+        _declared.TryAdd("queue\n" + queue.Name, 0);
+        if (queue.Quorum)
+        {
+            _quorumQueues.TryAdd(queue.Name, 0);
+        }
     }
 
     private async Task EnsureQueueAsync(string queue, CancellationToken ct)
@@ -144,7 +188,7 @@ public sealed class RabbitMqTransport : ITransport
 
     private async Task DeclareExchangeAsync(IChannel channel, string exchange, string? type, CancellationToken ct)
     {
-        (string Type, bool Durable) known = s_known.TryGetValue(exchange, out var k) ? k : (type ?? ExchangeType.Direct, true);
+        KnownExchange known = s_known.TryGetValue(exchange, out KnownExchange? k) ? k : new(type ?? ExchangeType.Direct, true, null, null);
         await channel.ExchangeDeclareAsync(exchange, known.Type, known.Durable, autoDelete: false, cancellationToken: ct).ConfigureAwait(false);
         _declared.TryAdd("exchange\n" + exchange, 0);
     }
@@ -315,40 +359,17 @@ public sealed class RabbitMqTransport : ITransport
     {
         ArgumentNullException.ThrowIfNull(options);
         IConnection connection = await ConnectionAsync().ConfigureAwait(false);
-
-        // The channel outlives this loop: deliveries are acked on the channel that delivered them.
-        IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
-        _consumerChannels.TryAdd(channel, 0);
         string[] queues = [.. options.Queues.Distinct(StringComparer.Ordinal)];
-        if (queues.Length > 1)
-        {
-            // With one channel-wide limit the first queue to get credit would take it all: a per-consumer share
-            // (set before the consumers, as AMQP applies it to consumers created after) serves the queues in turn.
-            int share = (options.Prefetch + queues.Length - 1) / queues.Length;
-            await channel.BasicQosAsync(0, (ushort)Math.Clamp(share, 1, ushort.MaxValue), global: false, ct).ConfigureAwait(false);
-        }
-
-        var qos = new ChannelQos(channel, Math.Clamp(options.Prefetch, 1, ushort.MaxValue), _logger);
-        await qos.ApplyAsync().ConfigureAwait(false);
-        var ready = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
-        var consumer = new AsyncEventingBasicConsumer(channel);
-        var queueOfTag = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
-        consumer.ReceivedAsync += (_, e) =>
-        {
-            ready.Writer.TryWrite(Receive(channel, e, queueOfTag.GetValueOrDefault(e.ConsumerTag, e.RoutingKey), qos));
-            return Task.CompletedTask;
-        };
-        var tags = new List<string>();
         foreach (string queue in queues)
         {
             await EnsureQueueAsync(queue, ct).ConfigureAwait(false);
-
-            // The consumer tag is ours, so deliveries arriving before basic.consume-ok still name their queue.
-            string tag = "celeriac-" + Guid.NewGuid().ToString("N");
-            queueOfTag[tag] = queue;
-            tags.Add(await channel.BasicConsumeAsync(queue, autoAck: false, tag, consumer, ct).ConfigureAwait(false));
         }
 
+        bool quorum = queues.Any(_quorumQueues.ContainsKey);
+        AmqpConsumer consumer = await AmqpConsumer.StartAsync(this, connection, queues, options.Prefetch, quorum, _consumerTimeout / 2, _logger, ct).ConfigureAwait(false);
+
+        // The channel outlives this loop: deliveries are acked on the channel that delivered them.
+        _consumerChannels.TryAdd(consumer.ConsumerChannel, 0);
         try
         {
             while (true)
@@ -356,7 +377,7 @@ public sealed class RabbitMqTransport : ITransport
                 Delivery delivery;
                 try
                 {
-                    delivery = await ready.Reader.ReadAsync(ct).ConfigureAwait(false);
+                    delivery = await consumer.Ready.ReadAsync(ct).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (ct.IsCancellationRequested)
                 {
@@ -368,32 +389,17 @@ public sealed class RabbitMqTransport : ITransport
         }
         finally
         {
-            foreach (string tag in tags)
-            {
-                try
-                {
-                    await channel.BasicCancelAsync(tag, cancellationToken: CancellationToken.None).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or OperationCanceledException)
-                {
-                    // The channel is gone: the broker has returned its unacked messages already.
-                }
-            }
-
-            // Delivered but not handed out: back to the queue.
-            while (ready.Reader.TryRead(out Delivery? leftover))
-            {
-                await leftover.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            }
+            await consumer.DisposeAsync().ConfigureAwait(false);
         }
     }
 
-    private static AmqpDelivery Receive(IChannel channel, BasicDeliverEventArgs e, string queue, ChannelQos? qos = null)
+    /// <summary>A delivered message as a <see cref="TransportMessage"/>.</summary>
+    internal static TransportMessage MessageOf(BasicDeliverEventArgs e)
     {
         IReadOnlyBasicProperties p = e.BasicProperties;
-        var message = new TransportMessage
+        return new TransportMessage
         {
-            Body = e.Body.ToArray(), // the client reuses its buffer after this handler returns
+            Body = e.Body.ToArray(), // the client reuses its buffer after the handler returns
             ContentType = p.ContentType ?? Protocol.CeleryJson.ContentType,
             ContentEncoding = p.ContentEncoding ?? Protocol.CeleryJson.ContentEncoding,
             Headers = AmqpHeaders.FromAmqp(p.Headers),
@@ -406,35 +412,60 @@ public sealed class RabbitMqTransport : ITransport
             RoutingKey = e.RoutingKey,
             DeliveryTag = e.DeliveryTag.ToString(CultureInfo.InvariantCulture),
         };
-        return new AmqpDelivery(channel, e.DeliveryTag, queue, message, e.Redelivered, qos);
     }
 
     /// <inheritdoc />
-    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default)
+    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(exchange);
         ArgumentNullException.ThrowIfNull(handler);
         IConnection connection = await ConnectionAsync().ConfigureAwait(false);
         IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
-        string type = s_known.TryGetValue(exchange, out var known) ? known.Type : ExchangeType.Fanout;
-        await DeclareExchangeAsync(channel, exchange, type, ct).ConfigureAwait(false);
+        KnownExchange known = s_known.TryGetValue(exchange, out KnownExchange? k) ? k : new(ExchangeType.Fanout, true, null, null);
+        await DeclareExchangeAsync(channel, exchange, known.Type, ct).ConfigureAwait(false);
+        if (exchange == "celery.pidbox")
+        {
+            // kombu's pidbox node declares the exchange its replies go to as it starts, so a worker's topology has it.
+            await DeclareExchangeAsync(channel, "reply.celery.pidbox", null, ct).ConfigureAwait(false);
+        }
 
-        // A queue of its own that lives as long as the subscription, bound to every routing key.
-        QueueDeclareOk queue = await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: ct).ConfigureAwait(false);
-        await channel.QueueBindAsync(queue.QueueName, exchange, type == ExchangeType.Topic ? "#" : "", cancellationToken: ct).ConfigureAwait(false);
+        // A named queue is declared as Celery declares its own (a worker's '<node>.celery.pidbox': not durable, deleted
+        // when unused, with expiry and a message TTL); an unnamed one is the server's, exclusive to this subscription.
+        string name;
+        if (queue is not null)
+        {
+            Dictionary<string, object?> arguments = [];
+            if (known.QueueExpires is { } expires)
+            {
+                arguments["x-expires"] = expires;
+            }
+
+            if (known.MessageTtl is { } ttl)
+            {
+                arguments["x-message-ttl"] = ttl;
+            }
+
+            name = (await channel.QueueDeclareAsync(queue.Name, durable: false, exclusive: false, autoDelete: true, arguments, cancellationToken: ct).ConfigureAwait(false)).QueueName;
+        }
+        else
+        {
+            name = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: ct).ConfigureAwait(false)).QueueName;
+        }
+
+        await channel.QueueBindAsync(name, exchange, known.Type == ExchangeType.Topic ? queue?.BindingKey ?? "#" : "", cancellationToken: ct).ConfigureAwait(false);
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, e) =>
         {
             try
             {
-                await handler(Receive(channel, e, queue.QueueName).Message!).ConfigureAwait(false);
+                await handler(MessageOf(e)).ConfigureAwait(false);
             }
             catch (Exception error)
             {
                 Log.SubscriberFailed(_logger, exchange, error);
             }
         };
-        await channel.BasicConsumeAsync(queue.QueueName, autoAck: true, consumer, ct).ConfigureAwait(false);
+        await channel.BasicConsumeAsync(name, autoAck: true, consumer, ct).ConfigureAwait(false);
         return channel;
     }
 
@@ -507,76 +538,6 @@ public sealed class RabbitMqTransport : ITransport
         _publishGate.Dispose();
     }
 
-    private sealed class AmqpDelivery(IChannel channel, ulong tag, string queue, TransportMessage message, bool redelivered, ChannelQos? qos)
-        : Delivery(queue, message, null, redelivered)
-    {
-        protected override void OnDeferred() => qos?.Change(+1);
-
-        protected override async ValueTask SettleAsync(bool? requeue, CancellationToken ct)
-        {
-            try
-            {
-                if (requeue is null)
-                {
-                    await channel.BasicAckAsync(tag, multiple: false, ct).ConfigureAwait(false);
-                }
-                else
-                {
-                    await channel.BasicRejectAsync(tag, requeue.Value, ct).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                if (IsDeferred)
-                {
-                    qos?.Change(-1);
-                }
-            }
-        }
-    }
-
-    /// <summary>
-    /// A consumer channel's basic.qos: the prefetch asked for, plus one for each deferred delivery (an ETA task
-    /// waiting in the worker's timer), so that waiting tasks never use up the window immediate tasks need.
-    /// </summary>
-    private sealed class ChannelQos(IChannel channel, int prefetch, ILogger logger)
-    {
-        private readonly Lock _gate = new();
-        private Task _last = Task.CompletedTask;
-        private int _deferred;
-        private int _applied = -1;
-
-        public void Change(int delta)
-        {
-            Interlocked.Add(ref _deferred, delta);
-            _ = ApplyAsync();
-        }
-
-        /// <summary>Sends basic.qos if the wanted prefetch changed; calls run one after another.</summary>
-        public Task ApplyAsync()
-        {
-            lock (_gate)
-            {
-                _last = _last.ContinueWith(_ => ApplyNowAsync(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
-                return _last;
-            }
-        }
-
-        private async Task ApplyNowAsync()
-        {
-            try
-            {
-                int wanted = Math.Clamp(prefetch + Volatile.Read(ref _deferred), 1, ushort.MaxValue);
-                if (wanted != _applied && channel.IsOpen)
-                {
-                    await channel.BasicQosAsync(0, (ushort)wanted, global: true).ConfigureAwait(false);
-                    _applied = wanted;
-                }
-            }
-            catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
-            {
-                Log.QosFailed(logger, e);
-            }
-        }
-    }
+    /// <summary>An exchange Celery declares, and the arguments of subscriber queues bound to it.</summary>
+    private sealed record KnownExchange(string Type, bool Durable, int? QueueExpires, int? MessageTtl);
 }

@@ -8,7 +8,7 @@ namespace Celeriac.Sqlite;
 public sealed partial class SqliteTransport
 {
     /// <inheritdoc />
-    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default)
+    public async ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(exchange);
         ArgumentNullException.ThrowIfNull(handler);

@@ -75,8 +75,15 @@ public sealed class RabbitMqServer : IAsyncDisposable
         string.Create(CultureInfo.InvariantCulture, $"amqp://guest:guest@127.0.0.1:{Port}/{Uri.EscapeDataString(vhost)}");
 
     /// <summary>Starts a node in a new folder and waits until its AMQP port answers the protocol header.</summary>
-    public static async Task<RabbitMqServer> StartAsync(CancellationToken ct = default)
+    public static Task<RabbitMqServer> StartAsync(CancellationToken ct = default) => StartAsync("", ct);
+
+    /// <summary>
+    /// Starts a node with settings of the <c>rabbit</c> application in its <c>advanced.config</c>, as Erlang terms
+    /// (<c>"{consumer_timeout, 4000}, {channel_tick_interval, 500}"</c>).
+    /// </summary>
+    public static async Task<RabbitMqServer> StartAsync(string rabbitSettings, CancellationToken ct = default)
     {
+        ArgumentNullException.ThrowIfNull(rabbitSettings);
         if (!File.Exists(ServerScript) || !File.Exists(CtlScript))
         {
             throw new InvalidOperationException($"{ServerScript} is missing: scripts/provision.sh installs the rabbitmq-server package.");
@@ -92,7 +99,7 @@ public sealed class RabbitMqServer : IAsyncDisposable
         }
 
         var server = new RabbitMqServer("celeriac-" + id + "@localhost", port, distributionPort, dir);
-        server.WriteFiles();
+        server.WriteFiles(rabbitSettings);
         try
         {
             await server.StartAgainAsync(ct).ConfigureAwait(false);
@@ -179,9 +186,10 @@ public sealed class RabbitMqServer : IAsyncDisposable
 
     // The folder: HOME with the node's Erlang cookie (read by the node and by rabbitmqctl), the config, an empty
     // plugins list, an empty rabbitmq-env.conf (so /etc/rabbitmq/rabbitmq-env.conf is not read) and an empty conf.d.
-    private void WriteFiles()
+    private void WriteFiles(string rabbitSettings)
     {
         System.IO.Directory.CreateDirectory(Directory);
+        File.WriteAllText(Path.Join(Directory, "advanced.config"), $"[{{rabbit, [{rabbitSettings}]}}].\n");
         System.IO.Directory.CreateDirectory(HomeDirectory);
         System.IO.Directory.CreateDirectory(Path.Join(Directory, "conf.d"));
         System.IO.Directory.CreateDirectory(Path.Join(Directory, "mnesia"));

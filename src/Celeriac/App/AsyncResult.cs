@@ -38,6 +38,24 @@ public class AsyncResult
     /// <summary>The last read traceback, for a failure.</summary>
     public string? Traceback => _meta?.Traceback;
 
+    /// <summary>
+    /// The value stored with the last read state (Celery's <c>info</c>): the meta of a custom state such as PROGRESS,
+    /// the return value, or the exception document; <see langword="null"/> while nothing is stored.
+    /// </summary>
+    public JsonElement? Info
+    {
+        get
+        {
+            if (_meta is not { } meta)
+            {
+                return null;
+            }
+
+            using JsonDocument doc = JsonDocument.Parse(meta.Result);
+            return doc.RootElement.Clone();
+        }
+    }
+
     /// <summary>The last read document, or <see langword="null"/>.</summary>
     public TaskResultMeta? Meta => _meta;
 

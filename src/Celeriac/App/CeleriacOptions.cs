@@ -32,6 +32,30 @@ public sealed class CeleriacOptions
     /// <summary>Ack after the task ran instead of before (<c>CELERIAC_ACKS_LATE</c>; <c>task_acks_late</c>). <value>false</value></summary>
     public bool AcksLate { get; set; }
 
+    /// <summary>
+    /// Take a task only when a slot is free (<c>CELERIAC_DISABLE_PREFETCH</c>; Celery 5.5's <c>worker_disable_prefetch</c>):
+    /// no task waits behind a busy slot while another slot is idle. <value>false</value>
+    /// </summary>
+    public bool DisablePrefetch { get; set; }
+
+    /// <summary>The worker's hard time limit per task (<c>CELERIAC_TASK_TIME_LIMIT</c>, seconds; <c>task_time_limit</c>). <value>none</value></summary>
+    public TimeSpan? TaskTimeLimit { get; set; }
+
+    /// <summary>The worker's soft time limit per task (<c>CELERIAC_TASK_SOFT_TIME_LIMIT</c>, seconds; <c>task_soft_time_limit</c>). <value>none</value></summary>
+    public TimeSpan? TaskSoftTimeLimit { get; set; }
+
+    /// <summary>Ack late-acked tasks that failed or timed out (<c>CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT</c>; <c>task_acks_on_failure_or_timeout</c>). <value>true</value></summary>
+    public bool AcksOnFailureOrTimeout { get; set; } = true;
+
+    /// <summary>Requeue late-acked tasks whose run was lost (<c>CELERIAC_REJECT_ON_WORKER_LOST</c>; <c>task_reject_on_worker_lost</c>). <value>false</value></summary>
+    public bool RejectOnWorkerLost { get; set; }
+
+    /// <summary>
+    /// A file that keeps the revoked task ids across restarts (<c>CELERIAC_STATEDB</c>; Celery's <c>--statedb</c>).
+    /// <value>none</value>
+    /// </summary>
+    public string? StateDb { get; set; }
+
     /// <summary>Tasks run at once by a worker (<c>CELERIAC_CONCURRENCY</c>; <c>worker_concurrency</c>). <value>the core count</value></summary>
     public int Concurrency { get; set; } = Environment.ProcessorCount;
 

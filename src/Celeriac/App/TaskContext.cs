@@ -9,12 +9,15 @@ namespace Celeriac;
 /// </summary>
 public sealed class TaskContext
 {
-    internal TaskContext(TaskMessage message, string queue, string hostname, CancellationToken cancellation)
+    private readonly Func<string, object?, CancellationToken, ValueTask>? _storeState;
+
+    internal TaskContext(TaskMessage message, string queue, string hostname, CancellationToken cancellation, Func<string, object?, CancellationToken, ValueTask>? storeState = null)
     {
         Message = message;
         Queue = queue;
         Hostname = hostname;
         CancellationToken = cancellation;
+        _storeState = storeState;
     }
 
     internal TaskMessage Message { get; }
@@ -69,4 +72,16 @@ public sealed class TaskContext
 
     /// <summary>Cancelled when the task is revoked with terminate, times out, or the worker stops cold.</summary>
     public CancellationToken CancellationToken { get; }
+
+    /// <summary>
+    /// Stores a state for this task while it runs, as Celery's <c>update_state(state=..., meta=...)</c>: a custom state
+    /// such as <c>"PROGRESS"</c> with <paramref name="meta"/> (any JSON-serializable value, e.g.
+    /// <c>new { current = 3, total = 10 }</c>) that clients, Python ones too, read while the task runs. The task's
+    /// final state replaces it. Stored even when the task ignores its result, as in Celery.
+    /// </summary>
+    public ValueTask UpdateStateAsync(string state, object? meta = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(state);
+        return _storeState is null ? ValueTask.CompletedTask : _storeState(state, meta, ct);
+    }
 }

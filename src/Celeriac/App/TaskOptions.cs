@@ -14,6 +14,45 @@ public sealed record TaskOptions
 
     /// <summary>Store STARTED when it starts; <see langword="null"/> uses the app's setting.</summary>
     public bool? TrackStarted { get; init; }
+
+    /// <summary>The most retries before the original error becomes the result (<c>max_retries</c>); <see langword="null"/> retries without end. <value>3</value></summary>
+    public int? MaxRetries { get; init; } = 3;
+
+    /// <summary>The delay of a retry that names none (<c>default_retry_delay</c>). <value>3 minutes</value></summary>
+    public TimeSpan DefaultRetryDelay { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Exception types (and their subtypes) that retry the task by themselves (<c>autoretry_for</c>).</summary>
+    public IReadOnlyList<Type> AutoRetryFor { get; init; } = [];
+
+    /// <summary>
+    /// Exponential back-off for automatic retries (<c>retry_backoff</c>): the first delay, doubled at each retry;
+    /// <see langword="null"/> uses <see cref="DefaultRetryDelay"/> every time. <value>null</value>
+    /// </summary>
+    public TimeSpan? RetryBackoff { get; init; }
+
+    /// <summary>The longest back-off delay (<c>retry_backoff_max</c>). <value>10 minutes</value></summary>
+    public TimeSpan RetryBackoffMax { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Full jitter on back-off delays: a random delay between 0 and the computed one (<c>retry_jitter</c>). <value>true</value></summary>
+    public bool RetryJitter { get; init; } = true;
+
+    /// <summary>Per-worker rate limit: <c>"100/s"</c>, <c>"10/m"</c>, <c>"1000/h"</c> or a number per second (<c>rate_limit</c>). <value>null</value></summary>
+    public string? RateLimit { get; init; }
+
+    /// <summary>Hard time limit (<c>time_limit</c>); <see langword="null"/> uses the worker's. <value>null</value></summary>
+    public TimeSpan? TimeLimit { get; init; }
+
+    /// <summary>Soft time limit (<c>soft_time_limit</c>); <see langword="null"/> uses the worker's. <value>null</value></summary>
+    public TimeSpan? SoftTimeLimit { get; init; }
+
+    /// <summary>Requeue a late-acked task whose worker was lost mid-run (<c>reject_on_worker_lost</c>); <see langword="null"/> uses the app's. <value>null</value></summary>
+    public bool? RejectOnWorkerLost { get; init; }
+
+    /// <summary>Ack a late-acked task that failed or timed out (<c>acks_on_failure_or_timeout</c>); <see langword="null"/> uses the app's. <value>null</value></summary>
+    public bool? AcksOnFailureOrTimeout { get; init; }
+
+    /// <summary>Store failures even when results are ignored (<c>store_errors_even_if_ignored</c>). <value>false</value></summary>
+    public bool StoreErrorsEvenIfIgnored { get; init; }
 }
 
 /// <summary>How one call is sent (Celery's <c>apply_async</c> options).</summary>

@@ -7,10 +7,19 @@ namespace Celeriac.Transport;
 /// </summary>
 public abstract class Delivery
 {
+    // Who owns the delivery: the transport hands it out Fresh; the worker defers it (an ETA) and claims it when it
+    // starts the task; until claimed, the transport may withdraw it (the broker gives the message to someone else).
+    private const int Fresh = 0;
+    private const int Waiting = 1;
+    private const int Claimed = 2;
+    private const int Withdrawn = 3;
+
     private readonly PrefetchWindow? _window;
+    private CancellationTokenSource? _withdrawn;
     private int _settled;
     private int _windowSlotFreed;
-    private int _deferred;
+    private int _state;
+    private int _wasDeferred;
 
     /// <summary>
     /// Creates a delivery. A transport that counts its prefetch with a <see cref="PrefetchWindow"/> passes it,
@@ -56,14 +65,101 @@ public abstract class Delivery
     public void Defer()
     {
         FreeWindowSlot();
-        if (Interlocked.Exchange(ref _deferred, 1) == 0)
+        if (Interlocked.CompareExchange(ref _state, Waiting, Fresh) == Fresh && Interlocked.Exchange(ref _wasDeferred, 1) == 0)
         {
             OnDeferred();
         }
     }
 
     /// <summary>Whether <see cref="Defer"/> was called.</summary>
-    protected bool IsDeferred => Volatile.Read(ref _deferred) != 0;
+    protected bool IsDeferred => Volatile.Read(ref _wasDeferred) != 0;
+
+    /// <summary>Whether it is deferred and not yet claimed or withdrawn.</summary>
+    protected bool IsWaiting => Volatile.Read(ref _state) == Waiting;
+
+    /// <summary>
+    /// Takes the delivery for running (or for giving back): after this the transport can no longer withdraw it.
+    /// Returns <see langword="false"/> when the transport withdrew it first: then drop it without settling,
+    /// because the broker has given the message to a consumer again.
+    /// </summary>
+    public bool TryClaim()
+    {
+        if (IsStale && TryWithdraw())
+        {
+            return false;
+        }
+
+        int state = Volatile.Read(ref _state);
+        while (state is Fresh or Waiting)
+        {
+            int seen = Interlocked.CompareExchange(ref _state, Claimed, state);
+            if (seen == state)
+            {
+                return true;
+            }
+
+            state = seen;
+        }
+
+        return state == Claimed;
+    }
+
+    /// <summary>
+    /// Whether the broker has taken the message back already (AMQP: the channel that delivered it was lost), so that
+    /// <see cref="TryClaim"/> withdraws it instead. <value>false</value>
+    /// </summary>
+    protected virtual bool IsStale => false;
+
+    /// <summary>Cancelled when the transport withdraws the delivery, so that a timer holding it stops waiting.</summary>
+    public CancellationToken WithdrawnToken
+    {
+        get
+        {
+            // Made on first use: only deliveries that wait in a timer need one.
+            CancellationTokenSource? source = Volatile.Read(ref _withdrawn);
+            if (source is null)
+            {
+                var created = new CancellationTokenSource();
+                source = Interlocked.CompareExchange(ref _withdrawn, created, null) ?? created;
+                if (!ReferenceEquals(source, created))
+                {
+                    created.Dispose();
+                }
+            }
+
+            if (Volatile.Read(ref _state) == Withdrawn)
+            {
+                source.Cancel();
+            }
+
+            return source.Token;
+        }
+    }
+
+    /// <summary>
+    /// Withdraws an unclaimed delivery: the holder will drop it, and its own acks and rejects are ignored. The
+    /// transport settles it itself, or knows the broker has already taken it back (a lost channel). Returns
+    /// <see langword="false"/> when the worker has claimed it.
+    /// </summary>
+    protected bool TryWithdraw()
+    {
+        int state = Volatile.Read(ref _state);
+        while (state is Fresh or Waiting)
+        {
+            int seen = Interlocked.CompareExchange(ref _state, Withdrawn, state);
+            if (seen == state)
+            {
+                Interlocked.Exchange(ref _settled, 1);
+                FreeWindowSlot();
+                Volatile.Read(ref _withdrawn)?.Cancel();
+                return true;
+            }
+
+            state = seen;
+        }
+
+        return false;
+    }
 
     /// <summary>
     /// Called once when the delivery is deferred: a transport whose broker counts the prefetch (AMQP's qos) raises

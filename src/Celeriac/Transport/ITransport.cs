@@ -26,9 +26,11 @@ public interface ITransport : IAsyncDisposable
 
     /// <summary>
     /// Subscribes to a fanout exchange (events, remote control): every subscriber gets every message
-    /// published to it after it subscribed. Dispose the result to unsubscribe.
+    /// published to it after it subscribed. Dispose the result to unsubscribe. <paramref name="queue"/> names the
+    /// subscriber's queue and its binding key where the broker keeps one (AMQP: Celery's <c>&lt;node&gt;.celery.pidbox</c>);
+    /// subscribers sharing a name share the messages. Other brokers ignore it and deliver every message.
     /// </summary>
-    ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default);
+    ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default);
 
     /// <summary>Counts the ready (not held) messages of a queue.</summary>
     ValueTask<long> GetQueueLengthAsync(string queue, CancellationToken ct = default);
@@ -55,3 +57,8 @@ public sealed record ConsumeOptions
     /// <summary>The most unsettled deliveries held at once; at least 1.</summary>
     public int Prefetch { get; init; } = 4;
 }
+
+/// <summary>The queue a broker that keeps one gives a subscriber (AMQP), and what it is bound to.</summary>
+/// <param name="Name">The queue name.</param>
+/// <param name="BindingKey">The binding key on a topic exchange (fanout exchanges ignore it).</param>
+public sealed record SubscriberBinding(string Name, string BindingKey = "#");

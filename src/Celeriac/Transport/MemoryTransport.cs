@@ -81,7 +81,7 @@ public sealed class MemoryTransport : ITransport
     }
 
     /// <inheritdoc />
-    public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, CancellationToken ct = default) =>
+    public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default) =>
         ValueTask.FromResult(_broker.Subscribe(exchange, handler));
 
     /// <inheritdoc />

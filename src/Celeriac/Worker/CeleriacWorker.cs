@@ -94,8 +94,15 @@ public sealed partial class CeleriacWorker
         }
 
         // Remote control (kombu's pidbox): revoke and ping from Celery's and Celeriac's clients.
-        IAsyncDisposable control = await transport.SubscribeAsync(Control.Mailbox.Exchange, m => OnControlAsync(transport, m), abort).ConfigureAwait(false);
+        IAsyncDisposable control = await transport.SubscribeAsync(
+            Control.Mailbox.Exchange, m => OnControlAsync(transport, m), new SubscriberBinding(_node + "." + Control.Mailbox.Exchange), abort).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable unsubscribe = control.ConfigureAwait(false);
+
+        // Celery's gossip: every worker listens to the other workers' events, so its queue is part of the topology
+        // Celery users see (celeryev.<uuid> bound to worker.#). Celeriac takes no part in gossip yet and drops them.
+        IAsyncDisposable gossip = await transport.SubscribeAsync(
+            "celeryev", static _ => ValueTask.CompletedTask, new SubscriberBinding("celeryev." + Guid.NewGuid().ToString(), "worker.#"), abort).ConfigureAwait(false);
+        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable unsubscribeGossip = gossip.ConfigureAwait(false);
         Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Log.WorkerReady(_logger, _node);
         _ready.TrySetResult();
@@ -176,19 +183,26 @@ public sealed partial class CeleriacWorker
     /// <summary>Holds a task until its ETA, then queues it for a slot.</summary>
     private async Task DelayThenQueueAsync(Request request, DateTimeOffset eta, ChannelWriter<Request> writer, CancellationToken stop)
     {
+        // The transport may withdraw a waiting delivery (AMQP: the channel was lost, or the message was parked
+        // to stay clear of the broker's consumer timeout): the broker delivers it again, so this copy is dropped.
+        using var stopOrWithdrawn = CancellationTokenSource.CreateLinkedTokenSource(stop, request.Delivery.WithdrawnToken);
         try
         {
             TimeSpan wait = eta - _app.Time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, _app.Time, stop).ConfigureAwait(false);
+                await Task.Delay(wait, _app.Time, stopOrWithdrawn.Token).ConfigureAwait(false);
             }
 
-            await writer.WriteAsync(request, stop).ConfigureAwait(false);
+            await writer.WriteAsync(request, stopOrWithdrawn.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
-            await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            if (request.Delivery.TryClaim())
+            {
+                await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            }
+
             request.Message?.Dispose();
         }
     }
@@ -302,6 +316,13 @@ public sealed partial class CeleriacWorker
                         }
                     }
 
+                    if (!request.Delivery.TryClaim())
+                    {
+                        // Withdrawn by the transport before it started: the broker has it again.
+                        request.Message.Dispose();
+                        continue;
+                    }
+
                     Interlocked.Increment(ref _running);
                     try
                     {
@@ -374,7 +395,8 @@ public sealed partial class CeleriacWorker
             await StoreAsync(backend, Meta(message, TaskStates.Started, started, null, request, ready: false), abort).ConfigureAwait(false);
         }
 
-        var context = new TaskContext(message, request.Delivery.Queue, _node, abort);
+        var context = new TaskContext(message, request.Delivery.Queue, _node, abort, (state, meta, ct) =>
+            backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct));
         long start = Stopwatch.GetTimestamp();
         AsyncServiceScope? scope = task.Invoker!.NeedsServices && _app.Options.Services is { } services ? services.CreateAsyncScope() : null;
         TaskResultMeta? outcome = null;

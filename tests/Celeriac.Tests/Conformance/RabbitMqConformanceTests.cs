@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Celeriac.RabbitMQ;
 using Celeriac.TestServers;
 using Celeriac.Transport;
@@ -16,7 +17,7 @@ public sealed class RabbitMqServerFixture : IAsyncLifetime
 
 public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabbit) : TransportConformanceTests, IClassFixture<RabbitMqServerFixture>
 {
-    protected override string? NoPrioritiesReason => "AMQP serves a higher priority first (x-max-priority queues), the opposite of kombu's Redis lists that this test pins";
+    protected override bool HigherPriorityFirst => true;
 
     protected override bool RedeliversAtOnceWhenConsumerDies => true;
 
@@ -50,23 +51,66 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : 
     [Fact]
     public async Task Worker_DeclaresCelerysTopologyAndRunsTasks()
     {
-        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url(), ResultBackend = "memory://" + Guid.NewGuid().ToString("N"), Concurrency = 2 });
+        // A vhost of its own, so that only what this client and worker declare is listed.
+        string vhost = "topology-" + Guid.NewGuid().ToString("N")[..8];
+        await rabbit.Server.CtlAsync("add_vhost", vhost);
+        await rabbit.Server.CtlAsync("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url(vhost), NodeName = "wire@vm", Concurrency = 2 });
         app.Task("tasks.add", (long x, long y) => x + y);
-        await using (Support.RunningWorker worker = await Support.RunningWorker.StartAsync(app))
-        {
-            AsyncResult result = await app.Signature("tasks.add").DelayAsync(2, 3);
-            Assert.Equal(5, await result.GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
+        await using Support.RunningWorker worker = await Support.RunningWorker.StartAsync(app);
+        AsyncResult result = await app.Signature("tasks.add").DelayAsync(2, 3);
+        Assert.Equal(5, await result.GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
 
-            // As Celery 5.2 declares them on RabbitMQ 3.10 (golden amqp-topology.json, with_worker).
-            string exchanges = await rabbit.Server.CtlAsync("list_exchanges", "-q", "--no-table-headers", "name", "type", "durable", "auto_delete", "internal", "arguments");
-            Assert.Contains("celery\tdirect\ttrue\tfalse\tfalse\t[]", exchanges, StringComparison.Ordinal);
-            Assert.Contains("celery.pidbox\tfanout\tfalse\tfalse\tfalse\t[]", exchanges, StringComparison.Ordinal);
-            string queues = await rabbit.Server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "durable", "auto_delete", "exclusive", "arguments");
-            Assert.Contains("celery\ttrue\tfalse\tfalse\t[]", queues, StringComparison.Ordinal);
-            string bindings = await rabbit.Server.CtlAsync("list_bindings", "-q", "--no-table-headers", "source_name", "destination_name", "routing_key");
-            Assert.Contains("celery\tcelery\tcelery", bindings, StringComparison.Ordinal);
-        }
+        // What Celery 5.2 declares on RabbitMQ 3.10 with a worker running (golden amqp-topology.json, with_worker):
+        // uuids (the gossip queue, the client's reply queue) are compared as <uuid>.
+        using JsonDocument golden = Support.WireSamples.Load("amqp-topology.json");
+        JsonElement celery = golden.RootElement.GetProperty("with_worker");
+        static string Uuids(string name) => UuidPattern().Replace(name, "<uuid>");
+        static string Arguments(JsonElement args) =>
+            string.Join(",", args.EnumerateArray().Select(a => $"{a[0].GetString()}:{a[1].GetString()}={a[2]}").Order(StringComparer.Ordinal));
+
+        string[] goldenExchanges = [.. celery.GetProperty("exchanges").EnumerateArray()
+            .Select(e => $"{e.GetProperty("name").GetString()} {e.GetProperty("type").GetString()} durable={e.GetProperty("durable")} auto_delete={e.GetProperty("auto_delete")} internal={e.GetProperty("internal")} [{Arguments(e.GetProperty("arguments"))}]")
+            .Order(StringComparer.Ordinal)];
+        string[] goldenQueues = [.. celery.GetProperty("queues").EnumerateArray()
+            .Select(q => $"{Uuids(q.GetProperty("name").GetString()!)} durable={q.GetProperty("durable")} auto_delete={q.GetProperty("auto_delete")} exclusive={q.GetProperty("exclusive")} [{Arguments(q.GetProperty("arguments"))}]")
+            .Order(StringComparer.Ordinal)];
+        string[] goldenBindings = [.. celery.GetProperty("bindings").EnumerateArray()
+            .Select(b => $"{b.GetProperty("source_name").GetString()} -> {Uuids(b.GetProperty("destination_name").GetString()!)} key={Uuids(b.GetProperty("routing_key").GetString()!)}")
+            .Order(StringComparer.Ordinal)];
+
+        string[] exchanges = [.. (await CtlJsonAsync(vhost, "list_exchanges", "name", "type", "durable", "auto_delete", "internal", "arguments"))
+            .Select(e => $"{e.GetProperty("name").GetString()} {e.GetProperty("type").GetString()} durable={e.GetProperty("durable")} auto_delete={e.GetProperty("auto_delete")} internal={e.GetProperty("internal")} [{CtlArguments(e.GetProperty("arguments"))}]")
+            .Order(StringComparer.Ordinal)];
+        string[] queues = [.. (await CtlJsonAsync(vhost, "list_queues", "name", "durable", "auto_delete", "exclusive", "arguments"))
+            .Select(q => $"{Uuids(q.GetProperty("name").GetString()!)} durable={q.GetProperty("durable")} auto_delete={q.GetProperty("auto_delete")} exclusive={q.GetProperty("exclusive")} [{CtlArguments(q.GetProperty("arguments"))}]")
+            .Order(StringComparer.Ordinal)];
+        string[] bindings = [.. (await CtlJsonAsync(vhost, "list_bindings", "source_name", "destination_name", "routing_key"))
+            .Select(b => $"{b.GetProperty("source_name").GetString()} -> {Uuids(b.GetProperty("destination_name").GetString()!)} key={Uuids(b.GetProperty("routing_key").GetString()!)}")
+            .Order(StringComparer.Ordinal)];
+
+        Assert.Equal(goldenExchanges, exchanges);
+        Assert.Equal(goldenQueues, queues);
+        Assert.Equal(goldenBindings, bindings);
     }
+
+    /// <summary>rabbitmqctl's rows as JSON objects.</summary>
+    private async Task<JsonElement[]> CtlJsonAsync(string vhost, string command, params string[] columns)
+    {
+        string json = await rabbit.Server.CtlAsync([command, "-p", vhost, "-q", "--formatter", "json", .. columns]);
+        using JsonDocument doc = JsonDocument.Parse(json);
+        return [.. doc.RootElement.EnumerateArray().Select(e => e.Clone())];
+    }
+
+    /// <summary>rabbitmqctl's JSON arguments ([name, AMQP type, value] triples, as in the golden sample), with their types.</summary>
+    private static string CtlArguments(JsonElement args) => args.ValueKind switch
+    {
+        JsonValueKind.Array => string.Join(",", args.EnumerateArray().Select(a => $"{a[0].GetString()}:{a[1].GetString()}={a[2]}").Order(StringComparer.Ordinal)),
+        _ => args.ToString(),
+    };
+
+    [System.Text.RegularExpressions.GeneratedRegex("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")]
+    private static partial System.Text.RegularExpressions.Regex UuidPattern();
 }
 
 /// <summary>The rpc:// result backend: states travel to the client's own reply queue.</summary>

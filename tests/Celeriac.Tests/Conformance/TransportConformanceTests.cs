@@ -40,6 +40,9 @@ public abstract class TransportConformanceTests : IAsyncDisposable
     /// <summary>Why the store does not order by priority, or <see langword="null"/> when it does.</summary>
     protected virtual string? NoPrioritiesReason => null;
 
+    /// <summary>Whether a higher priority number is served first (AMQP), rather than a lower one (kombu on Redis).</summary>
+    protected virtual bool HigherPriorityFirst => false;
+
     /// <summary>Whether a dead consumer's messages come back at once (AMQP: the broker sees the connection close), not after the visibility timeout.</summary>
     protected virtual bool RedeliversAtOnceWhenConsumerDies => false;
 
@@ -128,7 +131,7 @@ public abstract class TransportConformanceTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task ConsumeAsync_Priorities_LowerNumberServedFirstFifoWithin()
+    public async Task ConsumeAsync_Priorities_ServedInTheBrokersOrderFifoWithin()
     {
         if (NoPrioritiesReason is { } reason)
         {
@@ -137,6 +140,7 @@ public abstract class TransportConformanceTests : IAsyncDisposable
 
         ITransport t = await NewAsync();
         string q = Queue();
+        await t.DeclareQueueAsync(new QueueDeclaration(q, MaxPriority: 9), Ct);
         await t.PublishAsync("", q, [Message("a9", 9), Message("b5", 5), Message("c0", 0), Message("d5", 5), Message("e9", 9), Message("f-none")], Ct);
 
         Consumer c = Consume(t, 1, q);
@@ -148,8 +152,8 @@ public abstract class TransportConformanceTests : IAsyncDisposable
             await d.AckAsync(Ct);
         }
 
-        // No priority is 0, as on Redis.
-        Assert.Equal(["c0", "f-none", "b5", "d5", "a9", "e9"], got);
+        // No priority is 0 on every broker; kombu's Redis lists serve a lower number first, AMQP a higher one.
+        Assert.Equal(HigherPriorityFirst ? ["a9", "e9", "b5", "d5", "c0", "f-none"] : ["c0", "f-none", "b5", "d5", "a9", "e9"], got);
     }
 
     [Fact]
@@ -399,10 +403,10 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         string exchange = "fan-" + Guid.NewGuid().ToString("N")[..8];
         var gotA = Channel.CreateUnbounded<string>();
         var gotB = Channel.CreateUnbounded<string>();
-        await using IAsyncDisposable subA = await a.SubscribeAsync(exchange, m => gotA.Writer.WriteAsync((string)m.Headers["id"]!), Ct);
+        await using IAsyncDisposable subA = await a.SubscribeAsync(exchange, m => gotA.Writer.WriteAsync((string)m.Headers["id"]!), ct: Ct);
 
         await a.PublishAsync(exchange, "", [Message("before-b")], Ct);
-        await using IAsyncDisposable subB = await b.SubscribeAsync(exchange, m => gotB.Writer.WriteAsync((string)m.Headers["id"]!), Ct);
+        await using IAsyncDisposable subB = await b.SubscribeAsync(exchange, m => gotB.Writer.WriteAsync((string)m.Headers["id"]!), ct: Ct);
         await a.PublishAsync(exchange, "", [Message("e1"), Message("e2")], Ct);
         await b.PublishAsync(exchange, "", [Message("e3")], Ct);
 

@@ -1,0 +1,368 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Threading.Channels;
+using Celeriac.Transport;
+using Microsoft.Extensions.Logging;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace Celeriac.RabbitMQ;
+
+/// <summary>
+/// One <see cref="ITransport.ConsumeAsync"/>: a channel of its own with a consumer on each queue, and what keeps
+/// deferred (ETA) deliveries from hurting anyone.
+/// <list type="bullet">
+/// <item>The prefetch grows by one per deferred delivery, as Celery does for each ETA task: on classic queues by raising
+/// the channel's global <c>basic.qos</c>; quorum queues refuse a global qos, so there a consumer that holds a deferred
+/// delivery is replaced by a fresh one (a cancelled consumer keeps its deliveries, and a new one starts with a full
+/// window).</item>
+/// <item>A deferred delivery held for half of the broker's <c>consumer_timeout</c> is parked: a copy goes to the back of
+/// its queue (confirmed) and the original is acked, so the broker never closes the channel over it (celery#6760).</item>
+/// <item>When the channel is lost, every delivery the worker has not started is withdrawn, because the broker gives the
+/// message to a consumer again; a channel the broker closed while the connection lives ends the consume, so the
+/// worker consumes again on a new one.</item>
+/// </list>
+/// </summary>
+internal sealed class AmqpConsumer : IAsyncDisposable
+{
+    private readonly RabbitMqTransport _transport;
+    private readonly IConnection _connection;
+    private readonly IChannel _channel;
+    private readonly string[] _queues;
+    private readonly int _prefetch;
+    private readonly bool _perConsumer;
+    private readonly TimeSpan _parkAfter;
+    private readonly ILogger _logger;
+    private readonly Channel<Delivery> _ready = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<string, string> _queueOfTag = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<AmqpDelivery, long> _waiting = new();
+    private readonly AsyncEventingBasicConsumer _consumer;
+    private readonly Lock _gate = new();
+    private readonly CancellationTokenSource _stop = new();
+    private List<string> _tags = [];
+    private Epoch _epoch = new();
+    private Task _qos = Task.CompletedTask;
+    private int _deferred;
+    private int _appliedQos = -1;
+    private int _generation;
+    private Task _parker = Task.CompletedTask;
+
+    private AmqpConsumer(RabbitMqTransport transport, IConnection connection, IChannel channel, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger)
+    {
+        _transport = transport;
+        _connection = connection;
+        _channel = channel;
+        _queues = queues;
+        _prefetch = Math.Clamp(prefetch, 1, ushort.MaxValue);
+        _perConsumer = perConsumer;
+        _parkAfter = parkAfter;
+        _logger = logger;
+        _consumer = new AsyncEventingBasicConsumer(channel);
+        _consumer.ReceivedAsync += (_, e) =>
+        {
+            _ready.Writer.TryWrite(Receive(e));
+            return Task.CompletedTask;
+        };
+        channel.ChannelShutdownAsync += (_, e) =>
+        {
+            OnChannelShutdown(e);
+            return Task.CompletedTask;
+        };
+    }
+
+    /// <summary>The deliveries, in arrival order; completes with an error when the broker closed the channel.</summary>
+    public ChannelReader<Delivery> Ready => _ready.Reader;
+
+    /// <summary>Opens the channel, sets its prefetch and starts a consumer on each queue.</summary>
+    public static async Task<AmqpConsumer> StartAsync(RabbitMqTransport transport, IConnection connection, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger, CancellationToken ct)
+    {
+        IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
+        var consumer = new AmqpConsumer(transport, connection, channel, queues, prefetch, perConsumer, parkAfter, logger);
+        if (queues.Length > 1 || perConsumer)
+        {
+            // A per-consumer limit, set before the consumers (AMQP applies it to consumers created after): with several
+            // queues one channel-wide limit would let the first queue to get credit take it all; quorum queues have
+            // no channel-wide limit at all.
+            int share = (consumer._prefetch + queues.Length - 1) / queues.Length;
+            await channel.BasicQosAsync(0, (ushort)Math.Clamp(share, 1, ushort.MaxValue), global: false, ct).ConfigureAwait(false);
+        }
+
+        if (!perConsumer)
+        {
+            await consumer.ApplyQosAsync().ConfigureAwait(false);
+        }
+
+        await consumer.ConsumeAllAsync(ct).ConfigureAwait(false);
+        consumer._parker = consumer.ParkLoopAsync();
+        return consumer;
+    }
+
+    /// <summary>The consumer channel (acks of deliveries are sent on it).</summary>
+    public IChannel ConsumerChannel => _channel;
+
+    private async Task ConsumeAllAsync(CancellationToken ct)
+    {
+        var tags = new List<string>(_queues.Length);
+        foreach (string queue in _queues)
+        {
+            // The consumer tag is ours, so deliveries arriving before basic.consume-ok still name their queue.
+            string tag = "celeriac-" + Guid.NewGuid().ToString("N");
+            _queueOfTag[tag] = queue;
+            tags.Add(await _channel.BasicConsumeAsync(queue, autoAck: false, tag, _consumer, ct).ConfigureAwait(false));
+        }
+
+        List<string> old = Interlocked.Exchange(ref _tags, tags);
+        await CancelAsync(old).ConfigureAwait(false);
+    }
+
+    private async Task CancelAsync(List<string> tags)
+    {
+        foreach (string tag in tags)
+        {
+            try
+            {
+                await _channel.BasicCancelAsync(tag, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException or OperationCanceledException)
+            {
+                // The channel is gone: the broker has returned its unacked messages already.
+            }
+        }
+    }
+
+    private AmqpDelivery Receive(BasicDeliverEventArgs e)
+    {
+        string queue = _queueOfTag.GetValueOrDefault(e.ConsumerTag, e.RoutingKey);
+        return new AmqpDelivery(this, e.DeliveryTag, queue, RabbitMqTransport.MessageOf(e), e.Redelivered, Volatile.Read(ref _epoch), Volatile.Read(ref _generation));
+    }
+
+    /// <summary>Stops consuming (the channel stays open for acks); deliveries received but not handed out go back to the broker.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await CancelAsync(Interlocked.Exchange(ref _tags, [])).ConfigureAwait(false);
+        while (_ready.Reader.TryRead(out Delivery? leftover))
+        {
+            await leftover.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+        }
+
+        await _parker.ConfigureAwait(false);
+        _stop.Dispose();
+    }
+
+    private void OnDeferred(AmqpDelivery delivery)
+    {
+        _waiting[delivery] = Stopwatch.GetTimestamp();
+        Interlocked.Increment(ref _deferred);
+        if (_perConsumer && delivery.Generation == Volatile.Read(ref _generation))
+        {
+            Chain(ReconsumeAsync);
+        }
+        else if (!_perConsumer)
+        {
+            Chain(ApplyQosAsync);
+        }
+    }
+
+    private void OnDeferredDone(AmqpDelivery delivery)
+    {
+        if (!_waiting.TryRemove(delivery, out _))
+        {
+            return;
+        }
+
+        Interlocked.Decrement(ref _deferred);
+        if (!_perConsumer)
+        {
+            Chain(ApplyQosAsync);
+        }
+    }
+
+    /// <summary>Runs qos changes and consumer swaps one after another, in the order they were asked for.</summary>
+    private void Chain(Func<Task> step)
+    {
+        lock (_gate)
+        {
+            _qos = _qos.ContinueWith(_ => step(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+        }
+    }
+
+    private Task ApplyQosAsync() => Guard(async () =>
+    {
+        int wanted = Math.Clamp(_prefetch + Volatile.Read(ref _deferred), 1, ushort.MaxValue);
+        if (wanted != _appliedQos && _channel.IsOpen)
+        {
+            await _channel.BasicQosAsync(0, (ushort)wanted, global: true).ConfigureAwait(false);
+            _appliedQos = wanted;
+        }
+    });
+
+    private Task ReconsumeAsync() => Guard(async () =>
+    {
+        if (_stop.IsCancellationRequested || !_channel.IsOpen || !_waiting.Keys.Any(d => d.Generation == Volatile.Read(ref _generation)))
+        {
+            return; // An earlier swap already covered it.
+        }
+
+        Interlocked.Increment(ref _generation);
+        await ConsumeAllAsync(CancellationToken.None).ConfigureAwait(false);
+    });
+
+    private async Task Guard(Func<Task> step)
+    {
+        try
+        {
+            await step().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            Log.QosFailed(_logger, e);
+        }
+    }
+
+    private async Task ParkLoopAsync()
+    {
+        TimeSpan every = TimeSpan.FromTicks(Math.Clamp(_parkAfter.Ticks / 4, TimeSpan.FromMilliseconds(100).Ticks, TimeSpan.FromSeconds(30).Ticks));
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                await Task.Delay(every, _stop.Token).ConfigureAwait(false);
+                foreach ((AmqpDelivery delivery, long since) in _waiting)
+                {
+                    if (Stopwatch.GetElapsedTime(since) >= _parkAfter && !_stop.IsCancellationRequested)
+                    {
+                        await ParkAsync(delivery).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    /// <summary>Sends a copy of a long-deferred delivery to the back of its queue, then acks the original.</summary>
+    private async Task ParkAsync(AmqpDelivery delivery)
+    {
+        if (!delivery.Withdraw())
+        {
+            return; // The worker has just started it.
+        }
+
+        OnDeferredDone(delivery);
+        try
+        {
+            await _transport.PublishAsync("", delivery.Queue, [delivery.Message! with { Expiration = null }], _stop.Token).ConfigureAwait(false);
+            await _channel.BasicAckAsync(delivery.Tag, multiple: false).ConfigureAwait(false);
+            Log.Parked(_logger, delivery.Queue, (int)_parkAfter.TotalSeconds);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || _stop.IsCancellationRequested)
+        {
+            // Not parked: the original goes back to the queue instead (or already went, with its channel).
+            Log.ParkFailed(_logger, delivery.Queue, e);
+            try
+            {
+                await _channel.BasicRejectAsync(delivery.Tag, requeue: true).ConfigureAwait(false);
+            }
+            catch (Exception again) when (again is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                // The channel is gone, and with it the broker's hold on the message.
+            }
+        }
+    }
+
+    private void OnChannelShutdown(ShutdownEventArgs e)
+    {
+        if (e.Initiator == ShutdownInitiator.Application)
+        {
+            return; // Closed by us: stopping.
+        }
+
+        // Whatever the channel held unacked is back in its queue: nothing of it may run here unless already started.
+        Epoch lost = Interlocked.Exchange(ref _epoch, new Epoch());
+        lost.Lost = true;
+        int withdrawn = 0;
+        foreach (AmqpDelivery delivery in _waiting.Keys)
+        {
+            if (delivery.Withdraw())
+            {
+                OnDeferredDone(delivery);
+                withdrawn++;
+            }
+        }
+
+        Log.ChannelLost(_logger, e.ReplyCode, e.ReplyText, withdrawn);
+        _ = FailIfNotRecoveredAsync();
+    }
+
+    /// <summary>
+    /// The client recovers channels of a lost connection by itself, but not a channel the broker closed on its own
+    /// (consumer timeout, a protocol error): that ends this consume, and the worker consumes again.
+    /// </summary>
+    private async Task FailIfNotRecoveredAsync()
+    {
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        catch (ObjectDisposedException)
+        {
+            return;
+        }
+
+        if (_connection.IsOpen && !_channel.IsOpen)
+        {
+            _ready.Writer.TryComplete(new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"RabbitMQ closed the consumer channel ({_channel.CloseReason?.ReplyCode} {_channel.CloseReason?.ReplyText}); consuming again on a new one.")));
+        }
+    }
+
+    /// <summary>Marks deliveries of one life of the channel: a lost channel's deliveries are back with the broker.</summary>
+    internal sealed class Epoch
+    {
+        public volatile bool Lost;
+    }
+
+    internal sealed class AmqpDelivery(AmqpConsumer owner, ulong tag, string queue, TransportMessage message, bool redelivered, Epoch epoch, int generation)
+        : Delivery(queue, message, null, redelivered)
+    {
+        public ulong Tag => tag;
+
+        public int Generation => generation;
+
+        protected override bool IsStale => epoch.Lost;
+
+        public bool Withdraw() => TryWithdraw();
+
+        protected override void OnDeferred() => owner.OnDeferred(this);
+
+        protected override async ValueTask SettleAsync(bool? requeue, CancellationToken ct)
+        {
+            try
+            {
+                if (requeue is null)
+                {
+                    await owner._channel.BasicAckAsync(tag, multiple: false, ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await owner._channel.BasicRejectAsync(tag, requeue.Value, ct).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                if (IsDeferred)
+                {
+                    owner.OnDeferredDone(this);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Celeriac.Tests.Conformance;
+using Celeriac.Tests.Support;
+using Microsoft.Data.Sqlite;
+
+namespace Celeriac.Tests.Worker;
+
+/// <summary>
+/// States a running task reports (Celery's <c>update_state</c>): the Quickstart's <c>tasks.progress</c> stores
+/// PROGRESS with <c>{"current", "total"}</c> at each step, which a client reads while it runs, on SQLite and Redis.
+/// </summary>
+public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-state-").FullName;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public static TheoryData<string> Brokers => ["sqlite", "redis"];
+
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private CeleriacApp NewApp(string broker, Action<CeleriacOptions>? configure = null)
+    {
+        var options = new CeleriacOptions
+        {
+            BrokerUrl = broker == "redis" ? redis.Server.Url(1 + Random.Shared.Next(15)) : "sqlite:///" + Path.Join(_directory, "state.db"),
+            DefaultQueue = "state-" + Guid.NewGuid().ToString("N")[..8],
+            Concurrency = 2,
+        };
+        configure?.Invoke(options);
+        var app = new CeleriacApp(options);
+        app.AddTasksFromAssembly(typeof(Quickstart.Tasks).Assembly);
+        return app;
+    }
+
+    [Theory]
+    [MemberData(nameof(Brokers))]
+    public async Task Progress_ClientReadsEachStepWhileItRuns_ThenTheResult(string broker)
+    {
+        await using CeleriacApp app = NewApp(broker);
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        AsyncResult result = await app.SendTaskAsync("tasks.progress", [5], ct: Ct);
+
+        // Poll as a dashboard would: every step shows up as PROGRESS with its meta, in order.
+        var seen = new SortedSet<long>();
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(20) && !result.Ready)
+        {
+            await result.RefreshAsync(Ct);
+            if (result.State == "PROGRESS")
+            {
+                JsonElement info = result.Info!.Value;
+                Assert.Equal(5, info.GetProperty("total").GetInt64());
+                seen.Add(info.GetProperty("current").GetInt64());
+                Assert.Null(result.Meta!.DateDone);
+            }
+
+            await Task.Delay(50, Ct);
+        }
+
+        Assert.Equal(5, await result.GetAsync<long>(TimeSpan.FromSeconds(10), Ct));
+        Assert.Equal(TaskStates.Success, result.State);
+
+        // Each step lasts 0.2 s and polls come every 50 ms: most steps are seen, always starting from the first.
+        Assert.True(seen.Count >= 3, $"saw steps {string.Join(",", seen)} of 5");
+        Assert.Subset(new SortedSet<long> { 1, 2, 3, 4, 5 }, seen);
+    }
+
+    [Theory]
+    [MemberData(nameof(Brokers))]
+    public async Task UpdateState_WithIgnoredResult_StillStoresTheCustomStateButNoResult(string broker)
+    {
+        await using CeleriacApp app = NewApp(broker);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        app.Task("tasks.report", async (TaskContext context) =>
+        {
+            await context.UpdateStateAsync("CHECKING", new Dictionary<string, string> { ["file"] = "a.csv" }, context.CancellationToken);
+            await release.Task.WaitAsync(context.CancellationToken);
+            return 1;
+        }, new TaskOptions { IgnoreResult = true });
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        AsyncResult result = await app.SendTaskAsync("tasks.report", ct: Ct);
+
+        var clock = Stopwatch.StartNew();
+        while (await result.GetStateAsync(Ct) != "CHECKING" && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        Assert.Equal("CHECKING", result.State);
+        Assert.Equal("a.csv", result.Info!.Value.GetProperty("file").GetString());
+        release.SetResult();
+
+        // The ignored result never replaces it.
+        await Task.Delay(500, Ct);
+        Assert.Equal("CHECKING", await result.GetStateAsync(Ct));
+    }
+}
