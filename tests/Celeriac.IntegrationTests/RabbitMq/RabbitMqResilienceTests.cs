@@ -115,12 +115,12 @@ public sealed partial class RabbitMqResilienceTests : IAsyncLifetime
     {
         // The broker stays up and drops every client connection (as a proxy, a load balancer or an operator would),
         // twice: 1.5 s into a flow of several seconds, and 2 s after the first close (rabbitmqctl takes a second or so).
-        // Eight 10 s tasks sent first fill the workers' slots through both closes, so each worker also holds
-        // prefetched tasks it has not started when its connection drops.
+        // Eight 15 s tasks sent first fill the workers' slots through both closes (even on a loaded machine, where
+        // rabbitmqctl is slow), so each worker also holds prefetched tasks it has not started when its connection drops.
         const int Count = 3000;
         (ChildProcess w1, ChildProcess w2) = await StartTwoWorkersAsync();
         await using CeleriacApp client = Client();
-        AsyncResult[] slow = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => client.Signature("test.slow_first").DelayAsync("slow" + i, 10.0)));
+        AsyncResult[] slow = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => client.Signature("test.slow_first").DelayAsync("slow" + i, 15.0)));
         var closes = new List<(string[] RanBefore, string Said)>();
         (int sent, int missing, TimeSpan elapsed) = await TaskFlow.RunAsync(
             client,

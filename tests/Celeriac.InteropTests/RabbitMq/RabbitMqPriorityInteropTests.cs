@@ -89,7 +89,8 @@ public sealed class RabbitMqPriorityInteropTests(RabbitMqInteropFixture fx)
 
         // A Celery worker with task_queue_max_priority=10 (it declares the queue again), one task at a time, prefetch
         // one. -P solo, not threads: with -P threads -c 1 Celery 5.2 took the next message only every 10 s here (the
-        // same order, but 14 tasks take over two minutes), as on Redis.
+        // same order, but 14 tasks take over two minutes), as on Redis. Solo may still stall once for 10 s (seen with
+        // a Python client sending too), which the 30 s wait per result allows.
         await using PythonWorker worker = await PythonWorker.StartAsync(
             fx.Server.Url(), "rpc://", Queue, concurrency: 1, nodeName: "py-prio@localhost", pool: "solo", prefetchMultiplier: 1, queueMaxPriority: MaxPriority);
         foreach ((AsyncResult result, string value) in sent)
@@ -100,6 +101,7 @@ public sealed class RabbitMqPriorityInteropTests(RabbitMqInteropFixture fx)
 
         // The order Celery ran them in: its log, one task at a time.
         string log = worker.Log;
+        TestContext.Current.TestOutputHelper?.WriteLine(log);
         Dictionary<string, string> valueOf = sent.ToDictionary(s => s.Result.Id, s => s.Value, StringComparer.Ordinal);
         string[] ran = [.. log.Split('\n')
             .Select(l => l.IndexOf("Task tasks.echo[", StringComparison.Ordinal) is int at and >= 0 && l.Contains("] succeeded", StringComparison.Ordinal) ? l[(at + 16)..l.IndexOf(']', at)] : null)
