@@ -30,9 +30,13 @@ public sealed class PythonWorker : IAsyncDisposable
 
     /// <summary>
     /// Starts a worker on <paramref name="brokerUrl"/> and <paramref name="backendUrl"/> and waits until it is ready.
-    /// <paramref name="pool"/> is Celery's <c>-P</c> (<c>threads</c>, or <c>solo</c> for one task at a time in the main loop).
+    /// <paramref name="pool"/> is Celery's <c>-P</c> (<c>threads</c>, or <c>solo</c> for one task at a time in the main loop);
+    /// <paramref name="prefetchMultiplier"/> its <c>--prefetch-multiplier</c> (Celery's default 4 when null);
+    /// <paramref name="queueMaxPriority"/> its <c>task_queue_max_priority</c> (the queues' x-max-priority on RabbitMQ).
     /// </summary>
-    public static async Task<PythonWorker> StartAsync(string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads", double visibilityTimeout = 3600)
+    public static async Task<PythonWorker> StartAsync(
+        string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads",
+        double visibilityTimeout = 3600, int? prefetchMultiplier = null, int? queueMaxPriority = null)
     {
         var start = new ProcessStartInfo(PythonCelery.Python)
         {
@@ -46,12 +50,19 @@ public sealed class PythonWorker : IAsyncDisposable
             ["CELERY_RESULT_BACKEND"] = backendUrl,
             ["CELERY_TASK_TRACK_STARTED"] = trackStarted ? "1" : "0",
             ["CELERY_VISIBILITY_TIMEOUT"] = visibilityTimeout.ToString(CultureInfo.InvariantCulture),
+            ["CELERY_QUEUE_MAX_PRIORITY"] = queueMaxPriority?.ToString(CultureInfo.InvariantCulture) ?? "",
         });
         foreach (string a in (string[])[
             "-m", "celery", "-A", "interop_tasks", "worker", "-P", pool, "-c", concurrency.ToString(CultureInfo.InvariantCulture),
             "-Q", queues, "-n", nodeName, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"])
         {
             start.ArgumentList.Add(a);
+        }
+
+        if (prefetchMultiplier is { } multiplier)
+        {
+            start.ArgumentList.Add("--prefetch-multiplier");
+            start.ArgumentList.Add(multiplier.ToString(CultureInfo.InvariantCulture));
         }
 
         var worker = new PythonWorker(Process.Start(start)!);

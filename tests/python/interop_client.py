@@ -29,3 +29,9 @@ def outcome(result, timeout=30):
 def report(results, timeout=30):
     """Prints the outcomes of AsyncResults (a list) as a JSON list, in order."""
     print(json.dumps([outcome(r, timeout) for r in results]))
+
+
+def send_with_priorities(task, queue, spec):
+    """Sends task(value) for each [value, priority] of spec (priority None: none given), in order; returns the results."""
+    return [task.apply_async((value,), queue=queue, **({} if priority is None else {"priority": priority}))
+            for value, priority in spec]

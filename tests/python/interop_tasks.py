@@ -24,6 +24,8 @@ app.conf.update(
     task_track_started=os.environ.get("CELERY_TASK_TRACK_STARTED") == "1",
     # kombu's default is an hour; the dead-worker test shortens it.
     broker_transport_options={"visibility_timeout": float(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))},
+    # x-max-priority of the queues declared on RabbitMQ; unset by default, as in Celery.
+    task_queue_max_priority=int(os.environ["CELERY_QUEUE_MAX_PRIORITY"]) if os.environ.get("CELERY_QUEUE_MAX_PRIORITY") else None,
 )
 
 

@@ -28,6 +28,9 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>The process id.</summary>
     public int Id => _process.Id;
 
+    /// <summary>Whether the process has ended.</summary>
+    public bool HasExited => _process.HasExited;
+
     /// <summary>Everything written to stdout so far.</summary>
     public string Stdout
     {

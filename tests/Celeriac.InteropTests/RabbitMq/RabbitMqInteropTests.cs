@@ -1,54 +1,13 @@
 using System.Text.Json;
-using Celeriac.TestServers;
-using Celeriac.Worker;
 
 namespace Celeriac.InteropTests.RabbitMq;
-
-/// <summary>One rabbitmq-server, one Celery worker (threads) on <c>rmq.py</c> and one Celeriac worker on <c>rmq.net</c>, for the class.</summary>
-public sealed class RabbitMqInteropFixture : IAsyncLifetime
-{
-    public const string PythonQueue = "rmq.py";
-    public const string CeleriacQueue = "rmq.net";
-    private CeleriacApp _workerApp = null!;
-    private CancellationTokenSource _stop = null!;
-    private Task _worker = Task.CompletedTask;
-
-    public RabbitMqServer Server { get; private set; } = null!;
-
-    public PythonWorker Python { get; private set; } = null!;
-
-    public CapturedLog CeleriacLog { get; } = new();
-
-    public IReadOnlyDictionary<string, string> PythonEnvironment => new Dictionary<string, string> { ["CELERY_BROKER_URL"] = Server.Url(), ["CELERY_RESULT_BACKEND"] = "rpc://" };
-
-    public async ValueTask InitializeAsync()
-    {
-        Server = await RabbitMqServer.StartAsync();
-        Python = await PythonWorker.StartAsync(Server.Url(), "rpc://", PythonQueue, concurrency: 4, nodeName: "py-rmq@localhost");
-        _workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = Server.Url(), Queues = { CeleriacQueue }, Concurrency = 4, LoggerFactory = CeleriacLog });
-        _workerApp.AddTasksFromAssembly(typeof(Quickstart.Tasks).Assembly);
-        var worker = new CeleriacWorker(_workerApp);
-        _stop = new CancellationTokenSource();
-        _worker = Task.Run(() => worker.RunAsync(_stop.Token));
-        await Task.WhenAny(worker.Ready, _worker).WaitAsync(TimeSpan.FromSeconds(30));
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stop.CancelAsync();
-        await _worker.WaitAsync(TimeSpan.FromSeconds(30));
-        _stop.Dispose();
-        await _workerApp.DisposeAsync();
-        await Python.DisposeAsync();
-        await Server.DisposeAsync();
-    }
-}
 
 /// <summary>
 /// Python Celery 5.2 and Celeriac on one real rabbitmq-server with rpc:// results, both ways: a Python client's
 /// task runs on a Celeriac worker and its result reaches the Python client's reply queue, and the other way round.
 /// </summary>
-public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx) : IClassFixture<RabbitMqInteropFixture>
+[Collection(RabbitMqInteropGroup.Name)]
+public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx)
 {
     private const string PythonQueue = RabbitMqInteropFixture.PythonQueue;
     private const string CeleriacQueue = RabbitMqInteropFixture.CeleriacQueue;
@@ -86,7 +45,7 @@ public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx) : IClassFixt
     [Fact]
     public async Task CeleriacClientWithRpc_PythonWorker_ResultsAndErrorsArrive()
     {
-        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = fx.Server.Url(), DefaultQueue = PythonQueue });
+        CeleriacApp client = fx.Client;
         AsyncResult product = await client.SendTaskAsync("tasks.mul", [6, 7], ct: Ct);
         AsyncResult keyword = await client.SendTaskAsync("tasks.add", kwargs: new Dictionary<string, object?> { ["x"] = 1L << 40, ["y"] = 1 }, ct: Ct);
         AsyncResult failed = await client.SendTaskAsync("tasks.fail", ["kaput"], ct: Ct);
@@ -133,7 +92,7 @@ public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx) : IClassFixt
     [Fact]
     public async Task CeleriacClient_RevokeAnd500InFlight_OnPythonWorker()
     {
-        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = fx.Server.Url(), DefaultQueue = PythonQueue });
+        CeleriacApp client = fx.Client;
         AsyncResult held = await client.SendTaskAsync("tasks.add", [2, 2], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(3) }, ct: Ct);
         await fx.Python.WaitForLogAsync($"Task tasks.add[{held.Id}] received", s_wait);
         await client.RevokeAsync([held.Id], Ct);
@@ -143,5 +102,21 @@ public sealed class RabbitMqInteropTests(RabbitMqInteropFixture fx) : IClassFixt
         AsyncResult[] many = await Task.WhenAll(Enumerable.Range(0, 500).Select(i => client.SendTaskAsync("tasks.add", [i, i], ct: Ct)));
         long[] values = await Task.WhenAll(many.Select(r => r.GetAsync<long>(TimeSpan.FromSeconds(60), Ct)));
         Assert.Equal(Enumerable.Range(0, 500).Select(i => 2L * i), values);
+    }
+
+    [Fact]
+    public Task CeleriacClient_ValueTypes_EchoedByPythonWorker() => CeleriacToCelery.ValuesEchoedByPythonAsync(fx.Client);
+
+    [Fact]
+    public Task CeleriacClient_CountdownAndExpires_PythonWorkerWaitsAndRevokesExpired() => CeleriacToCelery.CountdownAndExpiresHonouredByCeleryAsync(fx.Client, fx.Python);
+
+    [Fact]
+    public Task CeleriacClient_UnknownTaskName_PythonWorkerStoresNotRegistered() => CeleriacToCelery.UnknownTaskStoredAsNotRegisteredAsync(fx.Client, fx.Python);
+
+    [Fact]
+    public async Task PythonClient_RevokesTaskHeldByCeleriacWorker_ReplyNamesItAndTaskEndsRevoked()
+    {
+        // Over the celery.pidbox fanout exchange; the reply comes back through reply.celery.pidbox.
+        await CeleryToCeleriac.RevokeOfHeldTaskAsync((script, args) => fx.RunPythonAsync(script, null, args), CeleriacQueue, RabbitMqInteropFixture.CeleriacNode, fx.CeleriacLog);
     }
 }

@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Text.Json;
 
 namespace Celeriac.InteropTests.Redis;
@@ -30,58 +29,10 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
     }
 
     [Fact]
-    public async Task PositionalAndKeywordArgs_FromCeleriac_PythonBindsThem()
-    {
-        AsyncResult positional = await Client.SendTaskAsync("tasks.add", [2, 3], ct: Ct);
-        AsyncResult keywords = await Client.SendTaskAsync("tasks.add", kwargs: new Dictionary<string, object?> { ["x"] = 4, ["y"] = 5 }, ct: Ct);
-        AsyncResult mixed = await Client.SendTaskAsync("tasks.add", [10], new Dictionary<string, object?> { ["y"] = 7 }, ct: Ct);
-        AsyncResult mul = await Client.SendTaskAsync("tasks.mul", kwargs: new Dictionary<string, object?> { ["y"] = 6, ["x"] = 7 }, ct: Ct);
-
-        Assert.Equal(5, await positional.GetAsync<long>(s_wait, Ct));
-        Assert.Equal(9, await keywords.GetAsync<long>(s_wait, Ct));
-        Assert.Equal(17, await mixed.GetAsync<long>(s_wait, Ct));
-        Assert.Equal(42, await mul.GetAsync<long>(s_wait, Ct));
-    }
+    public Task PositionalAndKeywordArgs_FromCeleriac_PythonBindsThem() => CeleriacToCelery.ArgumentsBoundByPythonAsync(Client);
 
     [Fact]
-    public async Task ValueTypes_EchoedByPython_CeleriacGetsSameValuesAndTypes()
-    {
-        // What Celeriac sends, and the JSON Python's echo returns for it: a float stays a float (2.0), a big
-        // integer an exact int, text any Unicode.
-        (object? Value, string Expected)[] cases =
-        [
-            ("héllo", "\"héllo\""),
-            (2.0, "2.0"),
-            (BigInteger.Pow(2, 64) + 1, "18446744073709551617"),
-            (-BigInteger.Pow(2, 70), "-1180591620717411303424"),
-            (new List<object?> { 1L, "a", null, 2.5, new List<object?> { true, false } }, """[1,"a",null,2.5,[true,false]]"""),
-            (new Dictionary<string, object?> { ["k"] = new List<object?> { 1L, new Dictionary<string, object?> { ["n"] = null } }, ["ü"] = "x", ["f"] = 0.1 }, """{"k":[1,{"n":null}],"ü":"x","f":0.1}"""),
-            (null, "null"),
-            ("żółć 東京 🎉", "\"żółć 東京 🎉\""),
-            (true, "true"),
-            (0L, "0"),
-            (-7L, "-7"),
-            (1e300, "1e+300"),
-            ("", "\"\""),
-        ];
-        var sent = new List<AsyncResult>();
-        foreach ((object? value, _) in cases)
-        {
-            sent.Add(await Client.SendTaskAsync("tasks.echo", [value], ct: Ct));
-        }
-
-        AsyncResult total = await Client.SendTaskAsync("tasks.xsum", [new List<object?> { BigInteger.Pow(2, 64), BigInteger.Pow(2, 64), 1L }], ct: Ct);
-
-        for (int i = 0; i < cases.Length; i++)
-        {
-            TaskResultMeta meta = await sent[i].WaitAsync(s_wait, Ct);
-            Assert.True(meta.Status == TaskStates.Success, $"echo({cases[i].Expected}) ended {meta.Status}: {meta.Exception?.Type}: {meta.Exception?.Message}");
-            Assert.Equal(JsonText.Canonical(cases[i].Expected), JsonText.Canonical(meta.Result));
-        }
-
-        // Python added the big integers as ints, exactly.
-        Assert.Equal("36893488147419103233", JsonText.Canonical((await total.WaitAsync(s_wait, Ct)).Result));
-    }
+    public Task ValueTypes_EchoedByPython_CeleriacGetsSameValuesAndTypes() => CeleriacToCelery.ValuesEchoedByPythonAsync(Client);
 
     [Fact]
     public async Task FailingTask_RunByPython_CeleriacSeesValueErrorAndStates()
@@ -104,44 +55,10 @@ public sealed class CeleriacProducerPythonWorkerTests(RedisInteropFixture fx)
     }
 
     [Fact]
-    public async Task CountdownAndExpires_FromCeleriac_PythonWaitsAndRevokesExpired()
-    {
-        DateTimeOffset sentAt = TimeProvider.System.GetUtcNow();
-        AsyncResult later = await Client.SendTaskAsync("tasks.add", [1, 2], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(1.5) }, ct: Ct);
-        AsyncResult expired = await Client.SendTaskAsync("tasks.add", [3, 4], options: new ApplyOptions { Expires = sentAt - TimeSpan.FromSeconds(5) }, ct: Ct);
-        AsyncResult fresh = await Client.SendTaskAsync("tasks.add", [5, 6], options: new ApplyOptions { ExpiresIn = TimeSpan.FromSeconds(60) }, ct: Ct);
-
-        TaskResultMeta laterMeta = await later.WaitAsync(s_wait, Ct);
-        Assert.Equal((TaskStates.Success, "3"), (laterMeta.Status, JsonText.Canonical(laterMeta.Result)));
-        Assert.NotNull(laterMeta.DateDone);
-        Assert.InRange(laterMeta.DateDone.Value - sentAt, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(15));
-
-        TaskResultMeta expiredMeta = await expired.WaitAsync(s_wait, Ct);
-        Assert.Equal((TaskStates.Revoked, "TaskRevokedError", "expired"), (expiredMeta.Status, expiredMeta.Exception?.Type, expiredMeta.Exception?.Message));
-        var revoked = await Assert.ThrowsAsync<TaskFailedException>(() => expired.GetAsync<long>(s_wait, Ct));
-        Assert.Equal(TaskStates.Revoked, revoked.State);
-        await fx.PythonWorker.WaitForLogAsync($"Discarding revoked task: tasks.add[{expired.Id}]", s_wait);
-        Assert.DoesNotContain($"tasks.add[{expired.Id}] succeeded", fx.PythonWorker.Log, StringComparison.Ordinal);
-
-        Assert.Equal(11, await fresh.GetAsync<long>(s_wait, Ct));
-    }
+    public Task CountdownAndExpires_FromCeleriac_PythonWaitsAndRevokesExpired() => CeleriacToCelery.CountdownAndExpiresHonouredByCeleryAsync(Client, fx.PythonWorker);
 
     [Fact]
-    public async Task UnknownTaskName_FromCeleriac_CeleryLogsDiscardsStoresNotRegisteredAndGoesOn()
-    {
-        string name = "tasks.unknown_" + Guid.NewGuid().ToString("N")[..8];
-        AsyncResult unknown = await Client.SendTaskAsync(name, [1], ct: Ct);
-        AsyncResult after = await Client.SendTaskAsync("tasks.add", [20, 22], ct: Ct);
-
-        // What Celery 5.2.6 really does (worker/consumer/consumer.py on_unknown_task): it logs the error, rejects
-        // the message (it is not redelivered) and ALSO stores FAILURE with NotRegistered(name), i.e.
-        // {"exc_type": "NotRegistered", "exc_message": ["<name>"], "exc_module": "celery.exceptions"}.
-        await fx.PythonWorker.WaitForLogAsync($"Received unregistered task of type '{name}'", s_wait);
-        await fx.PythonWorker.WaitForLogAsync("The message has been ignored and discarded.", s_wait);
-        TaskResultMeta meta = await unknown.WaitAsync(s_wait, Ct);
-        Assert.Equal((TaskStates.Failure, "NotRegistered", "celery.exceptions", name), (meta.Status, meta.Exception?.Type, meta.Exception?.Module, meta.Exception?.Message));
-        Assert.Equal(42, await after.GetAsync<long>(s_wait, Ct));
-    }
+    public Task UnknownTaskName_FromCeleriac_CeleryLogsDiscardsStoresNotRegisteredAndGoesOn() => CeleriacToCelery.UnknownTaskStoredAsNotRegisteredAsync(Client, fx.PythonWorker);
 
     [Fact]
     public async Task FiveHundredTasksInFlight_FromCeleriac_AllResultsCorrect()

@@ -1,7 +1,5 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
-using Celeriac.Worker;
 
 namespace Celeriac.InteropTests.Redis;
 
@@ -35,43 +33,28 @@ public sealed class PriorityInteropTests(RedisInteropFixture fx)
         string output = await fx.RunPythonAsync("""
             import sys, json
             from interop_tasks import echo
-            q = sys.argv[1]
-            ids = []
-            for value, priority in json.loads(sys.argv[2]):
-                options = {} if priority is None else {'priority': priority}
-                ids.append(echo.apply_async((value,), queue=q, **options).id)
-            print(json.dumps(ids))
+            from interop_client import send_with_priorities
+            print(json.dumps([r.id for r in send_with_priorities(echo, sys.argv[1], json.loads(sys.argv[2]))]))
             """, queue, spec);
         string[] ids = JsonSerializer.Deserialize<string[]>(output)!;
         await AssertKombuListsAsync(queue);
 
         // The Celeriac worker records the order it runs tasks.echo in.
-        var order = new ConcurrentQueue<string>();
         await using CeleriacApp app = fx.NewApp(o =>
         {
             o.Queues.Add(queue);
             o.Concurrency = 1;
         });
-        app.Task("tasks.echo", (JsonElement value) =>
-        {
-            order.Enqueue(value.GetString()!);
-            return value;
-        });
-        using var stop = new CancellationTokenSource();
-        var worker = new CeleriacWorker(app);
-        Task run = Task.Run(() => worker.RunAsync(stop.Token, Ct), Ct);
-        try
+        IReadOnlyCollection<string> order;
+        await using (var worker = RecordingEchoWorker.Start(app))
         {
             foreach (string id in ids)
             {
                 TaskResultMeta meta = await fx.Client.AsyncResult(id).WaitAsync(TimeSpan.FromSeconds(30), Ct);
                 Assert.Equal(TaskStates.Success, meta.Status);
             }
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await run.WaitAsync(TimeSpan.FromSeconds(15), CancellationToken.None);
+
+            order = worker.Order;
         }
 
         Assert.Equal(s_expectedOrder, order);

@@ -1,7 +1,7 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
 
-namespace Celeriac.InteropTests.Redis;
+namespace Celeriac.InteropTests;
 
 /// <summary>JSON compared as values: whitespace and string escapes normalized, numbers kept as written (2.0 is not 2).</summary>
 internal static class JsonText

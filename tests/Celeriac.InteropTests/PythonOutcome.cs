@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Celeriac.InteropTests.Redis;
+namespace Celeriac.InteropTests;
 
 /// <summary>What a Python client saw of one task (<c>interop_client.outcome</c>): state, value and type, or error.</summary>
 internal sealed record PythonOutcome(string Id, string State, JsonElement? Value, string? Type, string? ExcType, string? ExcMessage, string? DateDone)
