@@ -27,7 +27,6 @@ namespace Celeriac.RabbitMQ;
 internal sealed class AmqpConsumer : IAsyncDisposable
 {
     private readonly RabbitMqTransport _transport;
-    private readonly IConnection _connection;
     private readonly IChannel _channel;
     private readonly string[] _queues;
     private readonly int _prefetch;
@@ -48,10 +47,9 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private int _generation;
     private Task _parker = Task.CompletedTask;
 
-    private AmqpConsumer(RabbitMqTransport transport, IConnection connection, IChannel channel, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger)
+    private AmqpConsumer(RabbitMqTransport transport, IChannel channel, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger)
     {
         _transport = transport;
-        _connection = connection;
         _channel = channel;
         _queues = queues;
         _prefetch = Math.Clamp(prefetch, 1, ushort.MaxValue);
@@ -59,10 +57,14 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         _parkAfter = parkAfter;
         _logger = logger;
         _consumer = new AsyncEventingBasicConsumer(channel);
-        _consumer.ReceivedAsync += (_, e) =>
+        _consumer.ReceivedAsync += async (_, e) =>
         {
-            _ready.Writer.TryWrite(Receive(e));
-            return Task.CompletedTask;
+            if (!_ready.Writer.TryWrite(Receive(e)))
+            {
+                // This consume has ended (its channel was closed for good, or it stopped): give the message back
+                // rather than hold it unacked on a channel nobody reads.
+                await RejectQuietlyAsync(e.DeliveryTag).ConfigureAwait(false);
+            }
         };
         channel.ChannelShutdownAsync += (_, e) =>
         {
@@ -78,7 +80,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     public static async Task<AmqpConsumer> StartAsync(RabbitMqTransport transport, IConnection connection, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger, CancellationToken ct)
     {
         IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
-        var consumer = new AmqpConsumer(transport, connection, channel, queues, prefetch, perConsumer, parkAfter, logger);
+        var consumer = new AmqpConsumer(transport, channel, queues, prefetch, perConsumer, parkAfter, logger);
         if (queues.Length > 1 || perConsumer)
         {
             // A per-consumer limit, set before the consumers (AMQP applies it to consumers created after): with several
@@ -295,32 +297,26 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         }
 
         Log.ChannelLost(_logger, e.ReplyCode, e.ReplyText, withdrawn);
-        _ = FailIfNotRecoveredAsync();
+
+        // The client recovers the channels of a lost connection by itself (connection-level codes: 320 forced, 5xx),
+        // but not a channel the broker closed on its own (a 4xx: consumer timeout, a protocol error): that ends this
+        // consume, and the worker consumes again on a new channel.
+        if (e.ReplyCode is not (320 or >= 500))
+        {
+            _ready.Writer.TryComplete(new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"RabbitMQ closed the consumer channel ({e.ReplyCode} {e.ReplyText}); consuming again on a new one.")));
+        }
     }
 
-    /// <summary>
-    /// The client recovers channels of a lost connection by itself, but not a channel the broker closed on its own
-    /// (consumer timeout, a protocol error): that ends this consume, and the worker consumes again.
-    /// </summary>
-    private async Task FailIfNotRecoveredAsync()
+    private async Task RejectQuietlyAsync(ulong tag)
     {
         try
         {
-            await Task.Delay(TimeSpan.FromSeconds(1), _stop.Token).ConfigureAwait(false);
+            await _channel.BasicRejectAsync(tag, requeue: true).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {
-            return;
-        }
-        catch (ObjectDisposedException)
-        {
-            return;
-        }
-
-        if (_connection.IsOpen && !_channel.IsOpen)
-        {
-            _ready.Writer.TryComplete(new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                $"RabbitMQ closed the consumer channel ({_channel.CloseReason?.ReplyCode} {_channel.CloseReason?.ReplyText}); consuming again on a new one.")));
+            // The channel is gone, and with it the broker's hold on the message.
         }
     }
 

@@ -38,6 +38,7 @@ public sealed class RabbitMqTransport : ITransport
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IChannel, byte> _consumerChannels = new();
     private readonly ConcurrentDictionary<string, byte> _quorumQueues = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Task>> _declaring = new(StringComparer.Ordinal);
     private readonly TimeSpan _consumerTimeout;
     private IChannel? _publisher;
     private int _disposed;
@@ -127,12 +128,29 @@ public sealed class RabbitMqTransport : ITransport
     public async ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(queue);
-        string key = string.Join('\n', queue.Name, queue.Exchange, queue.RoutingKey, queue.ExchangeType, queue.MaxPriority);
+        string key = string.Join('\n', queue.Name, queue.Exchange, queue.RoutingKey, queue.ExchangeType, queue.MaxPriority, queue.Quorum);
         if (_declared.ContainsKey(key))
         {
             return;
         }
 
+        // One declare at a time per queue: a burst of first sends must not open a channel each (the connection has
+        // a limited number). A failed declare is forgotten, so the next call tries again.
+        Lazy<Task> declaring = _declaring.GetOrAdd(key, _ => new Lazy<Task>(() => DeclareNowAsync(queue, key)));
+        try
+        {
+            await declaring.Value.WaitAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception) when (declaring.Value.IsFaulted || declaring.Value.IsCanceled)
+        {
+            _declaring.TryRemove(new KeyValuePair<string, Lazy<Task>>(key, declaring));
+            throw;
+        }
+    }
+
+    private async Task DeclareNowAsync(QueueDeclaration queue, string key)
+    {
+        CancellationToken ct = CancellationToken.None;
         await OnTemporaryChannelAsync(
             async channel =>
             {
