@@ -53,6 +53,11 @@ internal static partial class Bench
             comparisons.Add(await RedisAsync(o, report));
         }
 
+        if (o.RabbitMq)
+        {
+            comparisons.Add(await RabbitMqAsync(o, report));
+        }
+
         if (report.HasTable)
         {
             report.WriteTable(string.Create(CultureInfo.InvariantCulture, $"Celeriac, {Environment.ProcessorCount} cores, count {o.Count}"));
