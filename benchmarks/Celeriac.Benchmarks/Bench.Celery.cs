@@ -35,7 +35,7 @@ internal static partial class Bench
     /// when a step fails: the figure records the failure and the run goes on).
     /// </summary>
     private static async Task<Comparison> VersusCeleryAsync<TServer>(BenchOptions o, Report report, string transport, string title, DrainEnds ends,
-        Func<Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect)
+        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect)
         where TServer : IAsyncDisposable
     {
         string T = transport;
@@ -58,7 +58,12 @@ internal static partial class Bench
         IBrokerProbe probe;
         try
         {
-            server = await startServer();
+            // A signal while the server starts cancels the start, which then stops what it had started.
+            Task<TServer> starting = startServer(Cleanup.Stopping);
+            using (Cleanup.Register($"{T} server (starting)", async () => await ((Task)starting).ContinueWith(_ => { }, TaskScheduler.Default)))
+            {
+                server = await starting;
+            }
         }
         catch (Exception ex)
         {

@@ -33,12 +33,12 @@ internal sealed class RabbitMqNode : IAsyncDisposable
 
     public RabbitMqServer Server { get; }
 
-    public static async Task<RabbitMqNode> StartAsync()
+    public static async Task<RabbitMqNode> StartAsync(CancellationToken ct)
     {
         bool epmdRan = await EpmdAsync("-names") is (0, _);
         try
         {
-            return new RabbitMqNode(await RabbitMqServer.StartAsync(), stopEpmd: !epmdRan);
+            return new RabbitMqNode(await RabbitMqServer.StartAsync(ct), stopEpmd: !epmdRan);
         }
         catch
         {

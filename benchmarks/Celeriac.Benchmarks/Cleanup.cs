@@ -13,8 +13,12 @@ internal static class Cleanup
     private static readonly TimeSpan s_undoTimeout = TimeSpan.FromSeconds(20);
     private static readonly ConcurrentDictionary<long, (string What, Func<ValueTask> Undo)> s_pending = new();
     private static readonly List<PosixSignalRegistration> s_signals = [];
+    private static readonly CancellationTokenSource s_stop = new();
     private static long s_next;
     private static int s_stopping;
+
+    /// <summary>Cancelled on a signal, before what is registered is undone: for a start that takes a while (a RabbitMQ node).</summary>
+    public static CancellationToken Stopping => s_stop.Token;
 
     /// <summary>Undoes what is left on a signal from now on.</summary>
     public static void InstallSignalHandlers()
@@ -27,6 +31,7 @@ internal static class Cleanup
                 if (Interlocked.Exchange(ref s_stopping, 1) == 0)
                 {
                     Progress.Say($"{context.Signal}: stopping the {s_pending.Count} server(s) and process(es) the benchmark started, then exiting");
+                    s_stop.Cancel();
                     UndoAll();
                     Environment.Exit(code);
                 }

@@ -34,7 +34,7 @@ internal sealed class RabbitMqProbe : IBrokerProbe
     }
 
     /// <summary>What ends a drain: the table's words.</summary>
-    public static DrainEnds Ends { get; } = new("last result in the reply queue", "queue's ready count 0 (unacked 0 then checked with rabbitmqctl)");
+    public static DrainEnds Ends { get; } = new("last result in the reply queue", "queue's ready count 0, then unacked 0 by rabbitmqctl");
 
     public string Transport => "rabbitmq";
 
