@@ -9,9 +9,23 @@ namespace Celeriac.Benchmarks;
 /// pool, and the ratio Celeriac ÷ Celery (above 1 is faster for rates; below 1 is faster for latencies). The values
 /// are the <see cref="Report"/>'s figures, looked up when the table is written.
 /// </summary>
-internal sealed class Comparison(Report report)
+internal sealed class Comparison
 {
+    private readonly Report _report;
+    private readonly string _transport;
     private readonly List<Row> _rows = [];
+
+    /// <summary>A comparison of <paramref name="transport"/>'s figures (and <c>transport/…</c>, Celery's), which the report then leaves out of its own table.</summary>
+    public Comparison(Report report, string transport, string title)
+    {
+        _report = report;
+        _transport = transport;
+        Title = title;
+        report.KeepApart(transport);
+    }
+
+    /// <summary>The table's title (without the run's core count and --count).</summary>
+    public string Title { get; }
 
     /// <summary>One row: the figures' (transport, name) keys; <paramref name="GoalVsPrefork"/> holds the ratio against prefork.</summary>
     private sealed record Row(string Name, string Unit, (string, string) Celeriac, (string, string) Prefork, (string, string) Threads, Goal? GoalVsPrefork, string How);
@@ -27,7 +41,7 @@ internal sealed class Comparison(Report report)
     }
 
     private Figure? Find((string Transport, string Name) key) =>
-        report.Figures.LastOrDefault(f => f.Transport == key.Transport && f.Name == key.Name);
+        _report.Figures.LastOrDefault(f => f.Transport == key.Transport && f.Name == key.Name);
 
     private static double? Ratio(Figure? celeriac, Figure? celery) =>
         celeriac?.Value is { } a && celery?.Value is { } b && b > 0 ? a / b : null;
@@ -35,7 +49,8 @@ internal sealed class Comparison(Report report)
     private static string Value(Figure? f) => f switch
     {
         null => "not run",
-        { Value: { } v } => Report.Format(v),
+        { Value: { } v, Caveat: null } => Report.Format(v),
+        { Value: { } v } => Report.Format(v) + " *",
         _ => "FAILED",
     };
 
@@ -58,6 +73,11 @@ internal sealed class Comparison(Report report)
 
         return Ratio(Find(row.Celeriac), Find(row.Prefork)) is { } r ? (goal.IsMet(r) ? "yes" : "NO") : "FAILED";
     }
+
+    /// <summary>What is said under the table: a line per failed figure and per figure with a caveat (marked * in the table).</summary>
+    private IEnumerable<(bool Failed, string Text)> Remarks() =>
+        _report.Figures.Where(f => Report.IsOf(f, _transport) && (f.Error ?? f.Caveat) is not null)
+            .Select(f => (f.Error is not null, f.Error is { } error ? $"{f.Transport} {f.Name} failed: {error}" : $"* {f.Transport} {f.Name}: {f.Caveat}"));
 
     private IEnumerable<string[]> Cells()
     {
@@ -92,13 +112,13 @@ internal sealed class Comparison(Report report)
         }
 
         console.Write(table);
-        foreach (Figure f in report.Figures.Where(f => f.Error is not null && f.Transport.StartsWith("redis", StringComparison.Ordinal)))
+        foreach ((bool failed, string text) in Remarks())
         {
-            console.MarkupLine("[red]" + Markup.Escape($"{f.Transport} {f.Name}: {f.Error}") + "[/]");
+            console.MarkupLine(failed ? "[red]" + Markup.Escape(text) + "[/]" : Markup.Escape(text));
         }
     }
 
-    /// <summary>The same as a markdown table (for the README); failures are listed under it.</summary>
+    /// <summary>The same as a markdown table (for the README); failures and caveats are listed under it.</summary>
     public string ToMarkdown()
     {
         var sb = new StringBuilder();
@@ -109,13 +129,13 @@ internal sealed class Comparison(Report report)
             sb.AppendLine("| " + string.Join(" | ", cells) + " |");
         }
 
-        List<Figure> failed = [.. report.Figures.Where(f => f.Error is not null && f.Transport.StartsWith("redis", StringComparison.Ordinal))];
-        if (failed.Count > 0)
+        List<(bool Failed, string Text)> remarks = [.. Remarks()];
+        if (remarks.Count > 0)
         {
             sb.AppendLine();
-            foreach (Figure f in failed)
+            foreach ((_, string text) in remarks)
             {
-                sb.Append(CultureInfo.InvariantCulture, $"- {f.Transport} {f.Name} failed: {f.Error}").AppendLine();
+                sb.Append("- ").AppendLine(text.StartsWith("* ", StringComparison.Ordinal) ? "\\" + text : text);
             }
         }
 

@@ -28,4 +28,12 @@ if (options.Help)
     return 0;
 }
 
-return await Bench.RunAsync(options);
+Cleanup.InstallSignalHandlers();
+try
+{
+    return await Bench.RunAsync(options);
+}
+finally
+{
+    Cleanup.UndoAll();
+}

@@ -69,6 +69,11 @@ internal static class PythonCelery
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         using Process process = Process.Start(start) ?? throw new InvalidOperationException($"{script} did not start");
+        using IDisposable cleanup = Cleanup.Register($"{script} (pid {process.Id})", () =>
+        {
+            process.Kill(entireProcessTree: true);
+            return ValueTask.CompletedTask;
+        });
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using (var cts = new CancellationTokenSource(timeout))

@@ -1,14 +1,8 @@
-using System.Globalization;
-using System.Text.Json;
+using System.Diagnostics;
+using Celeriac.TestServers;
 using StackExchange.Redis;
 
 namespace Celeriac.Benchmarks;
-
-/// <summary>What a drain has left: messages in kombu's queue lists and <c>unacked</c> hash, results stored.</summary>
-internal readonly record struct DrainState(long Queued, long Unacked, long Results)
-{
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Queued} queued, {Unacked} unacked, {Results} results");
-}
 
 /// <summary>Database 0's keys as <c>DUMP</c> gave them, to put back with <c>RESTORE</c>.</summary>
 internal sealed record RedisSnapshot(IReadOnlyList<(RedisKey Key, byte[] Value)> Keys);
@@ -16,9 +10,10 @@ internal sealed record RedisSnapshot(IReadOnlyList<(RedisKey Key, byte[] Value)>
 /// <summary>
 /// The benchmark's own view of the server, outside the workers it times: the broker in database 0 (kombu's layout:
 /// the queue <c>celery</c> and its priority lists <c>celery\x06\x16{3,6,9}</c>, the <c>unacked</c> hash) and the
-/// results in database 1 (<c>celery-task-meta-&lt;id&gt;</c>, nothing else there).
+/// results in database 1 (<c>celery-task-meta-&lt;id&gt;</c>, nothing else there). What a Celery client sent is
+/// kept as DUMPs of database 0 and RESTOREd before each drain.
 /// </summary>
-internal sealed class RedisProbe : IAsyncDisposable
+internal sealed class RedisProbe : IBrokerProbe
 {
     public const int BrokerDb = 0;
     public const int BackendDb = 1;
@@ -32,24 +27,40 @@ internal sealed class RedisProbe : IAsyncDisposable
     private readonly IServer _server;
     private readonly IDatabase _broker;
     private readonly IDatabase _backend;
+    private readonly Dictionary<string, RedisSnapshot> _kept = new(StringComparer.Ordinal);
 
-    private RedisProbe(ConnectionMultiplexer redis, int port)
+    private RedisProbe(ConnectionMultiplexer redis, RedisServer server)
     {
         _redis = redis;
-        _server = redis.GetServer("127.0.0.1", port);
+        _server = redis.GetServer("127.0.0.1", server.Port);
         _broker = redis.GetDatabase(BrokerDb);
         _backend = redis.GetDatabase(BackendDb);
+        BrokerUrl = server.Url(BrokerDb);
+        BackendUrl = server.Url(BackendDb);
     }
 
-    public static async Task<RedisProbe> ConnectAsync(int port)
+    /// <summary>What ends a drain: the table's words.</summary>
+    public static DrainEnds Ends { get; } = new("last result stored", "queue and unacked empty");
+
+    public string Transport => "redis";
+
+    public string BrokerUrl { get; }
+
+    public string BackendUrl { get; }
+
+    public string ResultsNote => "results in redis db 1";
+
+    public static async Task<RedisProbe> ConnectAsync(RedisServer server)
     {
         var config = new ConfigurationOptions { AllowAdmin = true, AbortOnConnectFail = true, ConnectTimeout = 10_000, SyncTimeout = 30_000, AsyncTimeout = 30_000 };
-        config.EndPoints.Add("127.0.0.1", port);
-        return new RedisProbe(await ConnectionMultiplexer.ConnectAsync(config), port);
+        config.EndPoints.Add("127.0.0.1", server.Port);
+        return new RedisProbe(await ConnectionMultiplexer.ConnectAsync(config), server);
     }
 
-    /// <summary>Empties every database (between phases, with no worker running).</summary>
-    public Task FlushAsync() => _server.FlushAllDatabasesAsync();
+    public override string ToString() => $"redis-server on {_server.EndPoint}, broker {BrokerUrl}, results {BackendUrl}";
+
+    /// <summary>Empties every database.</summary>
+    public Task ResetAsync() => _server.FlushAllDatabasesAsync();
 
     /// <summary>The messages waiting in the queue's lists.</summary>
     public async Task<long> QueuedAsync()
@@ -73,9 +84,15 @@ internal sealed class RedisProbe : IAsyncDisposable
         return new DrainState(await queued, await unacked, await results);
     }
 
-    /// <summary>DUMPs every key of database 0.</summary>
-    public async Task<RedisSnapshot> SnapshotAsync()
+    /// <summary>DUMPs every key of database 0 (the queue lists kombu filled), then empties every database.</summary>
+    public async Task<string> KeepAsync(string name, int count)
     {
+        long queued = await QueuedAsync();
+        if (queued != count)
+        {
+            throw new InvalidOperationException($"{queued} messages queued after the Celery client, not {count}");
+        }
+
         var keys = new List<(RedisKey, byte[])>();
         await foreach (RedisKey key in _server.KeysAsync(BrokerDb, "*", pageSize: Batch))
         {
@@ -83,16 +100,36 @@ internal sealed class RedisProbe : IAsyncDisposable
             keys.Add((key, value));
         }
 
-        return new RedisSnapshot(keys);
+        _kept[name] = new RedisSnapshot(keys);
+        await ResetAsync();
+        return $"{queued} messages, {keys.Count} keys DUMPed: {string.Join(", ", keys.Select(k => k.Item1.ToString()))}";
     }
 
     /// <summary>RESTOREs a snapshot into database 0 (which must not hold its keys).</summary>
-    public async Task RestoreAsync(RedisSnapshot snapshot)
+    public async Task RestoreAsync(string name)
     {
-        foreach ((RedisKey key, byte[] value) in snapshot.Keys)
+        foreach ((RedisKey key, byte[] value) in _kept[name].Keys)
         {
             await _broker.KeyRestoreAsync(key, value);
         }
+    }
+
+    /// <summary>The queue lists and <c>unacked</c> (the drain loop polls the same: this is one more look after a drain with results).</summary>
+    public async Task<string> ConfirmEmptyAsync(TimeSpan timeout)
+    {
+        long start = Stopwatch.GetTimestamp();
+        DrainState state;
+        while ((state = await StateAsync()) is not { Queued: 0, Unacked: 0 })
+        {
+            if (Stopwatch.GetElapsedTime(start) > timeout)
+            {
+                throw new TimeoutException($"{state} {timeout.TotalSeconds:0} s after the drain");
+            }
+
+            await Task.Delay(5);
+        }
+
+        return "queue lists and unacked empty";
     }
 
     /// <summary>Reads every result in database 1: there must be <paramref name="count"/>, all SUCCESS with an integer result.</summary>
@@ -108,50 +145,17 @@ internal sealed class RedisProbe : IAsyncDisposable
             }
         }
 
-        int success = 0;
-        string? first = null;
+        var check = new ResultCheck();
         for (int i = 0; i < keys.Count; i += Batch)
         {
             RedisValue[] values = await _backend.StringGetAsync([.. keys.Skip(i).Take(Batch)]);
             for (int j = 0; j < values.Length; j++)
             {
-                string? problem = CheckResult(values[j]);
-                if (problem is null)
-                {
-                    success++;
-                }
-                else
-                {
-                    first ??= $"{keys[i + j]}: {problem}";
-                }
+                check.Add(keys[i + j].ToString(), values[j].IsNull ? null : (byte[])values[j]!);
             }
         }
 
-        if (success != count || first is not null)
-        {
-            throw new InvalidOperationException($"{keys.Count} results stored, {success} SUCCESS with an integer result, {count} expected; first other: {first}");
-        }
-    }
-
-    private static string? CheckResult(RedisValue value)
-    {
-        if (value.IsNull)
-        {
-            return "gone";
-        }
-
-        try
-        {
-            using JsonDocument json = JsonDocument.Parse((byte[])value!);
-            JsonElement root = json.RootElement;
-            string? status = root.TryGetProperty("status", out JsonElement s) ? s.GetString() : null;
-            bool integer = root.TryGetProperty("result", out JsonElement r) && r.ValueKind == JsonValueKind.Number && r.TryGetInt64(out _);
-            return status == "SUCCESS" && integer ? null : $"status {status}, result {(root.TryGetProperty("result", out JsonElement rr) ? rr.GetRawText() : "none")}";
-        }
-        catch (JsonException ex)
-        {
-            return "not JSON: " + ex.Message;
-        }
+        check.ThrowUnless(count);
     }
 
     public async ValueTask DisposeAsync() => await _redis.DisposeAsync();

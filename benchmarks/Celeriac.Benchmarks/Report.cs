@@ -21,8 +21,8 @@ internal sealed record Goal(bool AtLeast, double Limit)
     public string ToAscii() => (AtLeast ? ">= " : "< ") + Limit.ToString(CultureInfo.InvariantCulture);
 }
 
-/// <summary>One measured figure; <see cref="Error"/> says why there is no value.</summary>
-internal sealed record Figure(string Transport, string Name, double? Value, string Unit, Goal? Goal, string? Error, string? Note)
+/// <summary>One measured figure; <see cref="Error"/> says why there is no value, <see cref="Caveat"/> what limits the value there is.</summary>
+internal sealed record Figure(string Transport, string Name, double? Value, string Unit, Goal? Goal, string? Error, string? Note, string? Caveat = null)
 {
     public bool? Met => Value is { } v && Goal is { } g ? g.IsMet(v) : null;
 }
@@ -31,11 +31,12 @@ internal sealed record Figure(string Transport, string Name, double? Value, stri
 internal sealed class Report
 {
     private readonly List<Figure> _figures = [];
+    private readonly List<string> _apart = [];
 
     public IReadOnlyList<Figure> Figures => _figures;
 
-    public void Add(string transport, string name, double value, string unit, Goal? goal = null, string? note = null) =>
-        Add(new Figure(transport, name, value, unit, goal, null, note));
+    public void Add(string transport, string name, double value, string unit, Goal? goal = null, string? note = null, string? caveat = null) =>
+        Add(new Figure(transport, name, value, unit, goal, null, note, caveat));
 
     public void Fail(string transport, string name, string unit, string error, Goal? goal = null) =>
         Add(new Figure(transport, name, null, unit, goal, error, null));
@@ -46,7 +47,7 @@ internal sealed class Report
         Console.Out.WriteLine(Json(figure));
         Console.Out.Flush();
         Progress.Say(figure.Error is null
-            ? $"{figure.Transport} {figure.Name}: {Format(figure.Value!.Value)} {figure.Unit}"
+            ? $"{figure.Transport} {figure.Name}: {Format(figure.Value!.Value)} {figure.Unit}{(figure.Caveat is null ? "" : " (" + figure.Caveat + ")")}"
             : $"{figure.Transport} {figure.Name}: FAILED: {figure.Error}");
     }
 
@@ -82,6 +83,11 @@ internal sealed class Report
                 w.WriteString("error", error);
             }
 
+            if (f.Caveat is { } caveat)
+            {
+                w.WriteString("caveat", caveat);
+            }
+
             w.WriteEndObject();
         }
 
@@ -104,8 +110,15 @@ internal sealed class Report
         null => "",
     };
 
-    /// <summary>The figures of the single-transport table: the Redis ones have their own (see <see cref="Comparison"/>).</summary>
-    private IEnumerable<Figure> TableFigures => _figures.Where(f => !f.Transport.StartsWith("redis", StringComparison.Ordinal));
+    /// <summary>Leaves <paramref name="transport"/>'s figures (and <c>transport/…</c>) out of the single-transport table: a <see cref="Comparison"/> shows them.</summary>
+    public void KeepApart(string transport) => _apart.Add(transport);
+
+    /// <summary>Whether a figure is <paramref name="transport"/>'s, or one of its Celery figures (<c>transport/…</c>).</summary>
+    public static bool IsOf(Figure f, string transport) =>
+        f.Transport == transport || f.Transport.StartsWith(transport + "/", StringComparison.Ordinal);
+
+    /// <summary>The figures of the single-transport table.</summary>
+    private IEnumerable<Figure> TableFigures => _figures.Where(f => !_apart.Any(t => IsOf(f, t)));
 
     /// <summary>Whether the single-transport table has rows.</summary>
     public bool HasTable => TableFigures.Any();

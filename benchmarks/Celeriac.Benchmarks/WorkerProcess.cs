@@ -15,6 +15,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     private readonly Queue<string> _tail = new();
     private readonly TaskCompletionSource<TimeSpan> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _started;
+    private IDisposable? _cleanup;
 
     private WorkerProcess(Process process) => _process = process;
 
@@ -77,6 +78,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         process.EnableRaisingEvents = true;
         worker._started = Stopwatch.GetTimestamp();
         process.Start();
+        worker._cleanup = Cleanup.Register($"worker {name} (pid {process.Id})", worker.DisposeAsync);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return worker;
@@ -198,6 +200,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
             Progress.Say($"worker pid {_process.Id} still running after kill");
         }
 
+        _cleanup?.Dispose();
         _process.Dispose();
     }
 

@@ -3,8 +3,12 @@
     CELERY_BROKER_URL=redis://127.0.0.1:PORT/0 CELERY_RESULT_BACKEND=redis://127.0.0.1:PORT/1 \
         PYTHONPATH=<dir of interop_tasks.py> /usr/bin/python3 prefill.py --count 20000 [--ignore-result]
 
-The benchmark drains these with a Celeriac or a Celery worker, so both read Celery's own bytes. Prints one JSON
-line: {"count": N, "seconds": S}.
+    CELERY_BROKER_URL=amqp://guest:guest@127.0.0.1:PORT/%2F CELERY_RESULT_BACKEND=rpc:// ... prefill.py --count 20000
+
+The benchmark drains these with a Celeriac or a Celery worker, so both read Celery's own bytes. With rpc:// each
+message's reply_to is this client's oid, and Celery declares that reply queue (auto-delete, x-expires one day) as
+it sends: the workers publish the results there after this script has ended. Prints one JSON line:
+{"count": N, "seconds": S}.
 """
 import argparse
 import json

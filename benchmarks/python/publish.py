@@ -3,7 +3,8 @@
     CELERY_BROKER_URL=... CELERY_RESULT_BACKEND=... PYTHONPATH=... /usr/bin/python3 publish.py --count 20000
 
 With a result backend configured, as a client that wants its results is; on Redis each delay() also
-subscribes to the task's result channel (Celery's RedisBackend.on_task_call). Prints one JSON line:
+subscribes to the task's result channel (Celery's RedisBackend.on_task_call), and with rpc:// declares the reply
+queue again (RPCBackend.on_task_call; its Queue never caches the declaration). Prints one JSON line:
 {"count": N, "seconds": S, "rate": R}.
 """
 import argparse
