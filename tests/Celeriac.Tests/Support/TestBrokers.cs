@@ -9,7 +9,10 @@ namespace Celeriac.Tests.Support;
 /// </summary>
 internal sealed class TestBrokers(RedisServer redis, string name) : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-" + name + "-").FullName;
+    private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("celeriac-" + name + "-").FullName;
+
+    /// <summary>The test's own folder (the SQLite file, state files), deleted on dispose.</summary>
+    public string Directory => _directory;
 
     public static TheoryData<string> Names => ["sqlite", "redis"];
 
@@ -34,6 +37,6 @@ internal sealed class TestBrokers(RedisServer redis, string name) : IDisposable
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
+        System.IO.Directory.Delete(_directory, recursive: true);
     }
 }

@@ -2,26 +2,21 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
-using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Tests.Worker;
 
 /// <summary>A task rejecting its own message (Celery's <c>Reject</c>), on SQLite and Redis.</summary>
 public sealed class RejectTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-reject-").FullName;
+    private readonly TestBrokers _brokers = new(redis.Server, "reject");
     private readonly string _queue = "reject-" + Guid.NewGuid().ToString("N")[..8];
     private readonly ConcurrentDictionary<string, int> _runs = new(StringComparer.Ordinal);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string> Brokers => ["sqlite", "redis"];
+    public static TheoryData<string> Brokers => TestBrokers.Names;
 
-    public void Dispose()
-    {
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _brokers.Dispose();
 
     [Theory]
     [MemberData(nameof(Brokers))]
@@ -29,7 +24,7 @@ public sealed class RejectTests(RedisServerFixture redis) : IClassFixture<RedisS
     {
         await using var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = broker == "redis" ? redis.Server.Url(3) : "sqlite:///" + Path.Join(_directory, "reject.db"),
+            BrokerUrl = _brokers.Url(broker),
             DefaultQueue = _queue,
             Concurrency = 1,
             AcksLate = true,

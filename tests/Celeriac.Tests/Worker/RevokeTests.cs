@@ -2,33 +2,28 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
-using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Tests.Worker;
 
 /// <summary>Revoke with terminate=true, and the revoked ids kept across a restart in the state file, on SQLite and Redis.</summary>
 public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-revoke-").FullName;
+    private readonly TestBrokers _brokers = new(redis.Server, "revoke");
     private readonly string _queue = "revoke-" + Guid.NewGuid().ToString("N")[..8];
     private readonly ConcurrentDictionary<string, int> _runs = new(StringComparer.Ordinal);
     private readonly ConcurrentBag<string> _cleanedUp = [];
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string> Brokers => ["sqlite", "redis"];
+    public static TheoryData<string> Brokers => TestBrokers.Names;
 
-    public void Dispose()
-    {
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _brokers.Dispose();
 
     private CeleriacApp NewApp(string broker, string? stateDb = null, CollectingLoggerFactory? logs = null)
     {
         var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = broker == "redis" ? redis.Server.Url(2) : "sqlite:///" + Path.Join(_directory, "revoke.db"),
+            BrokerUrl = _brokers.Url(broker),
             DefaultQueue = _queue,
             Concurrency = 1,
             TrackStarted = true,
@@ -93,7 +88,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
     [MemberData(nameof(Brokers))]
     public async Task StateDb_RevokedIdsSurviveARestart_TaskSentAfterwardsIsSkipped(string broker)
     {
-        string stateDb = Path.Join(_directory, "worker.state");
+        string stateDb = Path.Join(_brokers.Directory, "worker.state");
         string id = Guid.NewGuid().ToString();
         await using (CeleriacApp first = NewApp(broker, stateDb))
         {
@@ -125,7 +120,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
     [Fact]
     public async Task StateDb_Unreadable_WorkerStartsAndSaysSo()
     {
-        string stateDb = Path.Join(_directory, "broken.state");
+        string stateDb = Path.Join(_brokers.Directory, "broken.state");
         await File.WriteAllTextAsync(stateDb, "{not json", Ct);
         var logs = new CollectingLoggerFactory();
         await using CeleriacApp app = NewApp("sqlite", stateDb, logs);

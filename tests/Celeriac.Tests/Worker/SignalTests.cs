@@ -1,24 +1,19 @@
 using System.Collections.Concurrent;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
-using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Tests.Worker;
 
 /// <summary>Celery's signals as .NET events, raised by the client and the worker, on SQLite and Redis.</summary>
 public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-signals-").FullName;
+    private readonly TestBrokers _brokers = new(redis.Server, "signals");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string> Brokers => ["sqlite", "redis"];
+    public static TheoryData<string> Brokers => TestBrokers.Names;
 
-    public void Dispose()
-    {
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public void Dispose() => _brokers.Dispose();
 
     [Theory]
     [MemberData(nameof(Brokers))]
@@ -27,7 +22,7 @@ public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisS
         var logs = new CollectingLoggerFactory();
         await using var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = broker == "redis" ? redis.Server.Url(4) : "sqlite:///" + Path.Join(_directory, "signals.db"),
+            BrokerUrl = _brokers.Url(broker),
             DefaultQueue = "signals-" + Guid.NewGuid().ToString("N")[..8],
             Concurrency = 1,
             LoggerFactory = logs,
@@ -84,7 +79,7 @@ public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisS
     [Fact]
     public async Task TaskRetry_RaisedWithTheReason_PostrunSaysRetry()
     {
-        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "sqlite:///" + Path.Join(_directory, "retry.db"), Concurrency = 1 });
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = _brokers.Url("sqlite"), Concurrency = 1 });
         app.Task("tasks.again", async (TaskContext context) =>
             context.Retries == 0 ? throw await context.RetryAsync(new TimeoutException("slow"), countdown: TimeSpan.Zero) : context.Retries);
         var seen = new ConcurrentQueue<string>();
