@@ -42,7 +42,6 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private List<string> _tags = [];
     private Epoch _epoch = new();
     private Task _qos = Task.CompletedTask;
-    private int _deferred;
     private int _appliedQos = -1;
     private int _generation;
     private Task _parker = Task.CompletedTask;
@@ -156,26 +155,19 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private void OnDeferred(AmqpDelivery delivery)
     {
         _waiting[delivery] = Stopwatch.GetTimestamp();
-        Interlocked.Increment(ref _deferred);
-        if (_perConsumer && delivery.Generation == Volatile.Read(ref _generation))
-        {
-            Chain(ReconsumeAsync);
-        }
-        else if (!_perConsumer)
+        if (!_perConsumer)
         {
             Chain(ApplyQosAsync);
+        }
+        else if (delivery.Generation == Volatile.Read(ref _generation))
+        {
+            Chain(ReconsumeAsync);
         }
     }
 
     private void OnDeferredDone(AmqpDelivery delivery)
     {
-        if (!_waiting.TryRemove(delivery, out _))
-        {
-            return;
-        }
-
-        Interlocked.Decrement(ref _deferred);
-        if (!_perConsumer)
+        if (_waiting.TryRemove(delivery, out _) && !_perConsumer)
         {
             Chain(ApplyQosAsync);
         }
@@ -192,7 +184,8 @@ internal sealed class AmqpConsumer : IAsyncDisposable
 
     private Task ApplyQosAsync() => Guard(async () =>
     {
-        int wanted = Math.Clamp(_prefetch + Volatile.Read(ref _deferred), 1, ushort.MaxValue);
+        // One more per deferred delivery still held (those waiting are exactly the unsettled deferred ones).
+        int wanted = Math.Clamp(_prefetch + _waiting.Count, 1, ushort.MaxValue);
         if (wanted != _appliedQos && _channel.IsOpen)
         {
             await _channel.BasicQosAsync(0, (ushort)wanted, global: true).ConfigureAwait(false);
@@ -265,14 +258,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         {
             // Not parked: the original goes back to the queue instead (or already went, with its channel).
             Log.ParkFailed(_logger, delivery.Queue, e);
-            try
-            {
-                await _channel.BasicRejectAsync(delivery.Tag, requeue: true).ConfigureAwait(false);
-            }
-            catch (Exception again) when (again is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
-            {
-                // The channel is gone, and with it the broker's hold on the message.
-            }
+            await RejectQuietlyAsync(delivery.Tag).ConfigureAwait(false);
         }
     }
 

@@ -65,17 +65,15 @@ public abstract class Delivery
     public void Defer()
     {
         FreeWindowSlot();
-        if (Interlocked.CompareExchange(ref _state, Waiting, Fresh) == Fresh && Interlocked.Exchange(ref _wasDeferred, 1) == 0)
+        if (Interlocked.CompareExchange(ref _state, Waiting, Fresh) == Fresh)
         {
+            Volatile.Write(ref _wasDeferred, 1);
             OnDeferred();
         }
     }
 
     /// <summary>Whether <see cref="Defer"/> was called.</summary>
     protected bool IsDeferred => Volatile.Read(ref _wasDeferred) != 0;
-
-    /// <summary>Whether it is deferred and not yet claimed or withdrawn.</summary>
-    protected bool IsWaiting => Volatile.Read(ref _state) == Waiting;
 
     /// <summary>
     /// Takes the delivery for running (or for giving back): after this the transport can no longer withdraw it.

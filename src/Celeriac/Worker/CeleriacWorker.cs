@@ -221,13 +221,15 @@ public sealed partial class CeleriacWorker
 
     /// <summary>
     /// Revokes tasks on this worker, as Celery's <c>revoke</c> command: they are skipped when they arrive (and stored
-    /// as REVOKED); with <paramref name="terminate"/>, those running now are cancelled and end REVOKED ("terminated").
+    /// as REVOKED, and kept in the state file when there is one); with <paramref name="terminate"/>, those running now
+    /// are cancelled and end REVOKED ("terminated").
     /// Returns Celery's reply text.
     /// </summary>
     public string Revoke(IReadOnlyList<string> taskIds, bool terminate = false)
     {
         ArgumentNullException.ThrowIfNull(taskIds);
         _revoked.Add(taskIds);
+        SaveStateDb();
         if (terminate)
         {
             var terminated = new List<string>();
@@ -353,7 +355,6 @@ public sealed partial class CeleriacWorker
         {
             case "revoke":
                 reply = new(StringComparer.Ordinal) { ["ok"] = Revoke(Control.Mailbox.RevokedIds(request), Control.Mailbox.Terminates(request)) };
-                SaveStateDb();
                 break;
             case "ping":
                 reply = new(StringComparer.Ordinal) { ["ok"] = "pong" };
