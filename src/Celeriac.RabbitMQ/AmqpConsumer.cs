@@ -22,10 +22,16 @@ namespace Celeriac.RabbitMQ;
 /// <item>When the channel is lost, every delivery the worker has not started is withdrawn, because the broker gives the
 /// message to a consumer again; a channel the broker closed while the connection lives ends the consume, so the
 /// worker consumes again on a new one.</item>
+/// <item>Prefetch off (<see cref="ConsumeOptions.CountUntilDone"/>): AMQP's qos cannot express it, because an early ack
+/// frees a place the worker cannot use yet (celery#1933, #6500), and a qos of 0 means no limit. So nothing is consumed:
+/// messages are taken one by one with <c>basic.get</c> while the worker has a free slot, polling every 5–100 ms while the
+/// queues are empty.</item>
 /// </list>
 /// </summary>
 internal sealed class AmqpConsumer : IAsyncDisposable
 {
+    private static readonly TimeSpan s_pollMin = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan s_pollMax = TimeSpan.FromMilliseconds(100);
     private readonly RabbitMqTransport _transport;
     private readonly IChannel _channel;
     private readonly string[] _queues;
@@ -33,6 +39,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private readonly bool _perConsumer;
     private readonly TimeSpan _parkAfter;
     private readonly ILogger _logger;
+    private readonly PrefetchWindow? _pullWindow;
     private readonly Channel<Delivery> _ready = Channel.CreateUnbounded<Delivery>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, string> _queueOfTag = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<AmqpDelivery, long> _waiting = new();
@@ -45,13 +52,15 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private int _appliedQos = -1;
     private int _generation;
     private Task _parker = Task.CompletedTask;
+    private Task _puller = Task.CompletedTask;
 
-    private AmqpConsumer(RabbitMqTransport transport, IChannel channel, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger)
+    private AmqpConsumer(RabbitMqTransport transport, IChannel channel, string[] queues, ConsumeOptions options, bool perConsumer, TimeSpan parkAfter, ILogger logger)
     {
         _transport = transport;
         _channel = channel;
         _queues = queues;
-        _prefetch = Math.Clamp(prefetch, 1, ushort.MaxValue);
+        _prefetch = Math.Clamp(options.Prefetch, 1, ushort.MaxValue);
+        _pullWindow = options.CountUntilDone ? new PrefetchWindow(options) : null;
         _perConsumer = perConsumer;
         _parkAfter = parkAfter;
         _logger = logger;
@@ -75,11 +84,18 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     /// <summary>The deliveries, in arrival order; completes with an error when the broker closed the channel.</summary>
     public ChannelReader<Delivery> Ready => _ready.Reader;
 
-    /// <summary>Opens the channel, sets its prefetch and starts a consumer on each queue.</summary>
-    public static async Task<AmqpConsumer> StartAsync(RabbitMqTransport transport, IConnection connection, string[] queues, int prefetch, bool perConsumer, TimeSpan parkAfter, ILogger logger, CancellationToken ct)
+    /// <summary>Opens the channel, sets its prefetch and starts a consumer on each queue (or, with prefetch off, the puller).</summary>
+    public static async Task<AmqpConsumer> StartAsync(RabbitMqTransport transport, IConnection connection, string[] queues, ConsumeOptions options, bool perConsumer, TimeSpan parkAfter, ILogger logger, CancellationToken ct)
     {
         IChannel channel = await connection.CreateChannelAsync(cancellationToken: ct).ConfigureAwait(false);
-        var consumer = new AmqpConsumer(transport, channel, queues, prefetch, perConsumer, parkAfter, logger);
+        var consumer = new AmqpConsumer(transport, channel, queues, options, perConsumer, parkAfter, logger);
+        if (consumer._pullWindow is not null)
+        {
+            consumer._puller = consumer.PullLoopAsync(consumer._pullWindow);
+            consumer._parker = consumer.ParkLoopAsync();
+            return consumer;
+        }
+
         if (queues.Length > 1 || perConsumer)
         {
             // A per-consumer limit, set before the consumers (AMQP applies it to consumers created after): with several
@@ -138,6 +154,71 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         return new AmqpDelivery(this, e.DeliveryTag, queue, RabbitMqTransport.MessageOf(e), e.Redelivered, Volatile.Read(ref _epoch), Volatile.Read(ref _generation));
     }
 
+    /// <summary>Prefetch off: takes a message with <c>basic.get</c> each time the worker has a free slot, queues in turn.</summary>
+    private async Task PullLoopAsync(PrefetchWindow window)
+    {
+        TimeSpan idle = s_pollMin;
+        int turn = 0;
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                await window.WaitForRoomAsync(_stop.Token).ConfigureAwait(false);
+                bool took = false;
+                for (int i = 0; i < _queues.Length && window.Free > 0; i++)
+                {
+                    string queue = _queues[(turn + i) % _queues.Length];
+                    Epoch epoch = Volatile.Read(ref _epoch);
+                    BasicGetResult? got;
+                    try
+                    {
+                        got = await _channel.BasicGetAsync(queue, autoAck: false, _stop.Token).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+                    {
+                        if (_ready.Reader.Completion.IsCompleted)
+                        {
+                            return; // The broker closed the channel: the consume has ended.
+                        }
+
+                        // The connection is being recovered by the client: try again soon.
+                        await Task.Delay(TimeSpan.FromMilliseconds(200), _stop.Token).ConfigureAwait(false);
+                        break;
+                    }
+
+                    if (got is null)
+                    {
+                        continue;
+                    }
+
+                    window.Take(1);
+                    took = true;
+                    var delivery = new AmqpDelivery(this, got.DeliveryTag, queue, RabbitMqTransport.MessageOf(got), got.Redelivered, epoch, 0, window);
+                    if (!_ready.Writer.TryWrite(delivery))
+                    {
+                        await RejectQuietlyAsync(got.DeliveryTag).ConfigureAwait(false);
+                        return;
+                    }
+                }
+
+                turn++;
+                if (took)
+                {
+                    idle = s_pollMin;
+                }
+                else
+                {
+                    await Task.Delay(idle, _stop.Token).ConfigureAwait(false);
+                    idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, s_pollMax.Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
     /// <summary>Stops consuming (the channel stays open for acks); deliveries received but not handed out go back to the broker.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -148,6 +229,12 @@ internal sealed class AmqpConsumer : IAsyncDisposable
             await leftover.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
         }
 
+        await _puller.ConfigureAwait(false);
+        while (_ready.Reader.TryRead(out Delivery? pulled))
+        {
+            await pulled.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+        }
+
         await _parker.ConfigureAwait(false);
         _stop.Dispose();
     }
@@ -155,6 +242,11 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private void OnDeferred(AmqpDelivery delivery)
     {
         _waiting[delivery] = Stopwatch.GetTimestamp();
+        if (_pullWindow is not null)
+        {
+            return; // basic.get ignores the qos; the window has freed the delivery's place itself.
+        }
+
         if (!_perConsumer)
         {
             Chain(ApplyQosAsync);
@@ -167,7 +259,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
 
     private void OnDeferredDone(AmqpDelivery delivery)
     {
-        if (_waiting.TryRemove(delivery, out _) && !_perConsumer)
+        if (_waiting.TryRemove(delivery, out _) && !_perConsumer && _pullWindow is null)
         {
             Chain(ApplyQosAsync);
         }
@@ -312,8 +404,8 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         public volatile bool Lost;
     }
 
-    internal sealed class AmqpDelivery(AmqpConsumer owner, ulong tag, string queue, TransportMessage message, bool redelivered, Epoch epoch, int generation)
-        : Delivery(queue, message, null, redelivered)
+    internal sealed class AmqpDelivery(AmqpConsumer owner, ulong tag, string queue, TransportMessage message, bool redelivered, Epoch epoch, int generation, PrefetchWindow? window = null)
+        : Delivery(queue, message, null, redelivered, window)
     {
         public ulong Tag => tag;
 

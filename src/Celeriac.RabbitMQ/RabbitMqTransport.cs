@@ -384,7 +384,7 @@ public sealed class RabbitMqTransport : ITransport
         }
 
         bool quorum = queues.Any(_quorumQueues.ContainsKey);
-        AmqpConsumer consumer = await AmqpConsumer.StartAsync(this, connection, queues, options.Prefetch, quorum, _consumerTimeout / 2, _logger, ct).ConfigureAwait(false);
+        AmqpConsumer consumer = await AmqpConsumer.StartAsync(this, connection, queues, options, quorum, _consumerTimeout / 2, _logger, ct).ConfigureAwait(false);
 
         // The channel outlives this loop: deliveries are acked on the channel that delivered them.
         _consumerChannels.TryAdd(consumer.ConsumerChannel, 0);
@@ -412,12 +412,16 @@ public sealed class RabbitMqTransport : ITransport
     }
 
     /// <summary>A delivered message as a <see cref="TransportMessage"/>.</summary>
-    internal static TransportMessage MessageOf(BasicDeliverEventArgs e)
+    internal static TransportMessage MessageOf(BasicDeliverEventArgs e) => MessageOf(e.BasicProperties, e.Body, e.Exchange, e.RoutingKey, e.DeliveryTag);
+
+    /// <summary>A message taken with <c>basic.get</c> as a <see cref="TransportMessage"/>.</summary>
+    internal static TransportMessage MessageOf(BasicGetResult got) => MessageOf(got.BasicProperties, got.Body, got.Exchange, got.RoutingKey, got.DeliveryTag);
+
+    private static TransportMessage MessageOf(IReadOnlyBasicProperties p, ReadOnlyMemory<byte> body, string exchange, string routingKey, ulong deliveryTag)
     {
-        IReadOnlyBasicProperties p = e.BasicProperties;
         return new TransportMessage
         {
-            Body = e.Body.ToArray(), // the client reuses its buffer after the handler returns
+            Body = body.ToArray(), // the client reuses its buffer after the handler returns
             ContentType = p.ContentType ?? Protocol.CeleryJson.ContentType,
             ContentEncoding = p.ContentEncoding ?? Protocol.CeleryJson.ContentEncoding,
             Headers = AmqpHeaders.FromAmqp(p.Headers),
@@ -426,9 +430,9 @@ public sealed class RabbitMqTransport : ITransport
             DeliveryMode = p.DeliveryMode == DeliveryModes.Transient ? 1 : 2,
             Priority = p.IsPriorityPresent() ? p.Priority : null,
             Expiration = p.Expiration,
-            Exchange = e.Exchange,
-            RoutingKey = e.RoutingKey,
-            DeliveryTag = e.DeliveryTag.ToString(CultureInfo.InvariantCulture),
+            Exchange = exchange,
+            RoutingKey = routingKey,
+            DeliveryTag = deliveryTag.ToString(CultureInfo.InvariantCulture),
         };
     }
 

@@ -257,7 +257,7 @@ public sealed class RedisTransport : ITransport
         }
 
         StartMaintenance();
-        var window = new PrefetchWindow(options.Prefetch);
+        var window = new PrefetchWindow(options);
         var consumer = new Consumer(this, queues);
         try
         {

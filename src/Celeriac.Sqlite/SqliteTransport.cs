@@ -215,7 +215,7 @@ public sealed partial class SqliteTransport : ITransport
             yield break;
         }
 
-        var window = new PrefetchWindow(options.Prefetch);
+        var window = new PrefetchWindow(options);
         var pending = new Queue<SqliteDelivery>();
         int rotate = 0;
         try

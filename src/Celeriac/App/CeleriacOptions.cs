@@ -26,8 +26,19 @@ public sealed class CeleriacOptions
     /// <summary>How long results are kept (<c>CELERIAC_RESULT_EXPIRES</c>, seconds; <c>result_expires</c>). <value>1 day</value></summary>
     public TimeSpan? ResultExpires { get; set; } = TimeSpan.FromDays(1);
 
-    /// <summary>Messages prefetched per pool slot (<c>CELERIAC_PREFETCH_MULTIPLIER</c>; <c>worker_prefetch_multiplier</c>). <value>4</value></summary>
+    /// <summary>
+    /// Messages prefetched per pool slot (<c>CELERIAC_PREFETCH_MULTIPLIER</c>; <c>worker_prefetch_multiplier</c>); 0 means
+    /// no limit, as in Celery. <value>4</value>
+    /// </summary>
     public int PrefetchMultiplier { get; set; } = 4;
+
+    /// <summary>
+    /// Prefetch off (<c>CELERIAC_DISABLE_PREFETCH</c>; Celery 5.5's <c>worker_disable_prefetch</c>, which Celery honours on
+    /// Redis only): the worker takes a message only when a slot is free to run it, even with early acks, so a long task
+    /// never waits behind a busy slot while another worker is idle. <see cref="PrefetchMultiplier"/> is then unused.
+    /// Tasks with an ETA still wait in the worker's timer. <value>false</value>
+    /// </summary>
+    public bool DisablePrefetch { get; set; }
 
     /// <summary>Ack after the task ran instead of before (<c>CELERIAC_ACKS_LATE</c>; <c>task_acks_late</c>). <value>false</value></summary>
     public bool AcksLate { get; set; }
@@ -40,6 +51,14 @@ public sealed class CeleriacOptions
 
     /// <summary>Ack late-acked tasks that failed or timed out (<c>CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT</c>; <c>task_acks_on_failure_or_timeout</c>). <value>true</value></summary>
     public bool AcksOnFailureOrTimeout { get; set; } = true;
+
+    /// <summary>
+    /// What a cold shutdown does to a late-acked task it cuts off (<c>CELERIAC_REJECT_ON_WORKER_LOST</c>;
+    /// <c>task_reject_on_worker_lost</c>): <see langword="false"/>, as in Celery, stores FAILURE
+    /// (<c>WorkerLostError</c>) and acks the message, so a task that brings its worker down does not loop for ever;
+    /// <see langword="true"/> gives the message back to the queue to run again. <value>false</value>
+    /// </summary>
+    public bool RejectOnWorkerLost { get; set; }
 
     /// <summary>
     /// A file that keeps the revoked task ids across restarts (<c>CELERIAC_STATEDB</c>; Celery's <c>--statedb</c>).

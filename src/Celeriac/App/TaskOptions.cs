@@ -48,6 +48,12 @@ public sealed record TaskOptions
     /// <summary>Ack a late-acked task that failed or timed out (<c>acks_on_failure_or_timeout</c>); <see langword="null"/> uses the app's. <value>null</value></summary>
     public bool? AcksOnFailureOrTimeout { get; init; }
 
+    /// <summary>
+    /// Give a late-acked task cut off by a cold shutdown back to the queue instead of failing it (<c>reject_on_worker_lost</c>);
+    /// <see langword="null"/> uses the app's <see cref="CeleriacOptions.RejectOnWorkerLost"/>. <value>null</value>
+    /// </summary>
+    public bool? RejectOnWorkerLost { get; init; }
+
     /// <summary>Store failures even when results are ignored (<c>store_errors_even_if_ignored</c>). <value>false</value></summary>
     public bool StoreErrorsEvenIfIgnored { get; init; }
 }

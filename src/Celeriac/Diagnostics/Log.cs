@@ -76,4 +76,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 36, Level = LogLevel.Information, Message = "Task {Name}[{Id}] retry: {Reason}")]
     public static partial void TaskRetry(ILogger logger, string name, string id, string reason);
+
+    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] cut off by a cold shutdown (WorkerLostError): {Outcome}")]
+    public static partial void TaskLost(ILogger logger, string name, string id, string outcome);
 }

@@ -23,7 +23,8 @@ public abstract class Delivery
 
     /// <summary>
     /// Creates a delivery. A transport that counts its prefetch with a <see cref="PrefetchWindow"/> passes it,
-    /// and the delivery frees its slot once: when it is deferred or when it has been settled.
+    /// and the delivery frees its slot once: when it is deferred or when it has been settled (with prefetch off, a
+    /// claimed one when it is <see cref="Done"/>).
     /// </summary>
     protected Delivery(string queue, TransportMessage? message, string? decodeError, bool redelivered, PrefetchWindow? window = null)
     {
@@ -71,6 +72,13 @@ public abstract class Delivery
             OnDeferred();
         }
     }
+
+    /// <summary>
+    /// Says that the consumer has finished with a delivery it claimed (its task ended). Only a consume with
+    /// <see cref="ConsumeOptions.CountUntilDone"/> (prefetch off) waits for this to take the next message; for others it
+    /// does nothing. Calling it more than once, or for a delivery that was never claimed, is harmless.
+    /// </summary>
+    public void Done() => FreeWindowSlot();
 
     /// <summary>Whether <see cref="Defer"/> was called.</summary>
     protected bool IsDeferred => Volatile.Read(ref _wasDeferred) != 0;
@@ -178,6 +186,12 @@ public abstract class Delivery
 
     private ValueTask SettleThenFreeSlot(bool? requeue, CancellationToken ct)
     {
+        if (_window is { CountsUntilDone: true } && Volatile.Read(ref _state) == Claimed)
+        {
+            // Prefetch off: an early ack must not make room while the task still runs; Done does.
+            return SettleAsync(requeue, ct);
+        }
+
         ValueTask settle;
         try
         {

@@ -18,7 +18,8 @@ public interface ITransport : IAsyncDisposable
 
     /// <summary>
     /// Consumes the given queues, fairly, holding at most <see cref="ConsumeOptions.Prefetch"/> unsettled
-    /// deliveries at once (deliveries that were <see cref="Delivery.Defer">deferred</see> do not count).
+    /// deliveries at once (deliveries that were <see cref="Delivery.Defer">deferred</see> do not count; with
+    /// <see cref="ConsumeOptions.CountUntilDone"/>, claimed ones count until they are done).
     /// Ends when <paramref name="ct"/> is cancelled; unsettled deliveries then stay held
     /// until they are settled or the transport is disposed (which returns them to their queues).
     /// </summary>
@@ -56,6 +57,13 @@ public sealed record ConsumeOptions
 
     /// <summary>The most unsettled deliveries held at once; at least 1.</summary>
     public int Prefetch { get; init; } = 4;
+
+    /// <summary>
+    /// Prefetch off: a delivery the consumer has <see cref="Delivery.TryClaim">claimed</see> counts against
+    /// <see cref="Prefetch"/> until <see cref="Delivery.Done"/>, even when it was acked as it started, so the consumer
+    /// takes a message only when it can start it. <value>false</value>
+    /// </summary>
+    public bool CountUntilDone { get; init; }
 }
 
 /// <summary>The queue a broker that keeps one gives a subscriber (AMQP), and what it is bound to.</summary>

@@ -51,7 +51,7 @@ public sealed class MemoryTransport : ITransport
     {
         ArgumentNullException.ThrowIfNull(options);
         MemoryQueue[] queues = options.Queues.Select(_broker.GetQueue).ToArray();
-        var window = new PrefetchWindow(options.Prefetch);
+        var window = new PrefetchWindow(options);
         int next = 0;
         while (!ct.IsCancellationRequested)
         {

@@ -18,12 +18,14 @@ namespace Celeriac.Worker;
 /// </summary>
 public sealed partial class CeleriacWorker
 {
+    private static readonly ExceptionInfo s_workerLost = new("WorkerLostError", "Worker exited prematurely: cold shutdown.", "billiard.exceptions");
     private readonly CeleriacApp _app;
     private readonly ILogger _logger;
     private readonly string _node;
     private readonly IReadOnlyList<string> _queues;
     private readonly int _concurrency;
     private readonly int _prefetch;
+    private readonly bool _prefetchOff;
     private int _running;
     private long _processed;
     private readonly ConcurrentDictionary<Task, byte> _timers = new();
@@ -46,7 +48,8 @@ public sealed partial class CeleriacWorker
         _node = o.EffectiveNodeName;
         _queues = o.EffectiveQueues;
         _concurrency = o.Concurrency;
-        _prefetch = o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
+        _prefetchOff = o.DisablePrefetch;
+        _prefetch = o.DisablePrefetch ? o.Concurrency : o.PrefetchMultiplier == 0 ? 65_536 : Math.Max(1, o.Concurrency * o.PrefetchMultiplier);
         _revoked = new Control.RevokedTasks(app.Time);
         _rateLimits = new RateLimiter<Request>(app.Time);
         _rateLimits.Validate(app.Tasks);
@@ -150,7 +153,7 @@ public sealed partial class CeleriacWorker
         {
             try
             {
-                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch }, stop).ConfigureAwait(false))
+                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff }, stop).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
                     await QueueAsync(new Request(delivery, null, null), writer, stop).ConfigureAwait(false);
@@ -439,6 +442,9 @@ public sealed partial class CeleriacWorker
                         request.Message.Dispose();
                         Interlocked.Decrement(ref _running);
                         Interlocked.Increment(ref _processed);
+
+                        // The slot is free: with prefetch off, only now may the transport take the next message.
+                        request.Delivery.Done();
                     }
                 }
             }
@@ -505,6 +511,7 @@ public sealed partial class CeleriacWorker
         TaskResultMeta? outcome = null;
         bool failed = false;
         bool retried = false;
+        bool lost = false;
         CeleriacSignals signals = _app.Signals;
         bool signal = signals.HasTaskHandlers;
         object? returned = null;
@@ -544,7 +551,11 @@ public sealed partial class CeleriacWorker
             retried = true;
             signals.OnTaskRetry(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, Exception = retry.InnerException ?? retry, Reason = retry.Message });
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            lost = true;
+        }
+        catch (Exception ex)
         {
             failed = true;
             thrown = ex;
@@ -560,6 +571,12 @@ public sealed partial class CeleriacWorker
         finally
         {
             _active.TryRemove(new KeyValuePair<string, RunningTask>(h.Id, running));
+        }
+
+        if (lost)
+        {
+            await WorkerLostAsync(request, acksLate, storeResult, backend).ConfigureAwait(false);
+            return;
         }
 
         if (running.Terminated)
@@ -613,6 +630,37 @@ public sealed partial class CeleriacWorker
         }
 
         Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, lateRequeue, abort));
+    }
+
+    /// <summary>
+    /// A cold shutdown cut the task off: Celery's <c>WorkerLostError</c>. A late-acked task with reject_on_worker_lost
+    /// goes back to the queue; otherwise FAILURE is stored and a late-acked message settled as after any failure, so a
+    /// task that keeps bringing workers down does not loop for ever.
+    /// </summary>
+    private async ValueTask WorkerLostAsync(Request request, bool acksLate, bool storeResult, IResultBackend backend)
+    {
+        TaskMessage message = request.Message!;
+        CeleriacTask task = request.Task!;
+        if (acksLate && (task.Options.RejectOnWorkerLost ?? _app.Options.RejectOnWorkerLost))
+        {
+            Log.TaskLost(_logger, message.Headers.Task, message.Headers.Id, "returned to the queue");
+            await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+            return;
+        }
+
+        Log.TaskLost(_logger, message.Headers.Task, message.Headers.Id, "stored as FAILURE (WorkerLostError)");
+        if (storeResult || task.Options.StoreErrorsEvenIfIgnored)
+        {
+            // The worker is going down: the store gets a few seconds, not the abort token that has fired already.
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(5), _app.Time);
+            await StoreAsync(backend, Meta(message, TaskStates.Failure, TaskResultMeta.SerializeException(s_workerLost), null, request), patience.Token).ConfigureAwait(false);
+        }
+
+        if (acksLate)
+        {
+            bool? requeue = (task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? null : false;
+            await SettleLateAsync(request.Delivery, requeue, CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Binds and runs the task's code (with its retries) in a DI scope of its own when it needs one.</summary>

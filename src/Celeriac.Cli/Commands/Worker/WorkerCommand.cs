@@ -34,6 +34,11 @@ internal static class WorkerCommand
                 o.PrefetchMultiplier = prefetch;
             }
 
+            if (parse.GetValue(definition.DisablePrefetchOption))
+            {
+                o.DisablePrefetch = true;
+            }
+
             if (parse.GetValue(definition.AcksLateOption))
             {
                 o.AcksLate = true;

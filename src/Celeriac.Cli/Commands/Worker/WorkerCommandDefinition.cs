@@ -19,6 +19,7 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(LogLevelOption);
         Options.Add(HostnameOption);
         Options.Add(PrefetchMultiplierOption);
+        Options.Add(DisablePrefetchOption);
         Options.Add(AcksLateOption);
         Options.Add(StateDbOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
@@ -59,6 +60,11 @@ internal sealed class WorkerCommandDefinition : Command
     {
         Description = "Messages prefetched per slot; 0 means no limit (default: 4).",
         HelpName = "N",
+    };
+
+    public Option<bool> DisablePrefetchOption { get; } = new("--disable-prefetch")
+    {
+        Description = "Take a message only when a slot is free to run it (prefetch off; --prefetch-multiplier is then unused).",
     };
 
     public Option<bool> AcksLateOption { get; } = new("--acks-late")
