@@ -57,44 +57,6 @@ public sealed class WorkerLifecycleTests
         Assert.True(Stopwatch.GetElapsedTime(sent, Interlocked.Read(ref ranAt)) >= TimeSpan.FromMilliseconds(290));
     }
 
-    [Theory]
-    [InlineData(false, 0)]
-    [InlineData(true, 1)]
-    public async Task ColdStop_BlockedTask_EarlyAckedIsGoneLateAckedReturnsToQueue(bool acksLate, long expectedInQueue)
-    {
-        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        CeleriacApp app = RunningWorker.NewApp(o =>
-        {
-            o.AcksLate = acksLate;
-            o.Concurrency = 1;
-        });
-        app.Task("t.block", async (CancellationToken ct) =>
-        {
-            using CancellationTokenRegistration _ = ct.Register(() => cancelled.TrySetResult());
-            started.SetResult();
-            await Task.Delay(Timeout.Infinite, ct);
-        });
-        RunningWorker w = await RunningWorker.StartAsync(app);
-        try
-        {
-            await app.SendTaskAsync("t.block", ct: Ct);
-            await started.Task.WaitAsync(s_wait, Ct);
-
-            // While it runs, the message is held (acks late) or gone (early): never ready for another worker.
-            Assert.Equal(0, await app.Transport.GetQueueLengthAsync("celery", Ct));
-            await w.AbortSource.CancelAsync();
-            await w.Run.WaitAsync(s_wait, Ct);
-
-            await cancelled.Task.WaitAsync(s_wait, Ct); // the running task saw its token cancelled
-            Assert.Equal(expectedInQueue, await app.Transport.GetQueueLengthAsync("celery", Ct));
-        }
-        finally
-        {
-            await w.DisposeAsync();
-        }
-    }
-
     [Fact]
     public async Task WarmStop_SlowTaskRunning_FinishesStoresResultAndReturnsPrefetched()
     {

@@ -1,0 +1,107 @@
+using Celeriac.Tests.Conformance;
+using Celeriac.Tests.Support;
+
+namespace Celeriac.Tests.Worker;
+
+/// <summary>
+/// A cold shutdown cuts a running task off (Celery's <c>WorkerLostError</c>): it is stored as FAILURE and its message
+/// acked, unless a late-acked task has <c>reject_on_worker_lost</c>, which gives the message back to run again.
+/// </summary>
+public sealed class WorkerLostTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(15);
+    private readonly TestBrokers _brokers = new(redis.Server, "worker-lost");
+    private int _runs;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public static TheoryData<string, bool, bool?, bool?, bool> Cases()
+    {
+        var data = new TheoryData<string, bool, bool?, bool?, bool>();
+        foreach (string broker in TestBrokers.Names)
+        {
+            // broker, acks late, the app's reject_on_worker_lost, the task's, whether the message goes back
+            data.Add(broker, false, null, null, false);
+            data.Add(broker, true, null, null, false);
+            data.Add(broker, true, true, null, true);
+            data.Add(broker, true, false, true, true);
+            data.Add(broker, true, true, false, false);
+            data.Add(broker, false, true, null, false); // an early-acked message is gone already
+        }
+
+        return data;
+    }
+
+    public void Dispose() => _brokers.Dispose();
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public async Task ColdStop_CutsOffARunningTask_FailsItOrGivesItBack(string broker, bool acksLate, bool? appRejects, bool? taskRejects, bool returned)
+    {
+        string url = _brokers.Url(broker);
+        string queue = "lost-" + Guid.NewGuid().ToString("N")[..8];
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        AsyncResult result;
+        CeleriacApp first = NewApp(broker, url, queue, acksLate, appRejects, taskRejects, started);
+        await using (RunningWorker worker = await RunningWorker.StartAsync(first))
+        {
+            result = await first.SendTaskAsync("t.stuck", ct: Ct);
+            await started.Task.WaitAsync(s_wait, Ct);
+            await worker.AbortSource.CancelAsync();
+            await worker.Run.WaitAsync(s_wait, Ct);
+
+            Assert.Equal(returned ? 1 : 0, await first.Transport.GetQueueLengthAsync(queue, Ct));
+            if (returned)
+            {
+                Assert.Equal(TaskStates.Pending, await result.GetStateAsync(Ct));
+            }
+            else
+            {
+                TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<int>(s_wait, Ct));
+                Assert.Equal(("WorkerLostError", "billiard.exceptions"), (error.ExceptionType, error.ExceptionModule));
+                Assert.StartsWith("Worker exited prematurely", error.RemoteMessage, StringComparison.Ordinal);
+            }
+        }
+
+        // A new worker: a returned task runs again (its second run finishes); a failed one never runs again.
+        CeleriacApp second = NewApp(broker, url, queue, acksLate, appRejects, taskRejects, started);
+        await using (RunningWorker again = await RunningWorker.StartAsync(second))
+        {
+            if (returned)
+            {
+                Assert.Equal(2, await second.AsyncResult(result.Id).GetAsync<int>(s_wait, Ct));
+            }
+            else
+            {
+                await Task.Delay(500, Ct);
+            }
+        }
+
+        Assert.Equal(returned ? 2 : 1, Volatile.Read(ref _runs));
+    }
+
+    private CeleriacApp NewApp(string broker, string url, string queue, bool acksLate, bool? appRejects, bool? taskRejects, TaskCompletionSource started)
+    {
+        CeleriacApp app = _brokers.NewApp(broker, o =>
+        {
+            o.BrokerUrl = url;
+            o.DefaultQueue = queue;
+            o.Concurrency = 1;
+            o.AcksLate = acksLate;
+            o.RejectOnWorkerLost = appRejects ?? false;
+        });
+        app.Task("t.stuck", async (CancellationToken ct) =>
+        {
+            int run = Interlocked.Increment(ref _runs);
+            if (run == 1)
+            {
+                // The first run never ends by itself: only the cold shutdown's cancellation stops it.
+                started.SetResult();
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+
+            return run;
+        }, new TaskOptions { RejectOnWorkerLost = taskRejects });
+        return app;
+    }
+}
