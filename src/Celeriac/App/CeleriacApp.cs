@@ -312,6 +312,9 @@ public sealed class CeleriacApp : IAsyncDisposable
 
         // As Celery's apply_async: the call's options, else the registered task's (time limits, ignore_result).
         TaskOptions? defined = Tasks.TryGet(name, out CeleriacTask? t) ? t.Options : null;
+
+        // As Celery: a task sent from inside a running task is its child, in the same tree.
+        TaskContext? parent = TaskContext.Current;
         var headers = new TaskHeaders
         {
             Task = name,
@@ -321,8 +324,9 @@ public sealed class CeleriacApp : IAsyncDisposable
             Expires = options.Expires ?? (options.ExpiresIn is { } expiresIn ? now + expiresIn : null),
             HardTimeLimit = (options.TimeLimit ?? defined?.TimeLimit)?.TotalSeconds,
             SoftTimeLimit = (options.SoftTimeLimit ?? defined?.SoftTimeLimit)?.TotalSeconds,
-            RootId = options.RootId ?? id,
-            ParentId = options.ParentId,
+            RootId = options.RootId ?? parent?.RootId ?? parent?.Id ?? id,
+            ParentId = options.ParentId ?? parent?.Id,
+            Group = options.GroupId,
             Origin = Origin,
             IgnoreResult = options.IgnoreResult || defined is { IgnoreResult: true },
         };

@@ -9,6 +9,7 @@ namespace Celeriac;
 /// </summary>
 public sealed class TaskContext
 {
+    private static readonly AsyncLocal<TaskContext?> s_current = new();
     private readonly Func<string, object?, CancellationToken, ValueTask>? _storeState;
 
     internal TaskContext(TaskMessage message, string queue, string hostname, CancellationToken cancellation, Func<string, object?, CancellationToken, ValueTask>? storeState = null)
@@ -21,6 +22,15 @@ public sealed class TaskContext
     }
 
     internal TaskMessage Message { get; }
+
+    /// <summary>
+    /// The task running on this flow of control (Celery's <c>current_task.request</c>), or <see langword="null"/> outside
+    /// a task. A task sent from inside another gets it as its parent, and its root, as in Celery.
+    /// </summary>
+    public static TaskContext? Current => s_current.Value;
+
+    /// <summary>Makes <paramref name="context"/> current for the calling async method and what it awaits.</summary>
+    internal static void SetCurrent(TaskContext? context) => s_current.Value = context;
 
     /// <summary>The running task, when a worker runs it (its options and app are what a retry needs).</summary>
     internal CeleriacTask? Definition { get; init; }

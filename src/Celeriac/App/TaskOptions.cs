@@ -97,9 +97,12 @@ public sealed record ApplyOptions
     /// <summary>Soft time limit.</summary>
     public TimeSpan? SoftTimeLimit { get; init; }
 
-    /// <summary>The id of the task sending this one.</summary>
+    /// <summary>The id of the task sending this one; by default the running task's (<see cref="TaskContext.Current"/>), as in Celery.</summary>
     public string? ParentId { get; init; }
 
-    /// <summary>The id of the workflow's first task.</summary>
+    /// <summary>The id of the workflow's first task; by default the running task's root, else the task's own id.</summary>
     public string? RootId { get; init; }
+
+    /// <summary>The group the task belongs to (the <c>group</c> header; <see cref="TaskContext.GroupId"/>). <value>null</value></summary>
+    public string? GroupId { get; init; }
 }

@@ -507,6 +507,7 @@ public sealed partial class CeleriacWorker
         {
             Definition = task,
         };
+        TaskContext.SetCurrent(context);
         long start = Stopwatch.GetTimestamp();
         TaskResultMeta? outcome = null;
         bool failed = false;
