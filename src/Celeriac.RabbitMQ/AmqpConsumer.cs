@@ -223,6 +223,10 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+
+        // Closed first: the client may hand over a delivery after basic.cancel-ok (its dispatcher runs behind the
+        // socket), and one that found the channel still open would sit unacked, unread, until the connection closes.
+        _ready.Writer.TryComplete();
         await CancelAsync(Interlocked.Exchange(ref _tags, [])).ConfigureAwait(false);
         while (_ready.Reader.TryRead(out Delivery? leftover))
         {
