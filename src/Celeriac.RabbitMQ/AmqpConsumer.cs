@@ -53,6 +53,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private int _generation;
     private Task _parker = Task.CompletedTask;
     private Task _puller = Task.CompletedTask;
+    private volatile bool _ended;
 
     private AmqpConsumer(RabbitMqTransport transport, IChannel channel, string[] queues, ConsumeOptions options, bool perConsumer, TimeSpan parkAfter, ILogger logger)
     {
@@ -176,7 +177,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
                     }
                     catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
                     {
-                        if (_ready.Reader.Completion.IsCompleted)
+                        if (_ended)
                         {
                             return; // The broker closed the channel: the consume has ended.
                         }
@@ -385,6 +386,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         // consume, and the worker consumes again on a new channel.
         if (e.ReplyCode is not (320 or >= 500))
         {
+            _ended = true;
             _ready.Writer.TryComplete(new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                 $"RabbitMQ closed the consumer channel ({e.ReplyCode} {e.ReplyText}); consuming again on a new one.")));
         }

@@ -427,7 +427,8 @@ public sealed partial class CeleriacWorker
                     }
                     catch (OperationCanceledException) when (abort.IsCancellationRequested)
                     {
-                        // Cold shutdown cancelled the task: a late-acked message goes back to the broker
+                        // Cold shutdown cancelled the work around the task (a revoke check's or a result's store; the
+                        // task itself is handled as a lost worker): a late-acked message goes back to the broker
                         // (an early-acked one is already settled, so this does nothing).
                         await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
                     }
@@ -608,7 +609,7 @@ public sealed partial class CeleriacWorker
 
         // Celery's on_failure: a late-acked task that failed or timed out is acked, or with acks_on_failure_or_timeout
         // off, rejected without requeue (a dead-letter queue can keep it).
-        bool? lateRequeue = failed && !(task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? false : null;
+        bool? lateRequeue = failed ? AfterFailure(task) : null;
 
         // The document is encoded by now, so the message may be released while the write commits.
         ValueTask stored = outcome is null ? ValueTask.CompletedTask : StoreAsync(backend, outcome, abort);
@@ -659,10 +660,12 @@ public sealed partial class CeleriacWorker
 
         if (acksLate)
         {
-            bool? requeue = (task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? null : false;
-            await SettleLateAsync(request.Delivery, requeue, CancellationToken.None).ConfigureAwait(false);
+            await SettleLateAsync(request.Delivery, AfterFailure(task), CancellationToken.None).ConfigureAwait(false);
         }
     }
+
+    /// <summary>How a late-acked message is settled after its task failed: an ack (null) or, without acks_on_failure_or_timeout, a reject without requeue.</summary>
+    private bool? AfterFailure(CeleriacTask task) => (task.Options.AcksOnFailureOrTimeout ?? _app.Options.AcksOnFailureOrTimeout) ? null : false;
 
     /// <summary>Binds and runs the task's code (with its retries) in a DI scope of its own when it needs one.</summary>
     private ValueTask<object?> InvokeCoreAsync(Request request, TaskContext context)
