@@ -12,7 +12,6 @@ namespace Celeriac;
 /// </summary>
 internal sealed class TaskInvoker
 {
-    private static readonly NullabilityInfoContext s_nullability = new();
     private readonly string _taskName;
     private readonly Parameter[] _parameters;
     private readonly Parameter[] _jsonParameters;
@@ -213,7 +212,8 @@ internal sealed class TaskInvoker
         bool acceptsNull = !t.IsValueType || Nullable.GetUnderlyingType(t) is not null;
         if (acceptsNull && !t.IsValueType && t != typeof(object) && t != typeof(JsonElement))
         {
-            acceptsNull = s_nullability.Create(info).WriteState != NullabilityState.NotNull;
+            // A context of its own: NullabilityInfoContext is not thread-safe, and apps register tasks on any thread.
+            acceptsNull = new NullabilityInfoContext().Create(info).WriteState != NullabilityState.NotNull;
         }
 
         return new Parameter(
