@@ -25,7 +25,8 @@ internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbi
 
     /// <summary>
     /// The broker URL: one file per test on SQLite, one database of 15 on Redis, one vhost per test on RabbitMQ (a
-    /// vhost keeps apart what queue names do not: the pidbox broadcasts and queues named after Celery's default node name).
+    /// vhost keeps apart what queue names do not: broadcast commands, and the '&lt;node&gt;.celery.pidbox' queue that
+    /// workers with the default node name would share, each taking only some of the commands).
     /// </summary>
     public Task<string> UrlAsync(string broker) => broker switch
     {
