@@ -233,6 +233,8 @@ public sealed class RetryTests(RedisServerFixture redis, RabbitMqServerFixture r
     public async Task Retry_WithLateAck_RunsTwiceAndLeavesNothingOnTheBroker(string broker)
     {
         string url = await _brokers.UrlAsync(broker);
+
+        // The final state is read by 'after', an app other than the sender.
         string? results = _brokers.SharedResultBackend(broker);
         string queue = "late-" + Guid.NewGuid().ToString("N")[..8];
         int runs = 0;
