@@ -1,5 +1,6 @@
 using System.Text;
 using Celeriac.RabbitMQ;
+using Celeriac.TestServers;
 using Celeriac.Transport;
 
 namespace Celeriac.Tests.Conformance;
@@ -11,11 +12,10 @@ public sealed partial class RabbitMqBrokerTests
     public async Task ConnectionClosedByTheBroker_AckOfADeliveryFromBeforeRecovery_AcksNothingElseAndTheChannelGoesOn()
     {
         // A vhost of its own, so that closing its connections touches nothing else on the node.
-        string vhost = "recovery-" + Guid.NewGuid().ToString("N")[..8];
-        await rabbit.Server.CtlAsync("add_vhost", vhost);
-        await rabbit.Server.CtlAsync("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
+        string vhost = await rabbit.NewVhostAsync("recovery");
+        RabbitMqServer server = await rabbit.ServerAsync();
         const string Queue = "recovery";
-        await using var transport = new RabbitMqTransport(new TransportOptions { Url = new Uri(rabbit.Server.Url(vhost)) });
+        await using var transport = new RabbitMqTransport(new TransportOptions { Url = new Uri(server.Url(vhost)) });
         await transport.PublishAsync("", Queue, [Message("a"), Message("b")], Ct);
 
         using var within = CancellationTokenSource.CreateLinkedTokenSource(Ct);
@@ -25,7 +25,7 @@ public sealed partial class RabbitMqBrokerTests
 
         // The broker closes the connection; the client reconnects, reopens the channel and consumes again, and the
         // broker, which took 'a' back with the old channel, delivers it again: that is the recovery.
-        Assert.Contains("Closed 1 connections", await rabbit.Server.CtlAsync("close_all_connections", "-p", vhost, "test"), StringComparison.Ordinal);
+        Assert.Contains("Closed 1 connections", await server.CtlAsync("close_all_connections", "-p", vhost, "test"), StringComparison.Ordinal);
         Delivery again = await NextAsync(deliveries, "a", redelivered: true);
 
         // The old delivery's tag belongs to the lost channel: acking it now must neither fail nor ack what the
@@ -41,7 +41,7 @@ public sealed partial class RabbitMqBrokerTests
         while (!within.IsCancellationRequested && counts != $"{Queue}\t0\t0")
         {
             await Task.Delay(200, within.Token);
-            counts = (await rabbit.Server.CtlAsync("list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged")).Trim();
+            counts = (await server.CtlAsync("list_queues", "-p", vhost, "-q", "--no-table-headers", "name", "messages_ready", "messages_unacknowledged")).Trim();
         }
 
         Assert.Equal($"{Queue}\t0\t0", counts);

@@ -5,30 +5,20 @@ using Celeriac.Transport;
 
 namespace Celeriac.Tests.Conformance;
 
-/// <summary>One real rabbitmq-server for the test run (it takes seconds to start); each test class has its own vhost.</summary>
-public sealed class RabbitMqServerFixture : IAsyncLifetime
-{
-    public RabbitMqServer Server { get; private set; } = null!;
-
-    public async ValueTask InitializeAsync() => Server = await RabbitMqServer.StartAsync();
-
-    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
-}
-
-public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabbit) : TransportConformanceTests, IClassFixture<RabbitMqServerFixture>
+public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabbit) : TransportConformanceTests
 {
     protected override bool HigherPriorityFirst => true;
 
     protected override bool RedeliversAtOnceWhenConsumerDies => true;
 
-    protected override ValueTask<ITransport> CreateTransportAsync(TransportSetup setup) =>
-        ValueTask.FromResult<ITransport>(new RabbitMqTransport(new TransportOptions { Url = new Uri(rabbit.Server.Url()) }));
+    protected override async ValueTask<ITransport> CreateTransportAsync(TransportSetup setup) =>
+        new RabbitMqTransport(new TransportOptions { Url = new Uri((await rabbit.ServerAsync()).Url()) });
 
     protected override ValueTask KillAsync(ITransport transport) => ((RabbitMqTransport)transport).KillAsync();
 }
 
 /// <summary>What Celery users rely on from RabbitMQ: nothing lost on a quick exit, Celery's topology, a worker that runs tasks.</summary>
-public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : IClassFixture<RabbitMqServerFixture>
+public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -37,14 +27,15 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : 
     {
         const int Count = 20_000;
         string queue = "burst-" + Guid.NewGuid().ToString("N")[..8];
-        var client = new RabbitMqTransport(new TransportOptions { Url = new Uri(rabbit.Server.Url()) });
+        RabbitMqServer server = await rabbit.ServerAsync();
+        var client = new RabbitMqTransport(new TransportOptions { Url = new Uri(server.Url()) });
         await Task.WhenAll(Enumerable.Range(0, Count / 500).Select(batch => client.PublishAsync("", queue,
             [.. Enumerable.Range(batch * 500, 500).Select(i => new TransportMessage { Body = System.Text.Encoding.UTF8.GetBytes($"[[{i}], {{}}, {{}}]") })], Ct).AsTask()));
 
         // As a process killed right after its last publish: the socket is dropped, nothing is flushed or closed.
         await client.KillAsync();
 
-        string listed = await rabbit.Server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "messages");
+        string listed = await server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "messages");
         Assert.Contains($"{queue}\t{Count}", listed, StringComparison.Ordinal);
     }
 
@@ -52,10 +43,8 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : 
     public async Task Worker_DeclaresCelerysTopologyAndRunsTasks()
     {
         // A vhost of its own, so that only what this client and worker declare is listed.
-        string vhost = "topology-" + Guid.NewGuid().ToString("N")[..8];
-        await rabbit.Server.CtlAsync("add_vhost", vhost);
-        await rabbit.Server.CtlAsync("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*");
-        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url(vhost), NodeName = "wire@vm", Concurrency = 2 });
+        string vhost = await rabbit.NewVhostAsync("topology");
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = (await rabbit.ServerAsync()).Url(vhost), NodeName = "wire@vm", Concurrency = 2 });
         app.Task("tasks.add", (long x, long y) => x + y);
         await using Support.RunningWorker worker = await Support.RunningWorker.StartAsync(app);
         AsyncResult result = await app.Signature("tasks.add").DelayAsync(2, 3);
@@ -97,7 +86,7 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : 
     /// <summary>rabbitmqctl's rows as JSON objects.</summary>
     private async Task<JsonElement[]> CtlJsonAsync(string vhost, string command, params string[] columns)
     {
-        string json = await rabbit.Server.CtlAsync([command, "-p", vhost, "-q", "--formatter", "json", .. columns]);
+        string json = await (await rabbit.ServerAsync()).CtlAsync([command, "-p", vhost, "-q", "--formatter", "json", .. columns]);
         using JsonDocument doc = JsonDocument.Parse(json);
         return [.. doc.RootElement.EnumerateArray().Select(e => e.Clone())];
     }
@@ -114,17 +103,18 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit) : 
 }
 
 /// <summary>The rpc:// result backend: states travel to the client's own reply queue.</summary>
-public sealed class RpcResultBackendTests(RabbitMqServerFixture rabbit) : IClassFixture<RabbitMqServerFixture>
+public sealed class RpcResultBackendTests(RabbitMqServerFixture rabbit)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     [Fact]
     public async Task ClientAndWorkerApps_DefaultBackendOnAmqp_IsRpcAndCarriesResultsAndErrors()
     {
-        await using var workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url(), Concurrency = 2, TrackStarted = true });
+        RabbitMqServer server = await rabbit.ServerAsync();
+        await using var workerApp = new CeleriacApp(new CeleriacOptions { BrokerUrl = server.Url(), Concurrency = 2, TrackStarted = true });
         workerApp.Task("tasks.add", (long x, long y) => x + y);
         workerApp.Task("tasks.fail", long (string m) => throw new InvalidOperationException(m));
-        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = rabbit.Server.Url() });
+        await using var client = new CeleriacApp(new CeleriacOptions { BrokerUrl = server.Url() });
         Assert.Equal("rpc://", client.EffectiveResultBackendUrl);
         await using Support.RunningWorker worker = await Support.RunningWorker.StartAsync(workerApp);
 
@@ -136,7 +126,7 @@ public sealed class RpcResultBackendTests(RabbitMqServerFixture rabbit) : IClass
         Assert.Equal(("InvalidOperationException", "boom"), (error.ExceptionType, error.RemoteMessage));
 
         // The reply queue is Celery's: named by the client's oid, not durable, auto-delete, x-expires one day.
-        string queues = await rabbit.Server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "durable", "auto_delete", "arguments");
+        string queues = await server.CtlAsync("list_queues", "-q", "--no-table-headers", "name", "durable", "auto_delete", "arguments");
         Assert.Contains($"{client.ReplyTo}\tfalse\ttrue\t[{{\"x-expires\",86400000}}]", queues, StringComparison.Ordinal);
     }
 }

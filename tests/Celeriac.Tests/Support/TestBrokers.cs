@@ -1,3 +1,4 @@
+using Celeriac.Tests.Conformance;
 using Celeriac.TestServers;
 using Microsoft.Data.Sqlite;
 
@@ -5,26 +6,47 @@ namespace Celeriac.Tests.Support;
 
 /// <summary>
 /// Apps with the Quickstart's tasks on a real broker, for worker tests that run the same on SQLite (a file of the
-/// test's own) and Redis (a random database of the fixture's server); each app gets a queue of its own.
+/// test's own), Redis (a random database of the fixture's server) and RabbitMQ (a vhost of the test's own on the
+/// assembly's node); each app gets a queue of its own.
 /// </summary>
-internal sealed class TestBrokers(RedisServer redis, string name) : IDisposable
+/// <remarks>
+/// On RabbitMQ results go back by <c>rpc://</c>, as Celery's users mostly run it: only the app that sent a task reads
+/// its result. Where another app reads them, a test takes <see cref="SharedResultBackend"/>.
+/// </remarks>
+internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbit, string name) : IDisposable
 {
     private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("celeriac-" + name + "-").FullName;
+    private Task<string>? _rabbitUrl;
 
     /// <summary>The test's own folder (the SQLite file, state files), deleted on dispose.</summary>
     public string Directory => _directory;
 
-    public static TheoryData<string> Names => ["sqlite", "redis"];
+    public static TheoryData<string> Names => ["sqlite", "redis", "rabbitmq"];
 
-    /// <summary>The broker URL: one file per test on SQLite, one database of 15 on Redis.</summary>
-    public string Url(string broker) =>
-        broker == "redis" ? redis.Url(1 + Random.Shared.Next(15)) : "sqlite:///" + Path.Join(_directory, name + ".db");
+    /// <summary>
+    /// The broker URL: one file per test on SQLite, one database of 15 on Redis, one vhost per test on RabbitMQ (a
+    /// vhost keeps apart what queue names do not: broadcast commands, and the '&lt;node&gt;.celery.pidbox' queue that
+    /// workers with the default node name would share, each taking only some of the commands).
+    /// </summary>
+    public Task<string> UrlAsync(string broker) => broker switch
+    {
+        "redis" => Task.FromResult(redis.Url(1 + Random.Shared.Next(15))),
+        "rabbitmq" => _rabbitUrl ??= RabbitUrlAsync(),
+        _ => Task.FromResult("sqlite:///" + Path.Join(_directory, name + ".db")),
+    };
 
-    public CeleriacApp NewApp(string broker, Action<CeleriacOptions>? configure = null)
+    /// <summary>
+    /// A result backend every app of the test can read: none on SQLite and Redis (the broker's store keeps results);
+    /// on RabbitMQ, where <c>rpc://</c> sends each result to the sending app only, a random database of the Redis
+    /// server, a common Celery setup.
+    /// </summary>
+    public string? SharedResultBackend(string broker) => broker == "rabbitmq" ? redis.Url(1 + Random.Shared.Next(15)) : null;
+
+    public async Task<CeleriacApp> NewAppAsync(string broker, Action<CeleriacOptions>? configure = null)
     {
         var options = new CeleriacOptions
         {
-            BrokerUrl = Url(broker),
+            BrokerUrl = await UrlAsync(broker),
             DefaultQueue = name + "-" + Guid.NewGuid().ToString("N")[..8],
             Concurrency = 2,
         };
@@ -38,5 +60,11 @@ internal sealed class TestBrokers(RedisServer redis, string name) : IDisposable
     {
         SqliteConnection.ClearAllPools();
         System.IO.Directory.Delete(_directory, recursive: true);
+    }
+
+    private async Task<string> RabbitUrlAsync()
+    {
+        string vhost = await rabbit.NewVhostAsync(name);
+        return (await rabbit.ServerAsync()).Url(vhost);
     }
 }

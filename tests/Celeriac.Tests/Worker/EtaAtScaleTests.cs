@@ -7,12 +7,12 @@ namespace Celeriac.Tests.Worker;
 
 /// <summary>
 /// Issue 6's acceptance: 10,000 ETA tasks due within the next 30 s do not delay immediate tasks sent after them, and
-/// each runs once, not before its ETA. On SQLite and Redis.
+/// each runs once, not before its ETA. On SQLite, Redis and RabbitMQ.
 /// </summary>
-public sealed class EtaAtScaleTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class EtaAtScaleTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
     private const int EtaTasks = 10_000;
-    private readonly TestBrokers _brokers = new(redis.Server, "eta-scale");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "eta-scale");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -24,7 +24,7 @@ public sealed class EtaAtScaleTests(RedisServerFixture redis) : IClassFixture<Re
     [MemberData(nameof(Brokers))]
     public async Task TenThousandEtaTasks_ImmediateTasksRunAtOnce_EachEtaTaskRunsOnceAndNotEarly(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker, o => o.ResultBackend = "disabled://");
+        await using CeleriacApp app = await _brokers.NewAppAsync(broker, o => o.ResultBackend = "disabled://");
         var runs = new ConcurrentDictionary<string, int>(StringComparer.Ordinal);
         var early = new ConcurrentBag<string>();
         var immediateDone = new ConcurrentDictionary<string, TimeSpan>(StringComparer.Ordinal);

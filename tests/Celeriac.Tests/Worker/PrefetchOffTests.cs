@@ -9,10 +9,10 @@ namespace Celeriac.Tests.Worker;
 /// Prefetch off (<see cref="CeleriacOptions.DisablePrefetch"/>): a worker takes a message only when a slot is free to run
 /// it, even with early acks, so a long task never waits behind a busy slot while another worker is idle.
 /// </summary>
-public sealed class PrefetchOffTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class PrefetchOffTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(15);
-    private readonly TestBrokers _brokers = new(redis.Server, "prefetch-off");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "prefetch-off");
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _release = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string> _started = new(StringComparer.Ordinal);
 
@@ -41,7 +41,7 @@ public sealed class PrefetchOffTests(RedisServerFixture redis) : IClassFixture<R
     [MemberData(nameof(Windows))]
     public async Task TwoSlotsBusy_ThirdTaskStaysInTheQueueUntilOneIsFree(string broker, bool prefetchOff, bool acksLate, long leftInQueue)
     {
-        await using CeleriacApp app = NewApp(broker, concurrency: 2, prefetchOff, acksLate);
+        await using CeleriacApp app = await NewAppAsync(broker, concurrency: 2, prefetchOff, acksLate);
         string queue = app.Options.DefaultQueue;
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         AsyncResult[] sent = [
@@ -77,15 +77,15 @@ public sealed class PrefetchOffTests(RedisServerFixture redis) : IClassFixture<R
     [MemberData(nameof(Brokers))]
     public async Task LongTaskOnABusyWorker_IsTakenByTheIdleOne(string broker)
     {
-        string url = _brokers.Url(broker);
-        await using CeleriacApp busy = NewApp(broker, concurrency: 1, prefetchOff: true, acksLate: false, url, node: "busy@test");
+        string url = await _brokers.UrlAsync(broker);
+        await using CeleriacApp busy = await NewAppAsync(broker, concurrency: 1, prefetchOff: true, acksLate: false, url, node: "busy@test");
         await using RunningWorker first = await RunningWorker.StartAsync(busy);
         AsyncResult one = await busy.SendTaskAsync("t.hold", ["one"], ct: Ct);
         AsyncResult two = await busy.SendTaskAsync("t.hold", ["two"], ct: Ct);
         await WaitUntilAsync(() => _started.ContainsKey("one"));
 
         // A second worker comes up while the first is busy: the second long task is still in the queue, so it runs now.
-        await using CeleriacApp idle = NewApp(broker, concurrency: 1, prefetchOff: true, acksLate: false, url, node: "idle@test", queue: busy.Options.DefaultQueue);
+        await using CeleriacApp idle = await NewAppAsync(broker, concurrency: 1, prefetchOff: true, acksLate: false, url, node: "idle@test", queue: busy.Options.DefaultQueue);
         await using RunningWorker second = await RunningWorker.StartAsync(idle);
         await WaitUntilAsync(() => _started.ContainsKey("two"));
 
@@ -102,7 +102,7 @@ public sealed class PrefetchOffTests(RedisServerFixture redis) : IClassFixture<R
     [MemberData(nameof(Brokers))]
     public async Task EtaTasksWaiting_DoNotHoldTheOnlySlot(string broker)
     {
-        await using CeleriacApp app = NewApp(broker, concurrency: 1, prefetchOff: true, acksLate: false);
+        await using CeleriacApp app = await NewAppAsync(broker, concurrency: 1, prefetchOff: true, acksLate: false);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         AsyncResult[] later = await Task.WhenAll(Enumerable.Range(0, 5).Select(i =>
             app.SendTaskAsync("t.hold", ["later" + i], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(30) }, ct: Ct)));
@@ -119,9 +119,9 @@ public sealed class PrefetchOffTests(RedisServerFixture redis) : IClassFixture<R
         Assert.Equal(0, await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct));
     }
 
-    private CeleriacApp NewApp(string broker, int concurrency, bool prefetchOff, bool acksLate, string? url = null, string? node = null, string? queue = null)
+    private async Task<CeleriacApp> NewAppAsync(string broker, int concurrency, bool prefetchOff, bool acksLate, string? url = null, string? node = null, string? queue = null)
     {
-        CeleriacApp app = _brokers.NewApp(broker, o =>
+        CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
         {
             o.BrokerUrl = url ?? o.BrokerUrl;
             o.DefaultQueue = queue ?? o.DefaultQueue;

@@ -5,10 +5,10 @@ using Celeriac.Tests.Support;
 
 namespace Celeriac.Tests.Worker;
 
-/// <summary>A task rejecting its own message (Celery's <c>Reject</c>), on SQLite and Redis.</summary>
-public sealed class RejectTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+/// <summary>A task rejecting its own message (Celery's <c>Reject</c>), on SQLite, Redis and RabbitMQ.</summary>
+public sealed class RejectTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly TestBrokers _brokers = new(redis.Server, "reject");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "reject");
     private readonly string _queue = "reject-" + Guid.NewGuid().ToString("N")[..8];
     private readonly ConcurrentDictionary<string, int> _runs = new(StringComparer.Ordinal);
 
@@ -24,7 +24,7 @@ public sealed class RejectTests(RedisServerFixture redis) : IClassFixture<RedisS
     {
         await using var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = _brokers.Url(broker),
+            BrokerUrl = await _brokers.UrlAsync(broker),
             DefaultQueue = _queue,
             Concurrency = 1,
             AcksLate = true,

@@ -9,9 +9,9 @@ namespace Celeriac.Tests.Worker;
 /// Issue 6's acceptance: a worker restarted (warm) while tasks are revoked, retried and scheduled; afterwards each
 /// ran as often as Celery's semantics say: scheduled ones once, revoked ones never, a task retried twice three times.
 /// </summary>
-public sealed class RestartSemanticsTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class RestartSemanticsTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly TestBrokers _brokers = new(redis.Server, "restart");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "restart");
     private readonly ConcurrentDictionary<string, int> _runs = new(StringComparer.Ordinal);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -20,11 +20,12 @@ public sealed class RestartSemanticsTests(RedisServerFixture redis) : IClassFixt
 
     public void Dispose() => _brokers.Dispose();
 
-    private CeleriacApp NewApp(string url, string queue, string stateDb)
+    private async Task<CeleriacApp> NewAppAsync(string url, string? results, string queue, string stateDb)
     {
-        CeleriacApp app = _brokers.NewApp("sqlite", o =>
+        CeleriacApp app = await _brokers.NewAppAsync("sqlite", o =>
         {
             o.BrokerUrl = url;
+            o.ResultBackend = results;
             o.DefaultQueue = queue;
             o.StateDb = stateDb;
         });
@@ -41,14 +42,17 @@ public sealed class RestartSemanticsTests(RedisServerFixture redis) : IClassFixt
     [MemberData(nameof(Brokers))]
     public async Task WarmRestart_WhileRevokedRetriedAndScheduled_EachRunsAsCelerySays(string broker)
     {
-        string url = _brokers.Url(broker);
+        string url = await _brokers.UrlAsync(broker);
+
+        // The restarted worker's app reads the results the first one stored.
+        string? results = _brokers.SharedResultBackend(broker);
         string queue = "restart-" + Guid.NewGuid().ToString("N")[..8];
         string stateDb = Path.Join(_brokers.Directory, "worker.state");
         var scheduled = new List<AsyncResult>();
         var revoked = new List<AsyncResult>();
         var retried = new List<AsyncResult>();
 
-        await using (CeleriacApp first = NewApp(url, queue, stateDb))
+        await using (CeleriacApp first = await NewAppAsync(url, results, queue, stateDb))
         {
             RunningWorker worker = await RunningWorker.StartAsync(first);
             await using (worker)
@@ -79,7 +83,7 @@ public sealed class RestartSemanticsTests(RedisServerFixture redis) : IClassFixt
         }
 
         Assert.All(Enumerable.Range(0, 20), i => Assert.False(_runs.ContainsKey("scheduled" + i)));
-        await using CeleriacApp second = NewApp(url, queue, stateDb);
+        await using CeleriacApp second = await NewAppAsync(url, results, queue, stateDb);
         await using RunningWorker restarted = await RunningWorker.StartAsync(second);
 
         foreach (AsyncResult r in scheduled)

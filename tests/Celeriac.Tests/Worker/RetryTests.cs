@@ -7,12 +7,12 @@ namespace Celeriac.Tests.Worker;
 
 /// <summary>
 /// Retries as Celery's users know them (<c>self.retry</c>, <c>max_retries</c>, <c>autoretry_for</c>, back-off), on a
-/// real worker over SQLite and Redis: what runs when, what a client reads meanwhile, and what the task ends with.
+/// real worker over SQLite, Redis and RabbitMQ: what runs when, what a client reads meanwhile, and what the task ends with.
 /// </summary>
-public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class RetryTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(20);
-    private readonly TestBrokers _brokers = new(redis.Server, "retry");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "retry");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -213,7 +213,7 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task QuickstartFlaky_TwoFailures_ReturnsThirdAttempt_AndSixFailuresEndInTheSixth(string broker)
     {
-        await using CeleriacApp app = _brokers.NewApp(broker);
+        await using CeleriacApp app = await _brokers.NewAppAsync(broker);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         var clock = Stopwatch.StartNew();
 
@@ -232,13 +232,17 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     [MemberData(nameof(Brokers))]
     public async Task Retry_WithLateAck_RunsTwiceAndLeavesNothingOnTheBroker(string broker)
     {
-        string url = _brokers.Url(broker);
+        string url = await _brokers.UrlAsync(broker);
+
+        // The final state is read by 'after', an app other than the sender.
+        string? results = _brokers.SharedResultBackend(broker);
         string queue = "late-" + Guid.NewGuid().ToString("N")[..8];
         int runs = 0;
         AsyncResult result;
-        await using (CeleriacApp app = _brokers.NewApp(broker, o =>
+        await using (CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
         {
             o.BrokerUrl = url;
+            o.ResultBackend = results;
             o.DefaultQueue = queue;
             o.AcksLate = true;
         }))
@@ -255,9 +259,10 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
         }
 
         // A message never acked would be back in the queue now that its worker stopped (on Redis: left in 'unacked').
-        await using CeleriacApp after = _brokers.NewApp(broker, o =>
+        await using CeleriacApp after = await _brokers.NewAppAsync(broker, o =>
         {
             o.BrokerUrl = url;
+            o.ResultBackend = results;
             o.DefaultQueue = queue;
         });
         Assert.Equal(0, await after.Transport.GetQueueLengthAsync(queue, Ct));
@@ -320,7 +325,7 @@ public sealed class RetryTests(RedisServerFixture redis) : IClassFixture<RedisSe
     /// <summary>Starts a worker on a new app with one task, <paramref name="task"/>, and sends one call of it.</summary>
     private async Task<Run> RunAsync(string broker, string name, Delegate task, TaskOptions? options = null, params object?[] args)
     {
-        CeleriacApp app = _brokers.NewApp(broker);
+        CeleriacApp app = await _brokers.NewAppAsync(broker);
         app.Task(name, task, options);
         RunningWorker worker = await RunningWorker.StartAsync(app);
         return new Run(worker, await app.SendTaskAsync(name, args, ct: Ct));

@@ -5,10 +5,10 @@ using Celeriac.Tests.Support;
 
 namespace Celeriac.Tests.Worker;
 
-/// <summary>Revoke with terminate=true, and the revoked ids kept across a restart in the state file, on SQLite and Redis.</summary>
-public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+/// <summary>Revoke with terminate=true, and the revoked ids kept across a restart in the state file, on SQLite, Redis and RabbitMQ.</summary>
+public sealed class RevokeTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly TestBrokers _brokers = new(redis.Server, "revoke");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "revoke");
     private readonly string _queue = "revoke-" + Guid.NewGuid().ToString("N")[..8];
     private readonly ConcurrentDictionary<string, int> _runs = new(StringComparer.Ordinal);
     private readonly ConcurrentBag<string> _cleanedUp = [];
@@ -19,11 +19,11 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
 
     public void Dispose() => _brokers.Dispose();
 
-    private CeleriacApp NewApp(string broker, string? stateDb = null, CollectingLoggerFactory? logs = null)
+    private async Task<CeleriacApp> NewAppAsync(string broker, string? stateDb = null, CollectingLoggerFactory? logs = null)
     {
         var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = _brokers.Url(broker),
+            BrokerUrl = await _brokers.UrlAsync(broker),
             DefaultQueue = _queue,
             Concurrency = 1,
             TrackStarted = true,
@@ -66,7 +66,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
     [MemberData(nameof(Brokers))]
     public async Task RevokeWithTerminate_RunningTaskIsCancelledCleansUpAndEndsRevoked_SlotFreeAgain(string broker)
     {
-        await using CeleriacApp app = NewApp(broker);
+        await using CeleriacApp app = await NewAppAsync(broker);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         AsyncResult running = await app.SendTaskAsync("tasks.wait", ["long"], ct: Ct);
         await WaitForStateAsync(running, TaskStates.Started);
@@ -90,7 +90,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
     {
         string stateDb = Path.Join(_brokers.Directory, "worker.state");
         string id = Guid.NewGuid().ToString();
-        await using (CeleriacApp first = NewApp(broker, stateDb))
+        await using (CeleriacApp first = await NewAppAsync(broker, stateDb))
         {
             await using RunningWorker worker = await RunningWorker.StartAsync(first);
             await first.RevokeAsync([id], Ct);
@@ -106,7 +106,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
 
         Assert.True(File.Exists(stateDb));
         var logs = new CollectingLoggerFactory();
-        await using CeleriacApp second = NewApp(broker, stateDb, logs);
+        await using CeleriacApp second = await NewAppAsync(broker, stateDb, logs);
         await using RunningWorker restarted = await RunningWorker.StartAsync(second);
         Assert.True(restarted.Worker.Revoked.Contains(id));
 
@@ -123,7 +123,7 @@ public sealed class RevokeTests(RedisServerFixture redis) : IClassFixture<RedisS
         string stateDb = Path.Join(_brokers.Directory, "broken.state");
         await File.WriteAllTextAsync(stateDb, "{not json", Ct);
         var logs = new CollectingLoggerFactory();
-        await using CeleriacApp app = NewApp("sqlite", stateDb, logs);
+        await using CeleriacApp app = await NewAppAsync("sqlite", stateDb, logs);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
         Assert.Equal("ok", await (await app.SendTaskAsync("tasks.mark", ["ok"], ct: Ct)).GetAsync<string>(TimeSpan.FromSeconds(10), Ct));

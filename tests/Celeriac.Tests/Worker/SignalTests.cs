@@ -4,10 +4,10 @@ using Celeriac.Tests.Support;
 
 namespace Celeriac.Tests.Worker;
 
-/// <summary>Celery's signals as .NET events, raised by the client and the worker, on SQLite and Redis.</summary>
-public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+/// <summary>Celery's signals as .NET events, raised by the client and the worker, on SQLite, Redis and RabbitMQ.</summary>
+public sealed class SignalTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly TestBrokers _brokers = new(redis.Server, "signals");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "signals");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -22,7 +22,7 @@ public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisS
         var logs = new CollectingLoggerFactory();
         await using var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = _brokers.Url(broker),
+            BrokerUrl = await _brokers.UrlAsync(broker),
             DefaultQueue = "signals-" + Guid.NewGuid().ToString("N")[..8],
             Concurrency = 1,
             LoggerFactory = logs,
@@ -79,7 +79,7 @@ public sealed class SignalTests(RedisServerFixture redis) : IClassFixture<RedisS
     [Fact]
     public async Task TaskRetry_RaisedWithTheReason_PostrunSaysRetry()
     {
-        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = _brokers.Url("sqlite"), Concurrency = 1 });
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = await _brokers.UrlAsync("sqlite"), Concurrency = 1 });
         app.Task("tasks.again", async (TaskContext context) =>
             context.Retries == 0 ? throw await context.RetryAsync(new TimeoutException("slow"), countdown: TimeSpan.Zero) : context.Retries);
         var seen = new ConcurrentQueue<string>();

@@ -6,10 +6,10 @@ using Celeriac.Tests.Support;
 namespace Celeriac.Tests.Worker;
 
 /// <summary>What a running task knows about itself (Celery's <c>self.request</c>), and what track_started and result_extended store.</summary>
-public sealed class TaskContextTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class TaskContextTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(15);
-    private readonly TestBrokers _brokers = new(redis.Server, "context");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "context");
     private readonly ConcurrentDictionary<string, Seen> _seen = new(StringComparer.Ordinal);
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -22,7 +22,7 @@ public sealed class TaskContextTests(RedisServerFixture redis) : IClassFixture<R
     [MemberData(nameof(Brokers))]
     public async Task Context_HasTheMessagesFields_AndATaskSentFromATaskIsItsChild(string broker)
     {
-        CeleriacApp app = _brokers.NewApp(broker, o => o.NodeName = "ctx@test");
+        CeleriacApp app = await _brokers.NewAppAsync(broker, o => o.NodeName = "ctx@test");
         app.Task("t.outer", async (string tag, TaskContext context) =>
         {
             Record(tag, context);
@@ -65,7 +65,7 @@ public sealed class TaskContextTests(RedisServerFixture redis) : IClassFixture<R
     public async Task TrackStartedAndResultExtended_ClientReadsStartedWithPidAndHostname_ThenTheExtendedResult(string broker)
     {
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        CeleriacApp app = _brokers.NewApp(broker, o =>
+        CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
         {
             o.NodeName = "tracked@test";
             o.TrackStarted = true;

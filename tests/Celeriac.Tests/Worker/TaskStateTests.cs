@@ -7,11 +7,11 @@ namespace Celeriac.Tests.Worker;
 
 /// <summary>
 /// States a running task reports (Celery's <c>update_state</c>): the Quickstart's <c>tasks.progress</c> stores
-/// PROGRESS with <c>{"current", "total"}</c> at each step, which a client reads while it runs, on SQLite and Redis.
+/// PROGRESS with <c>{"current", "total"}</c> at each step, which a client reads while it runs, on SQLite, Redis and RabbitMQ.
 /// </summary>
-public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class TaskStateTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
-    private readonly TestBrokers _brokers = new(redis.Server, "state");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "state");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -19,13 +19,11 @@ public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<Red
 
     public void Dispose() => _brokers.Dispose();
 
-    private CeleriacApp NewApp(string broker) => _brokers.NewApp(broker);
-
     [Theory]
     [MemberData(nameof(Brokers))]
     public async Task Progress_ClientReadsEachStepWhileItRuns_ThenTheResult(string broker)
     {
-        await using CeleriacApp app = NewApp(broker);
+        await using CeleriacApp app = await _brokers.NewAppAsync(broker);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         AsyncResult result = await app.SendTaskAsync("tasks.progress", [5], ct: Ct);
 
@@ -58,7 +56,7 @@ public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<Red
     [MemberData(nameof(Brokers))]
     public async Task UpdateState_WithIgnoredResult_StillStoresTheCustomStateButNoResult(string broker)
     {
-        await using CeleriacApp app = NewApp(broker);
+        await using CeleriacApp app = await _brokers.NewAppAsync(broker);
         var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         app.Task("tasks.report", async (TaskContext context) =>
         {
@@ -88,7 +86,7 @@ public sealed class TaskStateTests(RedisServerFixture redis) : IClassFixture<Red
     [MemberData(nameof(Brokers))]
     public async Task IgnoredResult_StoresNoErrorUnlessStoreErrorsEvenIfIgnored(string broker)
     {
-        await using CeleriacApp app = NewApp(broker);
+        await using CeleriacApp app = await _brokers.NewAppAsync(broker);
         app.Task("tasks.quiet_fail", long () => throw new InvalidOperationException("quiet"), new TaskOptions { IgnoreResult = true });
         app.Task("tasks.loud_fail", long () => throw new InvalidOperationException("loud"), new TaskOptions { IgnoreResult = true, StoreErrorsEvenIfIgnored = true });
         app.Task("tasks.quiet_ok", () => 1L, new TaskOptions { IgnoreResult = true });

@@ -10,8 +10,9 @@ namespace Celeriac.Tests.Worker;
 
 /// <summary>
 /// Time limits and rate limits as users see them, on a real store. Each test has its own store scope (a SQLite file,
-/// a Redis queue); the worker app registers the tasks, and a second app with no tasks sends by name where the test
-/// needs the worker to find the limits itself (a client that knows nothing of them, as a Python client).
+/// a Redis queue, a RabbitMQ queue in a vhost of the test's own); the worker app registers the tasks, and a second app
+/// with no tasks sends by name where the test needs the worker to find the limits itself (a client that knows nothing
+/// of them, as a Python client).
 /// </summary>
 public abstract class WorkerLimitTests
 {
@@ -357,6 +358,23 @@ public sealed class SqliteWorkerLimitTests : WorkerLimitTests, IDisposable
 public sealed class RedisWorkerLimitTests(RedisServerFixture redis) : WorkerLimitTests, IClassFixture<RedisServerFixture>
 {
     protected override CeleriacOptions Options(string scope) => new() { BrokerUrl = redis.Server.Url(0), ResultBackend = redis.Server.Url(1), DefaultQueue = "q" + scope };
+
+    protected override string ScopeOf(CeleriacApp app) => app.Options.DefaultQueue[1..];
+}
+
+/// <summary>
+/// On a vhost of the test's own; results by <c>rpc://</c>, which serves here because the client app that sends each
+/// task is the one that reads its result.
+/// </summary>
+public sealed class RabbitMqWorkerLimitTests(RabbitMqServerFixture rabbit) : WorkerLimitTests, IAsyncLifetime
+{
+    private string _url = null!;
+
+    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync("limits"));
+
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    protected override CeleriacOptions Options(string scope) => new() { BrokerUrl = _url, DefaultQueue = "q" + scope };
 
     protected override string ScopeOf(CeleriacApp app) => app.Options.DefaultQueue[1..];
 }

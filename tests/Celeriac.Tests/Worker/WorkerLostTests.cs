@@ -7,10 +7,10 @@ namespace Celeriac.Tests.Worker;
 /// A cold shutdown cuts a running task off (Celery's <c>WorkerLostError</c>): it is stored as FAILURE and its message
 /// acked, unless a late-acked task has <c>reject_on_worker_lost</c>, which gives the message back to run again.
 /// </summary>
-public sealed class WorkerLostTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>, IDisposable
+public sealed class WorkerLostTests(RedisServerFixture redis, RabbitMqServerFixture rabbit) : IClassFixture<RedisServerFixture>, IDisposable
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(15);
-    private readonly TestBrokers _brokers = new(redis.Server, "worker-lost");
+    private readonly TestBrokers _brokers = new(redis.Server, rabbit, "worker-lost");
     private int _runs;
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -38,11 +38,11 @@ public sealed class WorkerLostTests(RedisServerFixture redis) : IClassFixture<Re
     [MemberData(nameof(Cases))]
     public async Task ColdStop_CutsOffARunningTask_FailsItOrGivesItBack(string broker, bool acksLate, bool? appRejects, bool? taskRejects, bool returned)
     {
-        string url = _brokers.Url(broker);
+        string url = await _brokers.UrlAsync(broker);
         string queue = "lost-" + Guid.NewGuid().ToString("N")[..8];
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         AsyncResult result;
-        CeleriacApp first = NewApp(broker, url, queue, acksLate, appRejects, taskRejects, started);
+        CeleriacApp first = await NewAppAsync(broker, url, queue, acksLate, appRejects, taskRejects, started);
         await using (RunningWorker worker = await RunningWorker.StartAsync(first))
         {
             result = await first.SendTaskAsync("t.stuck", ct: Ct);
@@ -72,7 +72,7 @@ public sealed class WorkerLostTests(RedisServerFixture redis) : IClassFixture<Re
         }
 
         // A new worker: a returned task runs again (its second run finishes); a failed one never runs again.
-        CeleriacApp second = NewApp(broker, url, queue, acksLate, appRejects, taskRejects, started);
+        CeleriacApp second = await NewAppAsync(broker, url, queue, acksLate, appRejects, taskRejects, started);
         await using (RunningWorker again = await RunningWorker.StartAsync(second))
         {
             // (Counted, not read from the result: an rpc:// result goes to the client that sent the task, the first app.)
@@ -88,9 +88,9 @@ public sealed class WorkerLostTests(RedisServerFixture redis) : IClassFixture<Re
         Assert.Equal(returned ? 2 : 1, Volatile.Read(ref _runs));
     }
 
-    private CeleriacApp NewApp(string broker, string url, string queue, bool acksLate, bool? appRejects, bool? taskRejects, TaskCompletionSource started)
+    private async Task<CeleriacApp> NewAppAsync(string broker, string url, string queue, bool acksLate, bool? appRejects, bool? taskRejects, TaskCompletionSource started)
     {
-        CeleriacApp app = _brokers.NewApp(broker, o =>
+        CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
         {
             o.BrokerUrl = url;
             o.DefaultQueue = queue;
