@@ -61,6 +61,13 @@ public sealed class CeleriacOptions
     public bool RejectOnWorkerLost { get; set; }
 
     /// <summary>
+    /// How long a cold shutdown waits for the running tasks it cancelled (<c>CELERIAC_COLD_SHUTDOWN_GRACE</c>, seconds).
+    /// A task still running then ignores its token; it is settled as lost (see <see cref="RejectOnWorkerLost"/>) and
+    /// abandoned, so the worker stops (Celery kills its children at once). <value>10 seconds</value>
+    /// </summary>
+    public TimeSpan ColdShutdownGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// A file that keeps the revoked task ids across restarts (<c>CELERIAC_STATEDB</c>; Celery's <c>--statedb</c>).
     /// <value>none</value>
     /// </summary>
@@ -164,6 +171,11 @@ public sealed class CeleriacOptions
         if (string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase) && QueueMaxPriority is not null)
         {
             throw new CeleriacConfigurationException("Quorum queues have no priorities: unset the queue max priority or use classic queues.");
+        }
+
+        if (ColdShutdownGrace < TimeSpan.Zero)
+        {
+            throw new CeleriacConfigurationException($"The cold shutdown grace cannot be negative (got {ColdShutdownGrace}).");
         }
 
         if (VisibilityTimeout <= TimeSpan.Zero)

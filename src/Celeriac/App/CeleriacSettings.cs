@@ -23,6 +23,7 @@ public static class CeleriacSettings
         ("TaskSoftTimeLimit", "CELERIAC_TASK_SOFT_TIME_LIMIT", static (o, v) => o.TaskSoftTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskSoftTimeLimit", v)),
         ("AcksOnFailureOrTimeout", "CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT", static (o, v) => o.AcksOnFailureOrTimeout = Bool("AcksOnFailureOrTimeout", v)),
         ("RejectOnWorkerLost", "CELERIAC_REJECT_ON_WORKER_LOST", static (o, v) => o.RejectOnWorkerLost = Bool("RejectOnWorkerLost", v)),
+        ("ColdShutdownGrace", "CELERIAC_COLD_SHUTDOWN_GRACE", static (o, v) => o.ColdShutdownGrace = Seconds("ColdShutdownGrace", v)),
         ("StateDb", "CELERIAC_STATEDB", static (o, v) => o.StateDb = v is "" ? null : v),
         ("Concurrency", "CELERIAC_CONCURRENCY", static (o, v) => o.Concurrency = Int("Concurrency", v)),
         ("TrackStarted", "CELERIAC_TRACK_STARTED", static (o, v) => o.TrackStarted = Bool("TrackStarted", v)),

@@ -79,4 +79,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] cut off by a cold shutdown (WorkerLostError): {Outcome}")]
     public static partial void TaskLost(ILogger logger, string name, string id, string outcome);
+
+    [LoggerMessage(EventId = 38, Level = LogLevel.Error, Message = "Task {Name}[{Id}] ignored its cancellation for {Seconds}s after the cold shutdown: abandoned (its code may still run)")]
+    public static partial void TaskAbandoned(ILogger logger, string name, string id, double seconds);
 }

@@ -130,7 +130,7 @@ public sealed partial class CeleriacWorker
             Log.WarmShutdown(_logger, running, window.Reader.Count);
         }
 
-        await Task.WhenAll(slots).ConfigureAwait(false);
+        await WaitForSlotsAsync(slots, backend, abort).ConfigureAwait(false);
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
         await ReturnRateLimitedAsync().ConfigureAwait(false);
         await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
@@ -144,6 +144,55 @@ public sealed partial class CeleriacWorker
         }
 
         _app.Signals.OnWorkerShutdown(this, new WorkerSignalEventArgs(this));
+    }
+
+    /// <summary>
+    /// Waits for the slots: for ever in a warm shutdown (running tasks finish), but once a cold shutdown has cancelled
+    /// the running tasks only for <see cref="CeleriacOptions.ColdShutdownGrace"/>. A task still running then ignores its
+    /// token; .NET cannot kill it, so it is abandoned as Celery's killed child is: stored as lost (or given back, with
+    /// reject_on_worker_lost) and its message settled, so the worker stops and nothing waits on it.
+    /// </summary>
+    private async Task WaitForSlotsAsync(Task[] slots, IResultBackend backend, CancellationToken abort)
+    {
+        Task all = Task.WhenAll(slots);
+        try
+        {
+            await all.WaitAsync(abort).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            // Cold: the running tasks' tokens are cancelled; give them the grace to unwind.
+        }
+
+        using (var grace = new CancellationTokenSource(_app.Options.ColdShutdownGrace, _app.Time))
+        {
+            try
+            {
+                await all.WaitAsync(grace.Token).ConfigureAwait(false);
+                return;
+            }
+            catch (OperationCanceledException) when (grace.IsCancellationRequested)
+            {
+                // Some task ignores its token.
+            }
+        }
+
+        foreach (RunningTask running in _active.Values)
+        {
+            if (running.TryAbandon(out TaskCompletionSource? abandoned))
+            {
+                Log.TaskAbandoned(_logger, running.Request.Message!.Headers.Task, running.Request.Message.Headers.Id, _app.Options.ColdShutdownGrace.TotalSeconds);
+                try
+                {
+                    await WorkerLostAsync(running.Request, running.AcksLate, running.StoreResult, backend).ConfigureAwait(false);
+                }
+                finally
+                {
+                    abandoned.SetResult();
+                }
+            }
+        }
     }
 
     private async Task ConsumeAsync(ITransport transport, ChannelWriter<Request> writer, CancellationToken stop)
@@ -501,7 +550,7 @@ public sealed partial class CeleriacWorker
 
         // Cancelled by a cold stop or by a revoke with terminate=true.
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
-        var running = new RunningTask(run);
+        var running = new RunningTask(run, request, acksLate, storeResult);
         _active[h.Id] = running;
         var context = new TaskContext(message, request.Delivery.Queue, _node, run.Token, (state, meta, ct) =>
             backend.StoreAsync(Meta(message, state, TaskResultMeta.SerializeValue(meta), null, request, ready: TaskStates.IsReady(state)), ct))
@@ -573,6 +622,14 @@ public sealed partial class CeleriacWorker
         finally
         {
             _active.TryRemove(new KeyValuePair<string, RunningTask>(h.Id, running));
+        }
+
+        if (running.AbandonedBeforeItFinished() is { } abandoned)
+        {
+            // A cold shutdown gave up on it and has settled it as lost: what it did after that is discarded. Its
+            // message is released only once that settling has read it.
+            await abandoned.ConfigureAwait(false);
+            return;
         }
 
         if (lost)
@@ -797,10 +854,40 @@ public sealed partial class CeleriacWorker
     /// </summary>
     private readonly record struct Request(Delivery Delivery, TaskMessage? Message, CeleriacTask? Task, bool RateLimitPassed = false);
 
-    /// <summary>A task that runs now, and what stops it.</summary>
-    private sealed class RunningTask(CancellationTokenSource run)
+    /// <summary>A task that runs now, what stops it, and who settles it: its slot when it ends, or a cold shutdown that gave up on it.</summary>
+    private sealed class RunningTask(CancellationTokenSource run, Request request, bool acksLate, bool storeResult)
     {
+        private const int Running = 0;
+        private const int Finished = 1;
+        private const int Abandoned = 2;
         private int _terminated;
+        private int _state;
+        private TaskCompletionSource? _abandoned;
+
+        public Request Request => request;
+
+        public bool AcksLate => acksLate;
+
+        public bool StoreResult => storeResult;
+
+        /// <summary>Called by the slot when the task has ended: the task that settles the abandoned one if a cold shutdown took it first, else null.</summary>
+        public Task? AbandonedBeforeItFinished() =>
+            Interlocked.CompareExchange(ref _state, Finished, Running) == Running ? null : Volatile.Read(ref _abandoned)!.Task;
+
+        /// <summary>Takes the task from its slot for settling, unless it has just ended; complete <paramref name="abandoned"/> once settled.</summary>
+        public bool TryAbandon([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out TaskCompletionSource? abandoned)
+        {
+            // Published before the state changes, so that a slot that sees Abandoned also sees what to wait for.
+            abandoned = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref _abandoned, abandoned);
+            if (Interlocked.CompareExchange(ref _state, Abandoned, Running) == Running)
+            {
+                return true;
+            }
+
+            abandoned = null;
+            return false;
+        }
 
         public bool Terminated => Volatile.Read(ref _terminated) != 0;
 

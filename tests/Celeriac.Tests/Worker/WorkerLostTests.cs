@@ -88,6 +88,69 @@ public sealed class WorkerLostTests(RedisServerFixture redis, RabbitMqServerFixt
         Assert.Equal(returned ? 2 : 1, Volatile.Read(ref _runs));
     }
 
+    public static TheoryData<string, bool, bool, bool> Abandoned()
+    {
+        var data = new TheoryData<string, bool, bool, bool>();
+        foreach (string broker in TestBrokers.Names)
+        {
+            // broker, acks late, reject_on_worker_lost, whether the message goes back
+            data.Add(broker, false, false, false);
+            data.Add(broker, true, false, false);
+            data.Add(broker, true, true, true);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Abandoned))]
+    public async Task ColdStop_TaskIgnoresItsToken_AbandonedAfterTheGrace_SettledAsLost_ItsLateOutcomeDiscarded(string broker, bool acksLate, bool rejects, bool returned)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var unblock = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
+        {
+            o.Concurrency = 1;
+            o.AcksLate = acksLate;
+            o.RejectOnWorkerLost = rejects;
+            o.ColdShutdownGrace = TimeSpan.FromMilliseconds(500);
+        });
+        app.Task("t.deaf", async () =>
+        {
+            started.SetResult();
+            await unblock.Task; // never looks at a token
+            return "too late";
+        });
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        AsyncResult result = await app.SendTaskAsync("t.deaf", ct: Ct);
+        await started.Task.WaitAsync(s_wait, Ct);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await worker.AbortSource.CancelAsync();
+        await worker.Run.WaitAsync(s_wait, Ct);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(400), TimeSpan.FromSeconds(5)); // the grace, then it stops
+
+        // The abandoned code ends after all: what it returns is discarded.
+        unblock.SetResult();
+        await Task.Delay(300, Ct);
+        long expected = returned ? 1 : 0;
+        while (await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct) != expected && clock.Elapsed < s_wait)
+        {
+            await Task.Delay(20, Ct);
+        }
+
+        Assert.Equal(expected, await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct));
+        if (returned)
+        {
+            Assert.Equal(TaskStates.Pending, await result.GetStateAsync(Ct));
+        }
+        else
+        {
+            TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<string>(s_wait, Ct));
+            Assert.Equal("WorkerLostError", error.ExceptionType);
+        }
+    }
+
     private async Task<CeleriacApp> NewAppAsync(string broker, string url, string queue, bool acksLate, bool? appRejects, bool? taskRejects, TaskCompletionSource started)
     {
         CeleriacApp app = await _brokers.NewAppAsync(broker, o =>
