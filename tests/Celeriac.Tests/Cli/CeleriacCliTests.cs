@@ -35,6 +35,8 @@ public sealed class CeleriacCliTests
 
         public Task<CliRun> Run { get; }
 
+        public CeleriacOptions Options => _app.Options;
+
         public async Task<CliRun> StopAsync()
         {
             await _stop.CancelAsync();
@@ -88,6 +90,24 @@ public sealed class CeleriacCliTests
         Assert.Contains("  . tasks.add", stopped.Out, StringComparison.Ordinal);
         Assert.Contains($".> transport:   {broker}", stopped.Out, StringComparison.Ordinal);
         Assert.Contains("worker: Warm shutdown (MainProcess)", stopped.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Worker_AckAndPrefetchFlags_ReachTheWorkersOptions_AndItRunsTasks()
+    {
+        string broker = CliRun.NewBroker();
+        string stateDb = Path.Join(Path.GetTempPath(), "celeriac-cli-" + Guid.NewGuid().ToString("N") + ".state");
+        await using var worker = new RunningWorker(broker, "--disable-prefetch", "--acks-late", "--statedb", stateDb);
+        string id = await CallAsync(broker, "tasks.add", "[2, 3]");
+
+        CliRun result = await CliRun.RunAsync(["result", id, "--wait", "10", "--broker", broker], ct: Ct);
+
+        Assert.Equal("5", result.Out.Trim());
+        Assert.Equal((true, true, stateDb), (worker.Options.DisablePrefetch, worker.Options.AcksLate, worker.Options.StateDb));
+        CliRun stopped = await worker.StopAsync();
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.True(File.Exists(stateDb), "the state file is written at shutdown");
+        File.Delete(stateDb);
     }
 
     [Theory]
