@@ -32,9 +32,9 @@ internal static partial class Bench
     public static async Task<int> RunAsync(BenchOptions o)
     {
         Progress.Say(string.Create(CultureInfo.InvariantCulture,
-            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}"));
+            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.DisablePrefetch ? " prefetch=off" : "")}"));
         s_concurrency = o.EffectiveConcurrency;
-        s_workerArgs = o.Concurrency is { } c ? ["-c", c.ToString(CultureInfo.InvariantCulture)] : [];
+        s_workerArgs = [.. o.Concurrency is { } c ? (string[])["-c", c.ToString(CultureInfo.InvariantCulture)] : [], .. o.DisablePrefetch ? (string[])["--disable-prefetch"] : []];
         var report = new Report();
         if (o.Memory)
         {
@@ -110,7 +110,7 @@ internal static partial class Bench
     /// <summary>The in-process worker's concurrency (the core count unless --concurrency).</summary>
     private static int s_concurrency = Environment.ProcessorCount;
 
-    /// <summary>Extra worker process arguments (-c N with --concurrency).</summary>
+    /// <summary>Extra worker process arguments (-c N with --concurrency, --disable-prefetch).</summary>
     private static string[] s_workerArgs = [];
 
     /// <summary>A client (or in-process worker) app with tasks.add; the result backend is the broker's default unless given.</summary>

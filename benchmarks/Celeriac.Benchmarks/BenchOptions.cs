@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--disable-prefetch] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
@@ -13,6 +13,7 @@ internal sealed class BenchOptions
           --rtt-samples N                 sequential round trips after a warm-up of 100 (default: 1000)
           --workers N                     worker processes for the SQLite drains (default: 2)
           --concurrency N                 worker concurrency, in-process and -c of the processes (default: the core count)
+          --disable-prefetch              Celeriac worker processes run with prefetch off (Celery's stay as they are)
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
         redis and rabbitmq each start their own server (redis-server; rabbitmq-server, about 8 s to start) and
@@ -41,6 +42,8 @@ internal sealed class BenchOptions
     public int? Concurrency { get; private set; }
 
     public int EffectiveConcurrency => Concurrency ?? Environment.ProcessorCount;
+
+    public bool DisablePrefetch { get; private set; }
 
     public bool Markdown { get; private set; }
 
@@ -77,6 +80,9 @@ internal sealed class BenchOptions
                     break;
                 case "--concurrency":
                     o.Concurrency = Positive(args, ref i, 4096);
+                    break;
+                case "--disable-prefetch":
+                    o.DisablePrefetch = true;
                     break;
                 case "--markdown":
                     o.Markdown = true;

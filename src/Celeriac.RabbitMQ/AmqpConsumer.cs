@@ -24,13 +24,13 @@ namespace Celeriac.RabbitMQ;
 /// worker consumes again on a new one.</item>
 /// <item>Prefetch off (<see cref="ConsumeOptions.CountUntilDone"/>): AMQP's qos cannot express it, because an early ack
 /// frees a place the worker cannot use yet (celery#1933, #6500), and a qos of 0 means no limit. So nothing is consumed:
-/// messages are taken one by one with <c>basic.get</c> while the worker has a free slot, polling every 5–100 ms while the
-/// queues are empty.</item>
+/// messages are taken one by one with <c>basic.get</c> while the worker has a free slot; while the queues are empty
+/// the worker polls again after 1 ms, doubling the wait up to 100 ms.</item>
 /// </list>
 /// </summary>
 internal sealed class AmqpConsumer : IAsyncDisposable
 {
-    private static readonly TimeSpan s_pollMin = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan s_pollMin = TimeSpan.FromMilliseconds(1);
     private static readonly TimeSpan s_pollMax = TimeSpan.FromMilliseconds(100);
     private readonly RabbitMqTransport _transport;
     private readonly IChannel _channel;
