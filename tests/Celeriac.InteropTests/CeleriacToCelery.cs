@@ -85,11 +85,14 @@ internal static class CeleriacToCelery
         TaskResultMeta laterMeta = await later.WaitAsync(s_wait, Ct);
         TimeSpan laterSeen = clock.Elapsed;
         Assert.Equal((TaskStates.Success, "3"), (laterMeta.Status, JsonText.Canonical(laterMeta.Result)));
-        Assert.InRange(laterSeen, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(15));
+
+        // Never before its countdown. The upper bound is loose on purpose: a Celery 5.2 worker on RabbitMQ at times takes
+        // its next message only at its 10 s loop tick (seen in its own log as 10 s gaps), twice in one wait at worst.
+        Assert.InRange(laterSeen, TimeSpan.FromSeconds(1.5), s_wait);
         if (laterMeta.DateDone is { } done)
         {
             // Backends that store date_done (Redis; not rpc://) say when it ran.
-            Assert.InRange(done - sentAt, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(15));
+            Assert.InRange(done - sentAt, TimeSpan.FromSeconds(1.5), s_wait);
         }
 
         foreach (AsyncResult r in (AsyncResult[])[expired, expiresWhileHeld])
