@@ -51,7 +51,7 @@ public sealed class DependencyInjectionTests
         int a = await first.GetAsync<int>(s_wait, Ct);
         AsyncResult second = await app.SendTaskAsync("di.scoped_counter", [1], ct: Ct);
         int b = await second.GetAsync<int>(s_wait, Ct);
-        await WaitUntilAsync(() => tracker.Disposed.Count == 2);
+        Assert.True(await Poll.UntilAsync(() => tracker.Disposed.Count == 2, s_wait), "both scopes disposed");
 
         Assert.NotEqual(a, b); // each run saw its own ScopedThing
         Assert.Equal(2, tracker.Created.Count);
@@ -68,15 +68,6 @@ public sealed class DependencyInjectionTests
         AsyncResult result = await app.SendTaskAsync("di.greet", ["ann"], ct: Ct);
 
         Assert.Equal("hi ann", await result.GetAsync<string>(s_wait, Ct));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        using var timeout = new CancellationTokenSource(s_wait);
-        while (!condition())
-        {
-            await Task.Delay(10, timeout.Token);
-        }
     }
 }
 

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
 
@@ -50,8 +49,8 @@ public sealed class PrefetchOffTests(RedisServerFixture redis, RabbitMqServerFix
             await app.SendTaskAsync("t.hold", ["c"], ct: Ct),
         ];
 
-        await WaitUntilAsync(() => _started.Count == 2);
-        await WaitUntilAsync(async () => await app.Transport.GetQueueLengthAsync(queue, Ct) == leftInQueue);
+        Assert.True(await Poll.UntilAsync(() => _started.Count == 2, s_wait), "timed out waiting");
+        Assert.True(await Poll.UntilAsync(async () => await app.Transport.GetQueueLengthAsync(queue, Ct) == leftInQueue, s_wait), "timed out waiting");
 
         // And it stays so: the worker does not come back for it while both slots are busy.
         await Task.Delay(500, Ct);
@@ -60,7 +59,7 @@ public sealed class PrefetchOffTests(RedisServerFixture redis, RabbitMqServerFix
 
         string first = _started.Keys.Order(StringComparer.Ordinal).First();
         _release[first].TrySetResult();
-        await WaitUntilAsync(() => _started.Count == 3);
+        Assert.True(await Poll.UntilAsync(() => _started.Count == 3, s_wait), "timed out waiting");
         Assert.Equal(0, await app.Transport.GetQueueLengthAsync(queue, Ct));
         foreach (TaskCompletionSource release in _release.Values)
         {
@@ -82,12 +81,12 @@ public sealed class PrefetchOffTests(RedisServerFixture redis, RabbitMqServerFix
         await using RunningWorker first = await RunningWorker.StartAsync(busy);
         AsyncResult one = await busy.SendTaskAsync("t.hold", ["one"], ct: Ct);
         AsyncResult two = await busy.SendTaskAsync("t.hold", ["two"], ct: Ct);
-        await WaitUntilAsync(() => _started.ContainsKey("one"));
+        Assert.True(await Poll.UntilAsync(() => _started.ContainsKey("one"), s_wait), "timed out waiting");
 
         // A second worker comes up while the first is busy: the second long task is still in the queue, so it runs now.
         await using CeleriacApp idle = await NewAppAsync(broker, concurrency: 1, prefetchOff: true, acksLate: false, url, node: "idle@test", queue: busy.Options.DefaultQueue);
         await using RunningWorker second = await RunningWorker.StartAsync(idle);
-        await WaitUntilAsync(() => _started.ContainsKey("two"));
+        Assert.True(await Poll.UntilAsync(() => _started.ContainsKey("two"), s_wait), "timed out waiting");
 
         Assert.Equal("busy@test", _started["one"]);
         Assert.Equal("idle@test", _started["two"]);
@@ -138,17 +137,5 @@ public sealed class PrefetchOffTests(RedisServerFixture redis, RabbitMqServerFix
             return "done";
         });
         return app;
-    }
-
-    private static Task WaitUntilAsync(Func<bool> condition) => WaitUntilAsync(() => ValueTask.FromResult(condition()));
-
-    private static async Task WaitUntilAsync(Func<ValueTask<bool>> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            Assert.True(clock.Elapsed < s_wait, "timed out waiting");
-            await Task.Delay(20, Ct);
-        }
     }
 }

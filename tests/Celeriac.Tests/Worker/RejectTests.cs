@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Celeriac.Tests.Conformance;
 using Celeriac.Tests.Support;
 
@@ -45,11 +44,7 @@ public sealed class RejectTests(RedisServerFixture redis, RabbitMqServerFixture 
         AsyncResult never = await app.SendTaskAsync("tasks.picky", ["never"], ct: Ct);
         Assert.Equal(2, await again.GetAsync<int>(TimeSpan.FromSeconds(15), Ct));
 
-        var clock = Stopwatch.StartNew();
-        while (!_runs.ContainsKey("never") && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(() => _runs.ContainsKey("never"), TimeSpan.FromSeconds(10));
 
         await Task.Delay(500, Ct);
         Assert.Equal(1, _runs["never"]);

@@ -140,11 +140,7 @@ public sealed class RetryTests(RedisServerFixture redis, RabbitMqServerFixture r
             : "printed");
         AsyncResult result = run.Result;
 
-        var clock = Stopwatch.StartNew();
-        while (await result.GetStateAsync(Ct) != TaskStates.Retry && clock.Elapsed < s_wait)
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(async () => await result.GetStateAsync(Ct) == TaskStates.Retry, s_wait);
 
         TaskResultMeta retry = Assert.IsType<TaskResultMeta>(result.Meta);
         Assert.Equal(TaskStates.Retry, retry.Status);

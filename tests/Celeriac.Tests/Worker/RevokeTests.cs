@@ -53,11 +53,7 @@ public sealed class RevokeTests(RedisServerFixture redis, RabbitMqServerFixture 
 
     private static async Task WaitForStateAsync(AsyncResult result, string state)
     {
-        var clock = Stopwatch.StartNew();
-        while (await result.GetStateAsync(Ct) != state && clock.Elapsed < TimeSpan.FromSeconds(15))
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(async () => await result.GetStateAsync(Ct) == state, TimeSpan.FromSeconds(15));
 
         Assert.Equal(state, result.State);
     }
@@ -94,11 +90,7 @@ public sealed class RevokeTests(RedisServerFixture redis, RabbitMqServerFixture 
         {
             await using RunningWorker worker = await RunningWorker.StartAsync(first);
             await first.RevokeAsync([id], Ct);
-            var clock = Stopwatch.StartNew();
-            while (!worker.Worker.Revoked.Contains(id) && clock.Elapsed < TimeSpan.FromSeconds(10))
-            {
-                await Task.Delay(20, Ct);
-            }
+            await Poll.UntilAsync(() => worker.Worker.Revoked.Contains(id), TimeSpan.FromSeconds(10));
 
             Assert.True(worker.Worker.Revoked.Contains(id));
             await worker.StopAsync();

@@ -67,11 +67,7 @@ public sealed class TaskStateTests(RedisServerFixture redis, RabbitMqServerFixtu
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
         AsyncResult result = await app.SendTaskAsync("tasks.report", ct: Ct);
 
-        var clock = Stopwatch.StartNew();
-        while (await result.GetStateAsync(Ct) != "CHECKING" && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(async () => await result.GetStateAsync(Ct) == "CHECKING", TimeSpan.FromSeconds(10));
 
         Assert.Equal("CHECKING", result.State);
         Assert.Equal("a.csv", result.Info!.Value.GetProperty("file").GetString());
@@ -99,11 +95,7 @@ public sealed class TaskStateTests(RedisServerFixture redis, RabbitMqServerFixtu
         Assert.Equal(("InvalidOperationException", "loud"), (error.ExceptionType, error.RemoteMessage));
 
         // Once all three ran, nothing of the two ignored ones is stored.
-        var clock = Stopwatch.StartNew();
-        while (worker.Worker.Processed < 3 && clock.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(() => worker.Worker.Processed >= 3, TimeSpan.FromSeconds(10));
 
         await Task.Delay(300, Ct);
         Assert.Equal(3, worker.Worker.Processed);

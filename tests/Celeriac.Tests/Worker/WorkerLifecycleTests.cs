@@ -85,7 +85,7 @@ public sealed class WorkerLifecycleTests
                 await app.SendTaskAsync("t.slow", ct: Ct);
             }
 
-            await WaitUntilAsync(async () => await app.Transport.GetQueueLengthAsync("celery", Ct) == 0); // prefetched
+            Assert.True(await Poll.UntilAsync(async () => await app.Transport.GetQueueLengthAsync("celery", Ct) == 0, s_wait), "the rest prefetched");
             await w.StopSource.CancelAsync();
             await Task.Delay(50, Ct);
             Assert.False(w.Run.IsCompleted, "warm shutdown waits for the running task");
@@ -99,15 +99,6 @@ public sealed class WorkerLifecycleTests
         finally
         {
             await w.DisposeAsync();
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
-    {
-        using var timeout = new CancellationTokenSource(s_wait);
-        while (!await condition())
-        {
-            await Task.Delay(10, timeout.Token);
         }
     }
 }

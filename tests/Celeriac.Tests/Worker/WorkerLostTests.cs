@@ -52,11 +52,7 @@ public sealed class WorkerLostTests(RedisServerFixture redis, RabbitMqServerFixt
 
             // A reject reaches RabbitMQ without a reply, so the count may lag a moment behind it.
             long expected = returned ? 1 : 0;
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (await first.Transport.GetQueueLengthAsync(queue, Ct) != expected && clock.Elapsed < TimeSpan.FromSeconds(5))
-            {
-                await Task.Delay(20, Ct);
-            }
+            await Poll.UntilAsync(async () => await first.Transport.GetQueueLengthAsync(queue, Ct) == expected, TimeSpan.FromSeconds(5));
 
             Assert.Equal(expected, await first.Transport.GetQueueLengthAsync(queue, Ct));
             if (returned)
@@ -76,11 +72,7 @@ public sealed class WorkerLostTests(RedisServerFixture redis, RabbitMqServerFixt
         await using (RunningWorker again = await RunningWorker.StartAsync(second))
         {
             // (Counted, not read from the result: an rpc:// result goes to the client that sent the task, the first app.)
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (returned && Volatile.Read(ref _runs) < 2 && clock.Elapsed < s_wait)
-            {
-                await Task.Delay(20, Ct);
-            }
+            await Poll.UntilAsync(() => !returned || Volatile.Read(ref _runs) >= 2, s_wait);
 
             await Task.Delay(500, Ct);
         }
@@ -134,10 +126,7 @@ public sealed class WorkerLostTests(RedisServerFixture redis, RabbitMqServerFixt
         unblock.SetResult();
         await Task.Delay(300, Ct);
         long expected = returned ? 1 : 0;
-        while (await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct) != expected && clock.Elapsed < s_wait)
-        {
-            await Task.Delay(20, Ct);
-        }
+        await Poll.UntilAsync(async () => await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct) == expected, s_wait);
 
         Assert.Equal(expected, await app.Transport.GetQueueLengthAsync(app.Options.DefaultQueue, Ct));
         if (returned)
