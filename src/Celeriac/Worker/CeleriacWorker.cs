@@ -516,18 +516,14 @@ public sealed partial class CeleriacWorker
         if (_revoked.Contains(h.Id))
         {
             Log.TaskRevoked(_logger, h.Task, h.Id);
-            _app.Signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, State = TaskStates.Revoked, Reason = "revoked" });
-            await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "revoked", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
-            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            await SkipRevokedAsync(request, "revoked", backend, abort).ConfigureAwait(false);
             return;
         }
 
         if (h.Expires is { } expires && expires <= _app.Time.GetUtcNow())
         {
             Log.TaskExpired(_logger, h.Task, h.Id, CeleryJson.FormatIso(expires));
-            _app.Signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, State = TaskStates.Revoked, Reason = "expired" });
-            await StoreAsync(backend, Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "expired", "celery.exceptions")), null, request), abort).ConfigureAwait(false);
-            await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+            await SkipRevokedAsync(request, "expired", backend, abort).ConfigureAwait(false);
             return;
         }
 
@@ -642,7 +638,7 @@ public sealed partial class CeleriacWorker
         {
             // Celery's terminate: whatever the task did once told to stop, it ends REVOKED.
             Log.TaskTerminated(_logger, h.Task, h.Id);
-            outcome = Meta(message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", "terminated", "celery.exceptions")), null, request);
+            outcome = RevokedMeta(request, "terminated");
             signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, Context = context, State = TaskStates.Revoked, Reason = "terminated" });
         }
         else if (signal)
@@ -690,6 +686,19 @@ public sealed partial class CeleriacWorker
 
         Track(_writes, FinishStoreAsync(stored, request.Delivery, acksLate, lateRequeue, abort));
     }
+
+    /// <summary>A task revoked or expired before it ran: stored REVOKED with the reason, signalled, and its message acked; it never runs.</summary>
+    private async ValueTask SkipRevokedAsync(Request request, string reason, IResultBackend backend, CancellationToken abort)
+    {
+        TaskHeaders h = request.Message!.Headers;
+        _app.Signals.OnTaskRevoked(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = request.Delivery.Queue, State = TaskStates.Revoked, Reason = reason });
+        await StoreAsync(backend, RevokedMeta(request, reason), abort).ConfigureAwait(false);
+        await request.Delivery.AckAsync(abort).ConfigureAwait(false);
+    }
+
+    /// <summary>Celery's REVOKED result: <c>TaskRevokedError</c> with the reason (revoked, expired or terminated).</summary>
+    private TaskResultMeta RevokedMeta(Request request, string reason) =>
+        Meta(request.Message!, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", reason, "celery.exceptions")), null, request);
 
     /// <summary>
     /// A cold shutdown cut the task off: Celery's <c>WorkerLostError</c>. A late-acked task with reject_on_worker_lost
