@@ -22,11 +22,7 @@ public sealed partial class CeleriacWorker
     /// <exception cref="ArgumentException">The rate is not one of those forms, or no task of that name is registered.</exception>
     public void SetRateLimit(string taskName, string? rateLimit)
     {
-        ArgumentNullException.ThrowIfNull(taskName);
-        if (!_app.Tasks.TryGet(taskName, out _))
-        {
-            throw new ArgumentException($"No task named '{taskName}' is registered.", nameof(taskName));
-        }
+        EnsureRegistered(taskName);
 
         if (!RateText.TryParse(rateLimit, out double perSecond, out string? error))
         {
@@ -44,14 +40,19 @@ public sealed partial class CeleriacWorker
     /// <exception cref="ArgumentException">No task of that name is registered.</exception>
     public void SetTimeLimits(string taskName, TimeSpan? softTimeLimit, TimeSpan? timeLimit)
     {
+        EnsureRegistered(taskName);
+
+        _timeLimitsSetAtRunTime[taskName] = (softTimeLimit, timeLimit);
+        _anyTimeLimitsSetAtRunTime = true;
+    }
+
+    private void EnsureRegistered(string taskName)
+    {
         ArgumentNullException.ThrowIfNull(taskName);
         if (!_app.Tasks.TryGet(taskName, out _))
         {
             throw new ArgumentException($"No task named '{taskName}' is registered.", nameof(taskName));
         }
-
-        _timeLimitsSetAtRunTime[taskName] = (softTimeLimit, timeLimit);
-        _anyTimeLimitsSetAtRunTime = true;
     }
 
     private TimeLimits TimeLimitsOf(CeleriacTask task, TaskHeaders headers)
