@@ -102,7 +102,13 @@ public sealed class RabbitMqPriorityInteropTests(RabbitMqInteropFixture fx)
             Assert.Equal((TaskStates.Success, value), (meta.Status, meta.ResultElement.GetString()));
         }
 
-        // The order Celery ran them in: its log, one task at a time.
+        // The order Celery ran them in: its log, one task at a time. Celery sends a result before it logs "succeeded",
+        // so the last line may still be on its way when the last result is in (a CI run read 13 of 14).
+        foreach ((AsyncResult result, _) in sent)
+        {
+            await worker.WaitForLogAsync($"Task tasks.echo[{result.Id}] succeeded", s_wait);
+        }
+
         string log = worker.Log;
         TestContext.Current.TestOutputHelper?.WriteLine(log);
         Dictionary<string, string> valueOf = sent.ToDictionary(s => s.Result.Id, s => s.Value, StringComparer.Ordinal);
