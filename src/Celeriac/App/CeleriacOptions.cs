@@ -76,6 +76,40 @@ public sealed class CeleriacOptions
     /// <summary>Tasks run at once by a worker (<c>CELERIAC_CONCURRENCY</c>; <c>worker_concurrency</c>). <value>the core count</value></summary>
     public int Concurrency { get; set; } = Environment.ProcessorCount;
 
+    /// <summary>
+    /// Where tasks run (<c>CELERIAC_POOL</c>; Celery's <c>worker_pool</c>, <c>-P</c>): <c>async</c> (in the worker's async
+    /// flow), <c>threads</c> (a dedicated thread per slot, for code that blocks), <c>prefork</c> or <c>processes</c>
+    /// (child processes: a crash or a hard time limit kills only the child) or <c>solo</c> (one task at a time).
+    /// <c>eventlet</c> and <c>gevent</c> are taken as <c>async</c>. <value>async</value>
+    /// </summary>
+    public string Pool { get; set; } = "async";
+
+    /// <summary>
+    /// Autoscale (<c>CELERIAC_AUTOSCALE</c>; Celery's <c>--autoscale MAX,MIN</c>): the pool grows towards MAX while
+    /// requests wait for a slot and shrinks towards MIN once idle for <see cref="AutoscaleKeepAlive"/>;
+    /// <see cref="Concurrency"/> is then unused. <value>none</value>
+    /// </summary>
+    public string? Autoscale { get; set; }
+
+    /// <summary>How long the pool stays grown before autoscale shrinks it (Celery's <c>AUTOSCALE_KEEPALIVE</c>). <value>30 seconds</value></summary>
+    public TimeSpan AutoscaleKeepAlive { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// On a warm stop, how long running tasks get to finish before the cold stop begins
+    /// (<c>CELERIAC_SOFT_SHUTDOWN_TIMEOUT</c>, seconds; Celery 5.5's <c>worker_soft_shutdown_timeout</c>); a late-acked task
+    /// cut off then goes back to the queue. 0: a warm stop waits for running tasks however long they take. <value>0</value>
+    /// </summary>
+    public TimeSpan SoftShutdownTimeout { get; set; }
+
+    /// <summary>The prefork pool replaces a child after this many tasks (<c>CELERIAC_MAX_TASKS_PER_CHILD</c>; <c>worker_max_tasks_per_child</c>). <value>none</value></summary>
+    public int? MaxTasksPerChild { get; set; }
+
+    /// <summary>
+    /// The prefork pool replaces a child, after its task, once its resident memory exceeds this many KiB
+    /// (<c>CELERIAC_MAX_MEMORY_PER_CHILD</c>; <c>worker_max_memory_per_child</c>). <value>none</value>
+    /// </summary>
+    public int? MaxMemoryPerChild { get; set; }
+
     /// <summary>Store STARTED when a task starts (<c>CELERIAC_TRACK_STARTED</c>; <c>task_track_started</c>). <value>false</value></summary>
     public bool TrackStarted { get; set; }
 
@@ -134,6 +168,30 @@ public sealed class CeleriacOptions
     /// <summary>The worker's node name, defaulted.</summary>
     internal string EffectiveNodeName => string.IsNullOrWhiteSpace(NodeName) ? "celeriac@" + Environment.MachineName : NodeName.Replace("%h", Environment.MachineName, StringComparison.Ordinal);
 
+    /// <summary>Reads <c>MAX,MIN</c> (or just <c>MAX</c>, MIN then 0 as in Celery, taken as 1).</summary>
+    public static bool TryParseAutoscale(string? text, out int max, out int min)
+    {
+        max = min = 0;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return false;
+        }
+
+        string[] parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.Length is < 1 or > 2 || !int.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out max))
+        {
+            return false;
+        }
+
+        if (parts.Length == 2 && !int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out min))
+        {
+            return false;
+        }
+
+        min = Math.Max(1, min);
+        return max >= min;
+    }
+
     /// <summary>Checks the values; throws <see cref="CeleriacConfigurationException"/> naming the bad one.</summary>
     public void Validate()
     {
@@ -176,6 +234,26 @@ public sealed class CeleriacOptions
         if (ColdShutdownGrace < TimeSpan.Zero)
         {
             throw new CeleriacConfigurationException($"The cold shutdown grace cannot be negative (got {ColdShutdownGrace}).");
+        }
+
+        if (!Celeriac.Concurrency.PoolNames.IsKnown(Pool))
+        {
+            throw new CeleriacConfigurationException($"Unknown pool '{Pool}': use async, threads, prefork (processes) or solo.");
+        }
+
+        if (Autoscale is not null && !TryParseAutoscale(Autoscale, out _, out _))
+        {
+            throw new CeleriacConfigurationException($"Autoscale must be MAX,MIN with 1 <= MIN <= MAX (got '{Autoscale}').");
+        }
+
+        if (SoftShutdownTimeout < TimeSpan.Zero)
+        {
+            throw new CeleriacConfigurationException($"The soft shutdown timeout cannot be negative (got {SoftShutdownTimeout}).");
+        }
+
+        if (MaxTasksPerChild is < 1 || MaxMemoryPerChild is < 1)
+        {
+            throw new CeleriacConfigurationException("The max tasks and max memory per child must be at least 1 when set.");
         }
 
         if (VisibilityTimeout <= TimeSpan.Zero)

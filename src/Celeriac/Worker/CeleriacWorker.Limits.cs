@@ -9,7 +9,6 @@ namespace Celeriac.Worker;
 /// <summary>Time limits and rate limits (Celery's <c>time_limit</c>, <c>soft_time_limit</c> and <c>rate_limit</c>).</summary>
 public sealed partial class CeleriacWorker
 {
-    private static readonly Task s_never = new TaskCompletionSource().Task;
     private readonly ConcurrentDictionary<string, (TimeSpan? Soft, TimeSpan? Hard)> _timeLimitsSetAtRunTime = new(StringComparer.Ordinal);
     private volatile bool _anyTimeLimitsSetAtRunTime;
 
@@ -63,99 +62,21 @@ public sealed partial class CeleriacWorker
         return TimeLimits.Resolve(headers, soft, hard, _app.Options);
     }
 
-    /// <summary>Runs the task's code: on the slot when it has no time limit, else within its limits.</summary>
-    private ValueTask<object?> InvokeAsync(Request request, TaskContext context, TimeLimits limits) =>
-        limits.IsNone ? InvokeCoreAsync(request, context) : InvokeWithinLimitsAsync(request, context, limits);
-
-    /// <summary>
-    /// Runs the task off its slot with its time limits. At the soft limit its token is cancelled, so it can clean up;
-    /// if it then throws, the failure is SoftTimeLimitExceeded. At the hard limit its token is cancelled too and the
-    /// slot stops waiting for it: the run fails with TimeLimitExceeded at once. .NET cannot stop a thread, so code that
-    /// ignores the token goes on in the background until it returns; what it returns is discarded.
-    /// </summary>
-    private async ValueTask<object?> InvokeWithinLimitsAsync(Request request, TaskContext context, TimeLimits limits)
-    {
-        TaskHeaders h = request.Message!.Headers;
-
-        // The task's token is also cancelled by its limits (a cold stop or a terminate still cancels it too).
-        CancellationToken abort = context.CancellationToken;
-        var cancel = CancellationTokenSource.CreateLinkedTokenSource(abort);
-        context.CancellationToken = cancel.Token;
-        Task cancelling = Task.CompletedTask;
-
-        // Off the slot, so that code that blocks without awaiting can be left behind at the hard limit too.
-        Task<object?> run = Task.Run(() => InvokeCoreAsync(request, context).AsTask(), CancellationToken.None);
-        bool softExceeded = false;
-        using (var timers = new CancellationTokenSource())
-        {
-            Task soft = limits.SoftSeconds is { } s ? Task.Delay(TimeSpan.FromSeconds(s), _app.Time, timers.Token) : s_never;
-            Task hard = limits.HardSeconds is { } hs ? Task.Delay(TimeSpan.FromSeconds(hs), _app.Time, timers.Token) : s_never;
-            try
-            {
-                while (!run.IsCompleted)
-                {
-                    Task first = await Task.WhenAny(run, soft, hard).ConfigureAwait(false);
-                    if (first == soft)
-                    {
-                        softExceeded = true;
-                        Log.SoftTimeLimitExceeded(_logger, TimeLimits.Format(limits.SoftSeconds!.Value), h.Task, h.Id);
-
-                        // Cancelled off this thread: the task's continuations must not run (or block) on the slot.
-                        cancelling = cancel.CancelAsync();
-                        soft = s_never;
-                    }
-                    else if (first == hard)
-                    {
-                        Log.HardTimeLimitExceeded(_logger, TimeLimits.Format(limits.HardSeconds!.Value), h.Task, h.Id);
-                        if (!cancel.IsCancellationRequested)
-                        {
-                            cancelling = cancel.CancelAsync();
-                        }
-
-                        _ = AbandonAsync(run, cancelling, cancel);
-                        throw new TimeLimitExceededException(limits.HardSeconds.Value);
-                    }
-                }
-            }
-            finally
-            {
-                await timers.CancelAsync().ConfigureAwait(false);
-            }
-        }
-
-        await cancelling.ConfigureAwait(false);
-        cancel.Dispose();
-        try
-        {
-            return await run.ConfigureAwait(false);
-        }
-        catch (Exception ex) when (softExceeded && !abort.IsCancellationRequested)
-        {
-            throw new SoftTimeLimitExceededException("SoftTimeLimitExceeded()", ex);
-        }
-    }
-
-    /// <summary>Waits in the background for code left behind at a hard limit, and discards its outcome.</summary>
-    private static async Task AbandonAsync(Task run, Task cancelling, CancellationTokenSource cancel)
-    {
-        await Task.WhenAll(run, cancelling).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _ = run.Exception;
-        cancel.Dispose();
-    }
-
     /// <summary>
     /// Whether a decoded task waits for its rate limit: a task over its rate is deferred (outside the prefetch window,
     /// as an ETA task is) into its bucket, which queues it for a slot when a token is free.
     /// </summary>
-    private bool HoldForRateLimit(Request request, ChannelWriter<Request> writer, CancellationToken stop)
+    private bool HoldForRateLimit(WorkerRequest request, ChannelWriter<WorkerRequest> writer, CancellationToken stop)
     {
         if (request.RateLimitPassed || _rateLimits.Find(request.Task!) is not { } bucket || bucket.TryPass())
         {
             return false;
         }
 
+        request.RateLimitPassed = true;
+        _registry.Schedule(request, null);
         request.Delivery.Defer();
-        if (bucket.Hold(request with { RateLimitPassed = true }))
+        if (bucket.Hold(request))
         {
             Track(_timers, bucket.PumpAsync(held => Track(_timers, DelayThenQueueAsync(held, DateTimeOffset.MinValue, writer, stop)), stop));
         }
@@ -167,10 +88,11 @@ public sealed partial class CeleriacWorker
     private async Task ReturnRateLimitedAsync()
     {
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
-        foreach (TaskBucket<Request> bucket in _rateLimits.Buckets)
+        foreach (TaskBucket<WorkerRequest> bucket in _rateLimits.Buckets)
         {
-            foreach (Request held in bucket.TakeAll())
+            foreach (WorkerRequest held in bucket.TakeAll())
             {
+                _registry.Release(held);
                 if (held.Delivery.TryClaim())
                 {
                     await held.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);

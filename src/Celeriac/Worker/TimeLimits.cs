@@ -1,7 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
 using Celeriac.Protocol;
-using Celeriac.Results;
 
 namespace Celeriac.Worker;
 
@@ -32,48 +30,6 @@ internal readonly record struct TimeLimits(double? SoftSeconds, double? HardSeco
     /// <summary>Seconds as Celery's <c>time_limit</c> log line prints an optional value: <c>1</c>, <c>0.5</c>, <c>None</c>.</summary>
     public static string Format(TimeSpan? limit) => limit is { } l ? Format(l.TotalSeconds) : "None";
 
-    /// <summary>
-    /// Celery's stored exception for a time-limit failure, or <see langword="null"/> for any other: <c>exc_message</c> is
-    /// the exception's args, <c>[]</c> for SoftTimeLimitExceeded and <c>[seconds]</c> for TimeLimitExceeded.
-    /// </summary>
-    public static byte[]? SerializeResult(Exception exception) => exception switch
-    {
-        SoftTimeLimitExceededException => JsonBuffers.Write(0, static (w, _) => WriteException(w, "SoftTimeLimitExceeded", null)),
-        TimeLimitExceededException hard => JsonBuffers.Write(hard.Seconds, static (w, s) => WriteException(w, "TimeLimitExceeded", s)),
-        _ => null,
-    };
-
-    /// <summary>How a time-limit failure reads in logs and in Celeriac's own results.</summary>
-    public static ExceptionInfo? Describe(Exception exception) => exception switch
-    {
-        SoftTimeLimitExceededException => new ExceptionInfo("SoftTimeLimitExceeded", "", ExceptionModule),
-        TimeLimitExceededException hard => new ExceptionInfo("TimeLimitExceeded", Format(hard.Seconds), ExceptionModule),
-        _ => null,
-    };
-
-    private static void WriteException(Utf8JsonWriter w, string type, double? seconds)
-    {
-        w.WriteStartObject();
-        w.WriteString("exc_type"u8, type);
-        w.WriteStartArray("exc_message"u8);
-        if (seconds is { } s)
-        {
-            // Python prints an integral limit as the int it was given: TimeLimitExceeded(1,).
-            if (s == Math.Floor(s) && s < long.MaxValue)
-            {
-                w.WriteNumberValue((long)s);
-            }
-            else
-            {
-                w.WriteNumberValue(s);
-            }
-        }
-
-        w.WriteEndArray();
-        w.WriteString("exc_module"u8, ExceptionModule);
-        w.WriteEndObject();
-    }
-
     private static double? Pick(double? header, TimeSpan? task, TimeSpan? worker)
     {
         double? seconds = header is > 0 ? header
@@ -81,28 +37,6 @@ internal readonly record struct TimeLimits(double? SoftSeconds, double? HardSeco
             : worker > TimeSpan.Zero ? worker.Value.TotalSeconds
             : null;
         return seconds is > MaxSeconds ? null : seconds;
-    }
-}
-
-/// <summary>
-/// The soft time limit cancelled the task's token and the task then ended by throwing (Celery's
-/// <c>SoftTimeLimitExceeded</c>); the task's own exception is the inner one.
-/// </summary>
-internal sealed class SoftTimeLimitExceededException : Exception
-{
-    public SoftTimeLimitExceededException()
-        : base("SoftTimeLimitExceeded()")
-    {
-    }
-
-    public SoftTimeLimitExceededException(string message)
-        : base(message)
-    {
-    }
-
-    public SoftTimeLimitExceededException(string message, Exception innerException)
-        : base(message, innerException)
-    {
     }
 }
 

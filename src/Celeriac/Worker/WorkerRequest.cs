@@ -1,0 +1,102 @@
+using Celeriac.Protocol;
+using Celeriac.Transport;
+
+namespace Celeriac.Worker;
+
+/// <summary>Where a request is in the worker (what <c>inspect reserved / scheduled / active</c> list).</summary>
+public enum RequestState
+{
+    /// <summary>Prefetched: waiting for a free slot.</summary>
+    Reserved,
+
+    /// <summary>Waiting for its ETA or countdown, or for its rate limit's next token.</summary>
+    Scheduled,
+
+    /// <summary>Running.</summary>
+    Active,
+}
+
+/// <summary>
+/// A delivery the worker holds, from the consumer to its settlement. It is decoded by the slot that takes it (or
+/// before an ETA wait), so that one consumer loop never limits throughput.
+/// </summary>
+internal sealed class WorkerRequest(Delivery delivery)
+{
+    public Delivery Delivery { get; } = delivery;
+
+    /// <summary>The decoded message, once decoded; disposed when the request is finished.</summary>
+    public TaskMessage? Message { get; set; }
+
+    public CeleriacTask? Task { get; set; }
+
+    /// <summary>It has had its token from its task's rate limit.</summary>
+    public bool RateLimitPassed { get; set; }
+
+    public RequestState State { get; set; }
+
+    /// <summary>When it was due, while it waits for an ETA.</summary>
+    public DateTimeOffset? ScheduledFor { get; set; }
+
+    /// <summary>When it started running.</summary>
+    public DateTimeOffset? StartedAt { get; set; }
+
+    /// <summary>Cancels the running task (a terminate or a cold shutdown); set while active.</summary>
+    public RunningTask? Running { get; set; }
+
+    /// <summary>A snapshot for listing.</summary>
+    public RequestInfo Describe(string hostname)
+    {
+        TaskMessage? m = Message;
+        TransportMessage? raw = Delivery.Message;
+        return new RequestInfo
+        {
+            Id = m?.Headers.Id ?? HeaderText(raw, "id") ?? "",
+            Name = m?.Headers.Task ?? HeaderText(raw, "task") ?? "",
+            Args = m is null ? null : m.Args.GetRawText(),
+            Kwargs = m is null ? null : m.Kwargs.GetRawText(),
+            State = State,
+            Queue = Delivery.Queue,
+            Eta = ScheduledFor ?? m?.Headers.Eta,
+            StartedAt = StartedAt,
+            Hostname = hostname,
+            Redelivered = Delivery.Redelivered,
+        };
+    }
+
+    private static string? HeaderText(TransportMessage? raw, string key) =>
+        raw is not null && raw.Headers.TryGetValue(key, out object? v) ? v as string : null;
+}
+
+/// <summary>A request the worker holds, as remote control lists it.</summary>
+public sealed record RequestInfo
+{
+    /// <summary>The task id.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>The task name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The positional arguments as JSON, once decoded.</summary>
+    public string? Args { get; init; }
+
+    /// <summary>The keyword arguments as JSON, once decoded.</summary>
+    public string? Kwargs { get; init; }
+
+    /// <summary>Where it is in the worker.</summary>
+    public required RequestState State { get; init; }
+
+    /// <summary>The queue it came from.</summary>
+    public required string Queue { get; init; }
+
+    /// <summary>When it is due.</summary>
+    public DateTimeOffset? Eta { get; init; }
+
+    /// <summary>When it started running.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
+
+    /// <summary>The worker's node name.</summary>
+    public required string Hostname { get; init; }
+
+    /// <summary>Whether the broker delivered it before.</summary>
+    public bool Redelivered { get; init; }
+}
