@@ -107,6 +107,33 @@ public static class Tasks
         return attempt;
     }
 
+    /// <summary>
+    /// Blocks its thread for <paramref name="seconds"/> with <c>Thread.Sleep</c>, ignoring cancellation, and returns the
+    /// seconds as given: what a task doing synchronous I/O does to its pool (see the threads and prefork pools).
+    /// </summary>
+    [CeleriacTask("tasks.block")]
+    public static JsonElement Block(JsonElement seconds)
+    {
+        if (seconds.ValueKind != JsonValueKind.Number || seconds.GetDouble() is var s && (s < 0 || s > 86_400 || !double.IsFinite(s)))
+        {
+            throw new ArgumentException($"block() takes a number of seconds from 0 to 86400, got {seconds.GetRawText()}", nameof(seconds));
+        }
+
+        Thread.Sleep(TimeSpan.FromSeconds(seconds.GetDouble()));
+        return seconds;
+    }
+
+    /// <summary>
+    /// Ends the process that runs it at once (<c>Environment.FailFast</c>): under the prefork pool its child dies and the
+    /// task is FAILURE <c>WorkerLostError</c>; under the other pools the whole worker goes down, as Celery's solo pool would.
+    /// </summary>
+    [CeleriacTask("tasks.crash")]
+    public static void Crash() => Environment.FailFast("tasks.crash: ending this process on purpose");
+
+    /// <summary>Returns the id of the process that ran it (a prefork child's, or the worker's).</summary>
+    [CeleriacTask("tasks.pid")]
+    public static int Pid() => Environment.ProcessId;
+
     /// <summary>Returns its argument unchanged: big integers stay integers, floats floats.</summary>
     [CeleriacTask("tasks.echo")]
     public static JsonElement? Echo(JsonElement? value) => value;

@@ -261,7 +261,7 @@ public sealed partial class CeleriacWorker
                 Log.TaskAbandoned(_logger, request.Message!.Headers.Task, request.Message.Headers.Id, _app.Options.ColdShutdownGrace.TotalSeconds);
                 try
                 {
-                    await FinishAsync(request, running.AcksLate, running.StoreResult, TaskOutcome.Lost("abandoned"), CancellationToken.None).ConfigureAwait(false);
+                    await FinishAsync(request, running.AcksLate, running.StoreResult, TaskOutcome.Lost("cold shutdown"), CancellationToken.None).ConfigureAwait(false);
                 }
                 finally
                 {

@@ -5,8 +5,11 @@ namespace Celeriac.Worker;
 /// <summary>Builds Celery's result documents for a worker's tasks (extended fields when <c>result_extended</c> is on).</summary>
 internal sealed class ResultDocuments(CeleriacApp app, string node)
 {
-    /// <summary>Celery's <c>WorkerLostError</c>, as a killed child or a cold shutdown leaves a task.</summary>
-    public static readonly ExceptionInfo WorkerLost = new("WorkerLostError", "Worker exited prematurely: cold shutdown.", "billiard.exceptions");
+    /// <summary>
+    /// Celery's <c>WorkerLostError</c>, as a killed child or a cold shutdown leaves a task; <paramref name="reason"/> as
+    /// billiard words it (<c>signal 9 (SIGKILL)</c>, <c>exitcode 1</c>, or <c>cold shutdown</c>).
+    /// </summary>
+    public static ExceptionInfo WorkerLost(string? reason) => new("WorkerLostError", $"Worker exited prematurely: {reason ?? "cold shutdown"}.", "billiard.exceptions");
 
     public TaskResultMeta Meta(TaskMessage message, string queue, string state, ReadOnlyMemory<byte> result, string? traceback, bool ready = true, byte[]? children = null)
     {

@@ -58,7 +58,7 @@ internal sealed class StoreResultStep(IResultBackend backend, ResultDocuments do
             TaskOutcomeKind.Retried when errors =>
                 documents.Meta(task.Message, task.Queue, TaskStates.Retry, o.Result!, o.Traceback, ready: false, children: TaskRetry.Children(task.Id)),
             TaskOutcomeKind.WorkerLost or TaskOutcomeKind.ShutdownCut when errors && task.Settlement != Settlement.Requeue =>
-                documents.Meta(task.Message, task.Queue, TaskStates.Failure, TaskResultMeta.SerializeException(ResultDocuments.WorkerLost), null),
+                documents.Meta(task.Message, task.Queue, TaskStates.Failure, TaskResultMeta.SerializeException(ResultDocuments.WorkerLost(o.Reason)), null),
             TaskOutcomeKind.Revoked => documents.Revoked(task.Message, task.Queue, o.Reason ?? "revoked"),
             _ => null,
         };

@@ -30,6 +30,7 @@ internal static class WorkerBanner
         string Transport,
         string Results,
         int Concurrency,
+        string Pool,
         IReadOnlyList<string> Queues,
         IReadOnlyList<string> Tasks,
         DateTimeOffset Now);
@@ -46,7 +47,7 @@ internal static class WorkerBanner
             $".> app:         {info.AppName}",
             $".> transport:   {info.Transport}",
             $".> results:     {info.Results}",
-            $".> concurrency: {info.Concurrency.ToString(CultureInfo.InvariantCulture)} (async)",
+            $".> concurrency: {info.Concurrency.ToString(CultureInfo.InvariantCulture)} ({info.Pool})",
             ".> task events: OFF",
             "",
             "[queues]",

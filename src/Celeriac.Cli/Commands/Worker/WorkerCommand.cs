@@ -49,6 +49,31 @@ internal static class WorkerCommand
                 o.StateDb = stateDb;
             }
 
+            if (parse.GetValue(definition.PoolOption) is { } pool)
+            {
+                o.Pool = pool;
+            }
+
+            if (parse.GetValue(definition.AutoscaleOption) is { } autoscale)
+            {
+                o.Autoscale = autoscale;
+            }
+
+            if (parse.GetValue(definition.SoftShutdownTimeoutOption) is { } soft)
+            {
+                o.SoftShutdownTimeout = TimeSpan.FromSeconds(soft);
+            }
+
+            if (parse.GetValue(definition.MaxTasksPerChildOption) is { } maxTasks)
+            {
+                o.MaxTasksPerChild = maxTasks;
+            }
+
+            if (parse.GetValue(definition.MaxMemoryPerChildOption) is { } maxMemory)
+            {
+                o.MaxMemoryPerChild = maxMemory;
+            }
+
             if (parse.GetValue(definition.HostnameOption) is { } hostname)
             {
                 o.NodeName = ExpandHostname(hostname);
@@ -89,6 +114,7 @@ internal static class WorkerCommand
                 UrlText.Mask(app.Options.BrokerUrl),
                 UrlText.Mask(app.EffectiveResultBackendUrl),
                 worker.Concurrency,
+                worker.Pool.Name,
                 worker.Queues,
                 app.Tasks.Names,
                 app.Options.TimeProvider.GetLocalNow()));

@@ -13,6 +13,25 @@ internal sealed class WorkerCommandDefinition : Command
         LogLevelOption.Validators.Add(ValidateLevel);
         ConcurrencyOption.CustomParser = CommonOptions.ParseInt;
         PrefetchMultiplierOption.CustomParser = CommonOptions.ParseInt;
+        MaxTasksPerChildOption.CustomParser = CommonOptions.ParseInt;
+        MaxMemoryPerChildOption.CustomParser = CommonOptions.ParseInt;
+        SoftShutdownTimeoutOption.CustomParser = CommonOptions.ParseSeconds;
+        PoolOption.Validators.Add(static r =>
+        {
+            string text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "async";
+            if (!Celeriac.Concurrency.PoolNames.IsKnown(text))
+            {
+                r.AddError($"Invalid pool '{text}' for --pool (choose from async, threads, prefork, processes, solo, eventlet, gevent)");
+            }
+        });
+        AutoscaleOption.Validators.Add(static r =>
+        {
+            string text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "";
+            if (!CeleriacOptions.TryParseAutoscale(text, out _, out _))
+            {
+                r.AddError($"Invalid value '{text}' for --autoscale: use MAX,MIN with 1 <= MIN <= MAX (e.g. 8,2)");
+            }
+        });
         Options.Add(AppOption);
         Options.Add(QueuesOption);
         Options.Add(ConcurrencyOption);
@@ -22,6 +41,11 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(DisablePrefetchOption);
         Options.Add(AcksLateOption);
         Options.Add(StateDbOption);
+        Options.Add(PoolOption);
+        Options.Add(AutoscaleOption);
+        Options.Add(SoftShutdownTimeoutOption);
+        Options.Add(MaxTasksPerChildOption);
+        Options.Add(MaxMemoryPerChildOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
     }
 
@@ -76,6 +100,36 @@ internal sealed class WorkerCommandDefinition : Command
     {
         Description = "A file that keeps the revoked task ids across restarts (created if missing).",
         HelpName = "FILE",
+    };
+
+    public Option<string?> PoolOption { get; } = new("--pool", "-P")
+    {
+        Description = "Where tasks run: async (default), threads (a thread each, for blocking code), prefork or processes (child processes), solo (one at a time). eventlet and gevent run as async.",
+        HelpName = "POOL",
+    };
+
+    public Option<string?> AutoscaleOption { get; } = new("--autoscale")
+    {
+        Description = "Grow the pool up to MAX while tasks wait, shrink it back to MIN when idle (--concurrency is then unused).",
+        HelpName = "MAX,MIN",
+    };
+
+    public Option<double?> SoftShutdownTimeoutOption { get; } = new("--soft-shutdown-timeout")
+    {
+        Description = "On a warm shutdown, seconds running tasks get to finish before the cold shutdown; late-acked tasks cut off then go back to the queue (default: 0, wait for them).",
+        HelpName = "SECONDS",
+    };
+
+    public Option<int?> MaxTasksPerChildOption { get; } = new("--max-tasks-per-child")
+    {
+        Description = "Prefork: replace a child process after this many tasks.",
+        HelpName = "N",
+    };
+
+    public Option<int?> MaxMemoryPerChildOption { get; } = new("--max-memory-per-child")
+    {
+        Description = "Prefork: replace a child process after a task that leaves it above this many KiB of resident memory.",
+        HelpName = "KIB",
     };
 
     private static void ValidateLevel(OptionResult result)
