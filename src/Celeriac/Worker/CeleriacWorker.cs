@@ -208,14 +208,12 @@ public sealed partial class CeleriacWorker
         TimeSpan soft = _app.Options.SoftShutdownTimeout;
         if (!abort.IsCancellationRequested && soft > TimeSpan.Zero)
         {
-            if (_registry.ActiveCount > 0)
-            {
-                Log.SoftShutdown(_logger, _registry.ActiveCount, soft.TotalSeconds);
-            }
-
             try
             {
-                await all.WaitAsync(soft, _app.Time, abort.Token).ConfigureAwait(false);
+                // Logged once the timer runs, so that what reads the log may move a fake clock on.
+                Task waiting = all.WaitAsync(soft, _app.Time, abort.Token);
+                Log.SoftShutdown(_logger, _registry.ActiveCount, soft.TotalSeconds);
+                await waiting.ConfigureAwait(false);
                 return;
             }
             catch (TimeoutException)
