@@ -10,9 +10,9 @@ namespace Celeriac;
 public sealed class TaskContext
 {
     private static readonly AsyncLocal<TaskContext?> s_current = new();
-    private readonly Func<string, object?, CancellationToken, ValueTask>? _storeState;
+    private readonly ITaskStateStore? _storeState;
 
-    internal TaskContext(TaskMessage message, string queue, string hostname, CancellationToken cancellation, Func<string, object?, CancellationToken, ValueTask>? storeState = null)
+    internal TaskContext(TaskMessage message, string queue, string hostname, CancellationToken cancellation, ITaskStateStore? storeState = null)
     {
         Message = message;
         Queue = queue;
@@ -95,7 +95,7 @@ public sealed class TaskContext
     public ValueTask UpdateStateAsync(string state, object? meta = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(state);
-        return _storeState is null ? ValueTask.CompletedTask : _storeState(state, meta, ct);
+        return _storeState is null ? ValueTask.CompletedTask : _storeState.StoreStateAsync(state, meta, ct);
     }
 
     /// <summary>
@@ -118,4 +118,10 @@ public sealed class TaskContext
 
         return TaskRetry.RetryAsync(task, Message, Queue, exc, countdown, eta, maxRetries, queue, ct.CanBeCanceled ? ct : CancellationToken);
     }
+}
+
+/// <summary>Where a running task's <see cref="TaskContext.UpdateStateAsync"/> stores its states.</summary>
+internal interface ITaskStateStore
+{
+    ValueTask StoreStateAsync(string state, object? meta, CancellationToken ct);
 }

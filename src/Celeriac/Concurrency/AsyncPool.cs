@@ -38,8 +38,8 @@ public sealed class AsyncPool : ITaskPool
     {
         ArgumentNullException.ThrowIfNull(job);
         return job.HasTimeLimit
-            ? TimeLimitGuard.RunAsync(job, token => Task.Run(() => job.Run(token).AsTask(), CancellationToken.None), null, _time, _logger, ct)
-            : job.Run(ct);
+            ? TimeLimitGuard.RunAsync(job, token => Task.Run(() => job.RunAsync(token).AsTask(), CancellationToken.None), null, _time, _logger, ct)
+            : job.RunAsync(ct);
     }
 
     /// <inheritdoc />

@@ -28,30 +28,33 @@ public interface ITaskPool : IAsyncDisposable
     void Resize(int size);
 }
 
-/// <summary>One task for a pool: what to run here, what to send elsewhere, and its time limits.</summary>
-public sealed class PoolJob
+/// <summary>
+/// One task for a pool: what to run here, what to send elsewhere, and its time limits. The worker's own request type
+/// derives from it, so handing a task to a pool allocates nothing.
+/// </summary>
+public abstract class PoolJob
 {
     /// <summary>The task id.</summary>
-    public required string TaskId { get; init; }
+    public abstract string TaskId { get; }
 
     /// <summary>The task name.</summary>
-    public required string TaskName { get; init; }
+    public abstract string TaskName { get; }
 
     /// <summary>The soft time limit in seconds: the task's token is cancelled then, and a failure after it is <c>SoftTimeLimitExceeded</c>.</summary>
-    public double? SoftTimeLimit { get; init; }
+    public double? SoftTimeLimit { get; protected set; }
 
     /// <summary>The hard time limit in seconds: the run is stopped then.</summary>
-    public double? HardTimeLimit { get; init; }
-
-    /// <summary>Runs the task in this process, honouring the token it is given; it returns its outcome and does not throw.</summary>
-    public required Func<CancellationToken, ValueTask<TaskOutcome>> Run { get; init; }
-
-    /// <summary>
-    /// The request as bytes, for a pool that runs it in another process (the prefork pool's children), or
-    /// <see langword="null"/>.
-    /// </summary>
-    public Func<ReadOnlyMemory<byte>>? Serialize { get; init; }
+    public double? HardTimeLimit { get; protected set; }
 
     /// <summary>Whether the job has a time limit.</summary>
     public bool HasTimeLimit => SoftTimeLimit is not null || HardTimeLimit is not null;
+
+    /// <summary>Runs the task in this process, honouring <paramref name="ct"/>; it returns its outcome and does not throw.</summary>
+    public abstract ValueTask<TaskOutcome> RunAsync(CancellationToken ct);
+
+    /// <summary>
+    /// The request as bytes, for a pool that runs it in another process (the prefork pool's children), or
+    /// <see langword="null"/> when it cannot be sent.
+    /// </summary>
+    public virtual ReadOnlyMemory<byte>? Serialize() => null;
 }

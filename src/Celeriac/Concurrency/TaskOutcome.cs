@@ -82,6 +82,9 @@ public sealed class TaskOutcome
     /// <summary>The exception it threw, when it ran in this process.</summary>
     public Exception? Exception { get; init; }
 
+    /// <summary>A success whose value nobody reads (an ignored result, no log line): shared, so it costs nothing.</summary>
+    public static TaskOutcome Quiet { get; } = new() { Kind = TaskOutcomeKind.Succeeded, SignalsRaised = true };
+
     /// <summary>The hard time limit ended the run after <paramref name="seconds"/>.</summary>
     public static TaskOutcome TimeLimit(double seconds) => new()
     {

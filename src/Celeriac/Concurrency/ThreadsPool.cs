@@ -156,7 +156,7 @@ public sealed class ThreadsPool : ITaskPool
 
                 try
                 {
-                    ValueTask<TaskOutcome> run = item.Job.Run(item.Token);
+                    ValueTask<TaskOutcome> run = item.Job.RunAsync(item.Token);
                     item.Completion.TrySetResult(run.IsCompleted ? run.Result : run.AsTask().GetAwaiter().GetResult());
                 }
                 catch (Exception ex)

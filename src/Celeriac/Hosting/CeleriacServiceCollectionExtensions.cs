@@ -118,8 +118,8 @@ public sealed class CeleriacBuilder
     internal List<Action<CeleriacApp>> Registrations { get; } = [];
 }
 
-/// <summary>Hosts a <see cref="CeleriacWorker"/>: started with the host, warm-stopped with it.</summary>
-internal sealed class WorkerHostedService(CeleriacApp app) : BackgroundService
+/// <summary>Hosts a <see cref="CeleriacWorker"/>: started with the host, warm-stopped with it; the post-run steps registered in DI run after each task.</summary>
+internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunStep> steps) : BackgroundService
 {
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) => new CeleriacWorker(app).RunAsync(stoppingToken);
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => new CeleriacWorker(app, steps).RunAsync(stoppingToken);
 }

@@ -245,21 +245,11 @@ public sealed partial class CeleriacWorker
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
         TimeLimits limits = TimeLimitsOf(task, h);
-        bool resultJson = storeResult || _logger.IsEnabled(LogLevel.Information);
-        IResultBackend backend = _app.ResultBackend;
-        var job = new PoolJob
-        {
-            TaskId = h.Id,
-            TaskName = h.Task,
-            SoftTimeLimit = limits.SoftSeconds,
-            HardTimeLimit = limits.HardSeconds,
-            Run = token => _runner.RunAsync(message, task, queue, resultJson, StoreState, token, abort),
-        };
-
+        request.PrepareRun(limits.SoftSeconds, limits.HardSeconds, storeResult || _logger.IsEnabled(LogLevel.Information), abort);
         TaskOutcome outcome;
         try
         {
-            outcome = await _pool.RunAsync(job, run.Token).ConfigureAwait(false);
+            outcome = await _pool.RunAsync(request, run.Token).ConfigureAwait(false);
         }
         finally
         {
@@ -281,10 +271,16 @@ public sealed partial class CeleriacWorker
         }
 
         await FinishAsync(request, acksLate, storeResult, outcome, abort).ConfigureAwait(false);
-
-        ValueTask StoreState(string state, object? meta, CancellationToken ct) =>
-            backend.StoreAsync(_documents.Meta(message, queue, state, TaskResultMeta.SerializeValue(meta), null, ready: TaskStates.IsReady(state)), ct);
     }
+
+    /// <summary>Runs a request's task in this process (the in-process pools call this through <see cref="PoolJob.RunAsync"/>).</summary>
+    internal ValueTask<TaskOutcome> RunHereAsync(WorkerRequest request, CancellationToken ct) =>
+        _runner.RunAsync(request.Message!, request.Task!, request.Delivery.Queue, request.ResultJson, request, ct, request.Abort);
+
+    /// <summary>Stores a state a running task reports (Celery's <c>update_state</c>).</summary>
+    internal ValueTask StoreStateAsync(WorkerRequest request, string state, object? meta, CancellationToken ct) =>
+        _app.ResultBackend.StoreAsync(
+            _documents.Meta(request.Message!, request.Delivery.Queue, state, TaskResultMeta.SerializeValue(meta), null, ready: TaskStates.IsReady(state)), ct);
 
     /// <summary>
     /// Logs the outcome, raises the signals the run could not, runs the post-run steps and settles the message; then the

@@ -279,7 +279,7 @@ public sealed partial class CeleriacWorker
                 await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff }, stop).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
-                    var request = new WorkerRequest(delivery);
+                    var request = new WorkerRequest(delivery, this);
                     _registry.Reserve(request);
                     await QueueAsync(request, writer, stop).ConfigureAwait(false);
                 }

@@ -22,7 +22,7 @@ internal sealed class TaskRunner(CeleriacApp app, string node)
     /// </summary>
     public async ValueTask<TaskOutcome> RunAsync(
         TaskMessage message, CeleriacTask task, string queue, bool resultJson,
-        Func<string, object?, CancellationToken, ValueTask>? storeState, CancellationToken token, CancellationToken abort)
+        ITaskStateStore? storeState, CancellationToken token, CancellationToken abort)
     {
         TaskHeaders h = message.Headers;
         var context = new TaskContext(message, queue, node, token, storeState) { Definition = task };
@@ -39,14 +39,16 @@ internal sealed class TaskRunner(CeleriacApp app, string node)
         try
         {
             object? value = await InvokeAsync(task, context).ConfigureAwait(false);
-            outcome = new TaskOutcome
-            {
-                Kind = TaskOutcomeKind.Succeeded,
-                Result = resultJson ? TaskResultMeta.SerializeValue(value) : null,
-                Value = value,
-                Runtime = Stopwatch.GetElapsedTime(start).TotalSeconds,
-                SignalsRaised = true,
-            };
+            outcome = resultJson
+                ? new TaskOutcome
+                {
+                    Kind = TaskOutcomeKind.Succeeded,
+                    Result = TaskResultMeta.SerializeValue(value),
+                    Value = value,
+                    Runtime = Stopwatch.GetElapsedTime(start).TotalSeconds,
+                    SignalsRaised = true,
+                }
+                : TaskOutcome.Quiet;
             if (signal)
             {
                 var done = new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = queue, Context = context, State = TaskStates.Success, Result = value };

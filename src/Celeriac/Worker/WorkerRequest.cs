@@ -1,3 +1,4 @@
+using Celeriac.Concurrency;
 using Celeriac.Protocol;
 using Celeriac.Transport;
 
@@ -18,11 +19,39 @@ public enum RequestState
 
 /// <summary>
 /// A delivery the worker holds, from the consumer to its settlement. It is decoded by the slot that takes it (or
-/// before an ETA wait), so that one consumer loop never limits throughput.
+/// before an ETA wait), so that one consumer loop never limits throughput. It is also the job the pool runs and the
+/// store of the states the task reports, so that running it allocates no delegates.
 /// </summary>
-internal sealed class WorkerRequest(Delivery delivery)
+internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : PoolJob, ITaskStateStore
 {
     public Delivery Delivery { get; } = delivery;
+
+    /// <inheritdoc />
+    public override string TaskId => Message!.Headers.Id;
+
+    /// <inheritdoc />
+    public override string TaskName => Message!.Headers.Task;
+
+    /// <summary>Whether the run should give a success's value as JSON (to store or log it).</summary>
+    public bool ResultJson { get; private set; }
+
+    /// <summary>The worker's cold-stop token, which tells a lost run apart from a terminated one.</summary>
+    public CancellationToken Abort { get; private set; }
+
+    /// <summary>Prepares the request to be handed to a pool.</summary>
+    public void PrepareRun(double? soft, double? hard, bool resultJson, CancellationToken abort)
+    {
+        SoftTimeLimit = soft;
+        HardTimeLimit = hard;
+        ResultJson = resultJson;
+        Abort = abort;
+    }
+
+    /// <inheritdoc />
+    public override ValueTask<TaskOutcome> RunAsync(CancellationToken ct) => owner.RunHereAsync(this, ct);
+
+    /// <inheritdoc />
+    public ValueTask StoreStateAsync(string state, object? meta, CancellationToken ct) => owner.StoreStateAsync(this, state, meta, ct);
 
     /// <summary>The decoded message, once decoded; disposed when the request is finished.</summary>
     public TaskMessage? Message { get; set; }
