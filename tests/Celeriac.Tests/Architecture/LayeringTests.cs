@@ -76,6 +76,18 @@ public sealed class LayeringTests(ITestOutputHelper output)
         Assert.True(crossings.Length == 0, "Providers must depend on the core only: " + string.Join("; ", crossings));
     }
 
+    [Fact]
+    public void Core_GrantsNoProviderItsInternals()
+    {
+        string[] providers = [.. Directory.GetFiles(s_directory, "Celeriac.*.dll").Select(path => Read(path)).Where(a => a.IsProvider).Select(a => a.Name)];
+        string[] friends = [.. typeof(CeleriacApp).Assembly.GetCustomAttributes(typeof(System.Runtime.CompilerServices.InternalsVisibleToAttribute), false)
+            .Cast<System.Runtime.CompilerServices.InternalsVisibleToAttribute>()
+            .Select(a => a.AssemblyName)];
+
+        Assert.NotEmpty(providers);
+        Assert.Empty(friends.Intersect(providers, StringComparer.Ordinal));
+    }
+
     /// <summary>An assembly's name, the assemblies it references, and whether it declares a [CeleriacProvider].</summary>
     private static (string Name, string[] References, bool IsProvider) Read(string path)
     {
