@@ -303,8 +303,13 @@ public sealed class CeleriacApp : IAsyncDisposable
         await Transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
     }
 
-    /// <summary>Builds the protocol v2 message of a call, and picks its queue.</summary>
-    internal TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
+    /// <summary>
+    /// Builds the protocol v2 message of a call exactly as <see cref="SendTaskAsync"/> would, and picks its queue
+    /// (<see cref="Route"/>), without sending it: for publishing many calls in one batch with
+    /// <see cref="ITransport.PublishAsync"/>. Nothing else of a send happens: the queue is not declared and the publish
+    /// signals are not raised. The task id is the message's <see cref="TransportMessage.CorrelationId"/>.
+    /// </summary>
+    public TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
     {
         options ??= s_noOptions;
         string id = options.TaskId ?? Guid.NewGuid().ToString();
