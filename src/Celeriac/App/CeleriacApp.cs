@@ -167,7 +167,10 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
     }
 
-    /// <summary>The result backend URL in force: the configured one, or the broker's store when it can keep results.</summary>
+    /// <summary>
+    /// The result backend URL in force: the configured one, else the default the broker's provider registered
+    /// (<c>rpc://</c> on <c>amqp://</c>), else the broker's store when it can keep results, else none.
+    /// </summary>
     public string EffectiveResultBackendUrl
     {
         get
@@ -178,12 +181,8 @@ public sealed class CeleriacApp : IAsyncDisposable
             }
 
             string scheme = UrlText.Parse(Options.BrokerUrl, "broker").Scheme;
-            return scheme switch
-            {
-                "amqp" or "amqps" => "rpc://",
-                _ when Providers.HasResultBackend(scheme) => Options.BrokerUrl,
-                _ => "disabled://",
-            };
+            return Providers.DefaultResultBackend(scheme)
+                ?? (Providers.HasResultBackend(scheme) ? Options.BrokerUrl : "disabled://");
         }
     }
 
