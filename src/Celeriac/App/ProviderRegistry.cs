@@ -11,6 +11,8 @@ namespace Celeriac;
 /// </summary>
 public sealed class ProviderRegistry
 {
+    // Only what the core needs to load a referenced provider by name and to say which package to add; what a
+    // scheme means (its factories, its default result backend) comes from the provider's own registration.
     private static readonly Dictionary<string, string> s_knownAssemblies = new(StringComparer.OrdinalIgnoreCase)
     {
         ["sqlite"] = "Celeriac.Sqlite",
