@@ -13,7 +13,8 @@ namespace Celeriac.Tests.Architecture;
 /// namespace users import, and a type may keep its public namespace after moving folder. The PDB knows
 /// each method's document and, for types without method bodies (interfaces, enums, delegates), lists the
 /// type's documents in its TypeDefinitionDocuments record. Nested types (lambda closures, async state
-/// machines, and real nested types) belong to their outermost type's folder.
+/// machines, and real nested types) belong to their outermost type's folder. Not followed: types named only
+/// inside an attribute's arguments (<c>[Attr(typeof(X))]</c>), which no code of the core relies on.
 /// </summary>
 internal static class SourceFolderMap
 {
@@ -36,7 +37,12 @@ internal static class SourceFolderMap
         string assemblyName = Path.GetFileNameWithoutExtension(assemblyPath);
         string pdbPath = Path.ChangeExtension(assemblyPath, ".pdb");
         using var pe = new PEReader(File.OpenRead(assemblyPath));
-        using MetadataReaderProvider pdbProvider = MetadataReaderProvider.FromPortablePdbStream(File.OpenRead(pdbPath));
+        using MetadataReaderProvider pdbProvider = File.Exists(pdbPath)
+            ? MetadataReaderProvider.FromPortablePdbStream(File.OpenRead(pdbPath))
+            : pe.ReadEmbeddedPortablePdbDebugDirectoryData(
+                pe.ReadDebugDirectory().FirstOrDefault(d => d.Type == DebugDirectoryEntryType.EmbeddedPortablePdb) is { DataSize: > 0 } embedded
+                    ? embedded
+                    : throw new FileNotFoundException($"No portable PDB beside {assemblyPath} nor embedded in it: the layering test maps types to folders by their source files.", pdbPath));
         MetadataReader md = pe.GetMetadataReader();
         MetadataReader pdb = pdbProvider.GetMetadataReader();
 
@@ -108,16 +114,25 @@ internal static class SourceFolderMap
             // attributes, a source generator's helpers): no folder, so it makes no edge.
         }
 
+        // A type whose namespace names another folder (one moved to keep its public namespace) says where it is.
+        string Label(TypeDefinitionHandle handle, string folder)
+        {
+            TypeDefinitionHandle outer = Outermost(md, handle);
+            string ns = md.GetString(md.GetTypeDefinition(outer).Namespace);
+            return ns.StartsWith(assemblyName + ".", StringComparison.Ordinal) && ns[(assemblyName.Length + 1)..] != folder
+                ? $"{Name(md, outer)} (in {folder}/)"
+                : Name(md, outer);
+        }
+
         var graph = new FolderGraph();
         var provider = new TypeCollector();
         foreach ((TypeDefinitionHandle type, string folder) in folderOf)
         {
-            string from = Name(md, Outermost(md, type));
             foreach (TypeDefinitionHandle used in Uses(md, pe, type, provider))
             {
-                if (folderOf.TryGetValue(used, out string? target))
+                if (folderOf.TryGetValue(used, out string? target) && target != folder)
                 {
-                    graph.Add(folder, target, from, Name(md, Outermost(md, used)));
+                    graph.Add(folder, target, Label(type, folder), Label(used, target));
                 }
             }
         }
