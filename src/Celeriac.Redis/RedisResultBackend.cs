@@ -33,7 +33,8 @@ public sealed class RedisResultBackend : KeyValueResultBackend
         _onPublished = (channel, _) => Wake(channel.ToString());
     }
 
-    private protected override KeyWaiterTable Waiters => _waiters;
+    /// <inheritdoc />
+    protected override KeyWaiterTable Waiters => _waiters;
 
     private async Task<IDatabase> DatabaseAsync() => await _connection.DatabaseAsync(_db).ConfigureAwait(false);
 
@@ -163,7 +164,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     }
 
     /// <summary>Subscribes to the key's channel (Celery's backend publishes every write there).</summary>
-    private protected override async ValueTask WatchAsync(string key, CancellationToken ct)
+    protected override async ValueTask WatchAsync(string key, CancellationToken ct)
     {
         ISubscriber subscriber = (await _connection.MultiplexerAsync().ConfigureAwait(false)).GetSubscriber();
         await _connection.RunAsync(
@@ -178,7 +179,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     }
 
     /// <inheritdoc />
-    private protected override void Unwatch(string key)
+    protected override void Unwatch(string key)
     {
         if (_watched.TryRemove(key, out _) && Volatile.Read(ref _disposed) == 0 && _connection.MultiplexerAsync() is { IsCompletedSuccessfully: true } mux)
         {

@@ -176,7 +176,7 @@ public sealed class SqliteResultBackend : KeyValueResultBackend
     }
 
     /// <summary>The store's waiters, shared by every backend on the file in this process.</summary>
-    private protected override KeyWaiterTable Waiters => _store.KeyWaiters;
+    protected override KeyWaiterTable Waiters => _store.KeyWaiters;
 
     private void Sweep(WriteContext c)
     {

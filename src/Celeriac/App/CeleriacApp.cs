@@ -167,7 +167,10 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
     }
 
-    /// <summary>The result backend URL in force: the configured one, or the broker's store when it can keep results.</summary>
+    /// <summary>
+    /// The result backend URL in force: the configured one, else the default the broker's provider registered
+    /// (<c>rpc://</c> on <c>amqp://</c>), else the broker's store when it can keep results, else none.
+    /// </summary>
     public string EffectiveResultBackendUrl
     {
         get
@@ -178,12 +181,8 @@ public sealed class CeleriacApp : IAsyncDisposable
             }
 
             string scheme = UrlText.Parse(Options.BrokerUrl, "broker").Scheme;
-            return scheme switch
-            {
-                "amqp" or "amqps" => "rpc://",
-                _ when Providers.HasResultBackend(scheme) => Options.BrokerUrl,
-                _ => "disabled://",
-            };
+            return Providers.DefaultResultBackend(scheme)
+                ?? (Providers.HasResultBackend(scheme) ? Options.BrokerUrl : "disabled://");
         }
     }
 
@@ -303,8 +302,13 @@ public sealed class CeleriacApp : IAsyncDisposable
         await Transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
     }
 
-    /// <summary>Builds the protocol v2 message of a call, and picks its queue.</summary>
-    internal TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
+    /// <summary>
+    /// Builds the protocol v2 message of a call exactly as <see cref="SendTaskAsync"/> would, and picks its queue
+    /// (<see cref="Route"/>), without sending it: for publishing many calls in one batch with
+    /// <see cref="ITransport.PublishAsync"/>. Nothing else of a send happens: the queue is not declared and the publish
+    /// signals are not raised. The task id is the message's <see cref="TransportMessage.CorrelationId"/>.
+    /// </summary>
+    public TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
     {
         options ??= s_noOptions;
         string id = options.TaskId ?? Guid.NewGuid().ToString();

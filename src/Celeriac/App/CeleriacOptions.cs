@@ -158,8 +158,8 @@ public sealed class CeleriacOptions
     /// <summary>Where tasks resolve their dependencies; each run gets its own scope. <value>null</value></summary>
     public IServiceProvider? Services { get; set; }
 
-    /// <summary>The queues a worker consumes when <see cref="Queues"/> is empty: the default queue.</summary>
-    internal IReadOnlyList<string> EffectiveQueues => Queues.Count > 0 ? [.. Queues] : [DefaultQueue];
+    /// <summary>The queues a worker consumes and <c>purge</c> empties: <see cref="Queues"/>, or the <see cref="DefaultQueue"/> when it is empty.</summary>
+    public IReadOnlyList<string> EffectiveQueues => Queues.Count > 0 ? [.. Queues] : [DefaultQueue];
 
     /// <summary>How the queue <paramref name="queue"/> is declared: bound to the direct exchange of its own name, as Celery does.</summary>
     internal Transport.QueueDeclaration DeclarationOf(string queue) =>

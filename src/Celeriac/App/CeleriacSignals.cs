@@ -139,8 +139,8 @@ public sealed class TaskSignalEventArgs : EventArgs
 }
 
 /// <summary>What a worker signal carries.</summary>
-public sealed class WorkerSignalEventArgs(Worker.CeleriacWorker worker) : EventArgs
+public sealed class WorkerSignalEventArgs(IWorkerInfo worker) : EventArgs
 {
-    /// <summary>The worker.</summary>
-    public Worker.CeleriacWorker Worker { get; } = worker;
+    /// <summary>The worker (the sender is the worker itself, for anything <see cref="IWorkerInfo"/> does not have).</summary>
+    public IWorkerInfo Worker { get; } = worker;
 }

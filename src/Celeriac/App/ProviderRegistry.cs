@@ -11,6 +11,8 @@ namespace Celeriac;
 /// </summary>
 public sealed class ProviderRegistry
 {
+    // Only what the core needs to load a referenced provider by name and to say which package to add; what a
+    // scheme means (its factories, its default result backend) comes from the provider's own registration.
     private static readonly Dictionary<string, string> s_knownAssemblies = new(StringComparer.OrdinalIgnoreCase)
     {
         ["sqlite"] = "Celeriac.Sqlite",
@@ -25,6 +27,7 @@ public sealed class ProviderRegistry
 
     private readonly Dictionary<string, Func<TransportOptions, ITransport>> _transports = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, Func<ResultBackendOptions, IResultBackend>> _backends = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, string> _defaultBackends = new(StringComparer.OrdinalIgnoreCase);
     private readonly HashSet<string> _loaded = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _gate = new();
 
@@ -36,12 +39,30 @@ public sealed class ProviderRegistry
         _backends["file"] = static o => new FileSystemResultBackend(o);
     }
 
-    /// <summary>Registers a transport for a URL scheme.</summary>
+    /// <summary>
+    /// Registers a transport for a URL scheme. When the app configures no result backend, results go to the broker's
+    /// own store if this scheme also has a result backend (<see cref="AddResultBackend"/>), else they are disabled.
+    /// </summary>
     public void AddTransport(string scheme, Func<TransportOptions, ITransport> factory)
     {
         lock (_gate)
         {
             _transports[scheme] = factory;
+            _defaultBackends.Remove(scheme);
+        }
+    }
+
+    /// <summary>
+    /// Registers a transport for a URL scheme, with the result backend URL an app on this broker uses when it
+    /// configures none (as Celery's users expect <c>rpc://</c> on <c>amqp://</c>).
+    /// </summary>
+    public void AddTransport(string scheme, Func<TransportOptions, ITransport> factory, string defaultResultBackend)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(defaultResultBackend);
+        lock (_gate)
+        {
+            _transports[scheme] = factory;
+            _defaultBackends[scheme] = defaultResultBackend;
         }
     }
 
@@ -73,6 +94,23 @@ public sealed class ProviderRegistry
 
     /// <summary>Whether a scheme has a result backend (loading its package if referenced).</summary>
     public bool HasResultBackend(string scheme) => TryFind(_backends, scheme, out _);
+
+    /// <summary>
+    /// The result backend URL that the transport of <paramref name="scheme"/> was registered with as its default
+    /// (loading its package if referenced), or <see langword="null"/> when it named none.
+    /// </summary>
+    public string? DefaultResultBackend(string scheme)
+    {
+        if (!TryFind(_transports, scheme, out _))
+        {
+            return null;
+        }
+
+        lock (_gate)
+        {
+            return _defaultBackends.GetValueOrDefault(scheme);
+        }
+    }
 
     private Func<TOptions, T> Find<TOptions, T>(Dictionary<string, Func<TOptions, T>> map, Uri url, string what)
     {

@@ -25,6 +25,17 @@ public sealed class TaskRegistry
         }
     }
 
+    /// <summary>
+    /// The names of the tasks an assembly declares with <see cref="CeleriacTaskAttribute"/>, without registering them:
+    /// to check for names already taken before <see cref="CeleriacApp.AddTasksFromAssembly"/>, which would stop at the first.
+    /// Throws <see cref="InvalidOperationException"/> for a task class without exactly one public <c>Run</c> or <c>RunAsync</c>.
+    /// </summary>
+    public static IReadOnlyList<string> NamesIn(Assembly assembly)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        return [.. Scan(assembly).Select(t => t.Attribute.Name)];
+    }
+
     /// <summary>The methods and classes of an assembly marked <see cref="CeleriacTaskAttribute"/>.</summary>
     internal static IEnumerable<(CeleriacTaskAttribute Attribute, MethodInfo Method, Type Type)> Scan(Assembly assembly)
     {

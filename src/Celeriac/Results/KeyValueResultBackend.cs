@@ -44,30 +44,41 @@ public abstract class KeyValueResultBackend : IResultBackend
     protected abstract ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct);
 
     /// <summary>
-    /// The waiters of this store's keys, for a store that can tell when a key was written (it calls
-    /// <see cref="Wake"/> after each write); <see langword="null"/> when it cannot (then waiting only polls).
+    /// The waiters of this store's keys, for a store that can tell when a key was written: it returns a table
+    /// (the same instance every time) and calls <see cref="Wake"/> after each write, so that a waiter wakes at
+    /// once instead of at its next poll. <value><see langword="null"/>: the store cannot tell, and waiting only
+    /// polls, every <see cref="ResultBackendOptions.PollInterval"/> at most.</value>
     /// </summary>
-    private protected virtual KeyWaiterTable? Waiters => null;
+    protected virtual KeyWaiterTable? Waiters => null;
 
     /// <summary>
     /// Returns a task that completes when <paramref name="key"/> may have changed, or <see langword="null"/>
-    /// when the store cannot tell (then waiting polls). The default listens to <see cref="Waiters"/>.
+    /// when the store cannot tell (then waiting polls). Taken before each read of the key, so that a write
+    /// between the read and the wait is not missed. The default listens to <see cref="Waiters"/>.
     /// </summary>
     protected virtual Task? WhenChangedAsync(string key, CancellationToken ct) => Waiters?.Changed(key);
 
     /// <summary>
     /// Starts listening for writes of <paramref name="key"/> when its first waiter arrives (a store that is told of
-    /// changes per key, as Redis by SUBSCRIBE); the wait reads the key only after this completes. The default does nothing.
+    /// changes per key, as Redis by SUBSCRIBE); the wait reads the key only after this completes, so a write that
+    /// lands before the subscription is still seen. Called only when <see cref="Waiters"/> is not null; one call per
+    /// key however many wait on it. The default does nothing.
     /// </summary>
-    private protected virtual ValueTask WatchAsync(string key, CancellationToken ct) => ValueTask.CompletedTask;
+    protected virtual ValueTask WatchAsync(string key, CancellationToken ct) => ValueTask.CompletedTask;
 
-    /// <summary>Stops listening for writes of <paramref name="key"/> when its last waiter leaves. The default does nothing.</summary>
-    private protected virtual void Unwatch(string key)
+    /// <summary>
+    /// Stops listening for writes of <paramref name="key"/> when its last waiter leaves (also after a failed
+    /// <see cref="WatchAsync"/>). Must not throw. The default does nothing.
+    /// </summary>
+    protected virtual void Unwatch(string key)
     {
     }
 
-    /// <summary>Wakes the waiters of <paramref name="key"/> (call it after a write of the key).</summary>
-    private protected void Wake(string key) => Waiters?.Wake(key);
+    /// <summary>
+    /// Wakes the waiters of <paramref name="key"/>: call it after a write of the key is durable (committed), from
+    /// any thread; it does nothing when nobody waits or <see cref="Waiters"/> is null.
+    /// </summary>
+    protected void Wake(string key) => Waiters?.Wake(key);
 
     /// <inheritdoc />
     public ValueTask StoreAsync(TaskResultMeta meta, CancellationToken ct = default)

@@ -60,7 +60,7 @@ public sealed class MemoryResultBackend : KeyValueResultBackend
     }
 
     /// <inheritdoc />
-    private protected override KeyWaiterTable Waiters => _store.Waiters;
+    protected override KeyWaiterTable Waiters => _store.Waiters;
 
     private readonly record struct Entry(byte[] Value, DateTimeOffset? ExpiresAt);
 

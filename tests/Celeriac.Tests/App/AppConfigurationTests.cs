@@ -195,4 +195,36 @@ public sealed class AppConfigurationTests : IDisposable
 
         Assert.Equal("memory://x", app.EffectiveResultBackendUrl);
     }
+
+    [Fact]
+    public async Task EffectiveResultBackendUrl_AmqpBroker_RpcFromTheRabbitMqProvider()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "amqp://guest:guest@localhost:5672//" });
+
+        Assert.Equal("rpc://", app.EffectiveResultBackendUrl);
+        Assert.Equal("rpc://", app.Providers.DefaultResultBackend("amqps"));
+        Assert.Null(app.Providers.DefaultResultBackend("redis"));
+    }
+
+    [Fact]
+    public async Task EffectiveResultBackendUrl_ProviderNamesADefault_ThatDefaultUnlessConfigured()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "custom://q" });
+        app.Providers.AddTransport("custom", o => new MemoryTransport(o.Url), defaultResultBackend: "memory://results");
+        app.Providers.AddResultBackend("custom", o => new MemoryResultBackend(o));
+        await using var configured = new CeleriacApp(new CeleriacOptions { BrokerUrl = "custom://q", ResultBackend = "file:///tmp/r" });
+        configured.Providers.AddTransport("custom", o => new MemoryTransport(o.Url), defaultResultBackend: "memory://results");
+
+        Assert.Equal("memory://results", app.EffectiveResultBackendUrl);
+        Assert.Equal("file:///tmp/r", configured.EffectiveResultBackendUrl);
+    }
+
+    [Fact]
+    public async Task EffectiveResultBackendUrl_TransportWithoutBackendOrDefault_Disabled()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "custom://q" });
+        app.Providers.AddTransport("custom", o => new MemoryTransport(o.Url));
+
+        Assert.Equal("disabled://", app.EffectiveResultBackendUrl);
+    }
 }

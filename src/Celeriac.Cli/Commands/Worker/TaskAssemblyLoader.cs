@@ -88,7 +88,7 @@ internal static class TaskAssemblyLoader
         List<string> names;
         try
         {
-            names = [.. TaskRegistry.Scan(assembly).Select(t => t.Attribute.Name)];
+            names = [.. TaskRegistry.NamesIn(assembly)];
         }
         catch (InvalidOperationException ex)
         {

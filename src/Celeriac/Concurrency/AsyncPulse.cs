@@ -1,3 +1,5 @@
+// In Concurrency/ (a leaf) because transports and result backends both wake waiters with it, and neither may
+// depend on the other; the namespace stays the one providers import it from.
 namespace Celeriac.Transport;
 
 /// <summary>

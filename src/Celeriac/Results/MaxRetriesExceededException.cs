@@ -1,3 +1,5 @@
+// In Results/ beside the other errors that travel in result documents (ExceptionInfo encodes it), so that
+// Results need not reach up into App; the root namespace users catch it from is kept.
 namespace Celeriac;
 
 /// <summary>

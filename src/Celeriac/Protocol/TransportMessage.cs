@@ -1,3 +1,5 @@
+// In Protocol/ because it is the wire shape that the codecs (KombuEnvelope, TaskMessage) read and write, and
+// Transport builds on Protocol, never the reverse; the namespace stays the one users import it from.
 namespace Celeriac.Transport;
 
 /// <summary>

@@ -3,6 +3,8 @@ using System.Text.Json;
 using Celeriac.Protocol;
 using Celeriac.Transport;
 
+// In Protocol/ because the pidbox format is wire format that both sides use: the app sends control requests
+// (revoke, broadcast) and the worker reads them, and App sits below Control; the namespace users import is kept.
 namespace Celeriac.Control;
 
 /// <summary>A remote-control request as kombu's pidbox carries it (<c>celery control</c> / <c>celery inspect</c>).</summary>
