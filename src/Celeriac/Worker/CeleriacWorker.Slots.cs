@@ -254,6 +254,7 @@ public sealed partial class CeleriacWorker
             SoftTimeLimit = limits.SoftSeconds,
             HardTimeLimit = limits.HardSeconds,
             Run = token => _runner.RunAsync(message, task, queue, resultJson, StoreState, token, abort),
+            Serialize = () => PoolRequest.Encode(message, queue, resultJson, limits.SoftSeconds),
         };
 
         TaskOutcome outcome;
