@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Celeriac.Concurrency;
 using Celeriac.Diagnostics;
@@ -73,7 +74,7 @@ public static class PoolChild
         byte[] ready = System.Text.Encoding.UTF8.GetBytes($"{{\"pid\":{Environment.ProcessId}}}");
         await PoolFrames.WriteAsync(stream, PoolFrameType.Ready, ready, ct).ConfigureAwait(false);
 
-        Task running = Task.CompletedTask;
+        var busy = new StrongBox<bool>();
         while (true)
         {
             (PoolFrameType Type, byte[] Payload)? frame;
@@ -92,7 +93,7 @@ public static class PoolChild
                 break;
             }
 
-            if (frame.Value.Type != PoolFrameType.Run || !running.IsCompleted)
+            if (frame.Value.Type != PoolFrameType.Run || Volatile.Read(ref busy.Value))
             {
                 Log.ChildBadRequest(logger, $"an unexpected {frame.Value.Type} frame");
                 break;
@@ -100,10 +101,11 @@ public static class PoolChild
 
             // Off the read loop, so that a task blocking its thread cannot keep this child from seeing its parent go.
             byte[] payload = frame.Value.Payload;
-            running = Task.Run(() => RunOneAsync(app, runner, documents, logger, stream, payload), CancellationToken.None);
+            Volatile.Write(ref busy.Value, true);
+            _ = Task.Run(() => RunOneAsync(app, runner, documents, logger, stream, payload, busy), CancellationToken.None);
         }
 
-        if (!running.IsCompleted)
+        if (Volatile.Read(ref busy.Value))
         {
             // The parent is gone (a parent that means to close a child waits until it is idle): so is the task.
             Environment.Exit(1);
@@ -112,7 +114,7 @@ public static class PoolChild
         return 0;
     }
 
-    private static async Task RunOneAsync(CeleriacApp app, TaskRunner runner, ResultDocuments documents, ILogger logger, NetworkStream stream, byte[] payload)
+    private static async Task RunOneAsync(CeleriacApp app, TaskRunner runner, ResultDocuments documents, ILogger logger, NetworkStream stream, byte[] payload, StrongBox<bool> busy)
     {
         TaskOutcome outcome;
         TaskMessage? message = null;
@@ -131,6 +133,8 @@ public static class PoolChild
             message?.Dispose();
         }
 
+        // Free before the parent can read the outcome: its next request may follow at once.
+        Volatile.Write(ref busy.Value, false);
         try
         {
             await PoolFrames.WriteAsync(stream, PoolFrameType.Outcome, TaskOutcomeCodec.Encode(outcome), CancellationToken.None).ConfigureAwait(false);
