@@ -77,7 +77,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 36, Level = LogLevel.Information, Message = "Task {Name}[{Id}] retry: {Reason}")]
     public static partial void TaskRetry(ILogger logger, string name, string id, string reason);
 
-    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] cut off by a cold shutdown (WorkerLostError): {Outcome}")]
+    [LoggerMessage(EventId = 37, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] lost what ran it (WorkerLostError: a cold shutdown, or a pool child that died): {Outcome}")]
     public static partial void TaskLost(ILogger logger, string name, string id, string outcome);
 
     [LoggerMessage(EventId = 38, Level = LogLevel.Error, Message = "Task {Name}[{Id}] ignored its cancellation for {Seconds}s after the cold shutdown: abandoned (its code may still run)")]

@@ -118,8 +118,22 @@ public sealed class CeleriacBuilder
     internal List<Action<CeleriacApp>> Registrations { get; } = [];
 }
 
-/// <summary>Hosts a <see cref="CeleriacWorker"/>: started with the host, warm-stopped with it; the post-run steps registered in DI run after each task.</summary>
-internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunStep> steps) : BackgroundService
+/// <summary>
+/// Hosts a <see cref="CeleriacWorker"/>: started with the host, warm-stopped with it; the post-run steps registered in
+/// DI run after each task. In a prefork pool's child (the same host, started again by the worker's pool) it serves the
+/// parent instead, and stops the host when the parent lets it go.
+/// </summary>
+internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunStep> steps, IHostApplicationLifetime? lifetime = null) : BackgroundService
 {
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) => new CeleriacWorker(app, steps).RunAsync(stoppingToken);
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!PoolChild.IsCurrentProcess)
+        {
+            await new CeleriacWorker(app, steps).RunAsync(stoppingToken).ConfigureAwait(false);
+            return;
+        }
+
+        Environment.ExitCode = await PoolChild.RunAsync(app, stoppingToken).ConfigureAwait(false);
+        lifetime?.StopApplication();
+    }
 }

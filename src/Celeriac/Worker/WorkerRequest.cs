@@ -51,6 +51,9 @@ internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : P
     public override ValueTask<TaskOutcome> RunAsync(CancellationToken ct) => owner.RunHereAsync(this, ct);
 
     /// <inheritdoc />
+    public override ReadOnlyMemory<byte>? Serialize() => PoolRequest.Encode(Message!, Delivery.Queue, ResultJson, SoftTimeLimit);
+
+    /// <inheritdoc />
     public ValueTask StoreStateAsync(string state, object? meta, CancellationToken ct) => owner.StoreStateAsync(this, state, meta, ct);
 
     /// <summary>The decoded message, once decoded; disposed when the request is finished.</summary>

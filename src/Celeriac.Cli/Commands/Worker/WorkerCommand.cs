@@ -90,6 +90,12 @@ internal static class WorkerCommand
             appName = assembly.GetName().Name ?? spec;
         }
 
+        if (PoolChild.IsCurrentProcess)
+        {
+            // Started by a prefork pool: the same app, serving its parent instead of the broker.
+            return await PoolChild.RunAsync(app, ct).ConfigureAwait(false);
+        }
+
         // Open both connections now, so that a bad URL or a missing provider is reported before the banner.
         _ = app.Transport;
         _ = app.ResultBackend;
