@@ -21,6 +21,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     private readonly KeyWaiterTable _waiters = new();
     private readonly ConcurrentDictionary<string, byte> _watched = new(StringComparer.Ordinal);
     private readonly Action<RedisChannel, RedisValue> _onPublished;
+    private readonly Batcher<Write> _writes;
     private int _disposed;
 
     /// <summary>Connects (lazily, reconnecting by itself) to the server named by <see cref="ResultBackendOptions.Url"/>.</summary>
@@ -31,6 +32,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
         _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory);
         _db = endpoint.Database;
         _onPublished = (channel, _) => Wake(channel.ToString());
+        _writes = new Batcher<Write>(SendWritesAsync);
     }
 
     /// <inheritdoc />
@@ -46,21 +48,33 @@ public sealed class RedisResultBackend : KeyValueResultBackend
             ct).ConfigureAwait(false);
 
     /// <inheritdoc />
-    protected override async ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct)
-    {
-        // Once begun, a write is seen through: a result must not be half stored because a caller gave up.
-        await _connection.RunAsync(
+    protected override ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct) =>
+        new(_writes.Enqueue(new Write(key, value, expiry)));
+
+    /// <summary>
+    /// Sends a batch of results: each one's <c>SETEX</c> then its <c>PUBLISH</c>, pipelined on one connection. Once
+    /// begun, a write is seen through: a result must not be half stored because a caller gave up.
+    /// </summary>
+    private Task<bool> SendWritesAsync(Write[] writes) =>
+        _connection.RunAsync(
             async () =>
             {
                 IDatabase db = await DatabaseAsync().ConfigureAwait(false);
-                Task<bool> set = expiry is { } ttl ? db.StringSetAsync(key, value, ttl) : db.StringSetAsync(key, value);
-                Task<long> publish = db.PublishAsync(RedisChannel.Literal(key), value);
-                await Task.WhenAll(set, publish).ConfigureAwait(false);
+                var sent = new Task[writes.Length * 2];
+                for (int i = 0; i < writes.Length; i++)
+                {
+                    Write w = writes[i];
+                    sent[2 * i] = w.Expiry is { } ttl ? db.StringSetAsync(w.Key, w.Value, ttl) : db.StringSetAsync(w.Key, w.Value);
+                    sent[(2 * i) + 1] = db.PublishAsync(RedisChannel.Literal(w.Key), w.Value);
+                }
+
+                await Task.WhenAll(sent).ConfigureAwait(false);
                 return true;
             },
             s_writePatience,
-            CancellationToken.None).ConfigureAwait(false);
-    }
+            CancellationToken.None);
+
+    private readonly record struct Write(string Key, byte[] Value, TimeSpan? Expiry);
 
     /// <inheritdoc />
     protected override async ValueTask DeleteValueAsync(string key, CancellationToken ct) =>
@@ -196,6 +210,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
             return;
         }
 
+        await _writes.DrainAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         if (!_watched.IsEmpty && _connection.MultiplexerAsync() is { IsCompletedSuccessfully: true } mux)
         {
             ISubscriber subscriber = mux.Result.GetSubscriber();

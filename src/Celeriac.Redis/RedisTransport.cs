@@ -48,7 +48,7 @@ public sealed class RedisTransport : ITransport
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _fanout = new(StringComparer.Ordinal) { ["celeryev"] = 0, ["celery.pidbox"] = 0 };
     private readonly CancellationTokenSource _lifetime = new();
-    private readonly AckBatcher _acks;
+    private readonly Batcher<string> _acks;
     private readonly Lock _gate = new();
     private Task? _maintenance;
     private long _takes;
@@ -75,7 +75,7 @@ public sealed class RedisTransport : ITransport
         _time = options.TimeProvider;
         _logger = options.LoggerFactory.CreateLogger("Celeriac.Redis");
         _visibility = options.VisibilityTimeout > TimeSpan.Zero ? options.VisibilityTimeout : TimeSpan.FromHours(1);
-        _acks = new AckBatcher(SendAcksAsync);
+        _acks = new Batcher<string>(SendAcksAsync);
     }
 
     private double NowSeconds => _time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;

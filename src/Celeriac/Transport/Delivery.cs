@@ -203,10 +203,13 @@ public abstract class Delivery
             throw;
         }
 
-        if (settle.IsCompletedSuccessfully)
+        if (settle.IsCompletedSuccessfully || requeue is null)
         {
+            // An ack on its way makes room at once, as kombu's QoS counts an acked message out before its ack is
+            // flushed: the consumer takes the next batch while the acks are on the wire, instead of one round trip
+            // later. A message whose ack is lost with the worker comes back, as one not yet acked would.
             FreeWindowSlot();
-            return ValueTask.CompletedTask;
+            return settle;
         }
 
         return AwaitThenFreeSlotAsync(settle);

@@ -13,6 +13,7 @@ public sealed partial class CeleriacWorker
     private readonly Lock _slotGate = new();
     private readonly List<Task> _slots = [];
     private SlotContext? _slotContext;
+    private Tuple<Task, TaskHeaders>? _lastEarlyAck;
     private int _slotTarget;
     private int _slotCount;
 
@@ -226,10 +227,12 @@ public sealed partial class CeleriacWorker
         {
             // Early ack: the message leaves the broker as the task starts. The task does not wait for the broker's
             // answer (a round trip per task on a networked broker); the worker waits for it before it stops.
+            // Nothing waits on each ack (a continuation per task is a thread hand-off per task): the latest is kept for
+            // the shutdown, and the transport sends its acks in order and flushes them when it is disposed.
             ValueTask ack = request.Delivery.AckAsync(abort);
             if (!ack.IsCompletedSuccessfully)
             {
-                Track(_writes, AwaitAckAsync(ack, h));
+                Volatile.Write(ref _lastEarlyAck, Tuple.Create(ack.AsTask(), h));
             }
         }
 
@@ -469,8 +472,14 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    private async Task AwaitAckAsync(ValueTask ack, TaskHeaders h)
+    /// <summary>Waits for the latest early ack at shutdown; a failure means the broker delivers the message again.</summary>
+    private async Task AwaitLastAckAsync()
     {
+        if (Volatile.Read(ref _lastEarlyAck) is not { Item1: Task ack, Item2: TaskHeaders h })
+        {
+            return;
+        }
+
         try
         {
             await ack.ConfigureAwait(false);

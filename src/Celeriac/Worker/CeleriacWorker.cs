@@ -184,6 +184,7 @@ public sealed partial class CeleriacWorker
         await Task.WhenAll(_timers.Keys).ConfigureAwait(false);
         await ReturnRateLimitedAsync().ConfigureAwait(false);
         await Task.WhenAll(_writes.Keys).ConfigureAwait(false);
+        await AwaitLastAckAsync().ConfigureAwait(false);
         SaveStateDb();
 
         // What was prefetched but never started goes back to the broker for another worker.

@@ -1,24 +1,28 @@
 namespace Celeriac.Redis;
 
 /// <summary>
-/// Gathers the tags settled at about the same moment into one command: while one batch is on the wire the
-/// next one fills, so a busy worker acks many messages per round trip and an idle one acks at once.
-/// Each caller awaits its batch.
+/// Gathers the writes made at about the same moment (acks, results) into one round trip: while one batch is on the
+/// wire the next one fills, so a busy worker sends many per round trip and an idle one sends at once. Each caller
+/// awaits its batch. Batches are sent in order, one at a time.
 /// </summary>
-internal sealed class AckBatcher(Func<string[], Task> send)
+/// <remarks>
+/// Callers continue on the thread pool, not on the sending thread: a caller may be a worker's slot, which would
+/// otherwise run its next task there and hold every later batch up.
+/// </remarks>
+internal sealed class Batcher<T>(Func<T[], Task> send)
 {
     private readonly Lock _gate = new();
-    private List<string> _pending = [];
+    private List<T> _pending = [];
     private TaskCompletionSource? _batch;
     private Task _flushing = Task.CompletedTask;
     private bool _running;
 
-    /// <summary>Adds a tag to the next batch; completes when that batch has been sent.</summary>
-    public Task Enqueue(string tag)
+    /// <summary>Adds an item to the next batch; completes when that batch has been sent.</summary>
+    public Task Enqueue(T item)
     {
         lock (_gate)
         {
-            _pending.Add(tag);
+            _pending.Add(item);
             _batch ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             if (!_running)
             {
@@ -43,7 +47,7 @@ internal sealed class AckBatcher(Func<string[], Task> send)
     {
         while (true)
         {
-            List<string> tags;
+            List<T> items;
             TaskCompletionSource batch;
             lock (_gate)
             {
@@ -53,7 +57,7 @@ internal sealed class AckBatcher(Func<string[], Task> send)
                     return;
                 }
 
-                tags = _pending;
+                items = _pending;
                 batch = _batch!;
                 _pending = [];
                 _batch = null;
@@ -61,7 +65,7 @@ internal sealed class AckBatcher(Func<string[], Task> send)
 
             try
             {
-                await send([.. tags]).ConfigureAwait(false);
+                await send([.. items]).ConfigureAwait(false);
                 batch.TrySetResult();
             }
             catch (Exception e)
