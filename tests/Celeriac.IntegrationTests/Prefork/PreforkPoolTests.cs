@@ -34,9 +34,18 @@ public abstract partial class PreforkPoolTests : IAsyncLifetime
         return ValueTask.CompletedTask;
     }
 
-    private async Task<ChildProcess> StartWorkerAsync(params string[] extra)
+    private Task<ChildProcess> StartWorkerAsync(params string[] extra) =>
+        StartWorkerAsync(Children, ["-c", Children.ToString(System.Globalization.CultureInfo.InvariantCulture), .. extra], null);
+
+    private async Task<ChildProcess> StartWorkerAsync(int children, string[] extra, Dictionary<string, string>? env)
     {
-        ChildProcess worker = ChildProcess.Start(Dir, Env(), ["worker", "-P", "prefork", "-c", Children.ToString(System.Globalization.CultureInfo.InvariantCulture), "-l", "info", .. extra]);
+        Dictionary<string, string> settings = Env();
+        foreach ((string key, string value) in env ?? [])
+        {
+            settings[key] = value;
+        }
+
+        ChildProcess worker = ChildProcess.Start(Dir, settings, ["worker", "-P", "prefork", "-l", "info", .. extra]);
         try
         {
             await worker.Ready.WaitAsync(TimeSpan.FromSeconds(90), Ct);
@@ -48,7 +57,7 @@ public abstract partial class PreforkPoolTests : IAsyncLifetime
         }
 
         // The ready line comes after the pool's children said they were ready.
-        Assert.Equal(Children, ProcessTree.ChildrenOf(worker.Id).Count);
+        Assert.Equal(children, ProcessTree.ChildrenOf(worker.Id).Count);
         return worker;
     }
 
@@ -159,6 +168,54 @@ public abstract partial class PreforkPoolTests : IAsyncLifetime
         Assert.Equal(3, await flaky.GetAsync<long>(TimeSpan.FromSeconds(60), Ct));
         Assert.Equal(3, await progress.GetAsync<long>(TimeSpan.FromSeconds(60), Ct));
         Assert.Equal(2, Regex.Count(worker.Stderr, @"tasks\.flaky\[[^\]]+\] retry: Retry in"));
+    }
+
+    [Fact]
+    public async Task Prefork_RevokeWithTerminate_RunningTaskIsRevokedAndItsChildReplaced()
+    {
+        await using ChildProcess worker = await StartWorkerAsync();
+        IReadOnlyList<int> before = ProcessTree.ChildrenOf(worker.Id);
+        await using CeleriacApp client = Client();
+
+        // tasks.progress stores PROGRESS from inside the child at each step: once read, the task runs there.
+        AsyncResult running = await client.Signature("tasks.progress").DelayAsync(300);
+        string state = TaskStates.Pending;
+        for (var clock = Stopwatch.StartNew(); state != "PROGRESS" && clock.Elapsed < TimeSpan.FromSeconds(30);)
+        {
+            await Task.Delay(50, Ct);
+            state = await running.GetStateAsync(Ct);
+        }
+
+        Assert.True(state == "PROGRESS", $"state {state}\n{Tail(worker.Stderr)}");
+        await client.RevokeAsync([running.Id], terminate: true, Ct);
+
+        TaskResultMeta meta = await running.WaitAsync(TimeSpan.FromSeconds(15), Ct);
+        Assert.Equal(TaskStates.Revoked, meta.Status);
+        Assert.Equal(("TaskRevokedError", "terminated"), (meta.Exception?.Type, meta.Exception?.Message));
+        await AssertChildrenAsync(worker, Children);
+        Assert.True(
+            await ProcessTree.WaitUntilAsync(() => ProcessTree.ChildrenOf(worker.Id).Count(before.Contains) == Children - 1, TimeSpan.FromSeconds(15)),
+            $"children before {string.Join(' ', before)}, now {string.Join(' ', ProcessTree.ChildrenOf(worker.Id))}");
+
+        // The worker goes on with its new child.
+        Assert.Equal(5, await (await client.Signature("tasks.add").DelayAsync(2, 3)).GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
+    }
+
+    [Fact]
+    public async Task Prefork_Autoscale_GrowsChildrenUnderABacklog_ShrinksBackWhenIdle()
+    {
+        await using ChildProcess worker = await StartWorkerAsync(1, ["--autoscale", "4,1"], new() { ["CELERIAC_AUTOSCALE_KEEPALIVE"] = "2" });
+        await using CeleriacApp client = Client();
+        CeleriacTask block = client.Signature("tasks.block");
+        AsyncResult[] blocks = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => block.DelayAsync(2)));
+
+        Assert.True(await ProcessTree.WaitUntilAsync(() => ProcessTree.ChildrenOf(worker.Id).Count == 4, TimeSpan.FromSeconds(30)), $"{ProcessTree.ChildrenOf(worker.Id).Count} children\n{Tail(worker.Stderr)}");
+        foreach (AsyncResult r in blocks)
+        {
+            Assert.Equal(2, await r.GetAsync<long>(TimeSpan.FromSeconds(60), Ct));
+        }
+
+        await AssertChildrenAsync(worker, 1);
     }
 
     [GeneratedRegex(@"Pool child (\d+) killed: hard time limit")]

@@ -50,6 +50,9 @@ internal static class SourceFolderMap
         var ownFolders = new Dictionary<TypeDefinitionHandle, HashSet<string>>();
         void Note(TypeDefinitionHandle type, DocumentHandle document)
         {
+            // A nested type's source is its outer type's: an async method's body lives in its state machine, so a
+            // class whose methods are all async has documents only through its nested types.
+            type = Outermost(md, type);
             if (FolderOf(pdb.GetString(pdb.GetDocument(document).Name), assemblyName) is { } folder)
             {
                 if (!ownFolders.TryGetValue(type, out HashSet<string>? set))

@@ -17,7 +17,11 @@ public sealed class PostRunStepTests
     [Fact]
     public async Task Step_SeesEveryOutcomeAfterTheResultIsStored_InOrder()
     {
-        CeleriacApp app = RunningWorker.NewApp(o => o.AcksLate = true);
+        CeleriacApp app = RunningWorker.NewApp(o =>
+        {
+            o.AcksLate = true;
+            o.Concurrency = 1; // one task after the other, so the order of what the steps see is known
+        });
         app.Task("t.ok", (int x) => x * 2);
         app.Task("t.fail", int () => throw new InvalidOperationException("no"));
         app.Task("t.reject", int () => throw new RejectException("not mine", requeue: false));
