@@ -110,6 +110,22 @@ public sealed class CeleriacCliTests
         File.Delete(stateDb);
     }
 
+    [Fact]
+    public async Task Worker_PoolAutoscaleAndSoftShutdownFlags_ReachTheWorkersOptions_AndTheBannerNamesThePool()
+    {
+        string broker = CliRun.NewBroker();
+        await using var worker = new RunningWorker(broker, "-P", "threads", "--autoscale", "4,2", "--soft-shutdown-timeout", "3");
+        string id = await CallAsync(broker, "tasks.add", "[2, 3]");
+
+        CliRun result = await CliRun.RunAsync(["result", id, "--wait", "10", "--broker", broker], ct: Ct);
+
+        Assert.Equal("5", result.Out.Trim());
+        Assert.Equal(("threads", "4,2", TimeSpan.FromSeconds(3)), (worker.Options.Pool, worker.Options.Autoscale, worker.Options.SoftShutdownTimeout));
+        CliRun stopped = await worker.StopAsync();
+        Assert.Equal(0, stopped.ExitCode);
+        Assert.Contains(".> concurrency: 2 (threads)", stopped.Out, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("[123456789012345678901234567890]", "123456789012345678901234567890")]
     [InlineData("[3.0]", "3.0")]
@@ -192,6 +208,11 @@ public sealed class CeleriacCliTests
     [InlineData("worker", "-A", "/no/such/dir/Tasks.dll", "--broker", "memory://bad-worker")]
     [InlineData("worker", "-A", "No.Such.Assembly", "--broker", "memory://bad-worker")]
     [InlineData("worker", "--broker", "nope")]
+    [InlineData("worker", "-P", "gevnet", "--broker", "memory://bad-worker")]
+    [InlineData("worker", "--autoscale", "2,8", "--broker", "memory://bad-worker")]
+    [InlineData("worker", "--autoscale", "many", "--broker", "memory://bad-worker")]
+    [InlineData("worker", "--soft-shutdown-timeout", "-1", "--broker", "memory://bad-worker")]
+    [InlineData("worker", "--max-tasks-per-child", "0", "--broker", "memory://bad-worker")]
     [InlineData("result")]
     [InlineData()]
     public async Task RunAsync_BadInput_OneLineOnStderrAndExitsTwo(params string[] args)
