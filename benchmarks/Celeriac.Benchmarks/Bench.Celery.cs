@@ -35,7 +35,7 @@ internal static partial class Bench
     /// when a step fails: the figure records the failure and the run goes on).
     /// </summary>
     private static async Task<Comparison> VersusCeleryAsync<TServer>(BenchOptions o, Report report, string transport, string title, DrainEnds ends,
-        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect)
+        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect, bool pools = false)
         where TServer : IAsyncDisposable
     {
         string T = transport;
@@ -53,6 +53,10 @@ internal static partial class Bench
         string rtt = $"{o.RttSamples} sequential after {RttWarmup} warm-up, each its own client and worker";
         comparison.Add("rtt_p50", "ms", (T, "rtt_p50"), (CeleryPrefork(T), "rtt_p50"), (CeleryThreads(T), "rtt_p50"), null, rtt);
         comparison.Add("rtt_p99", "ms", (T, "rtt_p99"), (CeleryPrefork(T), "rtt_p99"), (CeleryThreads(T), "rtt_p99"), null, rtt);
+        if (pools)
+        {
+            AddPoolRows(o, comparison, T, ends);
+        }
 
         TServer server;
         IBrokerProbe probe;
@@ -88,7 +92,7 @@ internal static partial class Bench
                 await using (probe)
                 {
                     Progress.Say($"{T}: {probe}");
-                    await CompareAsync(o, report, probe);
+                    await CompareAsync(o, report, probe, pools);
                 }
             }
         }
@@ -101,7 +105,7 @@ internal static partial class Bench
         return comparison;
     }
 
-    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe)
+    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe, bool pools)
     {
         string T = probe.Transport;
         string broker = probe.BrokerUrl, backend = probe.BackendUrl;
@@ -203,24 +207,36 @@ internal static partial class Bench
             RecordP99(report, transport, rtt, note);
         }
 
+        if (pools)
+        {
+            await PoolsAsync(o, report, probe, dir.Path);
+        }
+
         await probe.ResetAsync();
     }
 
     /// <summary>A Python script's own time limit: a little under the harness's, so that the script says how far it got.</summary>
     private static string TimeLimit(TimeSpan timeout) => (timeout.TotalSeconds * 0.9).ToString("0", CultureInfo.InvariantCulture);
 
-    /// <summary>A Python Celery client sends <paramref name="count"/> tasks.add(i, i); the probe keeps them as <paramref name="name"/> and empties the queue.</summary>
-    private static async Task<bool> PrefillAsync(IBrokerProbe probe, string name, int count, TimeSpan timeout, bool ignoreResult)
+    /// <summary>
+    /// A Python Celery client sends <paramref name="count"/> tasks.add(i, i) (or, with <paramref name="task"/>, that
+    /// task of <c>bench_tasks.py</c> with <paramref name="arg"/>); the probe keeps them as <paramref name="name"/> and empties the queue.
+    /// </summary>
+    private static async Task<bool> PrefillAsync(IBrokerProbe probe, string name, int count, TimeSpan timeout, bool ignoreResult, string task = "add", int arg = 0)
     {
         try
         {
             await probe.ResetAsync();
-            string[] args = ["--count", count.ToString(CultureInfo.InvariantCulture), "--time-limit", TimeLimit(timeout), .. ignoreResult ? (string[])["--ignore-result"] : []];
+            string[] args =
+            [
+                "--count", count.ToString(CultureInfo.InvariantCulture), "--time-limit", TimeLimit(timeout), .. ignoreResult ? (string[])["--ignore-result"] : [],
+                "--task", task, "--arg", arg.ToString(CultureInfo.InvariantCulture),
+            ];
             JsonElement json = await PythonCelery.RunScriptAsync("prefill.py", probe.BrokerUrl, probe.BackendUrl, timeout, args);
             string kept = await probe.KeepAsync(name, count);
             await probe.ResetAsync();
             Progress.Say(string.Create(CultureInfo.InvariantCulture,
-                $"{probe.Transport}: a Celery client sent {count} tasks.add{(ignoreResult ? " with ignore_result" : "")} in {json.GetProperty("seconds").GetDouble():0.0} s ({kept})"));
+                $"{probe.Transport}: a Celery client sent {count} tasks.{task}{(ignoreResult ? " with ignore_result" : "")} in {json.GetProperty("seconds").GetDouble():0.0} s ({kept})"));
             return true;
         }
         catch (Exception ex)

@@ -11,5 +11,5 @@ internal static partial class Bench
 {
     private static Task<Comparison> RedisAsync(BenchOptions o, Report report) =>
         VersusCeleryAsync(o, report, "redis", "Redis: Celeriac and Python Celery 5.2 on one redis-server", RedisProbe.Ends,
-            ct => RedisServer.StartAsync(ct), async server => await RedisProbe.ConnectAsync(server));
+            ct => RedisServer.StartAsync(ct), async server => await RedisProbe.ConnectAsync(server), pools: true);
 }

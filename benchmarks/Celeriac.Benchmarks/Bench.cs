@@ -8,12 +8,48 @@ using Microsoft.Data.Sqlite;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The task every figure runs: a no-op <c>tasks.add(i, i)</c>.</summary>
+/// <summary>
+/// The benchmark's tasks, with the same names and work as <c>benchmarks/python/bench_tasks.py</c>: the no-op
+/// <c>tasks.add(i, i)</c> most figures run, and the pool figures' CPU-bound and blocking tasks.
+/// </summary>
 internal static class BenchTasks
 {
     public const string Add = "tasks.add";
 
+    /// <summary><c>tasks.cpu(n)</c>: <see cref="Cpu"/>.</summary>
+    public const string CpuName = "tasks.cpu";
+
+    /// <summary><c>tasks.block(ms)</c>: <see cref="Block"/>.</summary>
+    public const string BlockName = "tasks.block";
+
     public const string Queue = "celery";
+
+    /// <summary>Registers every task on a worker's app.</summary>
+    public static void Register(CeleriacApp app)
+    {
+        app.Task(Add, (int x, int y) => x + y);
+        app.Task(CpuName, Cpu);
+        app.Task(BlockName, Block);
+    }
+
+    /// <summary>The sum of i * i for i &lt; n in a plain loop, as Python's <c>tasks.cpu</c> computes it.</summary>
+    public static long Cpu(int n)
+    {
+        long total = 0;
+        for (long i = 0; i < n; i++)
+        {
+            total += i * i;
+        }
+
+        return total;
+    }
+
+    /// <summary>Blocks its thread for <paramref name="ms"/> milliseconds (a blocking I/O call's stand-in), as <c>time.sleep</c> does.</summary>
+    public static int Block(int ms)
+    {
+        Thread.Sleep(ms);
+        return ms;
+    }
 }
 
 /// <summary>A measured value, and what limits it when it is not the whole measurement asked for.</summary>
@@ -32,9 +68,14 @@ internal static partial class Bench
     public static async Task<int> RunAsync(BenchOptions o)
     {
         Progress.Say(string.Create(CultureInfo.InvariantCulture,
-            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.DisablePrefetch ? " prefetch=off" : "")}"));
+            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.Pool is { } p ? " pool=" + p : "")}{(o.DisablePrefetch ? " prefetch=off" : "")}"));
         s_concurrency = o.EffectiveConcurrency;
-        s_workerArgs = [.. o.Concurrency is { } c ? (string[])["-c", c.ToString(CultureInfo.InvariantCulture)] : [], .. o.DisablePrefetch ? (string[])["--disable-prefetch"] : []];
+        s_workerArgs =
+        [
+            .. o.Concurrency is { } c ? (string[])["-c", c.ToString(CultureInfo.InvariantCulture)] : [],
+            .. o.Pool is { } pool ? (string[])["-P", pool] : [],
+            .. o.DisablePrefetch ? (string[])["--disable-prefetch"] : [],
+        ];
         var report = new Report();
         if (o.Memory)
         {
@@ -110,7 +151,7 @@ internal static partial class Bench
     /// <summary>The in-process worker's concurrency (the core count unless --concurrency).</summary>
     private static int s_concurrency = Environment.ProcessorCount;
 
-    /// <summary>Extra worker process arguments (-c N with --concurrency, --disable-prefetch).</summary>
+    /// <summary>Extra worker process arguments (-c N with --concurrency, -P with --pool, --disable-prefetch).</summary>
     private static string[] s_workerArgs = [];
 
     /// <summary>A client (or in-process worker) app with tasks.add; the result backend is the broker's default unless given.</summary>

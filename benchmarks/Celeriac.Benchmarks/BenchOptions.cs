@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--disable-prefetch] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
@@ -13,12 +13,17 @@ internal sealed class BenchOptions
           --rtt-samples N                 sequential round trips after a warm-up of 100 (default: 1000)
           --workers N                     worker processes for the SQLite drains (default: 2)
           --concurrency N                 worker concurrency, in-process and -c of the processes (default: the core count)
+          --pool async|threads|prefork|solo
+                                          -P of the Celeriac worker processes (default: theirs, async); the pool
+                                          figures on redis set their own
           --disable-prefetch              Celeriac worker processes run with prefetch off (Celery's stay as they are)
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
         redis and rabbitmq each start their own server (redis-server; rabbitmq-server, about 8 s to start) and
         measure Python Celery 5.2 (/usr/bin/python3) in the same run: prefork -c 2 and threads -c 8 against one
-        Celeriac worker process with default options. Results: redis database 1 on redis; rpc:// (a message to
+        Celeriac worker process with default options. redis also measures the pool figures: Celeriac -P prefork -c 2
+        against Celery prefork -c 2 on no-op and CPU-bound tasks (count/10 of those), -P threads -c 8 and the
+        default async pool -c 8 against Celery threads -c 8 on 50 ms blocking tasks (at most 400). Results: redis database 1 on redis; rpc:// (a message to
         the client's reply queue) on both sides on rabbitmq. A Celery drain still running after 60 s is stopped
         there and its rate is over what it did (marked * with a note under the table): Celery's threads pool runs
         tens of tasks a second on RabbitMQ. Ctrl+C stops every server and process the benchmark started.
@@ -42,6 +47,8 @@ internal sealed class BenchOptions
     public int? Concurrency { get; private set; }
 
     public int EffectiveConcurrency => Concurrency ?? Environment.ProcessorCount;
+
+    public string? Pool { get; private set; }
 
     public bool DisablePrefetch { get; private set; }
 
@@ -80,6 +87,12 @@ internal sealed class BenchOptions
                     break;
                 case "--concurrency":
                     o.Concurrency = Positive(args, ref i, 4096);
+                    break;
+                case "--pool":
+                    string pool = Value(args, ref i);
+                    o.Pool = pool is "async" or "threads" or "prefork" or "solo"
+                        ? pool
+                        : throw new ArgumentException($"--pool must be async, threads, prefork or solo, not '{pool}'.");
                     break;
                 case "--disable-prefetch":
                     o.DisablePrefetch = true;

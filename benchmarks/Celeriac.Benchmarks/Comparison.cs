@@ -27,10 +27,13 @@ internal sealed class Comparison
     /// <summary>The table's title (without the run's core count and --count).</summary>
     public string Title { get; }
 
-    /// <summary>One row: the figures' (transport, name) keys; <paramref name="GoalVsPrefork"/> holds the ratio against prefork.</summary>
-    private sealed record Row(string Name, string Unit, (string, string) Celeriac, (string, string) Prefork, (string, string) Threads, Goal? GoalVsPrefork, string How);
+    /// <summary>
+    /// One row: the figures' (transport, name) keys, a null key for a pool the row does not compare with (an empty
+    /// cell); <paramref name="GoalVsPrefork"/> holds the ratio against prefork.
+    /// </summary>
+    private sealed record Row(string Name, string Unit, (string, string) Celeriac, (string, string)? Prefork, (string, string)? Threads, Goal? GoalVsPrefork, string How);
 
-    public void Add(string name, string unit, (string Transport, string Name) celeriac, (string Transport, string Name) prefork, (string Transport, string Name) threads, Goal? goalVsPrefork, string how) =>
+    public void Add(string name, string unit, (string Transport, string Name) celeriac, (string Transport, string Name)? prefork, (string Transport, string Name)? threads, Goal? goalVsPrefork, string how) =>
         _rows.Add(new Row(name, unit, celeriac, prefork, threads, goalVsPrefork, how));
 
     /// <summary>Celeriac ÷ Celery for a row's figure and a pool, when both were measured.</summary>
@@ -40,8 +43,8 @@ internal sealed class Comparison
         return row is null ? null : Ratio(Find(row.Celeriac), Find(prefork ? row.Prefork : row.Threads));
     }
 
-    private Figure? Find((string Transport, string Name) key) =>
-        _report.Figures.LastOrDefault(f => f.Transport == key.Transport && f.Name == key.Name);
+    private Figure? Find((string Transport, string Name)? key) =>
+        key is { } k ? _report.Figures.LastOrDefault(f => f.Transport == k.Transport && f.Name == k.Name) : null;
 
     private static double? Ratio(Figure? celeriac, Figure? celery) =>
         celeriac?.Value is { } a && celery?.Value is { } b && b > 0 ? a / b : null;
@@ -86,8 +89,8 @@ internal sealed class Comparison
             Figure? celeriac = Find(row.Celeriac), prefork = Find(row.Prefork), threads = Find(row.Threads);
             yield return
             [
-                row.Name, row.Unit, Value(celeriac), Value(prefork), FormatRatio(Ratio(celeriac, prefork)),
-                Value(threads), FormatRatio(Ratio(celeriac, threads)), GoalText(row.GoalVsPrefork), MetText(row), row.How,
+                row.Name, row.Unit, Value(celeriac), row.Prefork is null ? "" : Value(prefork), FormatRatio(Ratio(celeriac, prefork)),
+                row.Threads is null ? "" : Value(threads), FormatRatio(Ratio(celeriac, threads)), GoalText(row.GoalVsPrefork), MetText(row), row.How,
             ];
         }
     }

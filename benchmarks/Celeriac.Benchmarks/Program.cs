@@ -2,11 +2,12 @@ using Celeriac;
 using Celeriac.Benchmarks;
 using Celeriac.Cli;
 
-// `worker ...`: this program is the celeriac CLI with tasks.add, so the benchmark can run itself as worker processes.
+// `worker ...`: this program is the celeriac CLI with the benchmark's tasks, so the benchmark can run itself as worker
+// processes (and a prefork worker's children: the CLI's worker command serves the parent when PoolChild.IsCurrentProcess).
 if (args.Length > 0 && args[0] == "worker")
 {
     await using var app = new CeleriacApp(new CeleriacOptions());
-    app.Task(BenchTasks.Add, (int x, int y) => x + y);
+    BenchTasks.Register(app);
     return await CeleriacCli.RunAsync(args, app);
 }
 

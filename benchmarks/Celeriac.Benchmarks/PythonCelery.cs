@@ -47,16 +47,17 @@ internal static class PythonCelery
     }
 
     /// <summary>
-    /// <c>python3 -m celery -A interop_tasks worker -P <paramref name="pool"/> -c <paramref name="concurrency"/></c>
-    /// without gossip, mingle and heartbeat, at log level warning (Celery's own default).
+    /// <c>python3 -m celery -A <paramref name="module"/> worker -P <paramref name="pool"/> -c <paramref name="concurrency"/></c>
+    /// without gossip, mingle and heartbeat, at log level warning (Celery's own default). The module is
+    /// <c>interop_tasks</c> (the Quickstart's tasks) or <c>bench_tasks</c> (those and the pool figures' tasks).
     /// </summary>
-    public static WorkerProcess StartWorker(string brokerUrl, string backendUrl, string pool, int concurrency)
+    public static WorkerProcess StartWorker(string brokerUrl, string backendUrl, string pool, int concurrency, string module = "interop_tasks")
     {
         string c = concurrency.ToString(CultureInfo.InvariantCulture);
         string name = $"celery-{pool}-{c}";
         ProcessStartInfo start = StartInfo(brokerUrl, backendUrl,
         [
-            "-m", "celery", "-A", "interop_tasks", "worker", "-P", pool, "-c", c, "-n", name + "@%h",
+            "-m", "celery", "-A", module, "worker", "-P", pool, "-c", c, "-n", name + "@%h",
             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning",
         ]);
         return WorkerProcess.Launch(start, name);
