@@ -189,7 +189,7 @@ internal static partial class Bench
         }
 
         string drainNote = $"in-process worker, concurrency {s_concurrency}";
-        await MeasureAsync(report, T, "drain_with_results", "tasks/s", Goal.Min(200_000), drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: false));
+        await MeasureAsync(report, T, "drain_with_results", "tasks/s", Goal.Min(400_000), drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: false));
         await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: true));
 
         double[]? rtt = null;
@@ -305,7 +305,7 @@ internal static partial class Bench
         });
 
         string workers = string.Create(CultureInfo.InvariantCulture, $"{o.Workers} worker processes, concurrency {o.EffectiveConcurrency} each");
-        await MeasureAsync(report, T, "drain_with_results", "tasks/s", o.Workers == 2 ? Goal.Min(10_000) : null, workers, () => SqliteDrainAsync(o, ignoreResult: false));
+        await MeasureAsync(report, T, "drain_with_results", "tasks/s", o.Workers == 2 ? Goal.Min(12_000) : null, workers, () => SqliteDrainAsync(o, ignoreResult: false));
         await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, workers, () => SqliteDrainAsync(o, ignoreResult: true));
 
         double[]? rtt = null;
@@ -446,7 +446,7 @@ internal static partial class Bench
             report.Add(T, "worker_idle_cpu", cpu, "% of one core", Goal.Below(1), string.Create(CultureInfo.InvariantCulture, $"{cpuTicks} ticks of 10 ms over 20 s, from 15 s idle on"));
         }
 
-        await MeasureAsync(report, T, "boot_to_ready", "ms", Goal.Below(500), $"median of {BootStarts}: Process.Start of dotnet Celeriac.Benchmarks.dll worker to its ready line", async () =>
+        await MeasureAsync(report, T, "boot_to_ready", "ms", Goal.Below(300), $"median of {BootStarts}: Process.Start of dotnet Celeriac.Benchmarks.dll worker to its ready line", async () =>
         {
             var times = new List<double>();
             for (int i = 0; i < BootStarts; i++)
