@@ -46,7 +46,7 @@ internal static partial class Bench
         comparison.Add("publish_sequential", "tasks/s", (T, "publish_sequential"), (CeleryClient(T), "publish"), (CeleryClient(T), "publish"), null,
             $"Celeriac: DelayAsync, 1 in flight; {Pub}");
         const string Drain = "Celery-sent queue, 1 worker process, first message taken to ";
-        comparison.Add("drain_with_results", "tasks/s", (T, "drain_with_results"), (CeleryPrefork(T), "drain_with_results"), (CeleryThreads(T), "drain_with_results"), Goal.Min(15),
+        comparison.Add("drain_with_results", "tasks/s", (T, "drain_with_results"), (CeleryPrefork(T), "drain_with_results"), (CeleryThreads(T), "drain_with_results"), RatioGoal(T),
             Drain + ends.WithResults);
         comparison.Add("drain_without_results", "tasks/s", (T, "drain_without_results"), (CeleryPrefork(T), "drain_without_results"), (CeleryThreads(T), "drain_without_results"), null,
             Drain + ends.WithoutResults + " (ignore_result)");
@@ -99,7 +99,7 @@ internal static partial class Bench
 
         if (comparison.Ratio("drain_with_results", prefork: true) is { } ratio)
         {
-            report.Add(T, "drain_with_results_vs_celery_prefork", ratio, "×", Goal.Min(15), "Celeriac ÷ Celery prefork -c 2");
+            report.Add(T, "drain_with_results_vs_celery_prefork", ratio, "×", RatioGoal(T), "Celeriac ÷ Celery prefork -c 2");
         }
 
         return comparison;
@@ -355,4 +355,7 @@ internal static partial class Bench
             throw new TimeoutException($"{label}: {timeout.TotalSeconds:0} s {what}; its output: {worker.Tail}");
         }
     }
+
+    /// <summary>Issue 12's goal: 15x Celery prefork on Redis; on RabbitMQ the goal is only to be no slower than before.</summary>
+    private static Goal? RatioGoal(string transport) => transport == "redis" ? Goal.Min(15) : null;
 }

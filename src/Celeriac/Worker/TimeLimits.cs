@@ -11,14 +11,8 @@ namespace Celeriac.Worker;
 /// </summary>
 internal readonly record struct TimeLimits(double? SoftSeconds, double? HardSeconds)
 {
-    /// <summary>Celery's module of both exceptions (billiard raises them; Celery re-exports them).</summary>
-    public const string ExceptionModule = "billiard.exceptions";
-
     /// <summary>The longest limit a timer can wait for (about 24 days); a longer one is no limit.</summary>
     private const double MaxSeconds = int.MaxValue / 1000.0;
-
-    /// <summary>Whether the run has no limit at all (then it runs on the slot, as before).</summary>
-    public bool IsNone => SoftSeconds is null && HardSeconds is null;
 
     /// <summary>Resolves the limits of one message.</summary>
     public static TimeLimits Resolve(TaskHeaders headers, TimeSpan? taskSoft, TimeSpan? taskHard, CeleriacOptions worker) =>
