@@ -6,8 +6,8 @@ namespace Celeriac.Redis;
 /// awaits its batch. Batches are sent in order, one at a time.
 /// </summary>
 /// <remarks>
-/// Callers continue on the thread pool, not on the sending thread: a caller may be a worker's slot, which would
-/// otherwise run its next task there and hold every later batch up.
+/// A batch's callers continue one after the other in one thread-pool work item, not each in its own (a work item per
+/// caller is a thread hand-off per task) and not on the sending thread, which goes on with the next batch.
 /// </remarks>
 internal sealed class Batcher<T>(Func<T[], Task> send)
 {
@@ -23,7 +23,7 @@ internal sealed class Batcher<T>(Func<T[], Task> send)
         lock (_gate)
         {
             _pending.Add(item);
-            _batch ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _batch ??= new TaskCompletionSource();
             if (!_running)
             {
                 _running = true;
@@ -66,11 +66,11 @@ internal sealed class Batcher<T>(Func<T[], Task> send)
             try
             {
                 await send([.. items]).ConfigureAwait(false);
-                batch.TrySetResult();
+                ThreadPool.UnsafeQueueUserWorkItem(static b => b.TrySetResult(), batch, preferLocal: false);
             }
             catch (Exception e)
             {
-                batch.TrySetException(e);
+                ThreadPool.UnsafeQueueUserWorkItem(static s => s.Batch.TrySetException(s.Error), (Batch: batch, Error: e), preferLocal: false);
             }
         }
     }

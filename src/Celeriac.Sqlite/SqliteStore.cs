@@ -400,6 +400,7 @@ internal sealed class SqliteStore
         bool messages = false;
         bool fanout = false;
         bool found = false;
+        var completed = new List<WriteOp>(batch.Count);
         foreach (WriteOp op in batch)
         {
             messages |= op.WakesConsumers;
@@ -411,9 +412,11 @@ internal sealed class SqliteStore
             else
             {
                 found |= op.ParksWhenEmpty;
-                op.Complete();
+                completed.Add(op);
             }
         }
+
+        WriteOp.CompleteAll(completed);
 
         if (messages)
         {

@@ -240,7 +240,7 @@ public sealed partial class CeleriacWorker
         if (storeResult && (task.Options.TrackStarted ?? _app.Options.TrackStarted))
         {
             byte[] started = TaskResultMeta.SerializeValue(new Dictionary<string, object?> { ["pid"] = (long)Environment.ProcessId, ["hostname"] = _node });
-            await _store.StoreAsync(_documents.Meta(message, queue, TaskStates.Started, started, null, ready: false), abort).ConfigureAwait(false);
+            await OwnThreadAsync(_store.StoreAsync(_documents.Meta(message, queue, TaskStates.Started, started, null, ready: false), abort)).ConfigureAwait(false);
         }
 
         // Cancelled by a cold stop or by a revoke with terminate=true.
@@ -319,17 +319,30 @@ public sealed partial class CeleriacWorker
         ValueTask steps = RunStepsAsync(finished, ct);
         if (steps.IsCompletedSuccessfully || lost)
         {
-            await CompleteAsync(steps, request, settlement, lost ? CancellationToken.None : abort).ConfigureAwait(false);
+            await OwnThreadAsync(CompleteAsync(steps, request, settlement, lost ? CancellationToken.None : abort)).ConfigureAwait(false);
             return;
         }
 
         if (Interlocked.Increment(ref _pendingWrites) > _prefetch)
         {
-            await CompleteInBackgroundAsync(steps, request, settlement, abort).ConfigureAwait(false);
+            await OwnThreadAsync(new ValueTask(CompleteInBackgroundAsync(steps, request, settlement, abort))).ConfigureAwait(false);
             return;
         }
 
         Track(_writes, CompleteInBackgroundAsync(steps, request, settlement, abort));
+    }
+
+    /// <summary>
+    /// Awaits what the slot must wait for, and when that did not complete at once, goes on on a thread of its own: stores
+    /// complete their waiters a batch at a time on one thread, and a slot that went on there would run its next task
+    /// there, holding up the rest of the batch.
+    /// </summary>
+    private static ValueTask OwnThreadAsync(ValueTask pending) => pending.IsCompletedSuccessfully ? pending : YieldAfterAsync(pending);
+
+    private static async ValueTask YieldAfterAsync(ValueTask pending)
+    {
+        await pending.ConfigureAwait(false);
+        await Task.Yield();
     }
 
     private async ValueTask RunStepsAsync(FinishedTask finished, CancellationToken ct)
