@@ -72,6 +72,16 @@ public sealed class PreforkPool : ITaskPool
         (_file, _arguments) = _options.FileName is { } file ? (file, _options.Arguments ?? []) : OwnCommand();
     }
 
+    /// <summary>
+    /// The socket a child connects to, from <see cref="ChildVariable"/>'s value: <c>@name</c> is a Linux abstract socket
+    /// (no file, so a worker killed while it starts a child leaves nothing behind), anything else a file path.
+    /// </summary>
+    public static UnixDomainSocketEndPoint EndPointOf(string address)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        return new UnixDomainSocketEndPoint(address[0] == '@' ? "\0" + address[1..] : address);
+    }
+
     /// <summary>Whether this process is a prefork pool's child (<see cref="ChildVariable"/> is set).</summary>
     public static bool IsChildProcess => !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(ChildVariable));
 
@@ -471,7 +481,8 @@ public sealed class PreforkPool : ITaskPool
     /// <summary>Starts a child and waits for its ready frame; on failure logs one line (exit, stderr's tail) and returns null.</summary>
     private async Task<Child?> SpawnAsync(TimeSpan retryIn)
     {
-        string path = Path.Join(Path.GetTempPath(), $"celeriac-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..12]}.sock");
+        string name = $"celeriac-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..12]}";
+        string path = OperatingSystem.IsLinux() ? "@" + name : Path.Join(Path.GetTempPath(), name + ".sock");
         var tail = new OutputTail();
         Process? process = null;
         Socket? socket = null;
@@ -480,7 +491,7 @@ public sealed class PreforkPool : ITaskPool
         {
             using (var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
             {
-                listener.Bind(new UnixDomainSocketEndPoint(path));
+                listener.Bind(EndPointOf(path));
                 listener.Listen(1);
                 var start = new ProcessStartInfo(_file)
                 {
@@ -555,7 +566,10 @@ public sealed class PreforkPool : ITaskPool
         }
         finally
         {
-            File.Delete(path);
+            if (path[0] != '@')
+            {
+                File.Delete(path);
+            }
         }
 
         socket?.Dispose();

@@ -49,7 +49,7 @@ public static class PoolChild
         try
         {
             using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+            await socket.ConnectAsync(PreforkPool.EndPointOf(path), ct).ConfigureAwait(false);
             var stream = new NetworkStream(socket, ownsSocket: false);
             await using (stream.ConfigureAwait(false))
             {
