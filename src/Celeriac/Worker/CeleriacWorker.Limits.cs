@@ -92,13 +92,7 @@ public sealed partial class CeleriacWorker
         {
             foreach (WorkerRequest held in bucket.TakeAll())
             {
-                _registry.Release(held);
-                if (held.Delivery.TryClaim())
-                {
-                    await held.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-                }
-
-                held.Message?.Dispose();
+                await GiveBackAsync(held).ConfigureAwait(false);
             }
         }
     }

@@ -68,6 +68,8 @@ public sealed partial class CeleriacWorker
                 return;
             }
 
+            // Slots that retired when the pool shrank are done: only running ones are kept for the shutdown to wait on.
+            _slots.RemoveAll(static slot => slot.IsCompleted);
             while (_slotCount < Volatile.Read(ref _slotTarget))
             {
                 _slotCount++;
@@ -282,8 +284,7 @@ public sealed partial class CeleriacWorker
 
     /// <summary>Stores a state a running task reports (Celery's <c>update_state</c>).</summary>
     internal ValueTask StoreStateAsync(WorkerRequest request, string state, object? meta, CancellationToken ct) =>
-        _app.ResultBackend.StoreAsync(
-            _documents.Meta(request.Message!, request.Delivery.Queue, state, TaskResultMeta.SerializeValue(meta), null, ready: TaskStates.IsReady(state)), ct);
+        _app.ResultBackend.StoreAsync(_documents.State(request.Message!, request.Delivery.Queue, state, meta), ct);
 
     /// <summary>
     /// Logs the outcome, raises the signals the run could not, runs the post-run steps and settles the message; then the

@@ -320,11 +320,18 @@ public sealed partial class CeleriacWorker
         }
     }
 
-    /// <summary>Gives an unstarted request back to the broker for another worker.</summary>
+    /// <summary>
+    /// Gives an unstarted request back to the broker for another worker; one the transport has withdrawn already is
+    /// only dropped, since the broker has it again.
+    /// </summary>
     private async ValueTask GiveBackAsync(WorkerRequest request)
     {
         _registry.Release(request);
-        await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+        if (request.Delivery.TryClaim())
+        {
+            await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
+        }
+
         request.Message?.Dispose();
     }
 
@@ -347,13 +354,7 @@ public sealed partial class CeleriacWorker
         }
         catch (Exception ex) when (ex is OperationCanceledException or ChannelClosedException)
         {
-            _registry.Release(request);
-            if (request.Delivery.TryClaim())
-            {
-                await request.Delivery.RejectAsync(requeue: true, CancellationToken.None).ConfigureAwait(false);
-            }
-
-            request.Message?.Dispose();
+            await GiveBackAsync(request).ConfigureAwait(false);
         }
     }
 

@@ -204,7 +204,7 @@ public static class PoolChild
             _runner.RunAsync(_message, _task, _queue, _resultJson, this, ct, CancellationToken.None);
 
         public ValueTask StoreStateAsync(string state, object? meta, CancellationToken ct) =>
-            _app.ResultBackend.StoreAsync(_documents.Meta(_message, _queue, state, TaskResultMeta.SerializeValue(meta), null, ready: TaskStates.IsReady(state)), ct);
+            _app.ResultBackend.StoreAsync(_documents.State(_message, _queue, state, meta), ct);
     }
 
     private static TaskOutcome Failure(ExceptionInfo error, string? traceback) => new()

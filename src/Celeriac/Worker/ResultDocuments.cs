@@ -31,6 +31,10 @@ internal sealed class ResultDocuments(CeleriacApp app, string node)
         };
     }
 
+    /// <summary>A state a running task reports (Celery's <c>update_state</c>): ready only for a ready state.</summary>
+    public TaskResultMeta State(TaskMessage message, string queue, string state, object? meta) =>
+        Meta(message, queue, state, TaskResultMeta.SerializeValue(meta), null, ready: TaskStates.IsReady(state));
+
     /// <summary>Celery's REVOKED result: <c>TaskRevokedError</c> with the reason (revoked, expired or terminated).</summary>
     public TaskResultMeta Revoked(TaskMessage message, string queue, string reason) =>
         Meta(message, queue, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", reason, "celery.exceptions")), null);

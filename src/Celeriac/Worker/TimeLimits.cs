@@ -1,4 +1,4 @@
-using System.Globalization;
+using Celeriac.Concurrency;
 using Celeriac.Protocol;
 
 namespace Celeriac.Worker;
@@ -18,11 +18,8 @@ internal readonly record struct TimeLimits(double? SoftSeconds, double? HardSeco
     public static TimeLimits Resolve(TaskHeaders headers, TimeSpan? taskSoft, TimeSpan? taskHard, CeleriacOptions worker) =>
         new(Pick(headers.SoftTimeLimit, taskSoft, worker.TaskSoftTimeLimit), Pick(headers.HardTimeLimit, taskHard, worker.TaskTimeLimit));
 
-    /// <summary>Seconds as Celery's log lines print them: <c>1</c>, <c>0.5</c>.</summary>
-    public static string Format(double seconds) => seconds.ToString("R", CultureInfo.InvariantCulture);
-
     /// <summary>Seconds as Celery's <c>time_limit</c> log line prints an optional value: <c>1</c>, <c>0.5</c>, <c>None</c>.</summary>
-    public static string Format(TimeSpan? limit) => limit is { } l ? Format(l.TotalSeconds) : "None";
+    public static string Format(TimeSpan? limit) => limit is { } l ? TaskOutcome.FormatSeconds(l.TotalSeconds) : "None";
 
     private static double? Pick(double? header, TimeSpan? task, TimeSpan? worker)
     {
@@ -52,7 +49,7 @@ internal sealed class TimeLimitExceededException : Exception
     }
 
     public TimeLimitExceededException(double seconds)
-        : base($"TimeLimitExceeded({TimeLimits.Format(seconds)},)") => Seconds = seconds;
+        : base($"TimeLimitExceeded({TaskOutcome.FormatSeconds(seconds)},)") => Seconds = seconds;
 
     /// <summary>The limit that was exceeded.</summary>
     public double Seconds { get; }
