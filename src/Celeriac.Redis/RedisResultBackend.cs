@@ -99,9 +99,9 @@ public sealed class RedisResultBackend : KeyValueResultBackend
 
     /// <summary>
     /// Celery's Redis chord join, first step: the client stores the chord's size under
-    /// <c>celery-taskset-meta-&lt;group id&gt;.s</c> before it sends the header's last member.
+    /// <c>celery-taskset-meta-&lt;group id&gt;.s</c> before it sends the header.
     /// </summary>
-    public async ValueTask SetChordSizeAsync(string groupId, int size, CancellationToken ct = default)
+    public override async ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(groupId);
         string key = GroupKeyPrefix + groupId + ".s";
@@ -115,46 +115,69 @@ public sealed class RedisResultBackend : KeyValueResultBackend
             ct).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// Celery's Redis chord join, per finished member (its <c>on_chord_part_return</c>): ZADDs
-    /// <c>[1, id, state, result]</c> to <c>&lt;group key&gt;.j</c> at the member's group index, and reads the count
-    /// against <c>.s</c> (+ <c>.t</c>). Returns every member's outcome, in group order, to the call that completes
-    /// the chord (which then sends the callback; the keys are deleted), and <see langword="null"/> to the others.
-    /// </summary>
-    public async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(string groupId, int groupIndex, string taskId, string state, ReadOnlyMemory<byte> resultJson, CancellationToken ct = default)
+    /// <summary>Celery's <c>add_to_chord</c> on Redis: <c>INCRBY &lt;group key&gt;.t</c>.</summary>
+    public override async ValueTask ExtendChordAsync(string groupId, int count, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(groupId);
-        string group = GroupKeyPrefix + groupId;
-        RedisKey j = group + ".j", t = group + ".t", sKey = group + ".s";
-        RedisValue member = ChordMember(taskId, state, resultJson.Span);
-        return await _connection.RunAsync(
-            async () =>
-            {
-                IDatabase db = await DatabaseAsync().ConfigureAwait(false);
-                Task<bool> add = db.SortedSetAddAsync(j, member, groupIndex);
-                Task<long> count = db.SortedSetLengthAsync(j);
-                Task<RedisValue> extra = db.StringGetAsync(t);
-                Task<RedisValue> size = db.StringGetAsync(sKey);
-                if (Options.ResultExpires is { } ttl)
-                {
-                    _ = db.KeyExpireAsync(j, ttl, CommandFlags.FireAndForget);
-                    _ = db.KeyExpireAsync(t, ttl, CommandFlags.FireAndForget);
-                    _ = db.KeyExpireAsync(sKey, ttl, CommandFlags.FireAndForget);
-                }
-
-                await Task.WhenAll(add, count, extra, size).ConfigureAwait(false);
-                long total = (long)(size.Result.IsNull ? 0 : (long)size.Result) + (extra.Result.IsNull ? 0 : (long)extra.Result);
-                if (size.Result.IsNull || count.Result != total)
-                {
-                    return null;
-                }
-
-                RedisValue[] members = await db.SortedSetRangeByRankAsync(j).ConfigureAwait(false);
-                await db.KeyDeleteAsync([j, t, sKey]).ConfigureAwait(false);
-                return (IReadOnlyList<ChordPart>?)[.. members.Select(m => ChordPart.Parse((byte[])m!))];
-            },
+        string key = GroupKeyPrefix + groupId + ".t";
+        await _connection.RunAsync(
+            async () => await (await DatabaseAsync().ConfigureAwait(false)).StringIncrementAsync(key, count).ConfigureAwait(false),
             s_writePatience,
             ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Celery's Redis chord join, per finished member (its <c>on_chord_part_return</c>), in one Lua script so that two
+    /// members ending together cannot both complete the chord: ZADD <c>[1, id, state, result]</c> to
+    /// <c>&lt;group key&gt;.j</c> at the member's group index, compare the count with <c>.s</c> + <c>.t</c>, and for the
+    /// member that completes it read every part in group order and delete the three keys.
+    /// </summary>
+    public override async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(part);
+        string group = GroupKeyPrefix + part.GroupId;
+        RedisKey[] keys = [group + ".j", group + ".t", group + ".s"];
+        RedisValue[] args =
+        [
+            ChordMember(part.TaskId, part.State, part.Result.Span),
+            part.GroupIndex is { } index ? index : "+inf",
+            Options.ResultExpires is { } ttl ? (long)Math.Ceiling(ttl.TotalSeconds) : 0,
+        ];
+        RedisResult result = await _connection.RunAsync(
+            async () => await (await DatabaseAsync().ConfigureAwait(false)).ScriptEvaluateAsync(s_chordPart, keys, args).ConfigureAwait(false),
+            s_writePatience,
+            ct).ConfigureAwait(false);
+        if (result.IsNull || result.Resp2Type != ResultType.Array)
+        {
+            return null;
+        }
+
+        return [.. ((RedisResult[])result!).Select(m => ParsePart((byte[])m!))];
+    }
+
+    private const string s_chordPart = """
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+        local count = redis.call('ZCARD', KEYS[1])
+        local extra = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local size = redis.call('GET', KEYS[3])
+        local ttl = tonumber(ARGV[3])
+        if ttl > 0 then
+          redis.call('EXPIRE', KEYS[1], ttl)
+          redis.call('EXPIRE', KEYS[2], ttl)
+          redis.call('EXPIRE', KEYS[3], ttl)
+        end
+        if not size then return false end
+        if count ~= tonumber(size) + extra then return false end
+        local all = redis.call('ZRANGE', KEYS[1], 0, -1)
+        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        return all
+        """;
+
+    private static ChordPart ParsePart(byte[] member)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(member);
+        System.Text.Json.JsonElement e = doc.RootElement;
+        return new ChordPart(e[1].GetString()!, e[2].GetString()!, e[3].Clone());
     }
 
     /// <summary>The <c>.j</c> member of a chord part, byte for byte as Celery's <c>json.dumps([1, id, state, result])</c>.</summary>
@@ -222,19 +245,5 @@ public sealed class RedisResultBackend : KeyValueResultBackend
 
         await _connection.ReleaseAsync().ConfigureAwait(false);
         await base.DisposeAsync().ConfigureAwait(false);
-    }
-}
-
-/// <summary>A finished member of a chord, as Celery's Redis backend keeps it in the chord's <c>.j</c> set.</summary>
-/// <param name="TaskId">The member's task id.</param>
-/// <param name="State">Its state (SUCCESS, FAILURE).</param>
-/// <param name="Result">Its result, or its exception document.</param>
-public sealed record ChordPart(string TaskId, string State, System.Text.Json.JsonElement Result)
-{
-    internal static ChordPart Parse(byte[] member)
-    {
-        using var doc = System.Text.Json.JsonDocument.Parse(member);
-        System.Text.Json.JsonElement e = doc.RootElement;
-        return new ChordPart(e[1].GetString()!, e[2].GetString()!, e[3].Clone());
     }
 }

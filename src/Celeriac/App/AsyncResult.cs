@@ -23,17 +23,32 @@ public class AsyncResult
     /// <summary>The task id.</summary>
     public string Id { get; }
 
+    /// <summary>The backend it reads.</summary>
+    protected IResultBackend Backend => _backend;
+
+    /// <summary>The app that sent it (to revoke it), when known.</summary>
+    internal CeleriacApp? App { get; set; }
+
+    /// <summary>The result of the step before this one in a chain (Celery's <c>parent</c>), when this handle knows it.</summary>
+    public AsyncResult? Parent { get; internal set; }
+
+    /// <summary>
+    /// The tasks it sent while it ran, and its callbacks, as its stored result lists them (Celery's <c>children</c>);
+    /// empty until a document with children is read.
+    /// </summary>
+    public IReadOnlyList<AsyncResult> Children => _meta is { } m ? CanvasResults.FromTuples(m.Children.Span, _backend, App) : [];
+
     /// <summary>The last read state; PENDING before any read or when nothing is stored.</summary>
     public string State => _meta?.Status ?? TaskStates.Pending;
 
     /// <summary>Whether the last read state is final.</summary>
-    public bool Ready => TaskStates.IsReady(State);
+    public virtual bool Ready => TaskStates.IsReady(State);
 
     /// <summary>Whether the last read state is SUCCESS.</summary>
-    public bool Successful => State == TaskStates.Success;
+    public virtual bool Successful => State == TaskStates.Success;
 
     /// <summary>Whether the last read state is FAILURE.</summary>
-    public bool Failed => State == TaskStates.Failure;
+    public virtual bool Failed => State == TaskStates.Failure;
 
     /// <summary>The last read traceback, for a failure.</summary>
     public string? Traceback => _meta?.Traceback;
@@ -93,7 +108,7 @@ public class AsyncResult
     public Task<JsonElement> GetAsync(TimeSpan? timeout = null, CancellationToken ct = default) => GetAsync<JsonElement>(timeout, ct);
 
     /// <summary>Waits until the state is final and returns the document, whatever the state.</summary>
-    public async Task<TaskResultMeta> WaitAsync(TimeSpan? timeout = null, CancellationToken ct = default)
+    public virtual async Task<TaskResultMeta> WaitAsync(TimeSpan? timeout = null, CancellationToken ct = default)
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         if (timeout is { } t)
@@ -118,6 +133,57 @@ public class AsyncResult
         await _backend.ForgetAsync(Id, ct).ConfigureAwait(false);
         _meta = null;
     }
+
+    /// <summary>Revokes the task (see <see cref="CeleriacApp.RevokeAsync(IEnumerable{string}, bool, CancellationToken)"/>).</summary>
+    public virtual Task RevokeAsync(bool terminate = false, CancellationToken ct = default) =>
+        (App ?? throw new InvalidOperationException("this result was not made by an app: revoke it with CeleriacApp.RevokeAsync")).RevokeAsync([Id], terminate, ct);
+
+    /// <summary>
+    /// Waits for this task and every task below it (its children, as stored, and theirs), and returns each with its
+    /// document, parents first (Celery's <c>collect()</c>). Bounded: at most <paramref name="maxNodes"/> results.
+    /// </summary>
+    public async Task<IReadOnlyList<(AsyncResult Result, TaskResultMeta Meta)>> CollectAsync(TimeSpan? timeout = null, int maxNodes = 10_000, CancellationToken ct = default)
+    {
+        var found = new List<(AsyncResult, TaskResultMeta)>();
+        var pending = new Stack<AsyncResult>();
+        pending.Push(this);
+        while (pending.Count > 0 && found.Count < maxNodes)
+        {
+            AsyncResult node = pending.Pop();
+            TaskResultMeta meta = await node.WaitAsync(timeout, ct).ConfigureAwait(false);
+            found.Add((node, meta));
+            IReadOnlyList<AsyncResult> children = node is GroupResult g ? g.Results : node.Children;
+            for (int i = children.Count - 1; i >= 0; i--)
+            {
+                pending.Push(children[i]);
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Follows the stored children down to the last task of the tree and returns it once ready (Celery's <c>get_leaf()</c>).</summary>
+    public async Task<AsyncResult> GetLeafAsync(TimeSpan? timeout = null, CancellationToken ct = default)
+    {
+        AsyncResult node = this;
+        for (int depth = 0; depth < 10_000; depth++)
+        {
+            await node.WaitAsync(timeout, ct).ConfigureAwait(false);
+            IReadOnlyList<AsyncResult> children = node.Children;
+            if (children.Count == 0)
+            {
+                return node;
+            }
+
+            node = children[^1];
+        }
+
+        return node;
+    }
+
+    /// <summary>This result as Celery's <c>as_tuple()</c>: <c>[[id, parent], null]</c>.</summary>
+    internal virtual System.Text.Json.Nodes.JsonNode AsTuple() =>
+        new System.Text.Json.Nodes.JsonArray(new System.Text.Json.Nodes.JsonArray(Id, Parent?.AsTuple()), null);
 
     /// <inheritdoc />
     public override string ToString() => Id;

@@ -12,7 +12,7 @@ namespace Celeriac;
 /// Hold one per process (or register it with <c>AddCeleriac</c>); there is no static current app.
 /// Connections open on first use and close when the app is disposed, after pending publishes are flushed.
 /// </summary>
-public sealed class CeleriacApp : IAsyncDisposable
+public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
 {
     private readonly Lock _gate = new();
     private ITransport? _transport;
@@ -245,7 +245,9 @@ public sealed class CeleriacApp : IAsyncDisposable
         Signals.OnBeforeTaskPublish(this, signal);
         await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
         Signals.OnAfterTaskPublish(this, signal);
-        return new AsyncResult(message.CorrelationId!, ResultBackend);
+        var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this };
+        TaskContext.Current?.AddChild(result);
+        return result;
     }
 
     /// <summary>
@@ -308,7 +310,11 @@ public sealed class CeleriacApp : IAsyncDisposable
     /// <see cref="ITransport.PublishAsync"/>. Nothing else of a send happens: the queue is not declared and the publish
     /// signals are not raised. The task id is the message's <see cref="TransportMessage.CorrelationId"/>.
     /// </summary>
-    public TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue)
+    public TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, out string queue) =>
+        BuildMessage(name, args, kwargs, options, null, null, out queue);
+
+    /// <summary>Builds a call's message with the canvas parts of its body (callbacks, chain, chord) and a caller's reply address.</summary>
+    internal TransportMessage BuildMessage(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, TaskEmbed? embed, string? replyTo, out string queue)
     {
         options ??= s_noOptions;
         string id = options.TaskId ?? Guid.NewGuid().ToString();
@@ -331,6 +337,7 @@ public sealed class CeleriacApp : IAsyncDisposable
             RootId = options.RootId ?? parent?.RootId ?? parent?.Id ?? id,
             ParentId = options.ParentId ?? parent?.Id,
             Group = options.GroupId,
+            GroupIndex = options.GroupIndex,
             Origin = Origin,
             IgnoreResult = options.IgnoreResult || defined is { IgnoreResult: true },
         };
@@ -348,7 +355,7 @@ public sealed class CeleriacApp : IAsyncDisposable
         string? expiration = headers.Expires is { } expires
             ? ((long)Math.Max(0, (expires - now).TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture)
             : null;
-        return TaskMessage.Encode(headers, args, kwargs, null, ReplyTo, options.Priority, expiration);
+        return TaskMessage.Encode(headers, args, kwargs, embed, replyTo ?? ReplyTo, options.Priority, expiration);
     }
 
     private static readonly ApplyOptions s_noOptions = new();
@@ -370,8 +377,28 @@ public sealed class CeleriacApp : IAsyncDisposable
         }
     }
 
+    private CanvasRunner? _canvas;
+
+    /// <summary>Sends signatures as Celery's canvas does.</summary>
+    internal CanvasRunner Canvas => _canvas ??= new CanvasRunner(this);
+
+    /// <summary>
+    /// Sends a signature of any shape (Celery's <c>sig.apply_async(args, kwargs, **options)</c>): a task, a chain (the
+    /// last task's result), a group (a <see cref="GroupResult"/>), a chord (the body's result), chunks or a map.
+    /// </summary>
+    public async Task<AsyncResult> ApplyAsync(Signature signature, IEnumerable<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        TaskContext? parent = TaskContext.Current;
+        return await Canvas.ApplyAsync(signature, args, kwargs, options.ToJson(), parent is null ? null : parent.AddChild, ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException("Cannot apply an empty chain");
+    }
+
+    /// <summary>A signature of a task by name, bound to this app: <c>app.Signature("tasks.add", 2, 2)</c>.</summary>
+    public Signature Sig(string name, params object?[] args) => Signature(name).S(args);
+
     /// <summary>A handle on a task's result by id.</summary>
-    public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend);
+    public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend) { App = this };
 
     /// <summary>Flushes pending publishes and result writes, then closes the connections.</summary>
     public async ValueTask DisposeAsync()

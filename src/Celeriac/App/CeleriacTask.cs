@@ -30,6 +30,31 @@ public sealed class CeleriacTask
     public Task<AsyncResult> ApplyAsync(IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default) =>
         App.SendTaskAsync(Name, args, kwargs, options, ct);
 
+    /// <summary>A signature of a call with positional arguments (Celery's <c>add.s(2, 2)</c>): a parent's result goes before them.</summary>
+    public Signature S(params object?[] args) => S(args, null);
+
+    /// <summary>A signature of a call with positional and keyword arguments.</summary>
+    public Signature S(IEnumerable<object?>? args, IReadOnlyDictionary<string, object?>? kwargs)
+    {
+        var sig = new Signature(Name) { App = App };
+        sig.PrependArgs(args);
+        if (kwargs is not null)
+        {
+            foreach (KeyValuePair<string, object?> kv in kwargs)
+            {
+                sig.Kwargs[kv.Key] = Signature.ToNode(kv.Value);
+            }
+        }
+
+        return sig;
+    }
+
+    /// <summary>An immutable signature (Celery's <c>add.si(2, 2)</c>): it ignores a parent's result.</summary>
+    public Signature Si(params object?[] args) => S(args).SetImmutable();
+
+    /// <summary>Runs the task's code in this process (Celery's <c>task(*args)</c>, used by <c>celery.map</c> and error callbacks).</summary>
+    internal bool CanRunHere => Invoker is not null;
+
     /// <inheritdoc />
     public override string ToString() => Name;
 }

@@ -35,6 +35,66 @@ public sealed class TaskContext
     /// <summary>The running task, when a worker runs it (its options and app are what a retry needs).</summary>
     internal CeleriacTask? Definition { get; init; }
 
+    private List<System.Text.Json.Nodes.JsonNode>? _children;
+
+    /// <summary>The app running the task, when a worker runs it (to build and send signatures from inside a task).</summary>
+    public CeleriacApp? App => Definition?.App;
+
+    /// <summary>Records a task sent while this one runs, as Celery's <c>add_trail</c> does, for the stored result's <c>children</c>.</summary>
+    internal void AddChild(AsyncResult child)
+    {
+        lock (this)
+        {
+            (_children ??= []).Add(child.AsTuple());
+        }
+    }
+
+    /// <summary>The children recorded so far as a JSON list, or <see langword="null"/> for none.</summary>
+    internal byte[]? ChildrenJson()
+    {
+        lock (this)
+        {
+            return _children is null ? null : System.Text.Encoding.UTF8.GetBytes(new System.Text.Json.Nodes.JsonArray([.. _children.Select(c => c.DeepClone())]).ToJsonString());
+        }
+    }
+
+    /// <summary>The chord this task is a member of (the body's signature), or <see langword="null"/>.</summary>
+    public Signature? Chord => EmbedSignature("chord");
+
+    /// <summary>
+    /// Replaces this task with <paramref name="signature"/> (Celery's <c>self.replace(sig)</c>) and returns the exception
+    /// to throw: <code>throw await context.ReplaceAsync(add.S(2, 2));</code> The signature takes this task's id, its
+    /// callbacks, error callbacks, chord membership and the rest of its chain; this task stores nothing. A group is
+    /// joined into a list first (as Celery, by a chord on <c>celery.accumulate</c>).
+    /// </summary>
+    public async ValueTask<IgnoreException> ReplaceAsync(Signature signature, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        CeleriacApp app = App ?? throw new InvalidOperationException("only a task run by a worker can replace itself");
+        await app.Canvas.ReplaceAsync(this, signature, ct.CanBeCanceled ? ct : CancellationToken).ConfigureAwait(false);
+        return new IgnoreException("Replaced by new task");
+    }
+
+    /// <summary>
+    /// Adds <paramref name="signature"/> to the chord this task is a member of (Celery's <c>add_to_chord</c>), and sends
+    /// it: the chord's body then waits for its result too. Only the Redis result backend supports it, as in Celery.
+    /// </summary>
+    public async ValueTask<AsyncResult> AddToChordAsync(Signature signature, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        CeleriacApp app = App ?? throw new InvalidOperationException("only a task run by a worker can add to its chord");
+        return await app.Canvas.AddToChordAsync(this, signature, ct.CanBeCanceled ? ct : CancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A signature (or list of them) from the message's embed.</summary>
+    internal Signature? EmbedSignature(string name) =>
+        Message.Embed.ValueKind == JsonValueKind.Object && Message.Embed.TryGetProperty(name, out JsonElement e) && e.ValueKind == JsonValueKind.Object
+            ? Signature.FromJson(e)
+            : null;
+
+    /// <summary>The signatures in a list of the message's embed (callbacks, errbacks, chain).</summary>
+    internal List<Signature> EmbedSignatures(string name) => CanvasRunner.EmbedList(Message.Embed, name);
+
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 

@@ -105,4 +105,7 @@ public sealed record ApplyOptions
 
     /// <summary>The group the task belongs to (the <c>group</c> header; <see cref="TaskContext.GroupId"/>). <value>null</value></summary>
     public string? GroupId { get; init; }
+
+    /// <summary>The task's place in its group (the <c>group_index</c> header), which orders a chord's results. <value>null</value></summary>
+    public long? GroupIndex { get; init; }
 }

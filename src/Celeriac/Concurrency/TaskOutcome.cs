@@ -28,6 +28,9 @@ public enum TaskOutcomeKind
 
     /// <summary>It was revoked (<see cref="TaskOutcome.Reason"/>: revoked or expired before it ran, or terminated while it ran).</summary>
     Revoked,
+
+    /// <summary>It asked to be ignored (Celery's <c>Ignore</c>, e.g. after replacing itself): nothing is stored, no callback runs, the message is acked.</summary>
+    Ignored,
 }
 
 /// <summary>
@@ -63,6 +66,12 @@ public sealed class TaskOutcome
 
     /// <summary>Whether a failure's stack trace is worth logging (not for bad arguments or time limits).</summary>
     public bool LogStack { get; init; }
+
+    /// <summary>
+    /// The tasks it sent while it ran, as Celery's result tuples (a JSON list, the stored result's <c>children</c>), or
+    /// <see langword="null"/> for none.
+    /// </summary>
+    public byte[]? Children { get; init; }
 
     /// <summary>For <see cref="TaskOutcomeKind.Rejected"/>: whether the message goes back to the queue.</summary>
     public bool Requeue { get; init; }

@@ -25,6 +25,12 @@ public static class TaskOutcomeCodec
                 w.WriteRawValue(result, skipInputValidation: false);
             }
 
+            if (outcome.Children is { } children)
+            {
+                w.WritePropertyName("children"u8);
+                w.WriteRawValue(children, skipInputValidation: false);
+            }
+
             WriteOptional(w, "traceback"u8, outcome.Traceback);
             WriteOptional(w, "error_type"u8, outcome.ErrorType);
             WriteOptional(w, "error_message"u8, outcome.ErrorMessage);
@@ -66,6 +72,7 @@ public static class TaskOutcomeCodec
             {
                 Kind = kind,
                 Result = root.TryGetProperty("result"u8, out JsonElement result) ? Encoding.UTF8.GetBytes(result.GetRawText()) : null,
+                Children = root.TryGetProperty("children"u8, out JsonElement children) && children.ValueKind == JsonValueKind.Array ? Encoding.UTF8.GetBytes(children.GetRawText()) : null,
                 Traceback = Text(root, "traceback"u8),
                 ErrorType = Text(root, "error_type"u8),
                 ErrorMessage = Text(root, "error_message"u8),

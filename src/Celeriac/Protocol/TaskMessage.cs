@@ -35,6 +35,15 @@ public sealed class TaskMessage : IDisposable
     /// <summary>The embed object: callbacks, errbacks, chain, chord (may be undefined or null).</summary>
     public JsonElement Embed { get; }
 
+    /// <summary>Whether the embed names a success callback, a chain or a chord: the task's return value is then needed after it runs.</summary>
+    public bool HasWorkflow => Embed.ValueKind == JsonValueKind.Object && (IsSet("callbacks"u8) || IsSet("chain"u8) || IsSet("chord"u8));
+
+    /// <summary>Whether the embed names anything at all (callbacks, errbacks, chain, chord).</summary>
+    public bool HasEmbed => Embed.ValueKind == JsonValueKind.Object && (HasWorkflow || IsSet("errbacks"u8));
+
+    private bool IsSet(ReadOnlySpan<byte> name) =>
+        Embed.TryGetProperty(name, out JsonElement e) && e.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined) && !(e.ValueKind == JsonValueKind.Array && e.GetArrayLength() == 0);
+
     /// <summary>The message as the transport delivered it.</summary>
     public TransportMessage Transport { get; }
 

@@ -24,9 +24,53 @@ public interface IResultBackend : IAsyncDisposable
     /// <summary>Saves a group's member ids (Celery's <c>GroupResult.save()</c>).</summary>
     ValueTask SaveGroupAsync(string groupId, IReadOnlyList<string> taskIds, CancellationToken ct = default);
 
+    /// <summary>Deletes a saved group (Celery's <c>GroupResult.delete()</c>).</summary>
+    ValueTask ForgetGroupAsync(string groupId, CancellationToken ct = default) =>
+        throw new NotSupportedException($"{GetType().Name} keeps no groups.");
+
     /// <summary>Reads a saved group's member ids, or <see langword="null"/>.</summary>
     ValueTask<IReadOnlyList<string>?> RestoreGroupAsync(string groupId, CancellationToken ct = default);
 
     /// <summary>Adds one to a chord's counter of finished members and returns the new count.</summary>
     ValueTask<long> IncrementChordCounterAsync(string groupId, CancellationToken ct = default);
+
+    /// <summary>
+    /// Whether this store can join chords. A client refuses to send a chord when it cannot (as Celery's
+    /// <c>ensure_chords_allowed</c>), rather than leave a body that never runs. <value>false</value>
+    /// </summary>
+    bool SupportsChords => false;
+
+    /// <summary>
+    /// Prepares a chord before its header is sent, as Celery's client does on this store: Redis keeps the size
+    /// (<c>celery-taskset-meta-&lt;group&gt;.s</c>), key-value stores save the header as a group.
+    /// </summary>
+    ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not support chords: use a Redis, SQLite or key-value result backend.");
+
+    /// <summary>
+    /// Records that one member of a chord's header has finished (Celery's <c>on_chord_part_return</c>), atomically:
+    /// returns every member's outcome, in header order, to exactly one caller, the one whose part completes the chord
+    /// (it then sends the body), and <see langword="null"/> to every other.
+    /// </summary>
+    ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not support chords.");
+
+    /// <summary>Adds members to a running chord (Celery's <c>add_to_chord</c>, which only Redis supports).</summary>
+    ValueTask ExtendChordAsync(string groupId, int count, CancellationToken ct = default) =>
+        throw new NotSupportedException("Backend does not support add_to_chord");
 }
+
+/// <summary>A header member's end, as the worker reports it to the chord join.</summary>
+/// <param name="GroupId">The chord's group id (the member's <c>group</c> header).</param>
+/// <param name="GroupIndex">Its place in the header (<c>group_index</c>), or <see langword="null"/>.</param>
+/// <param name="TaskId">Its task id.</param>
+/// <param name="State">Its final state (SUCCESS, FAILURE, REVOKED).</param>
+/// <param name="Result">Its result, or exception document, as JSON.</param>
+/// <param name="ChordSize">The size the body's signature names (<c>chord_size</c>), if any.</param>
+public sealed record ChordPartReturn(string GroupId, long? GroupIndex, string TaskId, string State, ReadOnlyMemory<byte> Result, int? ChordSize);
+
+/// <summary>A finished member of a chord's header: its id, state and result (or exception document).</summary>
+/// <param name="TaskId">The member's task id.</param>
+/// <param name="State">Its state (SUCCESS, FAILURE, REVOKED).</param>
+/// <param name="Result">Its result, or its exception document.</param>
+public sealed record ChordPart(string TaskId, string State, System.Text.Json.JsonElement Result);

@@ -211,6 +211,49 @@ public abstract class KeyValueResultBackend : IResultBackend
         IncrementValueAsync(ChordKeyPrefix + groupId, Options.ResultExpires, ct);
 
     /// <inheritdoc />
+    public ValueTask ForgetGroupAsync(string groupId, CancellationToken ct = default) => DeleteValueAsync(GroupKeyPrefix + groupId, ct);
+
+    /// <inheritdoc />
+    public virtual bool SupportsChords => true;
+
+    /// <inheritdoc />
+    public virtual ValueTask ExtendChordAsync(string groupId, int count, CancellationToken ct = default) =>
+        throw new NotSupportedException("Backend does not support add_to_chord");
+
+    /// <summary>Saves the header as a group, as Celery's key-value backends do before a chord is sent.</summary>
+    public virtual ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default) =>
+        SaveGroupAsync(groupId, headerIds, ct);
+
+    /// <summary>
+    /// Celery's key-value chord join: an atomic increment of <c>chord-unlock-&lt;group&gt;</c>; the member that brings it
+    /// to the chord's size (the body's <c>chord_size</c>, else the saved group's length) reads every member's result.
+    /// </summary>
+    public virtual async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(part);
+        IReadOnlyList<string>? members = await RestoreGroupAsync(part.GroupId, ct).ConfigureAwait(false)
+            ?? throw new InvalidOperationException($"GroupResult {part.GroupId} no longer exists");
+        long count = await IncrementChordCounterAsync(part.GroupId, ct).ConfigureAwait(false);
+        if (count != (part.ChordSize ?? members.Count))
+        {
+            return null;
+        }
+
+        var parts = new List<ChordPart>(members.Count);
+        foreach (string id in members)
+        {
+            TaskResultMeta? meta = await GetAsync(id, ct).ConfigureAwait(false);
+            parts.Add(meta is null
+                ? new ChordPart(id, TaskStates.Pending, default)
+                : new ChordPart(id, meta.Status, meta.ResultElement));
+        }
+
+        await DeleteValueAsync(GroupKeyPrefix + part.GroupId, ct).ConfigureAwait(false);
+        await DeleteValueAsync(ChordKeyPrefix + part.GroupId, ct).ConfigureAwait(false);
+        return parts;
+    }
+
+    /// <inheritdoc />
     public virtual ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);

@@ -250,7 +250,7 @@ public sealed partial class CeleriacWorker
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
         TimeLimits limits = TimeLimitsOf(task, h);
-        request.PrepareRun(limits.SoftSeconds, limits.HardSeconds, storeResult || _logger.IsEnabled(LogLevel.Information), abort);
+        request.PrepareRun(limits.SoftSeconds, limits.HardSeconds, storeResult || message.HasWorkflow || _logger.IsEnabled(LogLevel.Information), abort);
         TaskOutcome outcome;
         try
         {

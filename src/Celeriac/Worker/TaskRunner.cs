@@ -39,12 +39,14 @@ internal sealed class TaskRunner(CeleriacApp app, string node)
         try
         {
             object? value = await InvokeAsync(task, context).ConfigureAwait(false);
-            outcome = resultJson
+            byte[]? children = context.ChildrenJson();
+            outcome = resultJson || children is not null
                 ? new TaskOutcome
                 {
                     Kind = TaskOutcomeKind.Succeeded,
                     Result = TaskResultMeta.SerializeValue(value),
                     Value = value,
+                    Children = children,
                     Runtime = Stopwatch.GetElapsedTime(start).TotalSeconds,
                     SignalsRaised = true,
                 }
@@ -61,6 +63,10 @@ internal sealed class TaskRunner(CeleriacApp app, string node)
             // Celery's Reject: no state is stored; the message is dropped (dead-lettered) or given back.
             signals.OnTaskRejected(this, new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = queue, Context = context, Exception = reject, Reason = reject.Message });
             outcome = new TaskOutcome { Kind = TaskOutcomeKind.Rejected, Requeue = reject.Requeue, Reason = reject.Message, Exception = reject, SignalsRaised = true };
+        }
+        catch (IgnoreException ignore)
+        {
+            outcome = new TaskOutcome { Kind = TaskOutcomeKind.Ignored, Reason = ignore.Message, Exception = ignore, Children = context.ChildrenJson(), SignalsRaised = true };
         }
         catch (RetryException retry)
         {
@@ -93,6 +99,7 @@ internal sealed class TaskRunner(CeleriacApp app, string node)
             {
                 Kind = TaskOutcomeKind.Failed,
                 Result = TaskResultMeta.SerializeException(error),
+                Children = context.ChildrenJson(),
                 Traceback = ex.ToString(),
                 ErrorType = error.Type,
                 ErrorMessage = error.Message,
