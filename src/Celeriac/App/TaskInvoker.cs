@@ -19,6 +19,8 @@ internal sealed class TaskInvoker
     private readonly Func<object?, ValueTask<object?>>? _await;
     private readonly object? _target;
     private readonly Type? _targetType;
+    private readonly Parameter? _varArgs;
+    private readonly bool _varKwargs;
 
     public TaskInvoker(string taskName, MethodInfo method, object? target, Type? targetType)
     {
@@ -27,6 +29,8 @@ internal sealed class TaskInvoker
         _targetType = method.IsStatic || target is not null ? null : targetType ?? method.DeclaringType;
         _parameters = method.GetParameters().Select(Classify).ToArray();
         _jsonParameters = _parameters.Where(p => p.Kind == ParameterKind.Json).ToArray();
+        _varArgs = _parameters.FirstOrDefault(p => p.Kind == ParameterKind.VarArgs);
+        _varKwargs = _parameters.Any(p => p.Kind == ParameterKind.VarKwargs);
         NeedsServices = _targetType is not null || _parameters.Any(p => p.Kind == ParameterKind.Service);
         (_call, _await, ReturnType) = Compile(method);
     }
@@ -69,7 +73,7 @@ internal sealed class TaskInvoker
         JsonElement args = message.Args;
         JsonElement kwargs = message.Kwargs;
         int given = args.GetArrayLength();
-        if (given > _jsonParameters.Length)
+        if (given > _jsonParameters.Length && _varArgs is null)
         {
             throw new TaskArgumentException($"{_taskName}() takes {_jsonParameters.Length} positional argument{(_jsonParameters.Length == 1 ? "" : "s")} but {given} were given");
         }
@@ -77,6 +81,11 @@ internal sealed class TaskInvoker
         foreach (JsonProperty kw in kwargs.EnumerateObject())
         {
             int index = Array.FindIndex(_jsonParameters, p => kw.NameEquals(p.Name));
+            if (index < 0 && _varKwargs)
+            {
+                continue;
+            }
+
             if (index < 0)
             {
                 throw new TaskArgumentException($"{_taskName}() got an unexpected keyword argument '{kw.Name}'");
@@ -100,6 +109,30 @@ internal sealed class TaskInvoker
                     break;
                 case ParameterKind.Context:
                     values[i] = context;
+                    break;
+                case ParameterKind.VarArgs:
+                    Type element = p.Type.GetElementType()!;
+                    int rest = Math.Max(0, given - position);
+                    var array = Array.CreateInstance(element, rest);
+                    for (int j = 0; j < rest; j++)
+                    {
+                        array.SetValue(Convert(p with { Type = element, TypeCode = Type.GetTypeCode(element), AcceptsNull = true }, args[position + j]), j);
+                    }
+
+                    values[i] = array;
+                    position = Math.Max(position, given);
+                    break;
+                case ParameterKind.VarKwargs:
+                    var extra = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+                    foreach (JsonProperty kw in kwargs.EnumerateObject())
+                    {
+                        if (Array.FindIndex(_jsonParameters, jp => kw.NameEquals(jp.Name)) < 0)
+                        {
+                            extra[kw.Name] = kw.Value.Clone();
+                        }
+                    }
+
+                    values[i] = extra;
                     break;
                 case ParameterKind.Service:
                     values[i] = (services ?? EmptyServices.Instance).GetService(p.Type)
@@ -207,6 +240,8 @@ internal sealed class TaskInvoker
         ParameterKind kind =
             t == typeof(CancellationToken) ? ParameterKind.CancellationToken :
             t == typeof(TaskContext) ? ParameterKind.Context :
+            t.IsArray && info.GetCustomAttribute<ParamArrayAttribute>() is not null ? ParameterKind.VarArgs :
+            info.Name == "kwargs" && (t == typeof(IReadOnlyDictionary<string, JsonElement>) || t == typeof(Dictionary<string, JsonElement>) || t == typeof(IDictionary<string, JsonElement>)) ? ParameterKind.VarKwargs :
             info.GetCustomAttribute<InjectAttribute>() is not null || IsServiceType(t) ? ParameterKind.Service :
             ParameterKind.Json;
         bool acceptsNull = !t.IsValueType || Nullable.GetUnderlyingType(t) is not null;
@@ -311,6 +346,12 @@ internal sealed class TaskInvoker
         CancellationToken,
         Context,
         Service,
+
+        /// <summary>A <c>params</c> array: the positional arguments left over (Python's <c>*args</c>).</summary>
+        VarArgs,
+
+        /// <summary>A dictionary of JSON values named <c>kwargs</c>: the keyword arguments no parameter takes (Python's <c>**kwargs</c>).</summary>
+        VarKwargs,
     }
 
     private sealed record Parameter(string Name, Type Type, ParameterKind Kind, bool HasDefault, object? Default, bool AcceptsNull, TypeCode TypeCode);

@@ -82,4 +82,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 38, Level = LogLevel.Error, Message = "Task {Name}[{Id}] ignored its cancellation for {Seconds}s after the cold shutdown: abandoned (its code may still run)")]
     public static partial void TaskAbandoned(ILogger logger, string name, string id, double seconds);
+
+    [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "Task {Name}[{Id}] succeeded or failed, but the worker could not {What}")]
+    public static partial void CanvasFailed(ILogger logger, string name, string id, string what, Exception exception);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Chord {GroupId} raised: {Reason}")]
+    public static partial void ChordFailed(ILogger logger, string groupId, string reason, Exception? exception);
 }

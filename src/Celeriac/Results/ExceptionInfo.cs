@@ -33,6 +33,9 @@ public sealed record ExceptionInfo(string Type, string Message, string? Module)
         w.WriteEndObject();
     }
 
+    /// <summary>The exception as Python's <c>repr()</c> shows it: <c>ValueError('deliberate error')</c>.</summary>
+    public string ToPythonRepr() => Message.Length == 0 ? Type + "()" : $"{Type}({Protocol.PythonRepr.OfString(Message)})";
+
     /// <summary>Reads Celery's dict; other shapes (a bare string, say) are kept as the message.</summary>
     public static ExceptionInfo Read(JsonElement e)
     {

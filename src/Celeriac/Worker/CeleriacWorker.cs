@@ -87,8 +87,9 @@ public sealed partial class CeleriacWorker
         _documents = new ResultDocuments(app, _node);
         _store = new StoreResultStep(app.ResultBackend, _documents, _logger);
         _intake = new RequestIntake(app, this, _store, _documents, _logger);
-        _steps = [_store, .. steps ?? []];
-        Array.Sort(_steps, static (a, b) => a.Order.CompareTo(b.Order));
+        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), .. steps ?? []];
+        _steps = [.. all.OrderBy(static s => s.Order)];
+        CanvasBuiltins.Register(app);
     }
 
     /// <summary>The worker's node name.</summary>

@@ -61,6 +61,31 @@ public sealed class FinishedTask
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 
+    private List<AsyncResult>? _sent;
+
+    /// <summary>Records a task sent on this one's behalf after it ran (a callback, the next step of its chain), for its result's <c>children</c>.</summary>
+    internal void AddChild(AsyncResult child) => (_sent ??= []).Add(child);
+
+    /// <summary>
+    /// The stored result's <c>children</c>: the tasks it sent while it ran, then those sent for it after, as Celery's
+    /// result tuples; <see langword="null"/> for none.
+    /// </summary>
+    internal byte[]? ChildrenJson()
+    {
+        if (_sent is null)
+        {
+            return Outcome.Children;
+        }
+
+        var list = Outcome.Children is { } ran ? (System.Text.Json.Nodes.JsonArray)System.Text.Json.Nodes.JsonNode.Parse(ran)! : [];
+        foreach (AsyncResult child in _sent)
+        {
+            list.Add(child.AsTuple());
+        }
+
+        return System.Text.Encoding.UTF8.GetBytes(list.ToJsonString());
+    }
+
     /// <summary>The task name.</summary>
     public string Name => Message.Headers.Task;
 }

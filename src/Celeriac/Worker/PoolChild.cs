@@ -30,6 +30,7 @@ public static class PoolChild
     public static async Task<int> RunAsync(CeleriacApp app, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(app);
+        CanvasBuiltins.Register(app);
         string path = Environment.GetEnvironmentVariable(PreforkPool.ChildVariable) is { Length: > 0 } p
             ? p
             : throw new InvalidOperationException($"This process is not a prefork pool child ({PreforkPool.ChildVariable} is not set).");

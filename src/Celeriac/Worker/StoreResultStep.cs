@@ -52,9 +52,9 @@ internal sealed class StoreResultStep(IResultBackend backend, ResultDocuments do
         bool errors = task.StoreResult || task.StoreErrors;
         return o.Kind switch
         {
-            TaskOutcomeKind.Succeeded when task.StoreResult => documents.Meta(task.Message, task.Queue, TaskStates.Success, o.Result!, null),
+            TaskOutcomeKind.Succeeded when task.StoreResult => documents.Meta(task.Message, task.Queue, TaskStates.Success, o.Result!, null, children: task.ChildrenJson()),
             TaskOutcomeKind.Failed or TaskOutcomeKind.TimeLimitExceeded when errors =>
-                documents.Meta(task.Message, task.Queue, TaskStates.Failure, o.Result!, o.Traceback),
+                documents.Meta(task.Message, task.Queue, TaskStates.Failure, o.Result!, o.Traceback, children: task.ChildrenJson()),
             TaskOutcomeKind.Retried when errors =>
                 documents.Meta(task.Message, task.Queue, TaskStates.Retry, o.Result!, o.Traceback, ready: false, children: TaskRetry.Children(task.Id)),
             TaskOutcomeKind.WorkerLost or TaskOutcomeKind.ShutdownCut when errors && task.Settlement != Settlement.Requeue =>

@@ -1,0 +1,299 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Celeriac.Concurrency;
+using Celeriac.Diagnostics;
+using Celeriac.Protocol;
+using Celeriac.Results;
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac.Worker;
+
+/// <summary>
+/// Before the result is stored (as Celery's tracer does, so that the result names them in <c>children</c>): a
+/// succeeded task's callbacks (<c>link</c>) are sent with its return value, and so is the next step of its chain.
+/// </summary>
+internal sealed class WorkflowStep(CeleriacApp app, ILogger logger) : IPostRunStep
+{
+    public int Order => -10;
+
+    public ValueTask AfterRunAsync(FinishedTask task, CancellationToken ct) =>
+        task.Outcome.Kind == TaskOutcomeKind.Succeeded && task.Message.HasWorkflow ? SendAsync(task, ct) : ValueTask.CompletedTask;
+
+    private async ValueTask SendAsync(FinishedTask task, CancellationToken ct)
+    {
+        TaskMessage message = task.Message;
+        TaskHeaders h = message.Headers;
+        JsonNode? retval = JsonNode.Parse(task.Outcome.Result ?? "null"u8.ToArray());
+        JsonObject options = CanvasSteps.ChildOptions(message);
+        Action<AsyncResult> trail = task.AddChild;
+        try
+        {
+            // Celery's trace: one callback is sent alone; several go as one group (groups among them each on their own).
+            List<Signature> callbacks = CanvasRunner.EmbedList(message.Embed, "callbacks");
+            if (callbacks.Count == 1)
+            {
+                await app.Canvas.ApplyAsync(callbacks[0], [retval], null, options, trail, ct).ConfigureAwait(false);
+            }
+            else if (callbacks.Count > 1)
+            {
+                foreach (Signature group in callbacks.Where(c => c is Group))
+                {
+                    await app.Canvas.ApplyAsync(group, [retval], null, options, trail, ct).ConfigureAwait(false);
+                }
+
+                List<Signature> plain = [.. callbacks.Where(c => c is not Group)];
+                if (plain.Count > 0)
+                {
+                    await app.Canvas.ApplyAsync(new Group(plain) { App = app }, [retval], null, options, trail, ct).ConfigureAwait(false);
+                }
+            }
+
+            // The chain is kept last step first: the next step is the last element, sent with the rest.
+            List<Signature> chain = CanvasRunner.EmbedList(message.Embed, "chain");
+            if (chain.Count > 0)
+            {
+                Signature next = chain[^1];
+                var rest = new JsonArray([.. chain.Take(chain.Count - 1).Select(s => (JsonNode)s.ToJson())]);
+                var chainOptions = (JsonObject)options.DeepClone();
+                chainOptions["chain"] = rest;
+                await app.Canvas.ApplyAsync(next, [retval], null, chainOptions, trail, ct).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.CanvasFailed(logger, h.Task, h.Id, "send its callbacks or the next step of its chain", ex);
+        }
+    }
+}
+
+/// <summary>
+/// After the result is stored (Celery's <c>mark_as_done</c> / <c>mark_as_failure</c> / <c>mark_as_revoked</c>): a
+/// chord member reports its part, and the member that completes the chord sends the body (or fails it with
+/// <c>ChordError</c>); a failed task's error callbacks run, and the rest of its chain is failed with it.
+/// </summary>
+internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
+{
+    public int Order => 10;
+
+    public ValueTask AfterRunAsync(FinishedTask task, CancellationToken ct)
+    {
+        if (!task.Message.HasEmbed)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        TaskOutcome o = task.Outcome;
+        return o.Kind switch
+        {
+            TaskOutcomeKind.Succeeded => PartAsync(task, task.Message, TaskStates.Success, o.Result ?? "null"u8.ToArray(), ct),
+            TaskOutcomeKind.Failed or TaskOutcomeKind.TimeLimitExceeded => FailedAsync(task, o.Result!, o.Traceback, ct),
+            TaskOutcomeKind.WorkerLost or TaskOutcomeKind.ShutdownCut when task.Settlement != Settlement.Requeue =>
+                FailedAsync(task, TaskResultMeta.SerializeException(ResultDocuments.WorkerLost(o.Reason)), null, ct),
+            TaskOutcomeKind.Revoked => PartAsync(task, task.Message, TaskStates.Revoked, TaskResultMeta.SerializeException(new ExceptionInfo("TaskRevokedError", o.Reason ?? "revoked", "celery.exceptions")), ct),
+            _ => ValueTask.CompletedTask,
+        };
+    }
+
+    private async ValueTask FailedAsync(FinishedTask task, byte[] exc, string? traceback, CancellationToken ct)
+    {
+        TaskMessage message = task.Message;
+        TaskHeaders h = message.Headers;
+        await PartAsync(task, message, TaskStates.Failure, exc, ct).ConfigureAwait(false);
+        try
+        {
+            // As Celery: every later step of the chain fails too (so that whoever waits on the chain's end is told),
+            // and a step that is a chord member reports its part, so that the chord does not wait for ever.
+            foreach (Signature step in CanvasRunner.EmbedList(message.Embed, "chain"))
+            {
+                if (step.Id is { } id)
+                {
+                    await app.ResultBackend.StoreAsync(new TaskResultMeta { TaskId = id, Status = TaskStates.Failure, Result = exc, Traceback = traceback, DateDone = app.Options.TimeProvider.GetUtcNow() }, ct).ConfigureAwait(false);
+                }
+
+                if (step.Options["chord"] is JsonObject chord && step.Id is { } stepId && CanvasRunner.Str(step.Options, "group_id") is { } group)
+                {
+                    long? index = step.Options["group_index"] is JsonValue gi && gi.TryGetValue(out long i) ? i : null;
+                    await ReportPartAsync(new ChordPartReturn(group, index, stepId, TaskStates.Failure, exc, Signature.FromJson(chord).ChordSize), Signature.FromJson(chord), stepId, h.RootId, ct).ConfigureAwait(false);
+                }
+            }
+
+            await CanvasSteps.CallErrbacksAsync(app, CanvasRunner.EmbedList(message.Embed, "errbacks"), CanvasSteps.RequestJson(message, task.Hostname), exc, traceback, h.Id, h.RootId ?? h.Id, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.CanvasFailed(logger, h.Task, h.Id, "fail the rest of its chain or run its error callbacks", ex);
+        }
+    }
+
+    private async ValueTask PartAsync(FinishedTask task, TaskMessage message, string state, byte[] result, CancellationToken ct)
+    {
+        TaskHeaders h = message.Headers;
+        if (message.Embed.TryGetProperty("chord"u8, out JsonElement chordElement) && chordElement.ValueKind == JsonValueKind.Object && h.Group is { } group)
+        {
+            Signature body = Signature.FromJson(chordElement);
+            await ReportPartAsync(new ChordPartReturn(group, h.GroupIndex, h.Id, state, result, body.ChordSize), body, h.Id, h.RootId, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Reports one part; the part that completes the chord sends the body with the results in order, or fails it.</summary>
+    private async ValueTask ReportPartAsync(ChordPartReturn part, Signature body, string memberId, string? rootId, CancellationToken ct)
+    {
+        IReadOnlyList<ChordPart>? parts;
+        try
+        {
+            parts = await app.ResultBackend.AddChordPartAsync(part, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.ChordFailed(logger, part.GroupId, "its join failed", ex);
+            await CanvasSteps.ChordErrorAsync(app, body, $"Join error: {ex.GetType().Name}('{ex.Message}')", ct).ConfigureAwait(false);
+            return;
+        }
+
+        if (parts is null)
+        {
+            return;
+        }
+
+        if (parts.FirstOrDefault(p => p.State is TaskStates.Failure or TaskStates.Revoked or TaskStates.Pending) is { } culprit)
+        {
+            string raised = culprit.State == TaskStates.Pending
+                ? "no result (it ignores its result or its result expired)"
+                : ExceptionInfo.Read(culprit.Result).ToPythonRepr();
+            string reason = $"Dependency {culprit.TaskId} raised {raised}";
+            Log.ChordFailed(logger, part.GroupId, reason, null);
+            await CanvasSteps.ChordErrorAsync(app, body, reason, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var results = new JsonArray([.. parts.Select(p => JsonNode.Parse(p.Result.GetRawText()))]);
+        try
+        {
+            var options = new JsonObject { ["parent_id"] = memberId, ["root_id"] = rootId };
+            await app.Canvas.ApplyAsync(body, [results], null, options, null, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Log.ChordFailed(logger, part.GroupId, "its body could not be sent", ex);
+            await CanvasSteps.ChordErrorAsync(app, body, $"Callback error: {ex.GetType().Name}('{ex.Message}')", ct).ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>What the canvas steps and the built-in tasks share: error callbacks and chord errors as Celery's backend runs them.</summary>
+internal static class CanvasSteps
+{
+    /// <summary>The options of what a task sends after it: its id as their parent, its root as theirs, its priority.</summary>
+    public static JsonObject ChildOptions(TaskMessage message)
+    {
+        TaskHeaders h = message.Headers;
+        var options = new JsonObject { ["parent_id"] = h.Id, ["root_id"] = h.RootId ?? h.Id };
+        if (message.Transport.Priority is { } priority)
+        {
+            options["priority"] = priority;
+        }
+
+        return options;
+    }
+
+    /// <summary>
+    /// Celery's <c>_call_task_errbacks</c>: an error callback that is a task registered here and takes more than one
+    /// argument is new-style, run here at once with <c>(request, exc, traceback)</c>; the others are old-style, sent as a
+    /// group with the failed task's id.
+    /// </summary>
+    public static async Task CallErrbacksAsync(CeleriacApp app, List<Signature> errbacks, JsonObject request, byte[] exc, string? traceback, string taskId, string rootId, CancellationToken ct)
+    {
+        var oldStyle = new List<Signature>();
+        foreach (Signature errback in errbacks)
+        {
+            if (app.Tasks.TryGet(errback.Task, out CeleriacTask? task) && task.Invoker is { } invoker && invoker.JsonParameters.Count() > 1)
+            {
+                await RunHereAsync(app, task, errback, [request, JsonNode.Parse(exc), traceback], ct).ConfigureAwait(false);
+            }
+            else
+            {
+                oldStyle.Add(errback);
+            }
+        }
+
+        if (oldStyle.Count > 0)
+        {
+            var options = new JsonObject { ["parent_id"] = taskId, ["root_id"] = rootId };
+            await app.Canvas.ApplyAsync(new Group(oldStyle) { App = app }, [taskId], null, options, null, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Runs a registered task's code in this process with a signature's arguments after <paramref name="args"/> (Celery's <c>sig(*args)</c>).</summary>
+    public static async Task<object?> RunHereAsync(CeleriacApp app, CeleriacTask task, Signature sig, IEnumerable<object?> args, CancellationToken ct)
+    {
+        Signature call = sig.Clone(args);
+        Transport.TransportMessage transport = app.BuildMessage(
+            call.Task,
+            [.. call.Args.Select(a => (object?)Signature.ToElement(a))],
+            call.Kwargs.ToDictionary(kv => kv.Key, kv => (object?)Signature.ToElement(kv.Value), StringComparer.Ordinal),
+            new ApplyOptions(),
+            out string queue);
+        if (!TaskMessage.TryDecode(transport, out TaskMessage? message, out _, out _, out string? error))
+        {
+            throw new InvalidOperationException("could not build the call of " + call.Task + ": " + error);
+        }
+
+        using (message)
+        {
+            var context = new TaskContext(message!, queue, "", ct) { Definition = task };
+            return await task.Invoker!.InvokeAsync(message!, context, app.Options.Services).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Celery's <c>chord_error_from_stack</c>: the body's error callbacks run as for a failed task whose id is the
+    /// body's, and the body is stored as FAILURE with <c>ChordError</c>.
+    /// </summary>
+    public static async Task ChordErrorAsync(CeleriacApp app, Signature body, string reason, CancellationToken ct)
+    {
+        byte[] exc = TaskResultMeta.SerializeException(new ExceptionInfo("ChordError", reason, "celery.exceptions"));
+        string? bodyId = body.Id;
+        JsonObject request = body.ToJson();
+        request["id"] = bodyId;
+        try
+        {
+            await CallErrbacksAsync(app, body.ErrorLinks.ToList(), request, exc, null, bodyId ?? "", CanvasRunner.Str(body.Options, "root_id") ?? bodyId ?? "", ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (bodyId is not null)
+            {
+                await app.ResultBackend.StoreAsync(new TaskResultMeta { TaskId = bodyId, Status = TaskStates.Failure, Result = exc, DateDone = app.Options.TimeProvider.GetUtcNow() }, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>The failed task's request as a new-style error callback receives it (Celery passes its <c>Context</c>).</summary>
+    public static JsonObject RequestJson(TaskMessage message, string hostname)
+    {
+        TaskHeaders h = message.Headers;
+        return new JsonObject
+        {
+            ["id"] = h.Id,
+            ["task"] = h.Task,
+            ["args"] = JsonNode.Parse(message.Args.GetRawText()),
+            ["kwargs"] = JsonNode.Parse(message.Kwargs.GetRawText()),
+            ["root_id"] = h.RootId,
+            ["parent_id"] = h.ParentId,
+            ["group"] = h.Group,
+            ["group_index"] = h.GroupIndex,
+            ["retries"] = h.Retries,
+            ["eta"] = h.Eta is { } eta ? CeleryJson.FormatIso(eta) : null,
+            ["expires"] = h.Expires is { } expires ? CeleryJson.FormatIso(expires) : null,
+            ["hostname"] = hostname,
+            ["origin"] = h.Origin,
+            ["reply_to"] = message.Transport.ReplyTo,
+            ["correlation_id"] = h.Id,
+            ["delivery_info"] = new JsonObject { ["exchange"] = message.Transport.Exchange, ["routing_key"] = message.Transport.RoutingKey },
+            ["callbacks"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("callbacks"u8, out JsonElement cb) ? JsonNode.Parse(cb.GetRawText()) : null,
+            ["errbacks"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("errbacks"u8, out JsonElement eb) ? JsonNode.Parse(eb.GetRawText()) : null,
+            ["chain"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("chain"u8, out JsonElement ch) ? JsonNode.Parse(ch.GetRawText()) : null,
+            ["chord"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("chord"u8, out JsonElement cd) ? JsonNode.Parse(cd.GetRawText()) : null,
+        };
+    }
+}
