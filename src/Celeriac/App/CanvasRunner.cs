@@ -400,7 +400,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         var members = new List<(Signature Sig, AsyncResult Result)>();
         Unroll(g, members, groupId, rootId);
 
-        Signature? chord = members.Select(m => m.Sig.Options["chord"]).OfType<JsonObject>().Select(Signature.FromJson).FirstOrDefault();
+        JsonObject? chord = members.Select(m => ChordOf(m.Sig)).FirstOrDefault(c => c is not null);
         if (chord is not null)
         {
             EnsureChordsAllowed();
@@ -471,6 +471,15 @@ internal sealed class CanvasRunner(CeleriacApp app)
             into.Add((task, Freeze(task, groupId: groupId, rootId: rootId)));
         }
     }
+
+    /// <summary>The chord a member reports to: its own, or that of the task that ends it (a chord's body, a chain's last step).</summary>
+    private static JsonObject? ChordOf(Signature sig) => sig switch
+    {
+        Chord ch => ch.Body is null ? null : ChordOf(ch.Body),
+        Chain { Tasks.Count: > 0 } c => ChordOf(c.Tasks[^1]),
+        Group { Tasks.Count: > 0 } g => ChordOf(g.Tasks[0]),
+        _ => sig.Options["chord"] as JsonObject,
+    };
 
     /// <summary>How many results a member adds to a chord (Celery's <c>chord._descend</c>).</summary>
     internal static int Descend(Signature sig) => sig switch
