@@ -97,7 +97,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         var embed = new TaskEmbed(
             ListElement(o["link"]),
             ListElement(o["link_error"]),
-            o["chain"] is JsonArray { Count: > 0 } chain ? Signature.ToElement(chain) : null,
+            o["chain"] is JsonArray chain ? Signature.ToElement(chain) : null,
             o["chord"] is JsonObject chord ? Signature.ToElement(chord) : null);
         object?[] args = [.. sig.Args.Select(a => (object?)Signature.ToElement(a))];
         Dictionary<string, object?> kwargs = sig.Kwargs.ToDictionary(kv => kv.Key, kv => (object?)Signature.ToElement(kv.Value), StringComparer.Ordinal);
