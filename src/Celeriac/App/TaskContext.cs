@@ -52,6 +52,11 @@ public sealed class TaskContext
     /// <summary>The children recorded so far as a JSON list, or <see langword="null"/> for none.</summary>
     internal byte[]? ChildrenJson()
     {
+        if (Volatile.Read(ref _children) is null)
+        {
+            return null;
+        }
+
         lock (this)
         {
             return _children is null ? null : System.Text.Encoding.UTF8.GetBytes(new System.Text.Json.Nodes.JsonArray([.. _children.Select(c => c.DeepClone())]).ToJsonString());

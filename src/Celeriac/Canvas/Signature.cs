@@ -10,6 +10,7 @@ namespace Celeriac;
 /// "chord_size"}</c>. Signatures compose: <c>add.S(2, 2) | mul.S(4)</c> is a chain, <see cref="Canvas"/> builds groups
 /// and chords. Send one with <c>ApplyAsync</c> or <c>DelayAsync</c> (the app's extension methods).
 /// </summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(SignatureJsonConverter))]
 public class Signature
 {
     /// <summary>Creates a signature of a task call.</summary>
@@ -283,6 +284,25 @@ public class Signature
 
     /// <summary>A signature's argument or option as a JSON element.</summary>
     internal static JsonElement ToElement(JsonNode? node) => JsonSerializer.SerializeToElement(node, CanvasJson.Default.JsonNode);
+}
+
+/// <summary>Writes a signature as Celery's dict and reads one back, so that signatures travel as task arguments and results.</summary>
+public sealed class SignatureJsonConverter : System.Text.Json.Serialization.JsonConverter<Signature>
+{
+    /// <inheritdoc />
+    public override bool CanConvert(Type typeToConvert) => typeof(Signature).IsAssignableFrom(typeToConvert);
+
+    /// <inheritdoc />
+    public override Signature Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        Signature.FromJson(JsonNode.Parse(ref reader) ?? throw new JsonException("a signature cannot be null"));
+
+    /// <inheritdoc />
+    public override void Write(Utf8JsonWriter writer, Signature value, JsonSerializerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(value);
+        value.ToJson().WriteTo(writer);
+    }
 }
 
 /// <summary>The app a signature is sent with; <see cref="CeleriacApp"/> is one.</summary>

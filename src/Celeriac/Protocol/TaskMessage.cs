@@ -36,10 +36,24 @@ public sealed class TaskMessage : IDisposable
     public JsonElement Embed { get; }
 
     /// <summary>Whether the embed names a success callback, a chain or a chord: the task's return value is then needed after it runs.</summary>
-    public bool HasWorkflow => Embed.ValueKind == JsonValueKind.Object && (IsSet("callbacks"u8) || IsSet("chain"u8) || IsSet("chord"u8));
+    public bool HasWorkflow => (EmbedParts() & 1) != 0;
 
     /// <summary>Whether the embed names anything at all (callbacks, errbacks, chain, chord).</summary>
-    public bool HasEmbed => Embed.ValueKind == JsonValueKind.Object && (HasWorkflow || IsSet("errbacks"u8));
+    public bool HasEmbed => EmbedParts() != 0;
+
+    private int _embedParts = -1;
+
+    /// <summary>Read once per message (the worker asks several times): bit 1 a workflow, bit 2 errbacks.</summary>
+    private int EmbedParts()
+    {
+        if (_embedParts < 0)
+        {
+            _embedParts = Embed.ValueKind != JsonValueKind.Object ? 0
+                : (IsSet("callbacks"u8) || IsSet("chain"u8) || IsSet("chord"u8) ? 1 : 0) | (IsSet("errbacks"u8) ? 2 : 0);
+        }
+
+        return _embedParts;
+    }
 
     private bool IsSet(ReadOnlySpan<byte> name) =>
         Embed.TryGetProperty(name, out JsonElement e) && e.ValueKind is not (JsonValueKind.Null or JsonValueKind.Undefined) && !(e.ValueKind == JsonValueKind.Array && e.GetArrayLength() == 0);

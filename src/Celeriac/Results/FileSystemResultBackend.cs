@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Celeriac.Results;
@@ -72,10 +73,13 @@ public sealed class FileSystemResultBackend : KeyValueResultBackend
     /// <inheritdoc />
     protected override async ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct)
     {
-        // Atomic within a process only: Celery's filesystem backend has no counter at all.
+        // Celery's filesystem backend has no counter at all; here a lock file makes the read-and-write atomic across
+        // processes too (an exclusive open is an flock on Unix), so that a chord's join fires once.
         await _incrementLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
+            FileStream gate = await LockAsync(PathOf(key) + ".lock", ct).ConfigureAwait(false);
+            await using ConfiguredAsyncDisposable held = gate.ConfigureAwait(false);
             byte[]? old = await GetValueAsync(key, ct).ConfigureAwait(false);
             long value = old is null ? 1 : long.Parse(Encoding.ASCII.GetString(old), CultureInfo.InvariantCulture) + 1;
             await SetValueAsync(key, Encoding.ASCII.GetBytes(value.ToString(CultureInfo.InvariantCulture)), expiry, ct).ConfigureAwait(false);
@@ -84,6 +88,22 @@ public sealed class FileSystemResultBackend : KeyValueResultBackend
         finally
         {
             _incrementLock.Release();
+        }
+    }
+
+    private static async Task<FileStream> LockAsync(string path, CancellationToken ct)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1);
+            }
+            catch (IOException) when (attempt < 6000)
+            {
+                // Held by another process: it holds it for one read and one write.
+                await Task.Delay(5, ct).ConfigureAwait(false);
+            }
         }
     }
 

@@ -230,6 +230,23 @@ public abstract class CanvasTests
     }
 
     [Fact]
+    public async Task ChordUnlock_AsACeleryClientSendsItForABackendWithoutAJoin_RetriesUntilReadyThenSendsTheBody()
+    {
+        await using Rig rig = await StartAsync();
+        // A Celery client on a backend without a native join sends the header as a plain group, then celery.chord_unlock
+        // with the members' result tuples; the unlock polls (retrying every interval) and sends the body once all are ready.
+        GroupResult header = await global::Celeriac.Canvas.Group(rig.Add.S(1, 1).SetCountdown(TimeSpan.FromSeconds(1)), rig.Add.S(2, 2)).ApplyAsync(ct: Ct);
+        Signature body = rig.App.Signature("c.collect").S();
+        body.Id = Guid.NewGuid().ToString();
+        var tuples = header.Results.Select(r => (object?)new object?[] { new object?[] { r.Id, null }, null }).ToList();
+
+        await rig.App.SendTaskAsync("celery.chord_unlock", [header.Id, body], new Dictionary<string, object?> { ["result"] = tuples, ["interval"] = 0.2 }, ct: Ct);
+
+        Assert.Equal(2, await rig.App.AsyncResult(body.Id).GetAsync<int>(s_wait, Ct));
+        Assert.Equal([2L, 4L], Assert.Single(rig.Collected));
+    }
+
+    [Fact]
     public async Task LinkError_BothStyles_OldGetsTheIdNewGetsRequestAndException()
     {
         await using Rig rig = await StartAsync();

@@ -18,9 +18,6 @@ public sealed class FileSystemResultBackendConformanceTests : ResultBackendConfo
     protected override async ValueTask<byte[]?> ReadRawAsync(string key) =>
         await File.ReadAllBytesAsync(Path.Join(_directory, key), Ct);
 
-    protected override string? NoCrossProcessCounterReason =>
-        "file:// has no atomic counter across processes (Celery's filesystem backend has no counter at all); it is atomic within one backend only.";
-
     protected override ValueTask DisposeStoreAsync()
     {
         Directory.Delete(_directory, recursive: true);
