@@ -220,6 +220,20 @@ public abstract class CanvasTests
     }
 
     [Fact]
+    public async Task NestedShapes_ChainInChain_ChainsInAGroupAndInAChordHeader()
+    {
+        await using Rig rig = await StartAsync();
+
+        AsyncResult chainInChain = await global::Celeriac.Canvas.Chain(global::Celeriac.Canvas.Chain(rig.Add.S(1, 1), rig.Add.S(1)), rig.Add.S(1)).ApplyAsync(ct: Ct);
+        GroupResult chainsInGroup = await global::Celeriac.Canvas.Group(rig.Add.S(1, 1) | rig.Add.S(1), rig.Add.S(2, 2)).ApplyAsync(ct: Ct);
+        AsyncResult chainsInHeader = await global::Celeriac.Canvas.Chord([rig.Add.S(1, 1) | rig.Add.S(10), rig.Add.S(2, 2) | rig.Add.S(20)], rig.Sum.S()).ApplyAsync(ct: Ct);
+
+        Assert.Equal(4, await chainInChain.GetAsync<long>(s_wait, Ct));
+        Assert.Equal([3L, 4L], await chainsInGroup.JoinAsync<long>(s_wait, Ct));
+        Assert.Equal(36, await chainsInHeader.GetAsync<long>(s_wait, Ct));
+    }
+
+    [Fact]
     public async Task Chord_EmptyHeader_BodyGetsAnEmptyList()
     {
         await using Rig rig = await StartAsync();
