@@ -120,6 +120,26 @@ public sealed class PythonWorker : IAsyncDisposable
         _logged.Release();
     }
 
+    /// <summary>
+    /// Warm shutdown (SIGTERM): Celery stops consuming, finishes the tasks it runs and restores the messages it had
+    /// prefetched to their queue; returns the exit code, or throws <see cref="TimeoutException"/> with the log.
+    /// </summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        await ProcessSignals.TerminateAsync(_process.Id);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"the Celery worker did not stop within {timeout.TotalSeconds} s of SIGTERM:\n{Log}");
+        }
+
+        return _process.ExitCode;
+    }
+
     /// <summary>Kills the worker (and its pool threads with it).</summary>
     public async ValueTask DisposeAsync()
     {

@@ -8,11 +8,14 @@ import json
 from interop_tasks import app
 
 
-def outcome(result, timeout=30):
-    """Waits for one AsyncResult and describes it as Python sees it: state, value and its type, or the error."""
+def outcome(result, timeout=30, follow_parents=True):
+    """Waits for one AsyncResult and describes it as Python sees it: state, value and its type, or the error.
+    With follow_parents (Celery's default) get() raises a failed parent's error as soon as it sees it; without, it
+    waits for this result's own state."""
     entry = {"id": result.id}
     try:
-        value = result.get(timeout=timeout, propagate=True)
+        # Passed only when off: a ResultSet's get() has no such parameter.
+        value = result.get(timeout=timeout, propagate=True, **({} if follow_parents else {"follow_parents": False}))
         entry["value"] = value
         entry["type"] = type(value).__name__
     except Exception as e:  # noqa: BLE001 - the test asserts the type
@@ -35,3 +38,17 @@ def send_with_priorities(task, queue, spec):
     """Sends task(value) for each [value, priority] of spec (priority None: none given), in order; returns the results."""
     return [task.apply_async((value,), queue=queue, **({} if priority is None else {"priority": priority}))
             for value, priority in spec]
+
+
+def lineage(result, timeout=30):
+    """The outcomes of a result and of each of its parents in turn, last first: a chain's result walks back to its
+    first step, a chord's body to its header (a GroupResult, described with its members' outcomes)."""
+    out = []
+    node = result
+    while node is not None:
+        if hasattr(node, "results"):
+            out.append({"group": node.id, "members": [outcome(r, timeout) for r in node.results]})
+        else:
+            out.append(outcome(node, timeout))
+        node = node.parent
+    return out

@@ -4,7 +4,9 @@ Broker and result backend come from CELERY_BROKER_URL and CELERY_RESULT_BACKEND,
 serves every transport. Run a worker with:
     /usr/bin/python3 -m celery -A interop_tasks worker -P threads -c 8
 """
+import json
 import os
+import threading
 import time
 
 from celery import Celery
@@ -84,3 +86,22 @@ def handoff(self, queue):
     if self.request.retries == 0:
         raise self.retry(exc=HandoffError(f"handing off to {queue}"), countdown=0.5, queue=queue)
     return {"retries": self.request.retries, "hostname": self.request.hostname}
+
+
+@app.task(name="py.scale")
+def py_scale(x, factor):
+    """x * factor; Python only (no Celeriac task has this name), so a canvas step of it proves Celery ran it."""
+    return x * factor
+
+
+_record_lock = threading.Lock()
+
+
+@app.task(name="test.record_body")
+def record_body(values, record_file):
+    """A chord body that records each call: appends 'python <pid> <count> <values as JSON>' to
+    <record_file>.<pid> (one file per process, as Celeriac.TestTasks' test.record_body), returns the count."""
+    line = "python %d %d %s\n" % (os.getpid(), len(values), json.dumps(values, separators=(",", ":")))
+    with _record_lock, open("%s.%d" % (record_file, os.getpid()), "a", encoding="utf-8") as f:
+        f.write(line)
+    return len(values)
