@@ -134,7 +134,10 @@ public sealed partial class SqliteTransport : ITransport
         {
             SqliteCommand typeOf = c.Command(Schema.ExchangeType);
             typeOf.Parameters["$exchange"].Value = exchange;
-            if (typeOf.ExecuteScalar() is "fanout")
+
+            // Celery's event and remote-control exchanges are fanout by definition (as on Redis), declared or not: an
+            // event a client sends before any subscriber declared the exchange must not land in a queue named by its key.
+            if (exchange is "celeryev" or "celery.pidbox" || typeOf.ExecuteScalar() is "fanout")
             {
                 long now = Now;
                 SqliteCommand fan = c.Command(Schema.InsertFanout);

@@ -59,6 +59,12 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
     /// <summary>The client's reply address (<c>reply_to</c>), one per app as Celery's <c>oid</c>.</summary>
     public string ReplyTo { get; } = Guid.NewGuid().ToString();
 
+    /// <summary>
+    /// The app's Lamport clock (Celery's <c>app.clock</c>): every event the app or its worker sends moves it on, and
+    /// every event an <c>EventReceiver</c> of the app reads moves it past the sender's.
+    /// </summary>
+    public Events.LamportClock Clock { get; } = new();
+
     internal ILoggerFactory LoggerFactory => Options.LoggerFactory ?? NullLoggerFactory.Instance;
 
     internal TimeProvider Time => Options.TimeProvider;
@@ -244,10 +250,33 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
         var signal = new TaskSignalEventArgs { TaskId = message.CorrelationId!, TaskName = name, Queue = queue, Message = message };
         Signals.OnBeforeTaskPublish(this, signal);
         await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
+        if (Options.TaskSendSentEvent)
+        {
+            await SendSentEventAsync(transport, message, queue).ConfigureAwait(false);
+        }
+
         Signals.OnAfterTaskPublish(this, signal);
         var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this };
         TaskContext.Current?.AddChild(result);
         return result;
+    }
+
+    /// <summary>
+    /// Sends Celery's <c>task-sent</c> event for a task just published to the default exchange. The task is sent
+    /// already, so a broker that refuses the event is logged, not thrown: monitors miss one event, the caller loses nothing.
+    /// </summary>
+    private async ValueTask SendSentEventAsync(ITransport transport, TransportMessage message, string queue)
+    {
+        var stamp = new Events.EventStamp(Origin, Events.EventMessages.UtcOffset(Time), Environment.ProcessId, Clock.Forward(), Events.EventMessages.Timestamp(Time.GetUtcNow()));
+        byte[] body = Events.EventMessages.TaskSent(stamp, message.Headers, queue, "", queue);
+        try
+        {
+            await transport.PublishAsync(Events.EventMessages.Exchange, "task.sent", [Events.EventMessages.Message(Origin, body)], CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            Diagnostics.Log.EventsNotSent(LoggerFactory.CreateLogger("Celeriac.Events"), 1, "task-sent", ex);
+        }
     }
 
     /// <summary>

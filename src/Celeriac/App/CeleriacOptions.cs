@@ -113,6 +113,35 @@ public sealed class CeleriacOptions
     /// <summary>Store STARTED when a task starts (<c>CELERIAC_TRACK_STARTED</c>; <c>task_track_started</c>). <value>false</value></summary>
     public bool TrackStarted { get; set; }
 
+    /// <summary>
+    /// Task events (<c>CELERIAC_TASK_EVENTS</c>; <c>-E</c>, <c>--task-events</c>; Celery's <c>worker_send_task_events</c>):
+    /// the worker sends <c>task-received</c>, <c>task-started</c>, <c>task-succeeded</c>, <c>task-failed</c>,
+    /// <c>task-retried</c>, <c>task-revoked</c> and <c>task-rejected</c> on the <c>celeryev</c> exchange, for
+    /// <c>celery events</c>, Flower and <c>EventReceiver</c>. Off, the hot path pays one flag check. <value>false</value>
+    /// </summary>
+    public bool TaskEvents { get; set; }
+
+    /// <summary>
+    /// No worker events (<c>CELERIAC_WITHOUT_HEARTBEAT</c>; <c>--without-heartbeat</c>, as Celery's): as Celery's, a
+    /// worker sends <c>worker-online</c>, a <c>worker-heartbeat</c> every <see cref="HeartbeatInterval"/> and
+    /// <c>worker-offline</c> whether or not task events are on, so monitors see it alive; this turns them off.
+    /// <value>false</value>
+    /// </summary>
+    public bool WithoutHeartbeat { get; set; }
+
+    /// <summary>
+    /// How often a worker sends <c>worker-heartbeat</c> (<c>CELERIAC_HEARTBEAT_INTERVAL</c>, seconds;
+    /// <c>--heartbeat-interval</c>, as Celery's); monitors take a worker as offline after two intervals without one.
+    /// <value>2 seconds</value>
+    /// </summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A client sends a <c>task-sent</c> event for each task it sends (<c>CELERIAC_TASK_SEND_SENT_EVENT</c>; Celery's
+    /// <c>task_send_sent_event</c>), so monitors see tasks before a worker takes them. <value>false</value>
+    /// </summary>
+    public bool TaskSendSentEvent { get; set; }
+
     /// <summary>Store name, args, kwargs, worker, retries and queue with results (<c>CELERIAC_RESULT_EXTENDED</c>; <c>result_extended</c>). <value>false</value></summary>
     public bool ResultExtended { get; set; }
 
@@ -254,6 +283,11 @@ public sealed class CeleriacOptions
         if (MaxTasksPerChild is < 1 || MaxMemoryPerChild is < 1)
         {
             throw new CeleriacConfigurationException("The max tasks and max memory per child must be at least 1 when set.");
+        }
+
+        if (HeartbeatInterval <= TimeSpan.Zero)
+        {
+            throw new CeleriacConfigurationException($"The heartbeat interval must be positive (got {HeartbeatInterval}).");
         }
 
         if (VisibilityTimeout <= TimeSpan.Zero)

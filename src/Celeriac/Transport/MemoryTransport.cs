@@ -134,7 +134,13 @@ internal sealed class MemoryBroker
 {
     private readonly ConcurrentDictionary<string, MemoryQueue> _queues = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string Exchange, string Key), List<string>> _bindings = new();
-    private readonly ConcurrentDictionary<string, List<Func<TransportMessage, ValueTask>>> _fanout = new(StringComparer.Ordinal);
+    // Celery's event and remote-control exchanges are fanout by definition (as on Redis): with no subscriber yet, what
+    // is published to them goes nowhere instead of into a queue named by its routing key.
+    private readonly ConcurrentDictionary<string, List<Func<TransportMessage, ValueTask>>> _fanout = new(StringComparer.Ordinal)
+    {
+        ["celeryev"] = [],
+        ["celery.pidbox"] = [],
+    };
 
     public AsyncPulse Signal { get; } = new();
 

@@ -108,6 +108,9 @@ public sealed partial class CeleriacWorker
             case "time_limit":
                 reply = OnTimeLimitCommand(request);
                 break;
+            case "heartbeat":
+                reply = await OnHeartbeatCommandAsync().ConfigureAwait(false);
+                break;
             default:
                 Log.UnknownControlCommand(_logger, request.Method);
                 reply = new(StringComparer.Ordinal) { ["error"] = $"No such command: {request.Method}" };

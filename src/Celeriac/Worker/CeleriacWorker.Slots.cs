@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Celeriac.Concurrency;
 using Celeriac.Diagnostics;
+using Celeriac.Events;
 using Celeriac.Protocol;
 using Celeriac.Results;
 using Microsoft.Extensions.Logging;
@@ -145,6 +146,11 @@ public sealed partial class CeleriacWorker
                 return;
             }
 
+            if (_taskEvents is { } events)
+            {
+                OnReceived(events, request);
+            }
+
             if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
             {
                 // Held until due, outside the prefetch window; a warm stop returns it to the broker
@@ -249,8 +255,13 @@ public sealed partial class CeleriacWorker
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
+        if (_taskEvents is { } events)
+        {
+            TaskEvents.Started(events, h.Id);
+        }
+
         TimeLimits limits = TimeLimitsOf(task, h);
-        request.PrepareRun(limits.SoftSeconds, limits.HardSeconds, storeResult || message.HasWorkflow || _logger.IsEnabled(LogLevel.Information), abort);
+        request.PrepareRun(limits.SoftSeconds, limits.HardSeconds, storeResult || message.HasWorkflow || _taskEvents is not null || _logger.IsEnabled(LogLevel.Information), abort);
         TaskOutcome outcome;
         try
         {

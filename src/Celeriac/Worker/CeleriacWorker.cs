@@ -86,8 +86,12 @@ public sealed partial class CeleriacWorker
         _runner = new TaskRunner(app, _node);
         _documents = new ResultDocuments(app, _node);
         _store = new StoreResultStep(app.ResultBackend, _documents, _logger);
-        _intake = new RequestIntake(app, this, _store, _documents, _logger);
-        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), .. steps ?? []];
+
+        // As Celery's worker: worker events unless --without-heartbeat, task events only with -E.
+        _events = o.TaskEvents || !o.WithoutHeartbeat ? new Events.EventDispatcher(app, _node) : null;
+        _taskEvents = o.TaskEvents ? _events : null;
+        _intake = new RequestIntake(app, this, _store, _documents, _logger, _taskEvents);
+        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), .. _taskEvents is null ? [] : new IPostRunStep[] { new EventsStep(_taskEvents) }, .. steps ?? []];
         _steps = [.. all.OrderBy(static s => s.Order)];
         CanvasBuiltins.Register(app);
     }
@@ -162,6 +166,11 @@ public sealed partial class CeleriacWorker
         IAsyncDisposable gossip = await transport.SubscribeAsync(
             "celeryev", static _ => ValueTask.CompletedTask, new SubscriberBinding("celeryev." + Guid.NewGuid().ToString(), "worker.#"), abort).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable unsubscribeGossip = gossip.ConfigureAwait(false);
+        // Celery's Heart: worker-online as the consumer starts, then a heartbeat every interval until the stop.
+        await SendWorkerEventAsync("worker-online", abort).ConfigureAwait(false);
+        using var heartStop = CancellationTokenSource.CreateLinkedTokenSource(stopOrAbort.Token);
+        using var endHeart = new CancelOnExit(heartStop);
+        Task heart = _events is null || _app.Options.WithoutHeartbeat ? Task.CompletedTask : HeartAsync(heartStop.Token);
         Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Task autoscale = _autoscaler?.RunAsync(stopOrAbort.Token) ?? Task.CompletedTask;
         Log.WorkerReady(_logger, _node);
@@ -193,6 +202,8 @@ public sealed partial class CeleriacWorker
         {
             await GiveBackAsync(leftover).ConfigureAwait(false);
         }
+
+        await StopEventsAsync(heartStop, heart).ConfigureAwait(false);
 
         _app.Signals.OnWorkerShutdown(this, new WorkerSignalEventArgs(this));
     }

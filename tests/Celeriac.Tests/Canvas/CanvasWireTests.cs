@@ -24,7 +24,8 @@ public sealed partial class CanvasWireTests
     private static (CeleriacApp App, Func<RecordingTransport> Transport) NewApp()
     {
         RecordingTransport? transport = null;
-        var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"), DefaultQueue = "celery", Concurrency = 2 });
+        // No worker events: the tests read every publish in order, and a heartbeat would be one of them.
+        var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"), DefaultQueue = "celery", Concurrency = 2, WithoutHeartbeat = true });
         app.Providers.AddTransport("memory", o => transport = new RecordingTransport(new MemoryTransport(o.Url)));
         _ = app.Transport;
         return (app, () => transport!);

@@ -33,7 +33,8 @@ internal static class WorkerBanner
         string Pool,
         IReadOnlyList<string> Queues,
         IReadOnlyList<string> Tasks,
-        DateTimeOffset Now);
+        DateTimeOffset Now,
+        bool TaskEvents = false);
 
     public static string Build(Info info)
     {
@@ -48,7 +49,7 @@ internal static class WorkerBanner
             $".> transport:   {info.Transport}",
             $".> results:     {info.Results}",
             $".> concurrency: {info.Concurrency.ToString(CultureInfo.InvariantCulture)} ({info.Pool})",
-            ".> task events: OFF",
+            ".> task events: " + (info.TaskEvents ? "ON" : "OFF (enable -E to monitor tasks in this worker)"),
             "",
             "[queues]",
         };

@@ -74,6 +74,21 @@ internal static class WorkerCommand
                 o.MaxMemoryPerChild = maxMemory;
             }
 
+            if (parse.GetValue(definition.TaskEventsOption))
+            {
+                o.TaskEvents = true;
+            }
+
+            if (parse.GetValue(definition.WithoutHeartbeatOption))
+            {
+                o.WithoutHeartbeat = true;
+            }
+
+            if (parse.GetValue(definition.HeartbeatIntervalOption) is { } interval)
+            {
+                o.HeartbeatInterval = TimeSpan.FromSeconds(interval);
+            }
+
             if (parse.GetValue(definition.HostnameOption) is { } hostname)
             {
                 o.NodeName = ExpandHostname(hostname);
@@ -123,7 +138,8 @@ internal static class WorkerCommand
                 worker.Pool.Name,
                 worker.Queues,
                 app.Tasks.Names,
-                app.Options.TimeProvider.GetLocalNow()));
+                app.Options.TimeProvider.GetLocalNow(),
+                app.Options.TaskEvents));
             await context.Out.WriteLineAsync(banner.AsMemory(), CancellationToken.None).ConfigureAwait(false);
             await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 

@@ -16,6 +16,7 @@ internal sealed class WorkerCommandDefinition : Command
         MaxTasksPerChildOption.CustomParser = CommonOptions.ParseInt;
         MaxMemoryPerChildOption.CustomParser = CommonOptions.ParseInt;
         SoftShutdownTimeoutOption.CustomParser = CommonOptions.ParseSeconds;
+        HeartbeatIntervalOption.CustomParser = CommonOptions.ParseSeconds;
         PoolOption.Validators.Add(static r =>
         {
             string text = r.Tokens.Count > 0 ? r.Tokens[0].Value : "async";
@@ -46,6 +47,9 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(SoftShutdownTimeoutOption);
         Options.Add(MaxTasksPerChildOption);
         Options.Add(MaxMemoryPerChildOption);
+        Options.Add(TaskEventsOption);
+        Options.Add(WithoutHeartbeatOption);
+        Options.Add(HeartbeatIntervalOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
     }
 
@@ -130,6 +134,22 @@ internal sealed class WorkerCommandDefinition : Command
     {
         Description = "Prefork: replace a child process after a task that leaves it above this many KiB of resident memory.",
         HelpName = "KIB",
+    };
+
+    public Option<bool> TaskEventsOption { get; } = new("--task-events", "-E", "--events")
+    {
+        Description = "Send task events (task-received, -started, -succeeded, ...) on the celeryev exchange, for celery events, Flower and Celeriac's EventReceiver.",
+    };
+
+    public Option<bool> WithoutHeartbeatOption { get; } = new("--without-heartbeat")
+    {
+        Description = "Send no worker events (worker-online, worker-heartbeat, worker-offline), which are sent by default, as by Celery's workers.",
+    };
+
+    public Option<double?> HeartbeatIntervalOption { get; } = new("--heartbeat-interval")
+    {
+        Description = "Seconds between worker-heartbeat events (default: 2); monitors take a worker as offline after two intervals without one.",
+        HelpName = "SECONDS",
     };
 
     private static void ValidateLevel(OptionResult result)
