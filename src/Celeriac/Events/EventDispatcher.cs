@@ -35,6 +35,7 @@ public sealed class EventDispatcher : IAsyncDisposable
     private Task? _flusher;
     private int _due;
     private long _dropped;
+    private long _droppedTotal;
     private int _utcOffset;
     private long _utcOffsetAt = long.MinValue;
     private int _disposed;
@@ -83,8 +84,8 @@ public sealed class EventDispatcher : IAsyncDisposable
     /// </summary>
     public int MaxBuffered { get; init; } = 10_000;
 
-    /// <summary>Task events dropped because the buffer was full.</summary>
-    public long Dropped => Interlocked.Read(ref _dropped);
+    /// <summary>Task events dropped because the buffer was full, since the dispatcher was made.</summary>
+    public long Dropped => Interlocked.Read(ref _droppedTotal);
 
     /// <summary>
     /// Sends an event: a <c>task-*</c> event joins the buffer (sent within <see cref="FlushInterval"/>), any other is
@@ -126,6 +127,7 @@ public sealed class EventDispatcher : IAsyncDisposable
         if (count < 0)
         {
             Interlocked.Increment(ref _dropped);
+            Interlocked.Increment(ref _droppedTotal);
             _wake.Pulse();
             return;
         }
