@@ -7,8 +7,11 @@ set -euo pipefail
 # (its Redis client), redis-server and rabbitmq-server (started by the fixtures on free loopback ports,
 # each in its own temporary folder and, for RabbitMQ, with its own node name and Erlang cookie, as the
 # current user; a system service the package may start is not used). Servers join this list with the
-# suites that start them.
-PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server)
+# suites that start them. Debian's pytest with the plugins Celery's own integration suite uses
+# (python3-pytest-subtests, -rerunfailures, -timeout) runs that suite against a Celeriac worker
+# (scripts/celery-suite.sh).
+PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server
+  python3-pytest python3-pytest-subtests python3-pytest-rerunfailures python3-pytest-timeout)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2

@@ -108,7 +108,7 @@ public static class IntegrationTasks
     [CeleriacTask(P + "replace_with_chain")]
     public static async Task ReplaceWithChain(TaskContext context, IReadOnlyDictionary<string, JsonElement> kwargs, params JsonElement[] args)
     {
-        JsonElement? linkMsg = KeywordOnly(kwargs, "replace_with_chain", "link_msg").GetValueOrDefault("link_msg");
+        JsonElement? linkMsg = LinkMsg(KeywordOnly(kwargs, "replace_with_chain", "link_msg"));
         CeleriacApp app = AppOf(context);
         Chain c = Canvas.Chain(Named(app, "identity").S(args.Select(a => (object?)a), null), Named(app, "identity").S());
         c.Link(EchoLink(app, linkMsg));
@@ -122,7 +122,7 @@ public static class IntegrationTasks
     [CeleriacTask(P + "replace_with_chain_which_raises")]
     public static async Task ReplaceWithChainWhichRaises(TaskContext context, IReadOnlyDictionary<string, JsonElement> kwargs, params JsonElement[] args)
     {
-        JsonElement? linkMsg = KeywordOnly(kwargs, "replace_with_chain_which_raises", "link_msg").GetValueOrDefault("link_msg");
+        JsonElement? linkMsg = LinkMsg(KeywordOnly(kwargs, "replace_with_chain_which_raises", "link_msg"));
         CeleriacApp app = AppOf(context);
         Chain c = Canvas.Chain(Named(app, "identity").S(args.Select(a => (object?)a), null), Named(app, "raise_error").S());
         c.LinkError(EchoLink(app, linkMsg));
@@ -480,7 +480,11 @@ public static class IntegrationTasks
 
     /// <summary>The <c>redis_echo</c> callback of the replace_with_chain tasks: <c>redis_echo.s()</c>, or with <c>link_msg</c> as its only argument, immutable.</summary>
     private static Signature EchoLink(CeleriacApp app, JsonElement? linkMsg) =>
-        linkMsg is { ValueKind: not JsonValueKind.Null } msg ? Named(app, "redis_echo").S(msg).SetImmutable() : Named(app, "redis_echo").S();
+        linkMsg is { } msg ? Named(app, "redis_echo").S(msg).SetImmutable() : Named(app, "redis_echo").S();
+
+    /// <summary>The <c>link_msg=None</c> keyword: its value, or <see langword="null"/> when not given or None.</summary>
+    private static JsonElement? LinkMsg(Dictionary<string, JsonElement> kwargs) =>
+        kwargs.TryGetValue("link_msg", out JsonElement m) && m.ValueKind != JsonValueKind.Null ? m : null;
 
     private static IEnumerable<object?> Items(object? iterable) => iterable switch
     {
