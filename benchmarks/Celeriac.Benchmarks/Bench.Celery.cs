@@ -50,6 +50,18 @@ internal static partial class Bench
             Drain + ends.WithResults);
         comparison.Add("drain_without_results", "tasks/s", (T, "drain_without_results"), (CeleryPrefork(T), "drain_without_results"), (CeleryThreads(T), "drain_without_results"), null,
             Drain + ends.WithoutResults + " (ignore_result)");
+        if (o.Events)
+        {
+            comparison.Add("drain_with_results_events", "tasks/s", (T, "drain_with_results_events"), (CeleryPrefork(T), "drain_with_results_events"), null, null,
+                "the same with -E on both sides");
+            comparison.Add("drain_without_results_events", "tasks/s", (T, "drain_without_results_events"), (CeleryPrefork(T), "drain_without_results_events"), null, null,
+                "the same with -E on both sides (ignore_result)");
+            comparison.Add("drain_with_results_events_ratio", "×", (T, "drain_with_results_events_ratio"), (CeleryPrefork(T), "drain_with_results_events_ratio"), null, null,
+                "each side's drain with -E ÷ without");
+            comparison.Add("drain_without_results_events_ratio", "×", (T, "drain_without_results_events_ratio"), (CeleryPrefork(T), "drain_without_results_events_ratio"), null, null,
+                "each side's drain with -E ÷ without (ignore_result)");
+        }
+
         string rtt = $"{o.RttSamples} sequential after {RttWarmup} warm-up, each its own client and worker";
         comparison.Add("rtt_p50", "ms", (T, "rtt_p50"), (CeleryPrefork(T), "rtt_p50"), (CeleryThreads(T), "rtt_p50"), null, rtt);
         comparison.Add("rtt_p99", "ms", (T, "rtt_p99"), (CeleryPrefork(T), "rtt_p99"), (CeleryThreads(T), "rtt_p99"), null, rtt);
@@ -154,7 +166,24 @@ internal static partial class Bench
                     filled
                         ? DrainAsync(probe, name, o.Count, results, start, label, drainLimits[transport])
                         : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
+                if (o.Events && transport != threads.Transport)
+                {
+                    // The same drain with task events on, right after: Celeriac's worker process and Celery's prefork.
+                    Func<WorkerProcess> withEvents = transport == T
+                        ? () => WorkerProcess.Start(dir.Path, broker, "w1", [.. celeriacWorkerArgs, "-E"])
+                        : () => PythonCelery.StartWorker(broker, backend, "prefork", PreforkConcurrency, events: true);
+                    await MeasureAsync(report, transport, name + "_events", "tasks/s", null, $"{label} -E, {note}", () =>
+                        filled
+                            ? DrainAsync(probe, name, o.Count, results, withEvents, label + " -E", drainLimits[transport])
+                            : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
+                }
             }
+        }
+
+        if (o.Events)
+        {
+            AddEventsRatios(report, T);
+            AddEventsRatios(report, prefork.Transport);
         }
 
         // Round trips: one worker at a time, its own client.

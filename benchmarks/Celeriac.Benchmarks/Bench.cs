@@ -68,7 +68,7 @@ internal static partial class Bench
     public static async Task<int> RunAsync(BenchOptions o)
     {
         Progress.Say(string.Create(CultureInfo.InvariantCulture,
-            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.Pool is { } p ? " pool=" + p : "")}{(o.DisablePrefetch ? " prefetch=off" : "")}"));
+            $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.Pool is { } p ? " pool=" + p : "")}{(o.DisablePrefetch ? " prefetch=off" : "")}{(o.Events ? " events" : "")}"));
         s_concurrency = o.EffectiveConcurrency;
         s_workerArgs =
         [
@@ -190,7 +190,17 @@ internal static partial class Bench
 
         string drainNote = $"in-process worker, concurrency {s_concurrency}";
         await MeasureAsync(report, T, "drain_with_results", "tasks/s", Goal.Min(400_000), drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: false));
+        if (o.Events)
+        {
+            await MeasureAsync(report, T, "drain_with_results_events", "tasks/s", null, drainNote + ", -E", () => MemoryDrainAsync(o.Count, ignoreResult: false, events: true));
+        }
+
         await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, drainNote, () => MemoryDrainAsync(o.Count, ignoreResult: true));
+        if (o.Events)
+        {
+            await MeasureAsync(report, T, "drain_without_results_events", "tasks/s", null, drainNote + ", -E", () => MemoryDrainAsync(o.Count, ignoreResult: true, events: true));
+            AddEventsRatios(report, T);
+        }
 
         double[]? rtt = null;
         string rttNote = $"{o.RttSamples} sequential after {RttWarmup} warm-up, in-process worker";
@@ -227,10 +237,28 @@ internal static partial class Bench
         }
     }
 
+    /// <summary>
+    /// The cost of task events: each drain with <c>-E</c> ÷ the same drain without, measured one after the other
+    /// (below 1: slower with events).
+    /// </summary>
+    private static void AddEventsRatios(Report report, string transport)
+    {
+        foreach (string drain in (string[])["drain_with_results", "drain_without_results"])
+        {
+            if (report.Figures.LastOrDefault(f => f.Transport == transport && f.Name == drain)?.Value is { } without
+                && report.Figures.LastOrDefault(f => f.Transport == transport && f.Name == drain + "_events")?.Value is { } with
+                && without > 0)
+            {
+                report.Add(transport, drain + "_events_ratio", with / without, "×", null, "with -E ÷ without");
+            }
+        }
+    }
+
     /// <summary>Pre-fills a fresh in-process queue, then times an in-process worker until it has processed them all.</summary>
-    private static async Task<double> MemoryDrainAsync(int count, bool ignoreResult)
+    private static async Task<double> MemoryDrainAsync(int count, bool ignoreResult, bool events = false)
     {
         await using CeleriacApp app = NewApp(MemoryUrl());
+        app.Options.TaskEvents = events;
         List<TransportMessage> messages = BuildMessages(app, count, ignoreResult, out string[] ids);
         ITransport transport = app.Transport;
         await transport.DeclareQueueAsync(new QueueDeclaration(BenchTasks.Queue, BenchTasks.Queue, BenchTasks.Queue));
@@ -259,7 +287,7 @@ internal static partial class Bench
 
             elapsed = Stopwatch.GetElapsedTime(start);
             Progress.Say(string.Create(CultureInfo.InvariantCulture,
-                $"memory drain ({(ignoreResult ? "without" : "with")} results): {elapsed.TotalMilliseconds:0} ms, {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / count} B allocated/task, GCs gen0/1/2 {GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}"));
+                $"memory drain ({(ignoreResult ? "without" : "with")} results{(events ? ", -E" : "")}): {elapsed.TotalMilliseconds:0} ms, {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / count} B allocated/task, GCs gen0/1/2 {GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}"));
             if (run.IsCompleted)
             {
                 await run;
@@ -306,7 +334,17 @@ internal static partial class Bench
 
         string workers = string.Create(CultureInfo.InvariantCulture, $"{o.Workers} worker processes, concurrency {o.EffectiveConcurrency} each");
         await MeasureAsync(report, T, "drain_with_results", "tasks/s", o.Workers == 2 ? Goal.Min(12_000) : null, workers, () => SqliteDrainAsync(o, ignoreResult: false));
+        if (o.Events)
+        {
+            await MeasureAsync(report, T, "drain_with_results_events", "tasks/s", null, workers + ", -E", () => SqliteDrainAsync(o, ignoreResult: false, events: true));
+        }
+
         await MeasureAsync(report, T, "drain_without_results", "tasks/s", null, workers, () => SqliteDrainAsync(o, ignoreResult: true));
+        if (o.Events)
+        {
+            await MeasureAsync(report, T, "drain_without_results_events", "tasks/s", null, workers + ", -E", () => SqliteDrainAsync(o, ignoreResult: true, events: true));
+            AddEventsRatios(report, T);
+        }
 
         double[]? rtt = null;
         string rttNote = $"{o.RttSamples} sequential after {RttWarmup} warm-up, 1 worker process";
@@ -334,14 +372,14 @@ internal static partial class Bench
     /// Starts the worker processes, waits until each is ready, then publishes the whole queue in one transaction and
     /// times the workers: with results to the latest <c>date_done</c>, without to the moment no message row is left.
     /// </summary>
-    private static async Task<double> SqliteDrainAsync(BenchOptions o, bool ignoreResult)
+    private static async Task<double> SqliteDrainAsync(BenchOptions o, bool ignoreResult, bool events = false)
     {
         int count = o.Count;
         using var dir = new TempDir();
         string file = dir.File("drain.db");
         string url = "sqlite:///" + file;
         TimeSpan timeout = RunTimeout(count);
-        List<WorkerProcess> workers = await WorkerProcess.StartManyAsync(dir.Path, url, o.Workers, s_readyTimeout, s_workerArgs);
+        List<WorkerProcess> workers = await WorkerProcess.StartManyAsync(dir.Path, url, o.Workers, s_readyTimeout, [.. s_workerArgs, .. events ? (string[])["-E"] : []]);
         try
         {
             await using CeleriacApp app = NewApp(url);

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
@@ -17,6 +17,9 @@ internal sealed class BenchOptions
                                           -P of the Celeriac worker processes (default: theirs, async); the pool
                                           figures on redis set their own
           --disable-prefetch              Celeriac worker processes run with prefetch off (Celery's stay as they are)
+          --events                        also drain with task events on (-E: memory in-process, sqlite and redis
+                                          worker processes, and Celery prefork -c 2 -E on redis), right after each
+                                          drain without, and report each with -E ÷ without
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
         redis and rabbitmq each start their own server (redis-server; rabbitmq-server, about 8 s to start) and
@@ -51,6 +54,8 @@ internal sealed class BenchOptions
     public string? Pool { get; private set; }
 
     public bool DisablePrefetch { get; private set; }
+
+    public bool Events { get; private set; }
 
     public bool Markdown { get; private set; }
 
@@ -96,6 +101,9 @@ internal sealed class BenchOptions
                     break;
                 case "--disable-prefetch":
                     o.DisablePrefetch = true;
+                    break;
+                case "--events":
+                    o.Events = true;
                     break;
                 case "--markdown":
                     o.Markdown = true;

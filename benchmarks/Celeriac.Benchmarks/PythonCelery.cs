@@ -48,17 +48,17 @@ internal static class PythonCelery
 
     /// <summary>
     /// <c>python3 -m celery -A <paramref name="module"/> worker -P <paramref name="pool"/> -c <paramref name="concurrency"/></c>
-    /// without gossip, mingle and heartbeat, at log level warning (Celery's own default). The module is
+    /// without gossip, mingle and heartbeat (with <paramref name="events"/>, <c>-E</c>), at log level warning (Celery's own default). The module is
     /// <c>interop_tasks</c> (the Quickstart's tasks) or <c>bench_tasks</c> (those and the pool figures' tasks).
     /// </summary>
-    public static WorkerProcess StartWorker(string brokerUrl, string backendUrl, string pool, int concurrency, string module = "interop_tasks")
+    public static WorkerProcess StartWorker(string brokerUrl, string backendUrl, string pool, int concurrency, string module = "interop_tasks", bool events = false)
     {
         string c = concurrency.ToString(CultureInfo.InvariantCulture);
         string name = $"celery-{pool}-{c}";
         ProcessStartInfo start = StartInfo(brokerUrl, backendUrl,
         [
             "-m", "celery", "-A", module, "worker", "-P", pool, "-c", c, "-n", name + "@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", .. events ? (string[])["-E"] : [], "-l", "warning",
         ]);
         return WorkerProcess.Launch(start, name);
     }

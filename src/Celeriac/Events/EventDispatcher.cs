@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Celeriac.Diagnostics;
 using Celeriac.Transport;
@@ -29,11 +30,17 @@ public sealed class EventDispatcher : IAsyncDisposable
     private readonly SemaphoreSlim _publishGate = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly string _multiRoutingKey;
+    private readonly JsonEncodedText _hostnameText;
     private readonly ITimer _timer;
-    private List<byte[]> _buffer = [];
+    // The list being built ('[e1,e2,...'), the finished lists waiting to be sent, and how many events both hold.
+    private readonly ArrayBufferWriter<byte> _open = new(8192);
+    private int _openCount;
+    private List<byte[]> _sealed = [];
     private List<byte[]> _spare = [];
+    private int _buffered;
     private Task? _flusher;
     private int _due;
+    private int _timerArmed;
     private long _dropped;
     private long _droppedTotal;
     private int _utcOffset;
@@ -59,6 +66,7 @@ public sealed class EventDispatcher : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(clock);
         _transport = transport;
         Hostname = hostname;
+        _hostnameText = JsonEncodedText.Encode(hostname, Protocol.CeleryJson.Options.Encoder);
         _clock = clock;
         _time = time ?? TimeProvider.System;
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Celeriac.Events");
@@ -96,7 +104,7 @@ public sealed class EventDispatcher : IAsyncDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(type);
         if (EventMessages.GroupOf(type) == "task")
         {
-            Buffer(type, fields, WriteFields);
+            Buffer(JsonEncodedText.Encode(type, Protocol.CeleryJson.Options.Encoder), fields, WriteFields);
             return ValueTask.CompletedTask;
         }
 
@@ -106,47 +114,62 @@ public sealed class EventDispatcher : IAsyncDisposable
     /// <summary>Sends what is buffered now.</summary>
     public Task FlushAsync(CancellationToken ct = default) => FlushBufferAsync(ct);
 
-    /// <summary>Stamps an event and adds it to the buffer, waking the flusher when the buffer is due.</summary>
-    internal void Buffer<TState>(string type, TState state, Action<Utf8JsonWriter, TState> fields)
+    /// <summary>
+    /// Stamps an event and appends it to the list being built, which is sealed (a message body) once it holds
+    /// <see cref="BufferLimit"/>; wakes the flusher when a list is sealed, and arms the flush window for a first event.
+    /// </summary>
+    internal void Buffer<TState>(JsonEncodedText type, TState state, Action<Utf8JsonWriter, TState> fields)
     {
-        byte[] encoded = EventMessages.Encode(Stamp(), type, state, fields);
-        int count;
+        ReadOnlySpan<byte> encoded = EventMessages.EncodeScratch(Stamp(), _hostnameText, type, state, fields);
+        bool sealedOne = false;
+        bool first = false;
         lock (_gate)
         {
-            if (_buffer.Count >= MaxBuffered)
+            if (_buffered >= MaxBuffered)
             {
-                count = -1;
+                Interlocked.Increment(ref _dropped);
+                Interlocked.Increment(ref _droppedTotal);
+                return;
             }
-            else
-            {
-                _buffer.Add(encoded);
-                count = _buffer.Count;
-            }
-        }
 
-        if (count < 0)
-        {
-            Interlocked.Increment(ref _dropped);
-            Interlocked.Increment(ref _droppedTotal);
-            _wake.Pulse();
-            return;
+            _open.GetSpan(1)[0] = _openCount == 0 ? (byte)'[' : (byte)',';
+            _open.Advance(1);
+            _open.Write(encoded);
+            _openCount++;
+            first = ++_buffered == 1;
+            if (_openCount >= BufferLimit)
+            {
+                SealOpenList();
+                sealedOne = true;
+            }
         }
 
         _flusher ??= StartFlusher();
-        if (count == 1)
-        {
-            _timer.Change(FlushInterval, Timeout.InfiniteTimeSpan);
-        }
-        else if (count >= BufferLimit)
+        if (sealedOne)
         {
             _wake.Pulse();
         }
+        else if (first && Interlocked.CompareExchange(ref _timerArmed, 1, 0) == 0)
+        {
+            // Armed once per window, not per buffer: a busy worker's lists go when full, and the timer is a bound.
+            _timer.Change(FlushInterval, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>Closes the list being built into a message body (under the gate).</summary>
+    private void SealOpenList()
+    {
+        _open.GetSpan(1)[0] = (byte)']';
+        _open.Advance(1);
+        _sealed.Add(_open.WrittenSpan.ToArray());
+        _open.ResetWrittenCount();
+        _openCount = 0;
     }
 
     /// <summary>Stamps an event and publishes it alone, now.</summary>
     internal async ValueTask PublishAsync<TState>(string type, TState state, Action<Utf8JsonWriter, TState> fields, CancellationToken ct)
     {
-        byte[] body = EventMessages.Encode(Stamp(), type, state, fields);
+        byte[] body = EventMessages.EncodeScratch(Stamp(), _hostnameText, JsonEncodedText.Encode(type, Protocol.CeleryJson.Options.Encoder), state, fields).ToArray();
         await _transport().PublishAsync(EventMessages.Exchange, EventMessages.RoutingKey(type), [EventMessages.Message(Hostname, body)], ct).ConfigureAwait(false);
     }
 
@@ -162,7 +185,8 @@ public sealed class EventDispatcher : IAsyncDisposable
             Volatile.Write(ref _utcOffsetAt, minute);
         }
 
-        return new EventStamp(Hostname, _utcOffset, _pid, _clock.Forward(), EventMessages.Timestamp(now));
+        long ticks = now.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+        return new EventStamp(Hostname, _utcOffset, _pid, _clock.Forward(), ticks / (double)TimeSpan.TicksPerSecond) { UnixTicks = ticks };
     }
 
     private Task StartFlusher()
@@ -175,6 +199,7 @@ public sealed class EventDispatcher : IAsyncDisposable
 
     private void OnFlushTimer()
     {
+        Volatile.Write(ref _timerArmed, 0);
         Volatile.Write(ref _due, 1);
         _wake.Pulse();
     }
@@ -192,7 +217,7 @@ public sealed class EventDispatcher : IAsyncDisposable
             bool due;
             lock (_gate)
             {
-                due = _buffer.Count >= BufferLimit || (_buffer.Count > 0 && Volatile.Read(ref _due) != 0);
+                due = _sealed.Count > 0 || (_openCount > 0 && Volatile.Read(ref _due) != 0);
             }
 
             if (!due)
@@ -219,17 +244,25 @@ public sealed class EventDispatcher : IAsyncDisposable
         await _publishGate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            List<byte[]> events;
+            List<byte[]> lists;
+            int count;
             lock (_gate)
             {
-                if (_buffer.Count == 0)
+                if (_openCount > 0)
+                {
+                    SealOpenList();
+                }
+
+                if (_sealed.Count == 0)
                 {
                     return;
                 }
 
-                events = _buffer;
-                _buffer = _spare;
-                _spare = events;
+                lists = _sealed;
+                _sealed = _spare;
+                _spare = lists;
+                count = _buffered;
+                _buffered = 0;
             }
 
             long dropped = Interlocked.Exchange(ref _dropped, 0);
@@ -240,11 +273,10 @@ public sealed class EventDispatcher : IAsyncDisposable
 
             // Celery sends its whole buffer as one list; lists of at most BufferLimit keep each message small, and
             // go in one publish call, so a broker that batches (Redis pipelines) sends them in one round trip.
-            var messages = new List<TransportMessage>((events.Count + BufferLimit - 1) / BufferLimit);
-            for (int start = 0; start < events.Count; start += BufferLimit)
+            var messages = new TransportMessage[lists.Count];
+            for (int i = 0; i < messages.Length; i++)
             {
-                int count = Math.Min(BufferLimit, events.Count - start);
-                messages.Add(EventMessages.Message(Hostname, EventMessages.EncodeList(events, start, count)));
+                messages[i] = EventMessages.Message(Hostname, lists[i]);
             }
 
             try
@@ -255,11 +287,11 @@ public sealed class EventDispatcher : IAsyncDisposable
             {
                 // Events are transient (delivery mode 1) and monitors cope with gaps: what the broker did not take
                 // (after the transport's own retries) is logged and dropped, never thrown at the task that sent it.
-                Log.EventsNotSent(_logger, events.Count, "task.multi", ex);
+                Log.EventsNotSent(_logger, count, "task.multi", ex);
             }
             finally
             {
-                events.Clear();
+                lists.Clear();
             }
         }
         finally

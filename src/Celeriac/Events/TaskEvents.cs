@@ -10,12 +10,20 @@ namespace Celeriac.Events;
 /// </summary>
 internal static class TaskEvents
 {
+    private static readonly JsonEncodedText s_received = JsonEncodedText.Encode("task-received");
+    private static readonly JsonEncodedText s_started = JsonEncodedText.Encode("task-started");
+    private static readonly JsonEncodedText s_succeeded = JsonEncodedText.Encode("task-succeeded");
+    private static readonly JsonEncodedText s_failed = JsonEncodedText.Encode("task-failed");
+    private static readonly JsonEncodedText s_retried = JsonEncodedText.Encode("task-retried");
+    private static readonly JsonEncodedText s_revoked = JsonEncodedText.Encode("task-revoked");
+    private static readonly JsonEncodedText s_rejected = JsonEncodedText.Encode("task-rejected");
+
     /// <summary>SIGTERM's number: Celery's <c>terminate</c> sends it unless told otherwise, and reports it as <c>signum</c>.</summary>
     public const int SigTerm = 15;
 
     /// <summary><c>task-received</c>: uuid, name, args and kwargs (their reprs), root_id, parent_id, retries, eta, expires.</summary>
     public static void Received(EventDispatcher events, TaskMessage message) =>
-        events.Buffer("task-received", message, static (w, m) =>
+        events.Buffer(s_received, message, static (w, m) =>
         {
             TaskHeaders h = m.Headers;
             w.WriteString("uuid"u8, h.Id);
@@ -31,11 +39,11 @@ internal static class TaskEvents
 
     /// <summary><c>task-started</c>: the uuid only.</summary>
     public static void Started(EventDispatcher events, string id) =>
-        events.Buffer("task-started", id, static (w, id) => w.WriteString("uuid"u8, id));
+        events.Buffer(s_started, id, static (w, id) => w.WriteString("uuid"u8, id));
 
     /// <summary><c>task-succeeded</c>: the result's repr and the runtime in seconds.</summary>
     public static void Succeeded(EventDispatcher events, string id, byte[]? resultJson, double runtime) =>
-        events.Buffer("task-succeeded", (id, resultJson, runtime), static (w, s) =>
+        events.Buffer(s_succeeded, (id, resultJson, runtime), static (w, s) =>
         {
             w.WriteString("uuid"u8, s.id);
             w.WriteString("result"u8, Repr(s.resultJson));
@@ -45,7 +53,7 @@ internal static class TaskEvents
 
     /// <summary><c>task-failed</c> (or <c>task-retried</c>): the exception's repr and the traceback.</summary>
     public static void Failed(EventDispatcher events, string type, string id, string exception, string? traceback) =>
-        events.Buffer(type, (id, exception, traceback), static (w, s) =>
+        events.Buffer(type switch { "task-failed" => s_failed, "task-retried" => s_retried, _ => JsonEncodedText.Encode(type) }, (id, exception, traceback), static (w, s) =>
         {
             w.WriteString("uuid"u8, s.id);
             w.WriteString("exception"u8, s.exception);
@@ -54,7 +62,7 @@ internal static class TaskEvents
 
     /// <summary><c>task-revoked</c>: whether it was terminated (and by which signal) or expired.</summary>
     public static void Revoked(EventDispatcher events, string id, bool terminated, bool expired) =>
-        events.Buffer("task-revoked", (id, terminated, expired), static (w, s) =>
+        events.Buffer(s_revoked, (id, terminated, expired), static (w, s) =>
         {
             w.WriteString("uuid"u8, s.id);
             w.WriteBoolean("terminated"u8, s.terminated);
@@ -72,7 +80,7 @@ internal static class TaskEvents
 
     /// <summary><c>task-rejected</c>: whether the message went back to the queue.</summary>
     public static void Rejected(EventDispatcher events, string id, bool requeue) =>
-        events.Buffer("task-rejected", (id, requeue), static (w, s) =>
+        events.Buffer(s_rejected, (id, requeue), static (w, s) =>
         {
             w.WriteString("uuid"u8, s.id);
             w.WriteBoolean("requeue"u8, s.requeue);
@@ -91,7 +99,28 @@ internal static class TaskEvents
 
         try
         {
+            // Most results are a number, a string, a boolean or None: read as one token, without a document.
             var reader = new Utf8JsonReader(json);
+            if (reader.Read() && IsScalarAtEnd(json, ref reader))
+            {
+                switch (reader.TokenType)
+                {
+                    case JsonTokenType.Number when reader.ValueSpan.IndexOfAny((byte)'e', (byte)'E') < 0:
+                        return Encoding.UTF8.GetString(reader.ValueSpan);
+                    case JsonTokenType.String:
+                        return PythonRepr.OfString(reader.GetString()!);
+                    case JsonTokenType.True:
+                        return "True";
+                    case JsonTokenType.False:
+                        return "False";
+                    case JsonTokenType.Null:
+                        return "None";
+                    default:
+                        break;
+                }
+            }
+
+            reader = new Utf8JsonReader(json);
             using var doc = JsonDocument.ParseValue(ref reader);
             return PythonRepr.Of(doc.RootElement);
         }
@@ -100,6 +129,11 @@ internal static class TaskEvents
             return Encoding.UTF8.GetString(json, 0, Math.Min(json.Length, PythonRepr.MaxLength));
         }
     }
+
+    /// <summary>Whether the reader, past its first token, is at the end of the document but for white space.</summary>
+    private static bool IsScalarAtEnd(byte[] json, ref Utf8JsonReader reader) =>
+        reader.TokenType is not (JsonTokenType.StartObject or JsonTokenType.StartArray or JsonTokenType.None)
+        && json.AsSpan((int)reader.BytesConsumed).Trim(" \t\r\n"u8).IsEmpty;
 
     /// <summary>
     /// An exception's repr from Celery's exception document, as Python prints it: <c>ValueError('boom')</c>,

@@ -82,7 +82,15 @@ public static class EventMessages
     /// Encodes one event: the stamp's fields first, then what <paramref name="fields"/> writes, then the timestamp and
     /// the type, in Celery's order. The writer is reused per thread, so the hot path allocates only the bytes.
     /// </summary>
-    internal static byte[] Encode<TState>(EventStamp stamp, string type, TState state, Action<Utf8JsonWriter, TState> fields)
+    internal static byte[] Encode<TState>(EventStamp stamp, string type, TState state, Action<Utf8JsonWriter, TState> fields) =>
+        EncodeScratch(stamp, JsonEncodedText.Encode(stamp.Hostname, CeleryJson.Options.Encoder), JsonEncodedText.Encode(type, CeleryJson.Options.Encoder), state, fields).ToArray();
+
+    /// <summary>
+    /// Encodes one event into this thread's scratch buffer and returns its bytes, valid until the thread's next call:
+    /// the dispatcher copies them straight into the list it is building, so an event costs no allocation of its own.
+    /// The hostname and type come encoded already: they are the same for thousands of events.
+    /// </summary>
+    internal static ReadOnlySpan<byte> EncodeScratch<TState>(EventStamp stamp, JsonEncodedText hostname, JsonEncodedText type, TState state, Action<Utf8JsonWriter, TState> fields)
     {
         (ArrayBufferWriter<byte> buffer, Utf8JsonWriter w) = Writer();
 
@@ -90,45 +98,46 @@ public static class EventMessages
         buffer.ResetWrittenCount();
         w.Reset();
         w.WriteStartObject();
-        w.WriteString("hostname"u8, stamp.Hostname);
+        w.WriteString("hostname"u8, hostname);
         w.WriteNumber("utcoffset"u8, stamp.UtcOffset);
         w.WriteNumber("pid"u8, stamp.Pid);
         w.WriteNumber("clock"u8, stamp.Clock);
         fields(w, state);
         w.WritePropertyName("timestamp"u8);
-        WriteFloat(w, stamp.Timestamp);
+        if (stamp.UnixTicks > 0)
+        {
+            WriteSeconds(w, stamp.UnixTicks);
+        }
+        else
+        {
+            WriteFloat(w, stamp.Timestamp);
+        }
+
         w.WriteString("type"u8, type);
         w.WriteEndObject();
         w.Flush();
-        return buffer.WrittenSpan.ToArray();
+        return buffer.WrittenSpan;
     }
 
-    /// <summary>Joins encoded events into one JSON list, the body of a <c>&lt;group&gt;.multi</c> message.</summary>
-    public static byte[] EncodeList(IReadOnlyList<byte[]> events, int start, int count)
+    /// <summary>
+    /// Seconds since the epoch from ticks, as a float with up to seven decimals (<c>1795482800.5686548</c>): what
+    /// Python's <c>time.time()</c> prints, written with integer formatting, which is several times cheaper than a
+    /// double's shortest round trip, paid on every event.
+    /// </summary>
+    private static void WriteSeconds(Utf8JsonWriter w, long ticks)
     {
-        ArgumentNullException.ThrowIfNull(events);
-        int length = 2 + Math.Max(0, count - 1);
-        for (int i = start; i < start + count; i++)
+        Span<byte> text = stackalloc byte[32];
+        long seconds = Math.DivRem(ticks, TimeSpan.TicksPerSecond, out long fraction);
+        _ = System.Buffers.Text.Utf8Formatter.TryFormat(seconds, text, out int at);
+        text[at++] = (byte)'.';
+        _ = System.Buffers.Text.Utf8Formatter.TryFormat(fraction, text[at..], out int digits, new System.Buffers.StandardFormat('D', 7));
+        at += digits;
+        while (text[at - 1] == (byte)'0' && text[at - 2] != (byte)'.')
         {
-            length += events[i].Length;
+            at--;
         }
 
-        byte[] body = new byte[length];
-        int at = 0;
-        body[at++] = (byte)'[';
-        for (int i = start; i < start + count; i++)
-        {
-            if (i > start)
-            {
-                body[at++] = (byte)',';
-            }
-
-            events[i].CopyTo(body, at);
-            at += events[i].Length;
-        }
-
-        body[at] = (byte)']';
-        return body;
+        w.WriteRawValue(text[..at], skipInputValidation: true);
     }
 
     /// <summary>
@@ -216,4 +225,8 @@ public static class EventMessages
 /// <param name="Pid">The sender's process id.</param>
 /// <param name="Clock">The sender's Lamport clock after this event.</param>
 /// <param name="Timestamp">Seconds since the Unix epoch.</param>
-public readonly record struct EventStamp(string Hostname, int UtcOffset, int Pid, long Clock, double Timestamp);
+public readonly record struct EventStamp(string Hostname, int UtcOffset, int Pid, long Clock, double Timestamp)
+{
+    /// <summary>The timestamp as ticks since the epoch, when known: written exactly, and faster than the double.</summary>
+    internal long UnixTicks { get; init; }
+}

@@ -85,7 +85,8 @@ public sealed class EventDispatcherTests : IAsyncDisposable
     [Fact]
     public async Task WorkerEvent_SentAloneAtOnce_OnItsRoutingKey_WithPythonTypes()
     {
-        await using var events = new EventDispatcher(_transport, "w1@host", new LamportClock()) { FlushInterval = s_never };
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 0, 0, 500, TimeSpan.Zero));
+        await using var events = new EventDispatcher(_transport, "w1@host", new LamportClock(), time) { FlushInterval = s_never };
         await events.SendAsync("worker-custom", new Dictionary<string, object?>
         {
             ["freq"] = 2.0,
@@ -104,6 +105,10 @@ public sealed class EventDispatcherTests : IAsyncDisposable
         Assert.Equal(["hostname", "utcoffset", "pid", "clock"], JsonAssert.Keys(e)[..4]);
         Assert.Equal(["timestamp", "type"], JsonAssert.Keys(e)[^2..]);
         Assert.Equal("2.0", e.GetProperty("freq").GetRawText());
+        Assert.Equal("1772366400.5", e.GetProperty("timestamp").GetRawText());
+        time.Advance(TimeSpan.FromMilliseconds(500));
+        await events.SendAsync("worker-custom", null, Ct);
+        Assert.Equal("1772366401.0", JsonAssert.Parse(Published[^1].Message.Body.Span).GetProperty("timestamp").GetRawText());
         Assert.Equal("[1.0,0.5,0.25]", e.GetProperty("loadavg").GetRawText());
     }
 
