@@ -294,9 +294,12 @@ public sealed class RedisTransport : ITransport
         string name = _fanoutPrefix + exchange;
         ISubscriber subscriber = (await _connection.MultiplexerAsync().ConfigureAwait(false)).GetSubscriber();
 
-        // kombu publishes '/<db>.<exchange>/<routing key>' (or without the key); a subscriber hears both.
+        // kombu publishes '/<db>.<exchange>/<routing key>' (or without the key); a subscriber hears both. As kombu's
+        // fanout_patterns, a topic binding key narrows the keyed pattern ('worker.#' → '/<db>.celeryev/worker.*'), so that
+        // a worker's gossip queue does not receive every task event of the cluster.
+        string keys = queue is { BindingKey: { Length: > 0 } binding } && binding != "#" ? TopicToGlob(binding) : "*";
         ChannelMessageQueue plain = await _connection.RunAsync(() => subscriber.SubscribeAsync(RedisChannel.Literal(name)), s_publishPatience, ct).ConfigureAwait(false);
-        ChannelMessageQueue keyed = await _connection.RunAsync(() => subscriber.SubscribeAsync(RedisChannel.Pattern(EscapeGlob(name) + "/*")), s_publishPatience, ct).ConfigureAwait(false);
+        ChannelMessageQueue keyed = await _connection.RunAsync(() => subscriber.SubscribeAsync(RedisChannel.Pattern(EscapeGlob(name) + "/" + keys)), s_publishPatience, ct).ConfigureAwait(false);
         plain.OnMessage(m => DeliverFanoutAsync(exchange, m, handler));
         keyed.OnMessage(m => DeliverFanoutAsync(exchange, m, handler));
         return new Subscription(plain, keyed);
@@ -326,6 +329,11 @@ public sealed class RedisTransport : ITransport
             Log.SubscriberFailed(_logger, exchange, e);
         }
     }
+
+    /// <summary>kombu's <c>routing_key.replace('#', '*')</c>, other glob characters escaped.</summary>
+    private static string TopicToGlob(string bindingKey) => EscapeGlob(bindingKey.Replace("*", "\u0001", StringComparison.Ordinal))
+        .Replace("#", "*", StringComparison.Ordinal)
+        .Replace("\u0001", "*", StringComparison.Ordinal);
 
     private static string EscapeGlob(string text)
     {

@@ -70,6 +70,28 @@ public sealed class RedisEventChannelTests(RedisServerFixture redis) : IClassFix
         }
     }
 
+    [Fact]
+    public async Task SubscriberWithTopicBinding_HearsOnlyItsKeys_AsKombusFanoutPatterns()
+    {
+        // A worker's gossip queue is bound to worker.#: kombu PSUBSCRIBEs /<db>.celeryev/worker.*, not every event.
+        await using var transport = new Celeriac.Redis.RedisTransport(new Celeriac.Transport.TransportOptions { Url = new Uri(redis.Server.Url(8)) });
+        var heard = new ConcurrentQueue<string>();
+        await using IAsyncDisposable gossip = await transport.SubscribeAsync("celeryev", m =>
+        {
+            heard.Enqueue(m.RoutingKey);
+            return ValueTask.CompletedTask;
+        }, new Celeriac.Transport.SubscriberBinding("celeryev.gossip", "worker.#"), Ct);
+
+        foreach (string key in (string[])["task.multi", "worker.heartbeat", "task.sent", "worker.offline"])
+        {
+            await transport.PublishAsync("celeryev", key, [Celeriac.Events.EventMessages.Message("h", "{}"u8.ToArray())], Ct);
+        }
+
+        Assert.True(await Poll.UntilAsync(() => heard.Count >= 2, TimeSpan.FromSeconds(10)));
+        await Task.Delay(200, Ct);
+        Assert.Equal(["worker.heartbeat", "worker.offline"], heard);
+    }
+
     private static string Body(string payload)
     {
         try
