@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Celeriac.Results;
 using StackExchange.Redis;
 
@@ -101,9 +102,15 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     /// Celery's Redis chord join, first step: the client stores the chord's size under
     /// <c>celery-taskset-meta-&lt;group id&gt;.s</c> before it sends the header.
     /// </summary>
-    public override async ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default)
+    public override async ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, ReadOnlyMemory<byte> nestedHeader = default, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(groupId);
+        if (!nestedHeader.IsEmpty)
+        {
+            // As Celery's apply_chord: a header with groups in it is saved, so that the join nests their results.
+            await SaveGroupTuplesAsync(groupId, nestedHeader, ct).ConfigureAwait(false);
+        }
+
         string key = GroupKeyPrefix + groupId + ".s";
         await _connection.RunAsync(
             async () =>
@@ -130,13 +137,15 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     /// Celery's Redis chord join, per finished member (its <c>on_chord_part_return</c>), in one Lua script so that two
     /// members ending together cannot both complete the chord: ZADD <c>[1, id, state, result]</c> to
     /// <c>&lt;group key&gt;.j</c> at the member's group index, compare the count with <c>.s</c> + <c>.t</c>, and for the
-    /// member that completes it read every part in group order and delete the three keys.
+    /// member that completes it read every part in group order (and the saved header, for a nested one). As Celery, the
+    /// parts stay in <c>.j</c> (until they expire) when one failed, for whoever looks into the failure; the size goes at
+    /// once, so that a part delivered again later cannot complete the chord a second time.
     /// </summary>
-    public override async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
+    public override async ValueTask<ChordJoin?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(part);
         string group = GroupKeyPrefix + part.GroupId;
-        RedisKey[] keys = [group + ".j", group + ".t", group + ".s"];
+        RedisKey[] keys = [group + ".j", group + ".t", group + ".s", group];
         RedisValue[] args =
         [
             ChordMember(part.TaskId, part.State, part.Result.Span),
@@ -152,7 +161,12 @@ public sealed class RedisResultBackend : KeyValueResultBackend
             return null;
         }
 
-        return [.. ((RedisResult[])result!).Select(m => ParsePart((byte[])m!))];
+        var all = (RedisResult[])result!;
+        byte[]? saved = (byte[]?)all[0];
+        JsonElement? tuples = saved is { Length: > 0 } ? MemberTuples(saved) : null;
+        return new ChordJoin(
+            [.. all.Skip(1).Select(m => ParsePart((byte[])m!))],
+            tuples is { } t && IsNested(t) ? System.Text.Encoding.UTF8.GetBytes(t.GetRawText()) : null);
     }
 
     private const string s_chordPart = """
@@ -169,7 +183,17 @@ public sealed class RedisResultBackend : KeyValueResultBackend
         if not size then return false end
         if count ~= tonumber(size) + extra then return false end
         local all = redis.call('ZRANGE', KEYS[1], 0, -1)
-        redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+        local failed = false
+        for _, m in ipairs(all) do
+          local ok, v = pcall(cjson.decode, m)
+          if ok and type(v) == 'table' and (v[3] == 'FAILURE' or v[3] == 'REVOKED') then
+            failed = true
+            break
+          end
+        end
+        redis.call('DEL', KEYS[2], KEYS[3])
+        if not failed then redis.call('DEL', KEYS[1]) end
+        table.insert(all, 1, redis.call('GET', KEYS[4]) or '')
         return all
         """;
 

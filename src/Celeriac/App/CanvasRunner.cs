@@ -379,7 +379,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
 
     // ---- group ----
 
-    private async Task<GroupResult> ApplyGroupAsync(Group g, JsonArray? args, JsonObject? kwargs, JsonObject? overrides, Action<AsyncResult>? trail, CancellationToken ct)
+    private async Task<GroupResult> ApplyGroupAsync(Group g, JsonArray? args, JsonObject? kwargs, JsonObject? overrides, Action<AsyncResult>? trail, CancellationToken ct, bool startsChord = false)
     {
         if (overrides?["link"] is not null and not JsonValue)
         {
@@ -400,12 +400,15 @@ internal sealed class CanvasRunner(CeleriacApp app)
         var members = new List<(Signature Sig, AsyncResult Result)>();
         Unroll(g, members, groupId, rootId);
 
-        JsonObject? chord = members.Select(m => ChordOf(m.Sig)).FirstOrDefault(c => c is not null);
-        if (chord is not null)
+        // A chord's header: prepare the join (Celery's apply_chord). A group that ends a chain in a header is sent later
+        // by a worker with the header's id as its own; its join was prepared with the header.
+        if (startsChord && members.Any(m => ChordOf(m.Sig) is not null))
         {
             EnsureChordsAllowed();
             int size = members.Sum(m => Descend(m.Sig));
-            await app.ResultBackend.BeginChordAsync(groupId, [.. members.Select(m => m.Result.Id)], size, ct).ConfigureAwait(false);
+            bool nested = members.Any(m => m.Result is GroupResult);
+            byte[] header = nested ? System.Text.Encoding.UTF8.GetBytes(new JsonArray([.. members.Select(m => m.Result.AsTuple())]).ToJsonString()) : [];
+            await app.ResultBackend.BeginChordAsync(groupId, [.. members.Select(m => m.Result.Id)], size, header, ct).ConfigureAwait(false);
         }
 
         // Plain members go in batches, one per queue; a shape in the group is sent as its own canvas.
@@ -529,7 +532,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         if (header.Tasks.Count > 0)
         {
             options["task_id"] = groupId;
-            headerResult = await ApplyGroupAsync(header, partial, null, options, trail, ct).ConfigureAwait(false);
+            headerResult = await ApplyGroupAsync(header, partial, null, options, trail, ct, startsChord: true).ConfigureAwait(false);
         }
         else
         {
@@ -556,12 +559,12 @@ internal sealed class CanvasRunner(CeleriacApp app)
     {
         if (sig.Options.ContainsKey("chord"))
         {
-            throw new InvalidOperationException("A signature replacing a task must not be part of a chord");
+            throw new ImproperlyConfiguredException("A signature replacing a task must not be part of a chord");
         }
 
         if (sig is Chain { Tasks.Count: 0 })
         {
-            throw new InvalidOperationException("Cannot replace with an empty chain");
+            throw new ImproperlyConfiguredException("Cannot replace with an empty chain");
         }
 
         sig = sig.Clone();
@@ -580,6 +583,16 @@ internal sealed class CanvasRunner(CeleriacApp app)
         foreach (Signature errback in context.EmbedSignatures("errbacks"))
         {
             sig.LinkError(errback);
+        }
+
+        // A chain's own callbacks would be lost when the rest of this task's chain is piped on: they go to its last step,
+        // as Celery moves them.
+        if (sig is Chain { Tasks.Count: > 0 } replacement && sig.Links.Count > 0)
+        {
+            foreach (Signature link in sig.Links)
+            {
+                replacement.Tasks[^1].Link(link);
+            }
         }
 
         Freeze(sig, context.Id);
@@ -668,7 +681,10 @@ internal sealed class CanvasRunner(CeleriacApp app)
         }
     }
 
-    /// <summary>Options win over the signature's own, except a group id it already has (Celery's immutable options); a null option is no option.</summary>
+    /// <summary>
+    /// Options win over the signature's own, except a group id it already has (Celery's immutable options) and, beyond
+    /// Celery, its place in that group (so that a group's own index does not overwrite its members'); a null option is no option.
+    /// </summary>
     private static void MergeOptions(JsonObject target, JsonObject? options)
     {
         if (options is null)
@@ -678,7 +694,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
 
         foreach ((string key, JsonNode? value) in options)
         {
-            if (value is null || (key == "group_id" && Str(target, "group_id") is not null))
+            if (value is null || (key is "group_id" or "group_index" && target[key] is not null))
             {
                 continue;
             }

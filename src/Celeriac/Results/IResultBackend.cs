@@ -43,8 +43,11 @@ public interface IResultBackend : IAsyncDisposable
     /// <summary>
     /// Prepares a chord before its header is sent, as Celery's client does on this store: Redis keeps the size
     /// (<c>celery-taskset-meta-&lt;group&gt;.s</c>), key-value stores save the header as a group.
+    /// <paramref name="nestedHeader"/> is the header's result tuples (Celery's <c>GroupResult.as_tuple()[1]</c>) when a
+    /// member is itself a group (a chain ending in a group): the store saves it, so that the body gets the results
+    /// nested as the header is, as Celery's does; empty for a flat header.
     /// </summary>
-    ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default) =>
+    ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, ReadOnlyMemory<byte> nestedHeader = default, CancellationToken ct = default) =>
         throw new NotSupportedException($"{GetType().Name} does not support chords: use a Redis, SQLite or key-value result backend.");
 
     /// <summary>
@@ -52,7 +55,7 @@ public interface IResultBackend : IAsyncDisposable
     /// returns every member's outcome, in header order, to exactly one caller, the one whose part completes the chord
     /// (it then sends the body), and <see langword="null"/> to every other.
     /// </summary>
-    ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default) =>
+    ValueTask<ChordJoin?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default) =>
         throw new NotSupportedException($"{GetType().Name} does not support chords.");
 
     /// <summary>Adds members to a running chord (Celery's <c>add_to_chord</c>, which only Redis supports).</summary>
@@ -68,6 +71,11 @@ public interface IResultBackend : IAsyncDisposable
 /// <param name="Result">Its result, or exception document, as JSON.</param>
 /// <param name="ChordSize">The size the body's signature names (<c>chord_size</c>), if any.</param>
 public sealed record ChordPartReturn(string GroupId, long? GroupIndex, string TaskId, string State, ReadOnlyMemory<byte> Result, int? ChordSize);
+
+/// <summary>A chord's completed join: every finished part in header order, and the header's nested shape if it has one.</summary>
+/// <param name="Parts">The parts, in header order (by group index).</param>
+/// <param name="NestedHeader">The header's saved result tuples when a member is a group, else <see langword="null"/>.</param>
+public sealed record ChordJoin(IReadOnlyList<ChordPart> Parts, byte[]? NestedHeader);
 
 /// <summary>A finished member of a chord's header: its id, state and result (or exception document).</summary>
 /// <param name="TaskId">The member's task id.</param>

@@ -221,18 +221,62 @@ public abstract class KeyValueResultBackend : IResultBackend
         throw new NotSupportedException("Backend does not support add_to_chord");
 
     /// <summary>Saves the header as a group, as Celery's key-value backends do before a chord is sent.</summary>
-    public virtual ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, CancellationToken ct = default) =>
-        SaveGroupAsync(groupId, headerIds, ct);
+    public virtual ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, ReadOnlyMemory<byte> nestedHeader = default, CancellationToken ct = default) =>
+        nestedHeader.IsEmpty ? SaveGroupAsync(groupId, headerIds, ct) : SaveGroupTuplesAsync(groupId, nestedHeader, ct);
+
+    /// <summary>Saves a group whose members are given as Celery's result tuples (nested groups kept).</summary>
+    protected ValueTask SaveGroupTuplesAsync(string groupId, ReadOnlyMemory<byte> members, CancellationToken ct)
+    {
+        byte[] doc = Encoding.UTF8.GetBytes($"{{\"result\": [[{JsonSerializer.Serialize(groupId)}, null], {Encoding.UTF8.GetString(members.Span)}]}}");
+        return SetValueAsync(GroupKeyPrefix + groupId, doc, Options.ResultExpires, ct);
+    }
+
+    /// <summary>The member tuples of a saved group's document (<c>result[1]</c>), or <see langword="null"/>.</summary>
+    protected static JsonElement? MemberTuples(byte[] savedGroup)
+    {
+        using JsonDocument doc = JsonDocument.Parse(savedGroup);
+        return doc.RootElement.TryGetProperty("result", out JsonElement result) && result.ValueKind == JsonValueKind.Array && result.GetArrayLength() == 2 && result[1].ValueKind == JsonValueKind.Array
+            ? result[1].Clone()
+            : null;
+    }
+
+    /// <summary>The task ids at the leaves of result tuples, in order (a nested group's members in its place).</summary>
+    public static void LeafIds(JsonElement tuples, List<string> into)
+    {
+        foreach (JsonElement t in tuples.EnumerateArray())
+        {
+            if (into.Count > 1_000_000 || t.ValueKind != JsonValueKind.Array || t.GetArrayLength() < 2)
+            {
+                continue;
+            }
+
+            if (t[1].ValueKind == JsonValueKind.Array)
+            {
+                LeafIds(t[1], into);
+            }
+            else if (t[0].ValueKind == JsonValueKind.Array && t[0][0].GetString() is { } id)
+            {
+                into.Add(id);
+            }
+        }
+    }
+
+    /// <summary>Whether result tuples hold a nested group.</summary>
+    public static bool IsNested(JsonElement tuples) =>
+        tuples.EnumerateArray().Any(t => t.ValueKind == JsonValueKind.Array && t.GetArrayLength() > 1 && t[1].ValueKind == JsonValueKind.Array);
 
     /// <summary>
     /// Celery's key-value chord join: an atomic increment of <c>chord-unlock-&lt;group&gt;</c>; the member that brings it
     /// to the chord's size (the body's <c>chord_size</c>, else the saved group's length) reads every member's result.
     /// </summary>
-    public virtual async ValueTask<IReadOnlyList<ChordPart>?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
+    public virtual async ValueTask<ChordJoin?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(part);
-        IReadOnlyList<string>? members = await RestoreGroupAsync(part.GroupId, ct).ConfigureAwait(false)
+        byte[] saved = await GetValueAsync(GroupKeyPrefix + part.GroupId, ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException($"GroupResult {part.GroupId} no longer exists");
+        JsonElement tuples = MemberTuples(saved) ?? throw new InvalidOperationException($"GroupResult {part.GroupId} is not a group: " + Encoding.UTF8.GetString(saved));
+        var members = new List<string>();
+        LeafIds(tuples, members);
         long count = await IncrementChordCounterAsync(part.GroupId, ct).ConfigureAwait(false);
         if (count != (part.ChordSize ?? members.Count))
         {
@@ -250,7 +294,7 @@ public abstract class KeyValueResultBackend : IResultBackend
 
         await DeleteValueAsync(GroupKeyPrefix + part.GroupId, ct).ConfigureAwait(false);
         await DeleteValueAsync(ChordKeyPrefix + part.GroupId, ct).ConfigureAwait(false);
-        return parts;
+        return new ChordJoin(parts, IsNested(tuples) ? Encoding.UTF8.GetBytes(tuples.GetRawText()) : null);
     }
 
     /// <inheritdoc />

@@ -138,10 +138,10 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
     /// <summary>Reports one part; the part that completes the chord sends the body with the results in order, or fails it.</summary>
     private async ValueTask ReportPartAsync(ChordPartReturn part, Signature body, string memberId, string? rootId, CancellationToken ct)
     {
-        IReadOnlyList<ChordPart>? parts;
+        ChordJoin? join;
         try
         {
-            parts = await app.ResultBackend.AddChordPartAsync(part, ct).ConfigureAwait(false);
+            join = await app.ResultBackend.AddChordPartAsync(part, ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -150,11 +150,12 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
             return;
         }
 
-        if (parts is null)
+        if (join is null)
         {
             return;
         }
 
+        IReadOnlyList<ChordPart> parts = join.Parts;
         if (parts.FirstOrDefault(p => p.State is TaskStates.Failure or TaskStates.Revoked or TaskStates.Pending) is { } culprit)
         {
             string raised = culprit.State == TaskStates.Pending
@@ -166,7 +167,9 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
             return;
         }
 
-        var results = new JsonArray([.. parts.Select(p => JsonNode.Parse(p.Result.GetRawText()))]);
+        JsonArray results = join.NestedHeader is { } nested
+            ? Nest(JsonDocument.Parse(nested).RootElement, parts.ToDictionary(p => p.TaskId, p => p.Result, StringComparer.Ordinal))
+            : new JsonArray([.. parts.Select(p => JsonNode.Parse(p.Result.GetRawText()))]);
         try
         {
             var options = new JsonObject { ["parent_id"] = memberId, ["root_id"] = rootId };
@@ -178,22 +181,36 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
             await CanvasSteps.ChordErrorAsync(app, body, $"Callback error: {ex.GetType().Name}('{ex.Message}')", ct).ConfigureAwait(false);
         }
     }
+
+    /// <summary>The results shaped as the header: a member that is a group gives the list of its members' results.</summary>
+    private static JsonArray Nest(JsonElement tuples, Dictionary<string, JsonElement> results)
+    {
+        var list = new JsonArray();
+        foreach (JsonElement t in tuples.EnumerateArray())
+        {
+            if (t[1].ValueKind == JsonValueKind.Array)
+            {
+                list.Add(Nest(t[1], results));
+            }
+            else
+            {
+                list.Add(results.TryGetValue(t[0][0].GetString()!, out JsonElement value) ? JsonNode.Parse(value.GetRawText()) : null);
+            }
+        }
+
+        return list;
+    }
 }
 
 /// <summary>What the canvas steps and the built-in tasks share: error callbacks and chord errors as Celery's backend runs them.</summary>
 internal static class CanvasSteps
 {
-    /// <summary>The options of what a task sends after it: its id as their parent, its root as theirs, its priority.</summary>
+    /// <summary>The options of what a task sends after it: its id as their parent, its root as theirs.</summary>
     public static JsonObject ChildOptions(TaskMessage message)
     {
         TaskHeaders h = message.Headers;
-        var options = new JsonObject { ["parent_id"] = h.Id, ["root_id"] = h.RootId ?? h.Id };
-        if (message.Transport.Priority is { } priority)
-        {
-            options["priority"] = priority;
-        }
-
-        return options;
+        // Celery passes the task's priority on only with task_inherit_parent_priority (off by default): a step keeps its own.
+        return new JsonObject { ["parent_id"] = h.Id, ["root_id"] = h.RootId ?? h.Id };
     }
 
     /// <summary>
@@ -201,7 +218,7 @@ internal static class CanvasSteps
     /// argument is new-style, run here at once with <c>(request, exc, traceback)</c>; the others are old-style, sent as a
     /// group with the failed task's id.
     /// </summary>
-    public static async Task CallErrbacksAsync(CeleriacApp app, List<Signature> errbacks, JsonObject request, byte[] exc, string? traceback, string taskId, string rootId, CancellationToken ct)
+    public static async Task<AsyncResult?> CallErrbacksAsync(CeleriacApp app, List<Signature> errbacks, JsonObject request, byte[] exc, string? traceback, string taskId, string rootId, CancellationToken ct)
     {
         var oldStyle = new List<Signature>();
         foreach (Signature errback in errbacks)
@@ -216,11 +233,13 @@ internal static class CanvasSteps
             }
         }
 
-        if (oldStyle.Count > 0)
+        if (oldStyle.Count == 0)
         {
-            var options = new JsonObject { ["parent_id"] = taskId, ["root_id"] = rootId };
-            await app.Canvas.ApplyAsync(new Group(oldStyle) { App = app }, [taskId], null, options, null, ct).ConfigureAwait(false);
+            return null;
         }
+
+        var options = new JsonObject { ["parent_id"] = taskId, ["root_id"] = rootId };
+        return await app.Canvas.ApplyAsync(new Group(oldStyle) { App = app }, [taskId], null, options, null, ct).ConfigureAwait(false);
     }
 
     /// <summary>Runs a registered task's code in this process with a signature's arguments after <paramref name="args"/> (Celery's <c>sig(*args)</c>).</summary>
@@ -255,15 +274,18 @@ internal static class CanvasSteps
         string? bodyId = body.Id;
         JsonObject request = body.ToJson();
         request["id"] = bodyId;
+        AsyncResult? errbacks = null;
         try
         {
-            await CallErrbacksAsync(app, body.ErrorLinks.ToList(), request, exc, null, bodyId ?? "", CanvasRunner.Str(body.Options, "root_id") ?? bodyId ?? "", ct).ConfigureAwait(false);
+            errbacks = await CallErrbacksAsync(app, body.ErrorLinks.ToList(), request, exc, null, bodyId ?? "", CanvasRunner.Str(body.Options, "root_id") ?? bodyId ?? "", ct).ConfigureAwait(false);
         }
         finally
         {
             if (bodyId is not null)
             {
-                await app.ResultBackend.StoreAsync(new TaskResultMeta { TaskId = bodyId, Status = TaskStates.Failure, Result = exc, DateDone = app.Options.TimeProvider.GetUtcNow() }, ct).ConfigureAwait(false);
+                // As Celery's: the failed body names the error callbacks sent for it as its children.
+                byte[] children = errbacks is null ? "[]"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes(new JsonArray(errbacks.AsTuple()).ToJsonString());
+                await app.ResultBackend.StoreAsync(new TaskResultMeta { TaskId = bodyId, Status = TaskStates.Failure, Result = exc, Children = children, DateDone = app.Options.TimeProvider.GetUtcNow() }, ct).ConfigureAwait(false);
             }
         }
     }

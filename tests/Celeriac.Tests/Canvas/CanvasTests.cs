@@ -73,6 +73,18 @@ public abstract class CanvasTests
             CeleriacTask add = context.App!.Signature("c.add");
             throw await context.ReplaceAsync(add.S(x, 1) | add.S(100));
         });
+        app.Task("c.identity", (JsonElement x) => x);
+        app.Task("c.replace_with_linked_chain", async (long x, TaskContext context) =>
+        {
+            CeleriacTask add = context.App!.Signature("c.add");
+            Signature chain = add.S(x, 1) | add.S(1);
+            chain.Link(context.App!.Signature("c.old_errback").Si("linked"));
+            throw await context.ReplaceAsync(chain);
+        });
+        app.Task("c.replace_with_empty_chain", async (TaskContext context) =>
+        {
+            throw await context.ReplaceAsync(new Chain([]));
+        });
         app.Task("c.spawn", async (TaskContext context) =>
         {
             CeleriacTask add = context.App!.Signature("c.add");
@@ -301,6 +313,47 @@ public abstract class CanvasTests
         AsyncResult result = await sig.ApplyAsync(ct: Ct);
 
         Assert.Equal(106, await result.GetAsync<long>(s_wait, Ct));
+    }
+
+    [Fact]
+    public async Task Replace_ByAChainWithALink_TheLinkRunsAfterItsLastStep_AndAnEmptyChainIsImproperlyConfigured()
+    {
+        await using Rig rig = await StartAsync();
+
+        AsyncResult result = await (rig.App.Signature("c.replace_with_linked_chain").S(5) | rig.Add.S(100)).ApplyAsync(ct: Ct);
+        AsyncResult empty = await rig.App.Signature("c.replace_with_empty_chain").S().ApplyAsync(ct: Ct);
+
+        Assert.Equal(107, await result.GetAsync<long>(s_wait, Ct));
+        Assert.True(await Poll.UntilAsync(() => rig.Errbacks.Contains("old:linked"), s_wait), string.Join(",", rig.Errbacks));
+        TaskResultMeta meta = await empty.WaitAsync(s_wait, Ct);
+        Assert.Equal(("ImproperlyConfigured", "celery.exceptions", "Cannot replace with an empty chain"), (meta.Exception!.Type, meta.Exception.Module, meta.Exception.Message));
+    }
+
+    [Fact]
+    public async Task Chord_HeaderMemberIsAChainEndingInAGroup_BodyGetsTheResultsNestedAsCelerys()
+    {
+        await using Rig rig = await StartAsync();
+        CeleriacTask identity = rig.App.Signature("c.identity");
+        Chord chord = global::Celeriac.Canvas.Chord([identity.S(42) | global::Celeriac.Canvas.Group(identity.S(), identity.S())], identity.S());
+
+        AsyncResult result = await chord.ApplyAsync(ct: Ct);
+
+        JsonAssert.Equal(JsonAssert.Parse("[[42, 42]]"), await result.GetAsync(s_wait, Ct));
+    }
+
+    [Fact]
+    public async Task Chord_MemberFails_TheFailedBodyNamesItsErrbacksAsChildren()
+    {
+        await using Rig rig = await StartAsync();
+        Chord chord = global::Celeriac.Canvas.Chord([rig.Add.S(1, 2), rig.App.Signature("c.fail").S()], rig.Sum.S().OnError(rig.App.Signature("c.old_errback").S()));
+
+        AsyncResult body = await chord.ApplyAsync(ct: Ct);
+
+        Assert.Equal(TaskStates.Failure, (await body.WaitAsync(s_wait, Ct)).Status);
+        GroupResult errbacks = Assert.IsType<GroupResult>(Assert.Single(body.Children));
+        AsyncResult errback = Assert.Single(errbacks.Results);
+        Assert.Equal(TaskStates.Success, (await errback.WaitAsync(s_wait, Ct)).Status);
+        Assert.Contains("old:" + body.Id, rig.Errbacks);
     }
 
     [Fact]

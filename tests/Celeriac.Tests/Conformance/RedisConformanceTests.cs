@@ -80,10 +80,10 @@ public sealed class RedisChordJoinTests(RedisServerFixture redis) : IClassFixtur
     {
         await using var backend = new RedisResultBackend(new ResultBackendOptions { Url = new Uri(redis.Server.Url(1)) });
         string group = Guid.NewGuid().ToString();
-        await backend.BeginChordAsync(group, ["a", "b"], 2, Ct);
+        await backend.BeginChordAsync(group, ["a", "b"], 2, ct: Ct);
 
         Assert.Null(await backend.AddChordPartAsync(new ChordPartReturn(group, 1, "b", TaskStates.Success, "4"u8.ToArray(), null), Ct));
-        IReadOnlyList<ChordPart>? all = await backend.AddChordPartAsync(new ChordPartReturn(group, 0, "a", TaskStates.Success, "2"u8.ToArray(), null), Ct);
+        IReadOnlyList<ChordPart>? all = (await backend.AddChordPartAsync(new ChordPartReturn(group, 0, "a", TaskStates.Success, "2"u8.ToArray(), null), Ct))?.Parts;
 
         Assert.NotNull(all);
         Assert.Equal([("a", "2"), ("b", "4")], all.Select(p => (p.TaskId, p.Result.GetRawText())));

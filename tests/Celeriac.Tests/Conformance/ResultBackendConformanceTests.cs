@@ -239,10 +239,10 @@ public abstract class ResultBackendConformanceTests : IAsyncDisposable
         IResultBackend b = NoCrossProcessCounterReason is null ? await NewAsync(new BackendSetup(Peer: true)) : a;
         string group = NewId();
         string[] ids = [.. Enumerable.Range(0, 100).Select(_ => NewId())];
-        await a.BeginChordAsync(group, ids, ids.Length, Ct);
+        await a.BeginChordAsync(group, ids, ids.Length, ct: Ct);
 
         // Members store their results first (as the worker does), then report their parts, all at once.
-        IReadOnlyList<ChordPart>?[] joins = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => Task.Run(async () =>
+        ChordJoin?[] joins = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => Task.Run(async () =>
         {
             IResultBackend writer = i % 2 == 0 ? a : b;
             byte[] value = Encoding.UTF8.GetBytes((i * 10).ToString(System.Globalization.CultureInfo.InvariantCulture));
@@ -250,7 +250,7 @@ public abstract class ResultBackendConformanceTests : IAsyncDisposable
             return await writer.AddChordPartAsync(new ChordPartReturn(group, i, ids[i], TaskStates.Success, value, null), Ct);
         }, Ct)));
 
-        IReadOnlyList<ChordPart> winner = Assert.Single(joins, j => j is not null)!;
+        IReadOnlyList<ChordPart> winner = Assert.Single(joins, j => j is not null)!.Parts;
         Assert.Equal(ids, winner.Select(p => p.TaskId));
         Assert.Equal(Enumerable.Range(0, 100).Select(i => i * 10), winner.Select(p => p.Result.GetInt32()));
         Assert.All(winner, p => Assert.Equal(TaskStates.Success, p.State));
@@ -262,13 +262,13 @@ public abstract class ResultBackendConformanceTests : IAsyncDisposable
         IResultBackend b = await NewAsync();
         string group = NewId();
         string[] ids = [NewId(), NewId()];
-        await b.BeginChordAsync(group, ids, 2, Ct);
+        await b.BeginChordAsync(group, ids, 2, ct: Ct);
         byte[] exc = Encoding.UTF8.GetBytes("""{"exc_type": "ValueError", "exc_message": ["bad"], "exc_module": "builtins"}""");
         await b.StoreAsync(new TaskResultMeta { TaskId = ids[1], Status = TaskStates.Failure, Result = exc, DateDone = new DateTimeOffset(2024, 5, 6, 7, 8, 9, TimeSpan.Zero) }, Ct);
         Assert.Null(await b.AddChordPartAsync(new ChordPartReturn(group, 1, ids[1], TaskStates.Failure, exc, null), Ct));
         await b.StoreAsync(new TaskResultMeta { TaskId = ids[0], Status = TaskStates.Success, Result = "1"u8.ToArray(), DateDone = new DateTimeOffset(2024, 5, 6, 7, 8, 9, TimeSpan.Zero) }, Ct);
 
-        IReadOnlyList<ChordPart>? all = await b.AddChordPartAsync(new ChordPartReturn(group, 0, ids[0], TaskStates.Success, "1"u8.ToArray(), null), Ct);
+        IReadOnlyList<ChordPart>? all = (await b.AddChordPartAsync(new ChordPartReturn(group, 0, ids[0], TaskStates.Success, "1"u8.ToArray(), null), Ct))?.Parts;
 
         Assert.NotNull(all);
         Assert.Equal([TaskStates.Success, TaskStates.Failure], all.Select(p => p.State));
