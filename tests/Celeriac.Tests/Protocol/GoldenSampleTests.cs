@@ -10,9 +10,9 @@ namespace Celeriac.Tests.Protocol;
 
 /// <summary>
 /// Every golden sample captured from Celery 5.2.6 is read here. Task messages and result documents go
-/// through Celeriac's decoders. Events, remote control, kombu bindings, command traces and the AMQP
-/// topology have no Celeriac API yet: for them these are contract tests that pin the structure of the
-/// captured bytes (channel names, envelope fields, member formats) that the later implementations rely on.
+/// through Celeriac's decoders. For events, remote control, kombu bindings, command traces and the AMQP
+/// topology these are contract tests that pin the structure of the captured bytes (channel names, envelope
+/// fields, member formats); what Celeriac itself sends as events is compared with them in Events/EventWireTests.
 /// </summary>
 public sealed class GoldenSampleTests
 {
