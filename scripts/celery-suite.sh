@@ -48,6 +48,13 @@ worker_pid=""
 
 # Stops the worker (warm, then cold, then killed) and Redis, keeps the logs, removes the folder. Silent, idempotent.
 cleanup() {
+  if [ -n "$tmp" ] && [ -s "$tmp/pytest.pid" ]; then
+    pytest_pid=$(cat "$tmp/pytest.pid")
+    kill -INT "$pytest_pid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$pytest_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pytest_pid" 2>/dev/null
+    rm -f "$tmp/pytest.pid"
+  fi
   if [ -z "$worker_pid" ] && [ -n "$tmp" ] && [ -s "$tmp/worker.pid" ]; then
     worker_pid=$(cat "$tmp/worker.pid")
   fi
@@ -159,35 +166,43 @@ fi
 # name, waits until it answers, starts a watchdog for the budget (SIGINT: pytest stops and reports), then execs pytest.
 report="$tmp/report.jsonl"
 : >"$report"
+# The pipeline runs in the background and the script waits for it, so that a SIGINT or SIGTERM to the script is
+# handled at once (cleanup stops pytest, the worker and Redis); pytest's exit code goes through pytest.rc.
 (
-  me=$BASHPID
-  (cd "$tmp" && REDIS_HOST=127.0.0.1 REDIS_PORT="$port" exec dotnet "$dll" worker -b "$url" --result-backend "$url" \
-    -P async -c "$concurrency" -n "gen$me@$host" -l info) >"$tmp/worker.log" 2>&1 &
-  echo $! >"$tmp/worker.pid"
-  if ! "$py" "$tools/suite_tool.py" wait "$url" "$!" 60; then
-    touch "$tmp/worker.failed"
-    exit 97
-  fi
   (
-    for _ in $(seq "$budget"); do
-      sleep 1
-      kill -0 "$me" 2>/dev/null || exit 0
-    done
-    echo "celery-suite: the budget of $budget s is spent: interrupting pytest" >&2
-    kill -INT "$me" 2>/dev/null
-    for _ in $(seq 60); do
-      sleep 1
-      kill -0 "$me" 2>/dev/null || exit 0
-    done
-    kill -KILL "$me" 2>/dev/null
-  ) &
-  cd "$tmp/suite" &&
-    exec env TEST_BROKER="$url" TEST_BACKEND="$url" REDIS_HOST=127.0.0.1 REDIS_PORT="$port" \
-      PYTHONPATH="$tools" PYTHONDONTWRITEBYTECODE=1 CELERIAC_SUITE_REPORT="$report" \
-      "$py" -m pytest "${args[@]}" -p celery.contrib.pytest -p celeriac_report -p no:cacheprovider \
-      -p no:rerunfailures -o addopts= --timeout=120 -v -rfE --disable-warnings
-) 2>&1 | tee "$tmp/pytest.log"
-rc=${PIPESTATUS[0]}
+    me=$BASHPID
+    echo "$me" >"$tmp/pytest.pid"
+    (cd "$tmp" && REDIS_HOST=127.0.0.1 REDIS_PORT="$port" exec dotnet "$dll" worker -b "$url" --result-backend "$url" \
+      -P async -c "$concurrency" -n "gen$me@$host" -l info) >"$tmp/worker.log" 2>&1 &
+    echo $! >"$tmp/worker.pid"
+    if ! "$py" "$tools/suite_tool.py" wait "$url" "$!" 60; then
+      touch "$tmp/worker.failed"
+      exit 97
+    fi
+    (
+      for _ in $(seq "$budget"); do
+        sleep 1
+        kill -0 "$me" 2>/dev/null || exit 0
+      done
+      echo "celery-suite: the budget of $budget s is spent: interrupting pytest" >&2
+      kill -INT "$me" 2>/dev/null
+      for _ in $(seq 60); do
+        sleep 1
+        kill -0 "$me" 2>/dev/null || exit 0
+      done
+      kill -KILL "$me" 2>/dev/null
+    ) &
+    cd "$tmp/suite" &&
+      exec env TEST_BROKER="$url" TEST_BACKEND="$url" REDIS_HOST=127.0.0.1 REDIS_PORT="$port" \
+        PYTHONPATH="$tools" PYTHONDONTWRITEBYTECODE=1 CELERIAC_SUITE_REPORT="$report" \
+        "$py" -m pytest "${args[@]}" -p celery.contrib.pytest -p celeriac_report -p no:cacheprovider \
+        -p no:rerunfailures -o addopts= --timeout=120 -v -rfE --disable-warnings
+  )
+  echo $? >"$tmp/pytest.rc"
+) 2>&1 | tee "$tmp/pytest.log" &
+wait $!
+rc=$(cat "$tmp/pytest.rc" 2>/dev/null || echo 3)
+rm -f "$tmp/pytest.pid"
 worker_pid=$(cat "$tmp/worker.pid" 2>/dev/null)
 if [ -e "$tmp/worker.failed" ]; then
   tail -n 30 "$tmp/worker.log" >&2
