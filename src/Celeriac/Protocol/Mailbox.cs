@@ -119,10 +119,11 @@ public static class Mailbox
                 replyKey = rk.GetString();
             }
 
+            // kombu's Mailbox sends expires 0 for a request that never goes stale (a revoke without reply=True).
             DateTimeOffset? expires = message.Headers.TryGetValue("expires", out object? e) ? e switch
             {
-                double seconds => DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000)),
-                long seconds => DateTimeOffset.FromUnixTimeSeconds(seconds),
+                double seconds when seconds > 0 => DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000)),
+                long seconds when seconds > 0 => DateTimeOffset.FromUnixTimeSeconds(seconds),
                 _ => null,
             } : null;
             request = new ControlRequest(method.GetString()!, arguments, destination, ticket, replyExchange, replyKey, expires);
