@@ -70,8 +70,8 @@ public class ResultSet
     }
 
     /// <summary>Waits for every member and returns their JSON values in order.</summary>
-    public Task<IReadOnlyList<JsonElement>> GetAsync(TimeSpan? timeout = null, CancellationToken ct = default) =>
-        GetAsync<JsonElement>(timeout, ct).ContinueWith(t => (IReadOnlyList<JsonElement>)[.. t.Result], ct, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    public async Task<IReadOnlyList<JsonElement>> GetAsync(TimeSpan? timeout = null, CancellationToken ct = default) =>
+        [.. await GetAsync<JsonElement>(timeout, ct).ConfigureAwait(false)];
 
     /// <summary>Waits until every member is ready and returns their documents, in order, whatever their states.</summary>
     public async Task<TaskResultMeta[]> WaitAllAsync(TimeSpan? timeout = null, CancellationToken ct = default)
