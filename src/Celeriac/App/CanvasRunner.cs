@@ -69,10 +69,10 @@ internal sealed class CanvasRunner(CeleriacApp app)
     {
         JsonObject o = sig.Options;
         string? explicitQueue = Str(o, "queue") ?? Str(o, "routing_key");
-        if (explicitQueue is null && sig is XMap or XStarMap && sig.Kwargs["task"] is JsonObject inner && Str(inner, "task") is { } innerName)
+        if (explicitQueue is null && sig is MapSignature map)
         {
             // As Celery: a map goes where the task it maps goes.
-            explicitQueue = app.Route(innerName);
+            explicitQueue = app.Route(map.TaskSignature.Task);
         }
 
         var options = new ApplyOptions

@@ -245,13 +245,15 @@ public sealed class Chunks : Signature
     public Group ToGroup() => new(Items.Chunk(Size).Select(part => (Signature)new XStarMap(TaskSignature, part) { App = App })) { App = App };
 }
 
-/// <summary>Celery's <c>xmap</c>: one <c>celery.map</c> task calling the task with each item in turn.</summary>
-public sealed class XMap : Signature
+/// <summary>What Celery's <c>xmap</c> and <c>xstarmap</c> share (its <c>_basemap</c>): one task that calls another for each item.</summary>
+public abstract class MapSignature : Signature
 {
-    /// <summary>Creates a map of a task over items.</summary>
-    public XMap(Signature task, IReadOnlyList<JsonNode?> items)
-        : base("celery.map", immutable: true)
+    /// <summary>Creates a map of <paramref name="task"/> over <paramref name="items"/>, sent as the task named <paramref name="name"/>.</summary>
+    protected MapSignature(string name, Signature task, IReadOnlyList<JsonNode?> items)
+        : base(name, immutable: true)
     {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(items);
         TaskSignature = task;
         Items = items;
         App = task.App;
@@ -262,9 +264,13 @@ public sealed class XMap : Signature
     /// <summary>The task called for each item.</summary>
     public Signature TaskSignature { get; }
 
-    /// <summary>The items.</summary>
+    /// <summary>The items (for a starmap, each a list of arguments).</summary>
     public IReadOnlyList<JsonNode?> Items { get; }
+}
 
+/// <summary>Celery's <c>xmap</c>: one <c>celery.map</c> task calling the task with each item in turn.</summary>
+public sealed class XMap(Signature task, IReadOnlyList<JsonNode?> items) : MapSignature("celery.map", task, items)
+{
     /// <inheritdoc />
     public override string? SubtaskType => "xmap";
 
@@ -273,25 +279,8 @@ public sealed class XMap : Signature
 }
 
 /// <summary>Celery's <c>xstarmap</c>: one <c>celery.starmap</c> task calling the task with each item's elements as arguments.</summary>
-public sealed class XStarMap : Signature
+public sealed class XStarMap(Signature task, IReadOnlyList<JsonNode?> items) : MapSignature("celery.starmap", task, items)
 {
-    /// <summary>Creates a starmap of a task over items (each a list of arguments).</summary>
-    public XStarMap(Signature task, IReadOnlyList<JsonNode?> items)
-        : base("celery.starmap", immutable: true)
-    {
-        TaskSignature = task;
-        Items = items;
-        App = task.App;
-        Kwargs["task"] = task.ToJson();
-        Kwargs["it"] = new JsonArray([.. items.Select(i => i?.DeepClone())]);
-    }
-
-    /// <summary>The task called for each item.</summary>
-    public Signature TaskSignature { get; }
-
-    /// <summary>The items, each a list of arguments.</summary>
-    public IReadOnlyList<JsonNode?> Items { get; }
-
     /// <inheritdoc />
     public override string? SubtaskType => "xstarmap";
 

@@ -159,23 +159,38 @@ public abstract class KeyValueResultBackend : IResultBackend
     public ValueTask SaveGroupAsync(string groupId, IReadOnlyList<string> taskIds, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(taskIds);
+        return SaveGroupDocumentAsync(groupId, taskIds, static (w, ids) =>
+        {
+            w.WriteStartArray();
+            foreach (string id in ids)
+            {
+                TaskResultMeta.WriteResultTuple(w, id);
+            }
+
+            w.WriteEndArray();
+        }, ct);
+    }
+
+    /// <summary>Saves a group whose members are given as Celery's result tuples (nested groups kept).</summary>
+    protected ValueTask SaveGroupTuplesAsync(string groupId, ReadOnlyMemory<byte> members, CancellationToken ct) =>
+        SaveGroupDocumentAsync(groupId, members, static (w, m) => w.WriteRawValue(m.Span), ct);
+
+    /// <summary>
+    /// Writes a group as Celery's <c>GroupResult.save()</c> does: <c>{"result": [[group_id, parent], members]}</c> with
+    /// <paramref name="writeMembers"/> writing the list of member tuples (<c>[[id, parent], children]</c>).
+    /// </summary>
+    private ValueTask SaveGroupDocumentAsync<TMembers>(string groupId, TMembers members, Action<Utf8JsonWriter, TMembers> writeMembers, CancellationToken ct)
+    {
         var buffer = new ArrayBufferWriter<byte>();
         using (var w = new Utf8JsonWriter(buffer))
         {
-            // Celery's GroupResult.as_tuple(): [[group_id, parent], [[[id, parent], children], ...]]
             w.WriteStartObject();
             w.WriteStartArray("result");
             w.WriteStartArray();
             w.WriteStringValue(groupId);
             w.WriteNullValue();
             w.WriteEndArray();
-            w.WriteStartArray();
-            foreach (string id in taskIds)
-            {
-                TaskResultMeta.WriteResultTuple(w, id);
-            }
-
-            w.WriteEndArray();
+            writeMembers(w, members);
             w.WriteEndArray();
             w.WriteEndObject();
         }
@@ -192,18 +207,10 @@ public abstract class KeyValueResultBackend : IResultBackend
             return null;
         }
 
-        using JsonDocument doc = JsonDocument.Parse(value);
-        var ids = new List<string>();
-        if (doc.RootElement.TryGetProperty("result", out JsonElement result) && result.ValueKind == JsonValueKind.Array && result.GetArrayLength() == 2)
-        {
-            foreach (JsonElement member in result[1].EnumerateArray())
-            {
-                // [[id, parent], children]
-                ids.Add(member[0][0].GetString() ?? throw new JsonException("group member without an id: " + Encoding.UTF8.GetString(value)));
-            }
-        }
-
-        return ids;
+        // [[id, parent], children] each
+        return MemberTuples(value) is { } tuples
+            ? [.. tuples.EnumerateArray().Select(member => member[0][0].GetString() ?? throw new JsonException("group member without an id: " + Encoding.UTF8.GetString(value)))]
+            : [];
     }
 
     /// <inheritdoc />
@@ -223,13 +230,6 @@ public abstract class KeyValueResultBackend : IResultBackend
     /// <summary>Saves the header as a group, as Celery's key-value backends do before a chord is sent.</summary>
     public virtual ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, ReadOnlyMemory<byte> nestedHeader = default, CancellationToken ct = default) =>
         nestedHeader.IsEmpty ? SaveGroupAsync(groupId, headerIds, ct) : SaveGroupTuplesAsync(groupId, nestedHeader, ct);
-
-    /// <summary>Saves a group whose members are given as Celery's result tuples (nested groups kept).</summary>
-    protected ValueTask SaveGroupTuplesAsync(string groupId, ReadOnlyMemory<byte> members, CancellationToken ct)
-    {
-        byte[] doc = Encoding.UTF8.GetBytes($"{{\"result\": [[{JsonSerializer.Serialize(groupId)}, null], {Encoding.UTF8.GetString(members.Span)}]}}");
-        return SetValueAsync(GroupKeyPrefix + groupId, doc, Options.ResultExpires, ct);
-    }
 
     /// <summary>The member tuples of a saved group's document (<c>result[1]</c>), or <see langword="null"/>.</summary>
     protected static JsonElement? MemberTuples(byte[] savedGroup)

@@ -21,14 +21,14 @@ internal static class CanvasBuiltins
         Add(app, "celery.starmap", (JsonElement task, JsonElement it, CancellationToken ct) => MapAsync(app, task, it, star: true, ct));
         Add(app, "celery.chunks", async (JsonElement task, JsonElement it, int n, CancellationToken ct) =>
         {
-            var chunks = (Chunks)Canvas.Chunks(Signature.FromJson(task), it.EnumerateArray().Select(e => (object?)e.Clone()), n);
+            Chunks chunks = Canvas.Chunks(Signature.FromJson(task), it.EnumerateArray().Select(e => (object?)e.Clone()), n);
             AsyncResult result = await app.ApplyAsync(chunks.ToGroup(), ct: ct).ConfigureAwait(false);
             return result.AsTuple();
         });
         Add(app, "celery.chord_unlock", ChordUnlockAsync(app), new TaskOptions { MaxRetries = null, DefaultRetryDelay = TimeSpan.FromSeconds(1), IgnoreResult = true });
         Add(app, "celery.group", async (JsonElement tasks, JsonElement result, string group_id, JsonElement partial_args, CancellationToken ct) =>
         {
-            object?[] partial = partial_args.ValueKind == JsonValueKind.Array ? [.. partial_args.EnumerateArray().Select(e => (object?)e.Clone())] : [];
+            object?[] partial = Values(partial_args);
             foreach (JsonElement t in tasks.EnumerateArray())
             {
                 await app.Canvas.ApplyAsync(Signature.FromJson(t), partial, null, new JsonObject { ["group_id"] = group_id }, null, ct).ConfigureAwait(false);
@@ -40,13 +40,17 @@ internal static class CanvasBuiltins
         {
             Signature h = Signature.FromJson(header);
             var chord = new Chord(h as Group ?? new Group(h is Chain c ? c.Tasks : [h]), Signature.FromJson(body)) { App = app };
-            object?[] partial = partial_args is { ValueKind: JsonValueKind.Array } p ? [.. p.EnumerateArray().Select(e => (object?)e.Clone())] : [];
+            object?[] partial = partial_args is { } p ? Values(p) : [];
             AsyncResult result = await app.ApplyAsync(chord, partial, ct: ct).ConfigureAwait(false);
             return result.Id;
         });
         Add(app, "celery.chain", (Func<object?>)(() => throw new NotSupportedException("chain is not a real task")));
         Add(app, "celery.backend_cleanup", () => { });
     }
+
+    /// <summary>The elements of a JSON list as argument values; anything else gives none.</summary>
+    private static object?[] Values(JsonElement list) =>
+        list.ValueKind == JsonValueKind.Array ? [.. list.EnumerateArray().Select(e => (object?)e.Clone())] : [];
 
     private static void Add(CeleriacApp app, string name, Delegate handler, TaskOptions? options = null)
     {
@@ -68,9 +72,7 @@ internal static class CanvasBuiltins
         var results = new List<object?>();
         foreach (JsonElement item in it.EnumerateArray())
         {
-            IEnumerable<object?> args = star && item.ValueKind == JsonValueKind.Array
-                ? item.EnumerateArray().Select(e => (object?)e.Clone())
-                : [item.Clone()];
+            object?[] args = star && item.ValueKind == JsonValueKind.Array ? Values(item) : [item.Clone()];
             results.Add(await CanvasSteps.RunHereAsync(app, registered, sig, args, ct).ConfigureAwait(false));
         }
 

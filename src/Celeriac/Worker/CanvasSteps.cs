@@ -113,7 +113,8 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
                 if (step.Options["chord"] is JsonObject chord && step.Id is { } stepId && CanvasRunner.Str(step.Options, "group_id") is { } group)
                 {
                     long? index = step.Options["group_index"] is JsonValue gi && gi.TryGetValue(out long i) ? i : null;
-                    await ReportPartAsync(new ChordPartReturn(group, index, stepId, TaskStates.Failure, exc, Signature.FromJson(chord).ChordSize), Signature.FromJson(chord), stepId, h.RootId, ct).ConfigureAwait(false);
+                    Signature body = Signature.FromJson(chord);
+                    await ReportPartAsync(new ChordPartReturn(group, index, stepId, TaskStates.Failure, exc, body.ChordSize), body, stepId, h.RootId, ct).ConfigureAwait(false);
                 }
             }
 
@@ -312,10 +313,13 @@ internal static class CanvasSteps
             ["reply_to"] = message.Transport.ReplyTo,
             ["correlation_id"] = h.Id,
             ["delivery_info"] = new JsonObject { ["exchange"] = message.Transport.Exchange, ["routing_key"] = message.Transport.RoutingKey },
-            ["callbacks"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("callbacks"u8, out JsonElement cb) ? JsonNode.Parse(cb.GetRawText()) : null,
-            ["errbacks"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("errbacks"u8, out JsonElement eb) ? JsonNode.Parse(eb.GetRawText()) : null,
-            ["chain"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("chain"u8, out JsonElement ch) ? JsonNode.Parse(ch.GetRawText()) : null,
-            ["chord"] = message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty("chord"u8, out JsonElement cd) ? JsonNode.Parse(cd.GetRawText()) : null,
+            ["callbacks"] = EmbedPart(message, "callbacks"),
+            ["errbacks"] = EmbedPart(message, "errbacks"),
+            ["chain"] = EmbedPart(message, "chain"),
+            ["chord"] = EmbedPart(message, "chord"),
         };
+
+        static JsonNode? EmbedPart(TaskMessage message, string name) =>
+            message.Embed.ValueKind == JsonValueKind.Object && message.Embed.TryGetProperty(name, out JsonElement e) ? JsonNode.Parse(e.GetRawText()) : null;
     }
 }
