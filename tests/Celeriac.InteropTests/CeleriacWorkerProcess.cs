@@ -119,32 +119,12 @@ public sealed class CeleriacWorkerProcess : IAsyncDisposable
     /// Warm shutdown (SIGTERM, as Celery's): the worker stops consuming, finishes what it runs and returns what it
     /// had prefetched to the queue; returns its exit code, or throws <see cref="TimeoutException"/> with its log.
     /// </summary>
-    public async Task<int> StopAsync(TimeSpan timeout)
-    {
-        await ProcessSignals.TerminateAsync(_process.Id);
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"the Celeriac worker did not stop within {timeout.TotalSeconds} s of SIGTERM:\n{Log}");
-        }
-
-        return _process.ExitCode;
-    }
+    public Task<int> StopAsync(TimeSpan timeout) => ProcessSignals.StopAsync(_process, timeout, "Celeriac worker", () => Log);
 
     /// <summary>Kills the worker if it still runs.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _process.WaitForExitAsync(timeout.Token);
-        }
-
+        await ProcessSignals.KillAsync(_process);
         _process.Dispose();
     }
 }

@@ -124,32 +124,12 @@ public sealed class PythonWorker : IAsyncDisposable
     /// Warm shutdown (SIGTERM): Celery stops consuming, finishes the tasks it runs and restores the messages it had
     /// prefetched to their queue; returns the exit code, or throws <see cref="TimeoutException"/> with the log.
     /// </summary>
-    public async Task<int> StopAsync(TimeSpan timeout)
-    {
-        await ProcessSignals.TerminateAsync(_process.Id);
-        using var cts = new CancellationTokenSource(timeout);
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"the Celery worker did not stop within {timeout.TotalSeconds} s of SIGTERM:\n{Log}");
-        }
-
-        return _process.ExitCode;
-    }
+    public Task<int> StopAsync(TimeSpan timeout) => ProcessSignals.StopAsync(_process, timeout, "Celery worker", () => Log);
 
     /// <summary>Kills the worker (and its pool threads with it).</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            await _process.WaitForExitAsync(timeout.Token);
-        }
-
+        await ProcessSignals.KillAsync(_process);
         _process.Dispose();
         _logged.Dispose();
     }
