@@ -355,10 +355,17 @@ public sealed partial class CeleriacWorker
         using var stopOrWithdrawn = CancellationTokenSource.CreateLinkedTokenSource(stop, request.Delivery.WithdrawnToken);
         try
         {
-            TimeSpan wait = eta - _app.Time.GetUtcNow();
-            if (wait > TimeSpan.Zero)
+            // A timer may fire a few milliseconds early (Linux timers count on a coarse monotonic clock), and a task
+            // must never start before its ETA by the clock that set it: wait again for what is left, a bounded few times.
+            for (int attempt = 0; attempt < 8; attempt++)
             {
-                await Task.Delay(wait, _app.Time, stopOrWithdrawn.Token).ConfigureAwait(false);
+                TimeSpan wait = eta - _app.Time.GetUtcNow();
+                if (wait <= TimeSpan.Zero)
+                {
+                    break;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), _app.Time, stopOrWithdrawn.Token).ConfigureAwait(false);
             }
 
             _registry.Unschedule(request);

@@ -1,0 +1,62 @@
+using Celeriac.Tests.Support;
+using Celeriac.Worker;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Celeriac.Tests.Worker;
+
+/// <summary>A task never starts before its ETA by the worker's clock, even when timers fire early.</summary>
+public sealed class EtaTimerTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task EtaTask_TimerFiresFiveMillisecondsEarly_TaskStartsNoEarlierThanItsEta()
+    {
+        var fake = new FakeTimeProvider(DateTimeOffset.Parse("2026-12-04T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var time = new EarlyTimers(fake, TimeSpan.FromMilliseconds(5));
+        CeleriacApp app = RunningWorker.NewApp(o => o.TimeProvider = time);
+        var ranAt = new TaskCompletionSource<DateTimeOffset>(TaskCreationOptions.RunContinuationsAsynchronously);
+        app.Task("t.at", () =>
+        {
+            ranAt.TrySetResult(time.GetUtcNow());
+            return 1;
+        });
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        DateTimeOffset eta = fake.GetUtcNow().AddSeconds(1);
+        await app.SendTaskAsync("t.at", options: new ApplyOptions { Eta = eta }, ct: Ct);
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            while (worker.Worker.GetRequests(RequestState.Scheduled).Count == 0)
+            {
+                await Task.Delay(5, wait.Token);
+            }
+        }
+
+        // Up to 10 ms before the ETA in one step (the early timer has fired by eta - 5 ms), then a millisecond at a
+        // time with room for the worker to act between steps: a task let go by the early timer would start at once.
+        fake.Advance(TimeSpan.FromMilliseconds(990));
+        for (int step = 0; step < 200 && !ranAt.Task.IsCompleted; step++)
+        {
+            await Task.Delay(5, Ct);
+            fake.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        DateTimeOffset started = await ranAt.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+        Assert.True(started >= eta, $"started {(eta - started).TotalMilliseconds} ms before its ETA");
+    }
+
+    /// <summary>Fake time whose timers fire <c>early</c> before they are due, as coarse OS timers may.</summary>
+    private sealed class EarlyTimers(FakeTimeProvider fake, TimeSpan early) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => fake.GetUtcNow();
+
+        public override long GetTimestamp() => fake.GetTimestamp();
+
+        public override long TimestampFrequency => fake.TimestampFrequency;
+
+        public override TimeZoneInfo LocalTimeZone => fake.LocalTimeZone;
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            fake.CreateTimer(callback, state, dueTime == Timeout.InfiniteTimeSpan || dueTime <= early ? dueTime : dueTime - early, period);
+    }
+}
