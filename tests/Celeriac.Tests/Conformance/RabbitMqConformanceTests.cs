@@ -11,6 +11,8 @@ public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabb
 
     protected override bool RedeliversAtOnceWhenConsumerDies => true;
 
+    protected override bool RequeuedComesFirst => false;
+
     protected override async ValueTask<ITransport> CreateTransportAsync(TransportSetup setup) =>
         new RabbitMqTransport(new TransportOptions { Url = new Uri((await rabbit.ServerAsync()).Url()) });
 

@@ -46,6 +46,13 @@ public abstract class TransportConformanceTests : IAsyncDisposable
     /// <summary>Whether a dead consumer's messages come back at once (AMQP: the broker sees the connection close), not after the visibility timeout.</summary>
     protected virtual bool RedeliversAtOnceWhenConsumerDies => false;
 
+    /// <summary>
+    /// Whether a requeued message is always delivered again before the messages behind it. RabbitMQ puts it back at
+    /// its place, but with a channel-wide prefetch (Celery's and ours) the freed credit may reach the queue before the
+    /// requeue does, so the next message can come first.
+    /// </summary>
+    protected virtual bool RequeuedComesFirst => true;
+
     protected static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private async Task<ITransport> NewAsync(TransportSetup? setup = null)
@@ -228,14 +235,16 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         Assert.False(first.Redelivered);
 
         await first.RejectAsync(requeue: true, Ct);
-        Delivery again = await c.NextAsync();
+        Delivery next = await c.NextAsync();
+        await next.AckAsync(Ct);
+        Delivery after = await c.NextAsync();
+        await after.AckAsync(Ct);
 
-        Assert.Equal("m1", IdOf(again));
-        Assert.True(again.Redelivered);
-        await again.AckAsync(Ct);
-        Delivery second = await c.NextAsync();
-        Assert.Equal("m2", IdOf(second));
-        Assert.False(second.Redelivered);
+        Delivery again = IdOf(next) == "m1" || RequeuedComesFirst ? next : after;
+        Delivery second = again == next ? after : next;
+        Assert.Equal(("m1", true), (IdOf(again), again.Redelivered));
+        Assert.Equal(("m2", false), (IdOf(second), second.Redelivered));
+        Assert.Null(await c.TryNextAsync(s_quiet));
     }
 
     [Fact]
