@@ -19,12 +19,12 @@ public sealed class RabbitMqTransport : ITransport
 {
     // The exchanges Celery declares by name, with the types and durability Celery gives them, and the arguments of
     // the subscriber queues bound to them (kombu's pidbox: x-expires 10 s, x-message-ttl 300 s; celeryev's event
-    // receivers: 60 s and 5 s).
+    // receivers: 60 s and 5 s; a control client's reply queue: 10 s, no TTL).
     private static readonly Dictionary<string, KnownExchange> s_known = new(StringComparer.Ordinal)
     {
         ["celeryev"] = new(ExchangeType.Topic, true, 60_000, 5_000),
         ["celery.pidbox"] = new(ExchangeType.Fanout, false, 10_000, 300_000),
-        ["reply.celery.pidbox"] = new(ExchangeType.Direct, false, null, null),
+        ["reply.celery.pidbox"] = new(ExchangeType.Direct, false, 10_000, null),
     };
 
     /// <summary>RabbitMQ's own default <c>consumer_timeout</c> (30 min).</summary>
@@ -129,6 +129,14 @@ public sealed class RabbitMqTransport : ITransport
     {
         ArgumentNullException.ThrowIfNull(queue);
         string key = string.Join('\n', queue.Name, queue.Exchange, queue.RoutingKey, queue.ExchangeType, queue.MaxPriority, queue.Quorum);
+
+        if (IsTransient(queue))
+        {
+            // A control client's reply queue may have expired since its last use: declared each time, as kombu does.
+            await DeclareNowAsync(queue, key).WaitAsync(ct).ConfigureAwait(false);
+            return;
+        }
+
         if (_declared.ContainsKey(key))
         {
             return;
@@ -165,7 +173,17 @@ public sealed class RabbitMqTransport : ITransport
                     arguments = new() { ["x-queue-type"] = "quorum" };
                 }
 
-                await channel.QueueDeclareAsync(queue.Name, durable: true, exclusive: false, autoDelete: false, arguments, cancellationToken: ct).ConfigureAwait(false);
+                if (IsTransient(queue))
+                {
+                    // As kombu's reply queue: not durable, deleted when unused, and gone after the expiry with no consumer.
+                    arguments = new() { ["x-expires"] = s_known[queue.Exchange].QueueExpires };
+                    await channel.QueueDeclareAsync(queue.Name, durable: false, exclusive: false, autoDelete: true, arguments, cancellationToken: ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    await channel.QueueDeclareAsync(queue.Name, durable: true, exclusive: false, autoDelete: false, arguments, cancellationToken: ct).ConfigureAwait(false);
+                }
+
                 if (queue.Exchange.Length > 0)
                 {
                     await DeclareExchangeAsync(channel, queue.Exchange, queue.ExchangeType, ct).ConfigureAwait(false);
@@ -182,6 +200,9 @@ public sealed class RabbitMqTransport : ITransport
             _quorumQueues.TryAdd(queue.Name, 0);
         }
     }
+
+    private static bool IsTransient(QueueDeclaration queue) =>
+        queue.Exchange == "reply.celery.pidbox";
 
     private async Task EnsureQueueAsync(string queue, CancellationToken ct)
     {

@@ -130,6 +130,13 @@ public sealed class CeleriacOptions
     public bool WithoutHeartbeat { get; set; }
 
     /// <summary>
+    /// No mingle at start-up (<c>CELERIAC_WITHOUT_MINGLE</c>; <c>--without-mingle</c>, as Celery's). As Celery's, a worker
+    /// on Redis or AMQP first asks the others (<c>hello</c>, for up to a second) for the ids they revoked and their clock,
+    /// so that a revoke made before it started holds on it too. <value>false</value>
+    /// </summary>
+    public bool WithoutMingle { get; set; }
+
+    /// <summary>
     /// How often a worker sends <c>worker-heartbeat</c> (<c>CELERIAC_HEARTBEAT_INTERVAL</c>, seconds;
     /// <c>--heartbeat-interval</c>, as Celery's); monitors take a worker as offline after two intervals without one.
     /// <value>2 seconds</value>

@@ -35,6 +35,7 @@ public static class CeleriacSettings
         ("TrackStarted", "CELERIAC_TRACK_STARTED", static (o, v) => o.TrackStarted = Bool("TrackStarted", v)),
         ("TaskEvents", "CELERIAC_TASK_EVENTS", static (o, v) => o.TaskEvents = Bool("TaskEvents", v)),
         ("WithoutHeartbeat", "CELERIAC_WITHOUT_HEARTBEAT", static (o, v) => o.WithoutHeartbeat = Bool("WithoutHeartbeat", v)),
+        ("WithoutMingle", "CELERIAC_WITHOUT_MINGLE", static (o, v) => o.WithoutMingle = Bool("WithoutMingle", v)),
         ("HeartbeatInterval", "CELERIAC_HEARTBEAT_INTERVAL", static (o, v) => o.HeartbeatInterval = Seconds("HeartbeatInterval", v)),
         ("TaskSendSentEvent", "CELERIAC_TASK_SEND_SENT_EVENT", static (o, v) => o.TaskSendSentEvent = Bool("TaskSendSentEvent", v)),
         ("ResultExtended", "CELERIAC_RESULT_EXTENDED", static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),

@@ -98,6 +98,16 @@ public sealed class RevokedTasks(TimeProvider time)
             entries.Add((p.Name, added));
         }
 
+        return Merge(entries);
+    }
+
+    /// <summary>
+    /// Adds ids another worker or a previous run held, each with the time it was revoked (mingle's <c>hello</c>); an id
+    /// already held keeps the later time, and expired ones are dropped. Returns how many ids are held.
+    /// </summary>
+    public int Merge(IEnumerable<(string Id, DateTimeOffset Added)> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
         DateTimeOffset now = time.GetUtcNow();
         lock (_gate)
         {
@@ -112,6 +122,16 @@ public sealed class RevokedTasks(TimeProvider time)
 
             Purge(now);
             return _ids.Count;
+        }
+    }
+
+    /// <summary>The held ids and when each was revoked, oldest first.</summary>
+    public IReadOnlyList<KeyValuePair<string, DateTimeOffset>> Snapshot()
+    {
+        lock (_gate)
+        {
+            Purge(time.GetUtcNow());
+            return [.. _ids.OrderBy(kv => kv.Value)];
         }
     }
 

@@ -50,7 +50,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 15, Level = LogLevel.Warning, Message = "Remote control message that is not a pidbox request ignored")]
     public static partial void BadControlMessage(ILogger logger);
 
-    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Remote control command '{Method}' is not supported by Celeriac yet")]
+    [LoggerMessage(EventId = 16, Level = LogLevel.Warning, Message = "Remote control command '{Method}' is unknown")]
     public static partial void UnknownControlCommand(ILogger logger, string method);
 
     [LoggerMessage(EventId = 17, Level = LogLevel.Error, Message = "Could not acknowledge task {Name}[{Id}]; the broker will deliver it again")]

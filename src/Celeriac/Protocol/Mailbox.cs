@@ -31,8 +31,12 @@ public static class Mailbox
     /// <summary>The direct exchange of replies.</summary>
     public const string ReplyExchange = "reply.celery.pidbox";
 
-    /// <summary>A broadcast request (no reply wanted unless <paramref name="replyTo"/> is given).</summary>
-    public static TransportMessage Request(string method, IReadOnlyDictionary<string, object?> arguments, IReadOnlyList<string>? destination, string? replyTo, TimeProvider time, TimeSpan timeout)
+    /// <summary>
+    /// A broadcast request (no reply wanted unless <paramref name="replyTo"/>, the client's oid, is given); replies carry
+    /// <paramref name="ticket"/> (a new one when <see langword="null"/>). It goes stale after <paramref name="timeout"/>,
+    /// or never when that is zero (kombu's <c>expires</c> 0).
+    /// </summary>
+    public static TransportMessage Request(string method, IReadOnlyDictionary<string, object?> arguments, IReadOnlyList<string>? destination, string? replyTo, TimeProvider time, TimeSpan timeout, string? ticket = null)
     {
         ArgumentNullException.ThrowIfNull(method);
         ArgumentNullException.ThrowIfNull(arguments);
@@ -62,7 +66,7 @@ public static class Mailbox
 
             w.WriteNull("pattern"u8);
             w.WriteNull("matcher"u8);
-            w.WriteString("ticket"u8, Guid.NewGuid().ToString());
+            w.WriteString("ticket"u8, ticket ?? Guid.NewGuid().ToString());
             if (replyTo is null)
             {
                 w.WriteNull("reply_to"u8);
@@ -78,7 +82,7 @@ public static class Mailbox
             w.WriteEndObject();
         }
 
-        double expires = (time.GetUtcNow() + timeout).ToUnixTimeMilliseconds() / 1000.0;
+        double expires = timeout <= TimeSpan.Zero ? 0 : (time.GetUtcNow() + timeout).ToUnixTimeMilliseconds() / 1000.0;
         return new TransportMessage
         {
             Body = buffer.WrittenMemory.ToArray(),
@@ -135,18 +139,21 @@ public static class Mailbox
         }
     }
 
-    /// <summary>A reply <c>{"&lt;node&gt;": value}</c> to <paramref name="request"/>.</summary>
-    public static TransportMessage Reply(ControlRequest request, string node, IReadOnlyDictionary<string, object?> value)
+    /// <summary>
+    /// A reply <c>{"&lt;node&gt;": value}</c> to <paramref name="request"/>; <paramref name="value"/> is any plain value
+    /// (<c>{"ok": ...}</c>, a list, <see langword="null"/>). <paramref name="clock"/> is the replier's Lamport clock.
+    /// </summary>
+    public static TransportMessage Reply(ControlRequest request, string node, object? value, long clock = 1)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var body = new Dictionary<string, object?>(StringComparer.Ordinal) { [node] = value.ToDictionary(StringComparer.Ordinal) };
+        var body = new Dictionary<string, object?>(StringComparer.Ordinal) { [node] = value };
         var buffer = new ArrayBufferWriter<byte>(128);
         using (var w = new Utf8JsonWriter(buffer))
         {
             JsonValues.Write(w, body);
         }
 
-        var headers = new Dictionary<string, object?>(StringComparer.Ordinal) { ["clock"] = 1L };
+        var headers = new Dictionary<string, object?>(StringComparer.Ordinal) { ["clock"] = clock };
         if (request.Ticket is not null)
         {
             headers["ticket"] = request.Ticket;

@@ -18,6 +18,30 @@ internal sealed class Autoscaler(CeleriacWorker worker, int max, int min, TimeSp
     /// <summary>How often it looks. <value>1 second</value></summary>
     public static TimeSpan Interval { get; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>The most slots it grows to.</summary>
+    public int Max
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _max;
+            }
+        }
+    }
+
+    /// <summary>The fewest slots it shrinks to.</summary>
+    public int Min
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _min;
+            }
+        }
+    }
+
     public void SetBounds(int newMax, int newMin)
     {
         lock (_gate)

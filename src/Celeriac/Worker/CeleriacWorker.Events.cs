@@ -10,13 +10,13 @@ namespace Celeriac.Worker;
 /// </summary>
 public sealed partial class CeleriacWorker
 {
-    /// <summary>The worker's dispatcher, when it sends any event.</summary>
-    private readonly EventDispatcher? _events;
+    /// <summary>The worker's dispatcher, when it sends any event (created when remote control turns task events on).</summary>
+    private EventDispatcher? _events;
 
     /// <summary>The same dispatcher when task events are on, else null: the hot path checks only this.</summary>
-    private readonly EventDispatcher? _taskEvents;
+    private volatile EventDispatcher? _taskEvents;
 
-    /// <summary>Whether this worker sends task events (<c>-E</c>).</summary>
+    /// <summary>Whether this worker sends task events now (<c>-E</c>, or remote control's <c>enable_events</c>).</summary>
     public bool TaskEventsEnabled => _taskEvents is not null;
 
     /// <summary>
@@ -88,11 +88,10 @@ public sealed partial class CeleriacWorker
     }
 
     /// <summary>Celery's <c>heartbeat</c> command (what an event receiver broadcasts as it starts): a heartbeat now.</summary>
-    private async ValueTask<Dictionary<string, object?>> OnHeartbeatCommandAsync()
+    private async ValueTask OnHeartbeatCommandAsync()
     {
         Log.HeartbeatRequested(_logger);
         await SendWorkerEventAsync("worker-heartbeat", CancellationToken.None).ConfigureAwait(false);
-        return new(StringComparer.Ordinal) { ["ok"] = "heartbeat sent" };
     }
 
     /// <summary>Stops the heartbeat however the run ends, so that a worker that failed does not beat on.</summary>

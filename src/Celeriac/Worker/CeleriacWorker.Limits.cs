@@ -115,6 +115,7 @@ public sealed partial class CeleriacWorker
         }
 
         _rateLimits.Set(name, perSecond);
+        _rateTexts[name] = disables ? null : rate.ValueKind == JsonValueKind.String ? rate.GetString() : rate.GetRawText();
         if (disables)
         {
             Log.RateLimitDisabled(_logger, name);

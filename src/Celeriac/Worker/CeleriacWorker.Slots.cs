@@ -255,6 +255,7 @@ public sealed partial class CeleriacWorker
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
+        CountAccepted(h.Task);
         if (_taskEvents is { } events)
         {
             TaskEvents.Started(events, h.Id);

@@ -21,7 +21,7 @@ public sealed partial class CeleriacWorker
     private readonly CeleriacApp _app;
     private readonly ILogger _logger;
     private readonly string _node;
-    private readonly IReadOnlyList<string> _queues;
+    private volatile string[] _queues;
     private readonly int _prefetch;
     private readonly bool _prefetchOff;
     private long _processed;
@@ -57,7 +57,7 @@ public sealed partial class CeleriacWorker
         CeleriacOptions o = app.Options;
         o.Validate();
         _node = o.EffectiveNodeName;
-        _queues = o.EffectiveQueues;
+        _queues = [.. o.EffectiveQueues];
         int maxConcurrency = o.Concurrency;
         int concurrency = o.Concurrency;
         if (CeleriacOptions.TryParseAutoscale(o.Autoscale, out int max, out int min))
@@ -90,8 +90,10 @@ public sealed partial class CeleriacWorker
         // As Celery's worker: worker events unless --without-heartbeat, task events only with -E.
         _events = o.TaskEvents || !o.WithoutHeartbeat ? new Events.EventDispatcher(app, _node) : null;
         _taskEvents = o.TaskEvents ? _events : null;
-        _intake = new RequestIntake(app, this, _store, _documents, _logger, _taskEvents);
-        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), .. _taskEvents is null ? [] : new IPostRunStep[] { new EventsStep(_taskEvents) }, .. steps ?? []];
+        _intake = new RequestIntake(app, this, _store, _documents, _logger, () => _taskEvents);
+
+        // The events step is always there, so that remote control may turn task events on; off, it only returns.
+        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), new EventsStep(() => _taskEvents), .. steps ?? []];
         _steps = [.. all.OrderBy(static s => s.Order)];
         CanvasBuiltins.Register(app);
     }
@@ -99,7 +101,7 @@ public sealed partial class CeleriacWorker
     /// <summary>The worker's node name.</summary>
     public string NodeName => _node;
 
-    /// <summary>The queues it consumes.</summary>
+    /// <summary>The queues it consumes now (remote control's <c>add_consumer</c> and <c>cancel_consumer</c> change them).</summary>
     public IReadOnlyList<string> Queues => _queues;
 
     /// <summary>How many tasks it runs at once now (the pool's size; autoscale and remote control change it).</summary>
@@ -131,6 +133,7 @@ public sealed partial class CeleriacWorker
     public async Task RunAsync(CancellationToken stop, CancellationToken abort = default)
     {
         using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
+        _startedAt = _app.Time.GetUtcNow();
         LoadStateDb();
         _app.Signals.OnWorkerInit(this, new WorkerSignalEventArgs(this));
         if (PoolNames.IsGreen(_app.Options.Pool))
@@ -152,14 +155,17 @@ public sealed partial class CeleriacWorker
             SingleReader = false,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        using var stopOrAbort = CancellationTokenSource.CreateLinkedTokenSource(stop, abort);
+        using var remoteStop = new CancellationTokenSource();
+        _requestStop = remoteStop.Cancel;
+        using var stopOrAbort = CancellationTokenSource.CreateLinkedTokenSource(stop, abort, remoteStop.Token);
         _slotContext = new SlotContext(window, stopOrAbort.Token, linkedAbort.Token);
         StartSlots();
 
-        // Remote control (kombu's pidbox): revoke and ping from Celery's and Celeriac's clients.
+        // Remote control (kombu's pidbox): Celery's inspect and control commands, from Celery's and Celeriac's clients.
         IAsyncDisposable control = await transport.SubscribeAsync(
             Control.Mailbox.Exchange, m => OnControlAsync(transport, m), new SubscriberBinding(_node + "." + Control.Mailbox.Exchange), abort).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable unsubscribe = control.ConfigureAwait(false);
+        await MingleAsync(abort).ConfigureAwait(false);
 
         // Celery's gossip: every worker listens to the other workers' events, so its queue is part of the topology
         // Celery users see (celeryev.<uuid> bound to worker.#). Celeriac takes no part in gossip yet and drops them.
@@ -287,9 +293,23 @@ public sealed partial class CeleriacWorker
         TimeSpan delay = TimeSpan.FromMilliseconds(100);
         while (!stop.IsCancellationRequested)
         {
+            // Remote control's add_consumer / cancel_consumer cancel this consume, which starts again on the new queues.
+            using var swap = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            string[] queues;
+            lock (_queueGate)
+            {
+                _consumeSwap = swap;
+                queues = _queues;
+            }
+
             try
             {
-                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = _queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff }, stop).ConfigureAwait(false))
+                if (queues.Length == 0)
+                {
+                    await Task.Delay(Timeout.Infinite, swap.Token).ConfigureAwait(false);
+                }
+
+                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff }, swap.Token).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
                     var request = new WorkerRequest(delivery, this);
@@ -300,6 +320,10 @@ public sealed partial class CeleriacWorker
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return;
+            }
+            catch (OperationCanceledException) when (swap.IsCancellationRequested)
+            {
+                // The queues changed.
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
@@ -315,6 +339,16 @@ public sealed partial class CeleriacWorker
                 }
 
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+            }
+            finally
+            {
+                lock (_queueGate)
+                {
+                    if (_consumeSwap == swap)
+                    {
+                        _consumeSwap = null;
+                    }
+                }
             }
         }
     }

@@ -4,17 +4,22 @@ using Celeriac.Events;
 namespace Celeriac.Worker;
 
 /// <summary>
-/// The last post-run step when task events are on (<c>-E</c>): the outcome as Celery's request reports it, after the
-/// result is stored and the canvas has acted: <c>task-succeeded</c> (result repr, runtime), <c>task-failed</c>
+/// The last post-run step; while task events are on (<c>-E</c>, <c>enable_events</c>) it sends the outcome as Celery's
+/// request reports it, after the result is stored and the canvas has acted: <c>task-succeeded</c> (result repr, runtime), <c>task-failed</c>
 /// (exception repr, traceback), <c>task-retried</c>, <c>task-revoked</c> (terminated, signum, expired) or
 /// <c>task-rejected</c> (requeue). An ignored task sends nothing, as Celery's.
 /// </summary>
-internal sealed class EventsStep(EventDispatcher events) : IPostRunStep
+internal sealed class EventsStep(Func<EventDispatcher?> taskEvents) : IPostRunStep
 {
     public int Order => 20;
 
     public ValueTask AfterRunAsync(FinishedTask task, CancellationToken ct)
     {
+        if (taskEvents() is not { } events)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         TaskOutcome o = task.Outcome;
         string id = task.Id;
         switch (o.Kind)

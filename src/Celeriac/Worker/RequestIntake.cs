@@ -10,7 +10,7 @@ namespace Celeriac.Worker;
 /// logged once, failed where its id is known (as Celery stores <c>ContentDisallowed</c> and <c>NotRegistered</c>), and
 /// acked: it never reaches a pool and never stops the worker.
 /// </summary>
-internal sealed class RequestIntake(CeleriacApp app, object sender, StoreResultStep store, ResultDocuments documents, ILogger logger, Events.EventDispatcher? taskEvents)
+internal sealed class RequestIntake(CeleriacApp app, object sender, StoreResultStep store, ResultDocuments documents, ILogger logger, Func<Events.EventDispatcher?> taskEvents)
 {
     /// <summary>Decodes the request's message in place; false when it was bad input and has been settled.</summary>
     public async ValueTask<bool> DecodeAsync(WorkerRequest request, CancellationToken abort)
@@ -41,10 +41,10 @@ internal sealed class RequestIntake(CeleriacApp app, object sender, StoreResultS
             Log.UnknownTask(logger, message.Headers.Task, message.Headers.Id);
             app.Signals.OnTaskUnknown(sender, new TaskSignalEventArgs { TaskId = message.Headers.Id, TaskName = message.Headers.Task, Queue = delivery.Queue, Message = transportMessage });
             await store.StoreAsync(documents.Failure(message.Headers.Id, new ExceptionInfo("NotRegistered", message.Headers.Task, "celery.exceptions"), message.Transport.ReplyTo), abort).ConfigureAwait(false);
-            if (taskEvents is not null)
+            if (taskEvents() is { } events)
             {
                 // As Celery's consumer: a task-failed without a task-received, so monitors see the id fail.
-                Events.TaskEvents.Failed(taskEvents, "task-failed", message.Headers.Id, $"NotRegistered({PythonRepr.OfString(message.Headers.Task)})", null);
+                Events.TaskEvents.Failed(events, "task-failed", message.Headers.Id, $"NotRegistered({PythonRepr.OfString(message.Headers.Task)})", null);
             }
 
             await delivery.AckAsync(abort).ConfigureAwait(false);

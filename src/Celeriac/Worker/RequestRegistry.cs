@@ -79,6 +79,9 @@ internal sealed class RequestRegistry
     /// <summary>The running request with this task id.</summary>
     public bool TryGetActive(string id, out WorkerRequest? request) => _active.TryGetValue(id, out request);
 
+    /// <summary>The requests held in <paramref name="state"/> now (all of them for <see langword="null"/>).</summary>
+    public List<WorkerRequest> Held(RequestState? state) => [.. _held.Keys.Where(r => state is null || r.State == state)];
+
     /// <summary>A snapshot of the requests in <paramref name="state"/>.</summary>
     public IReadOnlyList<RequestInfo> Snapshot(RequestState state, string hostname) =>
         _held.Keys.Where(r => r.State == state).Select(r => r.Describe(hostname)).ToList();

@@ -79,6 +79,11 @@ internal static class WorkerCommand
                 o.TaskEvents = true;
             }
 
+            if (parse.GetValue(definition.WithoutMingleOption))
+            {
+                o.WithoutMingle = true;
+            }
+
             if (parse.GetValue(definition.WithoutHeartbeatOption))
             {
                 o.WithoutHeartbeat = true;

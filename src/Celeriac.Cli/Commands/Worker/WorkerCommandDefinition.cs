@@ -49,6 +49,7 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(MaxMemoryPerChildOption);
         Options.Add(TaskEventsOption);
         Options.Add(WithoutHeartbeatOption);
+        Options.Add(WithoutMingleOption);
         Options.Add(HeartbeatIntervalOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
     }
@@ -144,6 +145,11 @@ internal sealed class WorkerCommandDefinition : Command
     public Option<bool> WithoutHeartbeatOption { get; } = new("--without-heartbeat")
     {
         Description = "Send no worker events (worker-online, worker-heartbeat, worker-offline), which are sent by default, as by Celery's workers.",
+    };
+
+    public Option<bool> WithoutMingleOption { get; } = new("--without-mingle")
+    {
+        Description = "Do not ask the other workers at start-up for the task ids they revoked (mingle, as Celery's workers do on Redis and AMQP).",
     };
 
     public Option<double?> HeartbeatIntervalOption { get; } = new("--heartbeat-interval")

@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Threading.Channels;
+using Celeriac.Protocol;
+using Celeriac.Transport;
+using Microsoft.Extensions.Logging;
+
+namespace Celeriac.Control;
+
+/// <summary>
+/// Celery's <c>app.control</c>: sends remote-control commands over the broker's <c>celery.pidbox</c> to every worker
+/// (Celeriac or Celery) or to the named ones, and gathers their replies from this client's reply queue
+/// (<c>&lt;oid&gt;.reply.celery.pidbox</c>, bound to <c>reply.celery.pidbox</c> by the oid, as kombu's). Replies are
+/// gathered until <see cref="ControlOptions.Timeout"/> has passed or <see cref="ControlOptions.Limit"/> have come.
+/// Get it as <c>app.Control</c>.
+/// </summary>
+#pragma warning disable CA1001 // One client per app, for the app's life; its listener's token source is disposed when the last waiter leaves.
+public sealed class ControlClient
+#pragma warning restore CA1001
+{
+    /// <summary>Celery's default reply timeout (<c>celery inspect -t</c>).</summary>
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(1);
+
+    private static readonly ConditionalWeakTable<CeleriacApp, ControlClient> s_clients = [];
+
+    private readonly CeleriacApp _app;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, ChannelWriter<ControlReply>> _waiting = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private int _users;
+    private CancellationTokenSource? _stopListening;
+
+    private ControlClient(CeleriacApp app)
+    {
+        _app = app;
+        _logger = app.LoggerFactory.CreateLogger("Celeriac.Control");
+        Oid = Guid.NewGuid().ToString();
+    }
+
+    /// <summary>This client's id: the routing key of its replies.</summary>
+    public string Oid { get; }
+
+    /// <summary>The queue its replies come to.</summary>
+    public string ReplyQueue => Oid + "." + Mailbox.ReplyExchange;
+
+    /// <summary>The app's client (one per app, so that its reply queue is one).</summary>
+    public static ControlClient For(CeleriacApp app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        return s_clients.GetValue(app, static a => new ControlClient(a));
+    }
+
+    /// <summary>An inspector of the workers <paramref name="options"/> name (all when none).</summary>
+    public Inspector Inspect(ControlOptions? options = null) => new(this, options ?? new ControlOptions());
+
+    /// <summary>
+    /// Sends <paramref name="command"/> with <paramref name="arguments"/>; with <see cref="ControlOptions.Reply"/>,
+    /// returns the replies that came in time, in arrival order.
+    /// </summary>
+    public async Task<IReadOnlyList<ControlReply>> BroadcastAsync(string command, IReadOnlyDictionary<string, object?>? arguments = null, ControlOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(command);
+        options ??= new ControlOptions();
+        arguments ??= new Dictionary<string, object?>(StringComparer.Ordinal);
+        TimeSpan timeout = options.Timeout ?? DefaultTimeout;
+        ITransport transport = _app.Transport;
+        if (!options.Reply)
+        {
+            // Workers drop a request that is stale on arrival: give it a few seconds, not the reply timeout.
+            TransportMessage cast = Mailbox.Request(command, arguments, options.Destination, replyTo: null, _app.Time, TimeSpan.FromSeconds(5));
+            await transport.PublishAsync(Mailbox.Exchange, "", [cast], ct).ConfigureAwait(false);
+            return [];
+        }
+
+        string ticket = Guid.NewGuid().ToString();
+        var inbox = Channel.CreateUnbounded<ControlReply>(new UnboundedChannelOptions { SingleReader = true });
+        _waiting[ticket] = inbox.Writer;
+        try
+        {
+            await StartListeningAsync(transport, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            _waiting.TryRemove(ticket, out _);
+            throw;
+        }
+
+        try
+        {
+            TransportMessage request = Mailbox.Request(command, arguments, options.Destination, Oid, _app.Time, timeout, ticket);
+            await transport.PublishAsync(Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
+            int? limit = options.Limit ?? options.Destination?.Count;
+            var replies = new List<ControlReply>();
+            using var window = new CancellationTokenSource(timeout, _app.Time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(window.Token, ct);
+            while (limit is null || replies.Count < limit)
+            {
+                try
+                {
+                    replies.Add(await inbox.Reader.ReadAsync(linked.Token).ConfigureAwait(false));
+                }
+                catch (OperationCanceledException) when (window.IsCancellationRequested && !ct.IsCancellationRequested)
+                {
+                    break;
+                }
+            }
+
+            return replies;
+        }
+        finally
+        {
+            _waiting.TryRemove(ticket, out _);
+            StopListening();
+        }
+    }
+
+    /// <summary>Celery's <c>ping</c>: the workers that answered in time, by node name.</summary>
+    public async Task<IReadOnlyDictionary<string, ControlReply>> PingAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        ByNode(await BroadcastAsync("ping", null, Replying(options), ct).ConfigureAwait(false));
+
+    /// <summary>Celery's <c>revoke</c>: the workers skip these tasks when they come; with <paramref name="terminate"/> they also stop them if they run.</summary>
+    public Task<IReadOnlyList<ControlReply>> RevokeAsync(IEnumerable<string> taskIds, bool terminate = false, string? signal = null, ControlOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskIds);
+        return BroadcastAsync("revoke", Args(("task_id", taskIds.Cast<object?>().ToList()), ("terminate", terminate), ("signal", signal ?? "SIGTERM")), options, ct);
+    }
+
+    /// <summary>Celery's <c>terminate</c>: revoke and stop the running tasks with <paramref name="signal"/>.</summary>
+    public Task<IReadOnlyList<ControlReply>> TerminateAsync(IEnumerable<string> taskIds, string signal = "SIGTERM", ControlOptions? options = null, CancellationToken ct = default) =>
+        RevokeAsync(taskIds, terminate: true, signal, options, ct);
+
+    /// <summary>Celery's <c>rate_limit</c> (<c>"10/s"</c>, <c>"5/m"</c>; <see langword="null"/> removes the limit).</summary>
+    public Task<IReadOnlyList<ControlReply>> RateLimitAsync(string taskName, string? rateLimit, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("rate_limit", Args(("task_name", taskName), ("rate_limit", rateLimit)), options, ct);
+
+    /// <summary>Celery's <c>time_limit</c>: a task's soft and hard limits in seconds (<see langword="null"/>: none).</summary>
+    public Task<IReadOnlyList<ControlReply>> TimeLimitAsync(string taskName, double? soft, double? hard = null, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("time_limit", Args(("task_name", taskName), ("soft", soft), ("hard", hard)), options, ct);
+
+    /// <summary>Celery's <c>pool_grow</c>.</summary>
+    public Task<IReadOnlyList<ControlReply>> PoolGrowAsync(int n = 1, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("pool_grow", Args(("n", (long)n)), options, ct);
+
+    /// <summary>Celery's <c>pool_shrink</c>.</summary>
+    public Task<IReadOnlyList<ControlReply>> PoolShrinkAsync(int n = 1, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("pool_shrink", Args(("n", (long)n)), options, ct);
+
+    /// <summary>Celery's <c>pool_restart</c>.</summary>
+    public Task<IReadOnlyList<ControlReply>> PoolRestartAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("pool_restart", null, options, ct);
+
+    /// <summary>Celery's <c>autoscale</c>: new bounds for workers that autoscale.</summary>
+    public Task<IReadOnlyList<ControlReply>> AutoscaleAsync(int max, int min, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("autoscale", Args(("max", (long)max), ("min", (long)min)), options, ct);
+
+    /// <summary>Celery's <c>add_consumer</c>: the workers also consume <paramref name="queue"/>.</summary>
+    public Task<IReadOnlyList<ControlReply>> AddConsumerAsync(string queue, string? exchange = null, string? exchangeType = null, string? routingKey = null, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("add_consumer", Args(("queue", queue), ("exchange", exchange), ("exchange_type", exchangeType), ("routing_key", routingKey)), options, ct);
+
+    /// <summary>Celery's <c>cancel_consumer</c>: the workers stop consuming <paramref name="queue"/>.</summary>
+    public Task<IReadOnlyList<ControlReply>> CancelConsumerAsync(string queue, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("cancel_consumer", Args(("queue", queue)), options, ct);
+
+    /// <summary>Celery's <c>enable_events</c>: the workers send task events.</summary>
+    public Task<IReadOnlyList<ControlReply>> EnableEventsAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("enable_events", null, options, ct);
+
+    /// <summary>Celery's <c>disable_events</c>.</summary>
+    public Task<IReadOnlyList<ControlReply>> DisableEventsAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("disable_events", null, options, ct);
+
+    /// <summary>Celery's <c>heartbeat</c>: the workers send a heartbeat now.</summary>
+    public Task<IReadOnlyList<ControlReply>> HeartbeatAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("heartbeat", null, options, ct);
+
+    /// <summary>Celery's <c>shutdown</c>: the workers stop warm (Celery's do not reply).</summary>
+    public Task<IReadOnlyList<ControlReply>> ShutdownAsync(ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("shutdown", null, options, ct);
+
+    /// <summary>Celery's <c>election</c>.</summary>
+    public Task<IReadOnlyList<ControlReply>> ElectionAsync(string id, string topic, string? action = null, ControlOptions? options = null, CancellationToken ct = default) =>
+        BroadcastAsync("election", Args(("id", id), ("topic", topic), ("action", action)), options, ct);
+
+    /// <summary>Replies by node (a node that answered twice keeps its first answer).</summary>
+    internal static Dictionary<string, ControlReply> ByNode(IEnumerable<ControlReply> replies)
+    {
+        var byNode = new Dictionary<string, ControlReply>(StringComparer.Ordinal);
+        foreach (ControlReply r in replies)
+        {
+            byNode.TryAdd(r.Node, r);
+        }
+
+        return byNode;
+    }
+
+    private static ControlOptions Replying(ControlOptions? options) => (options ?? new ControlOptions()) with { Reply = true };
+
+    private static Dictionary<string, object?> Args(params (string Key, object? Value)[] pairs)
+    {
+        var d = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach ((string key, object? value) in pairs)
+        {
+            d[key] = value;
+        }
+
+        return d;
+    }
+
+    /// <summary>Declares the reply queue and, for the first caller, starts the loop that hands replies to their waiters by ticket.</summary>
+    private async Task StartListeningAsync(ITransport transport, CancellationToken ct)
+    {
+        await transport.DeclareQueueAsync(new QueueDeclaration(ReplyQueue, Mailbox.ReplyExchange, Oid, "direct"), ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            if (_users++ == 0)
+            {
+                _stopListening = new CancellationTokenSource();
+                CancellationToken stop = _stopListening.Token;
+                _ = Task.Run(() => ListenAsync(transport, stop), CancellationToken.None);
+            }
+        }
+    }
+
+    /// <summary>The last caller stops the loop (a listener per client, only while someone waits).</summary>
+    private void StopListening()
+    {
+        lock (_gate)
+        {
+            if (--_users == 0 && _stopListening is { } stop)
+            {
+                stop.Cancel();
+                stop.Dispose();
+                _stopListening = null;
+            }
+        }
+    }
+
+    private async Task ListenAsync(ITransport transport, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = [ReplyQueue], Prefetch = 64 }, stop).ConfigureAwait(false))
+            {
+                await delivery.AckAsync(CancellationToken.None).ConfigureAwait(false);
+                if (delivery.Message is { } message)
+                {
+                    Deliver(message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // No one waits any more.
+        }
+        catch (Exception ex)
+        {
+            // The waiters time out with what came; the next call listens again.
+            Diagnostics.Log.ControlRepliesLost(_logger, ReplyQueue, ex);
+        }
+    }
+
+    /// <summary>Hands a reply <c>{"&lt;node&gt;": value}</c> to the call that waits for its ticket; others are dropped (stale).</summary>
+    private void Deliver(TransportMessage message)
+    {
+        if (message.Headers.TryGetValue("clock", out object? clock) && clock is long c)
+        {
+            _app.Clock.Adjust(c);
+        }
+
+        if (!message.Headers.TryGetValue("ticket", out object? t) || t is not string ticket || !_waiting.TryGetValue(ticket, out ChannelWriter<ControlReply>? inbox))
+        {
+            return;
+        }
+
+        try
+        {
+            using JsonDocument doc = JsonDocument.Parse(message.Body, new JsonDocumentOptions { MaxDepth = JsonValues.MaxDepth });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return;
+            }
+
+            foreach (JsonProperty node in doc.RootElement.EnumerateObject())
+            {
+                inbox.TryWrite(new ControlReply(node.Name, node.Value.Clone()));
+            }
+        }
+        catch (JsonException)
+        {
+            // Not a reply: ignored, as kombu does with what it cannot decode.
+        }
+    }
+}
+
+/// <summary>Where a command goes and how its replies are gathered.</summary>
+public sealed record ControlOptions
+{
+    /// <summary>The node names it is for (<c>-d</c>), or all workers when <see langword="null"/>.</summary>
+    public IReadOnlyList<string>? Destination { get; init; }
+
+    /// <summary>Whether to wait for replies (inspect always does). <value>false</value> for control commands, as Celery's.</summary>
+    public bool Reply { get; init; }
+
+    /// <summary>How long replies are gathered (<c>-t</c>). <value>1 s</value></summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>Stop once this many replies came (default: as many as <see cref="Destination"/> names, else wait the timeout).</summary>
+    public int? Limit { get; init; }
+}
+
+/// <summary>One worker's reply: its node name and the value it sent (<c>{"ok": ...}</c>, <c>{"error": ...}</c>, a list...).</summary>
+/// <param name="Node">The worker's node name.</param>
+/// <param name="Value">What it replied.</param>
+public sealed record ControlReply(string Node, JsonElement Value)
+{
+    /// <summary>The text of an <c>{"ok": ...}</c> reply, else <see langword="null"/>.</summary>
+    public string? Ok => Field("ok");
+
+    /// <summary>The text of an <c>{"error": ...}</c> reply, else <see langword="null"/>.</summary>
+    public string? Error => Field("error");
+
+    private string? Field(string name) =>
+        Value.ValueKind == JsonValueKind.Object && Value.TryGetProperty(name, out JsonElement v)
+            ? v.ValueKind == JsonValueKind.String ? v.GetString() : v.GetRawText()
+            : null;
+}
