@@ -163,6 +163,7 @@ public sealed partial class CeleriacWorker
             {
                 string? value = field switch
                 {
+                    "name" => task.Name,
                     "rate_limit" => _rateTexts.TryGetValue(taskName, out string? text) ? text : task.Options.RateLimit,
                     "queue" => task.Options.Queue,
                     "acks_late" => task.Options.AcksLate is { } late ? (late ? "True" : "False") : null,

@@ -128,6 +128,7 @@ public abstract class RemoteControlTests
         Inspector inspect = rig.App.Control.Inspect(rig.To);
         IReadOnlyList<string> registered = (await inspect.RegisteredAsync(ct: Ct))[rig.Node];
         IReadOnlyList<string> withRates = (await inspect.RegisteredAsync(["rate_limit"], Ct))[rig.Node];
+        IReadOnlyList<string> withNames = (await inspect.RegisteredAsync(["name", "rate_limit"], Ct))[rig.Node];
         WorkerStats stats = (await inspect.StatsAsync(Ct))[rig.Node];
         long clock = (await inspect.ClockAsync(Ct))[rig.Node];
         JsonElement conf = (await inspect.ConfAsync(ct: Ct))[rig.Node];
@@ -137,6 +138,9 @@ public abstract class RemoteControlTests
         Assert.Equal(["rc.add", "rc.limited [rate_limit=10/s]", "rc.wait"], registered);
         Assert.Contains("rc.limited [rate_limit=10/s]", withRates);
         Assert.Contains("rc.add", withRates);
+
+        // Celery's test_inspect asks for 'name': every task has one, so each line has brackets.
+        Assert.Equal(["rc.add [name=rc.add]", "rc.limited [name=rc.limited rate_limit=10/s]", "rc.wait [name=rc.wait]"], withNames);
         Assert.Equal((long)Environment.ProcessId, stats.Pid);
         Assert.Equal(3, stats.Total["rc.add"]);
         Assert.Equal((1, 4), (stats.MaxConcurrency, stats.PrefetchCount));
