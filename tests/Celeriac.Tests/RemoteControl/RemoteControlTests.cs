@@ -117,6 +117,30 @@ public abstract class RemoteControlTests
     }
 
     [Fact]
+    public async Task Inspect_EtaTaskArrivingWhileEverySlotIsBusy_IsScheduledNotReserved()
+    {
+        // No slot has read the ETA message yet (the only one is busy): Celery lists it as scheduled all the same.
+        await using Rig rig = await StartAsync(configure: o => o.Concurrency = 1);
+        AsyncResult running = await rig.App.SendTaskAsync("rc.wait", ["running"], ct: Ct);
+        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Active).Count == 1, s_wait));
+        DateTimeOffset eta = TimeProvider.System.GetUtcNow().AddHours(1);
+        AsyncResult later = await rig.App.SendTaskAsync("rc.add", [4, 5], options: new ApplyOptions { Eta = eta }, ct: Ct);
+        AsyncResult waiting = await rig.App.SendTaskAsync("rc.add", [2, 3], ct: Ct);
+        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Reserved).Count == 2, s_wait));
+        Inspector inspect = rig.App.Control.Inspect(rig.To);
+
+        TaskRequestInfo reserved = Assert.Single((await inspect.ReservedAsync(Ct))[rig.Node]);
+        ScheduledTaskInfo scheduled = Assert.Single((await inspect.ScheduledAsync(Ct))[rig.Node]);
+        Assert.Equal(waiting.Id, reserved.Id);
+        Assert.Equal((later.Id, "rc.add", 6), (scheduled.Request.Id, scheduled.Request.Name, scheduled.Priority));
+        Assert.InRange(scheduled.Eta!.Value, eta.AddSeconds(-1), eta.AddSeconds(1));
+
+        rig.Gate.SetResult();
+        Assert.Equal("running", await running.GetAsync<string>(s_wait, Ct));
+        Assert.Equal(5, await waiting.GetAsync<int>(s_wait, Ct));
+    }
+
+    [Fact]
     public async Task Inspect_RegisteredStatsClockConfQueuesReport_AnswerWithTheWorkersState()
     {
         await using Rig rig = await StartAsync();
