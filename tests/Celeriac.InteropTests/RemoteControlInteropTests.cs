@@ -78,19 +78,22 @@ public abstract class RemoteControlInteropTests
         await using CeleriacApp client = NewApp(o => o.DefaultQueue = queue);
         await using RunningCeleriacWorker worker = await RunningCeleriacWorker.StartAsync(NewApp, queue, node, concurrency: 2);
 
-        // One task waits for its ETA (scheduled), two sleeps fill both slots (active), an add waits behind them (reserved).
-        // The ETA task goes first: a Celeriac worker reads a message's ETA when a slot takes it, so one that comes while
-        // every slot is busy shows as reserved until a slot frees (Celery's consumer moves it to its timer at once).
+        // Two sleeps fill both slots (active), then one task waits for its ETA (scheduled) and an add behind the sleeps
+        // (reserved). No slot has read the ETA task's message yet; it shows as scheduled all the same, as in Celery.
         var toNode = new ControlOptions { Destination = [node], Timeout = TimeSpan.FromSeconds(5) };
-        DateTimeOffset now = TimeProvider.System.GetUtcNow();
-        DateTimeOffset eta = now.AddMinutes(5).AddTicks(-(now.Ticks % TimeSpan.TicksPerSecond));
-        AsyncResult later = await client.SendTaskAsync("tasks.add", [3, 4], options: new ApplyOptions { Eta = eta }, ct: Ct);
-        await PollAsync(async () => (await client.Control.Inspect(toNode).ScheduledAsync(Ct)).TryGetValue(node, out var s) && s.Count == 1, "the ETA task never showed scheduled");
         AsyncResult sleep1 = await client.SendTaskAsync("tasks.sleep", [20], ct: Ct);
         AsyncResult sleep2 = await client.SendTaskAsync("tasks.sleep", [20], ct: Ct);
         await PollAsync(async () => (await client.Control.Inspect(toNode).ActiveAsync(ct: Ct)).TryGetValue(node, out var a) && a.Count == 2, "both sleeps never showed active");
+        DateTimeOffset now = TimeProvider.System.GetUtcNow();
+        DateTimeOffset eta = now.AddMinutes(5).AddTicks(-(now.Ticks % TimeSpan.TicksPerSecond));
+        AsyncResult later = await client.SendTaskAsync("tasks.add", [3, 4], options: new ApplyOptions { Eta = eta }, ct: Ct);
         AsyncResult waiting = await client.SendTaskAsync("tasks.add", [1, 2], ct: Ct);
-        await PollAsync(async () => (await client.Control.Inspect(toNode).ReservedAsync(Ct)).TryGetValue(node, out var r) && r.Count == 1, "the add never showed reserved");
+        await PollAsync(async () =>
+        {
+            Inspector inspect = client.Control.Inspect(toNode);
+            return (await inspect.ReservedAsync(Ct)).TryGetValue(node, out var r) && r.Count == 1
+                && (await inspect.ScheduledAsync(Ct)).TryGetValue(node, out var s) && s.Count == 1;
+        }, "the add never showed reserved and the ETA task scheduled");
 
         try
         {
@@ -288,6 +291,81 @@ public abstract class RemoteControlInteropTests
         Assert.Contains("result=5", succeeded, StringComparison.Ordinal);
         string beat = await dump.WaitForAsync(l => l.StartsWith(node + " [", StringComparison.Ordinal) && l.Contains("] heartbeat: ", StringComparison.Ordinal) && l.Contains("sw_ident=celeriac", StringComparison.Ordinal), Wait);
         Assert.Contains("freq=2.0", beat, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CeleryCursesMonitorUnderTmux_ShowsCeleriacWorkerOnlineAndItsTask()
+    {
+        Assert.True(File.Exists(Tmux), $"{Tmux} is missing: scripts/provision.sh installs tmux");
+        string id = Guid.NewGuid().ToString("N")[..8];
+        string queue = "rc.mon." + id;
+        string node = $"celeriac-mon-{id}@localhost";
+        await using CeleriacApp client = NewApp(o => o.DefaultQueue = queue);
+        await using RunningCeleriacWorker worker = await RunningCeleriacWorker.StartAsync(NewApp, queue, node, concurrency: 2, taskEvents: true);
+
+        // `celery events` (the curses monitor) in a detached tmux session on a tmux server of the test's own.
+        string socket = "celeriac-rc-" + id;
+        await TmuxAsync(socket, [
+            "new-session", "-d", "-s", "mon", "-x", "200", "-y", "50", "-c", PythonCelery.ModulesDirectory, "env",
+            .. PythonEnvironment.Select(kv => $"{kv.Key}={kv.Value}"), "PYTHONPATH=" + PythonCelery.ModulesDirectory,
+            PythonCelery.Python, "-m", "celery", "-A", "interop_tasks", "events"]);
+        try
+        {
+            string screen = "";
+            await PollAsync(async () =>
+            {
+                screen = await TmuxAsync(socket, ["capture-pane", "-p", "-t", "mon"]);
+                return screen.Split('\n').Any(l => l.Contains("Workers online:", StringComparison.Ordinal) && l.Contains(node, StringComparison.Ordinal));
+            }, "the monitor never listed the Celeriac worker online");
+
+            AsyncResult add = await client.SendTaskAsync("tasks.add", [2, 3], ct: Ct);
+            Assert.Equal(5, await add.GetAsync<int>(Wait, Ct));
+
+            // Its row: uuid, worker, task name, time, state.
+            string? row = null;
+            await PollAsync(async () =>
+            {
+                screen = await TmuxAsync(socket, ["capture-pane", "-p", "-t", "mon"]);
+                row = screen.Split('\n').FirstOrDefault(l => l.Contains(add.Id, StringComparison.Ordinal) && l.Contains("SUCCESS", StringComparison.Ordinal));
+                return row is not null;
+            }, "the monitor never showed the task as SUCCESS");
+            Assert.Contains(node, row, StringComparison.Ordinal);
+            Assert.Contains("tasks.add", row, StringComparison.Ordinal);
+        }
+        finally
+        {
+            // The server ends, and with it the monitor.
+            await TmuxAsync(socket, ["kill-server"], check: false);
+        }
+    }
+
+    private const string Tmux = "/usr/bin/tmux";
+
+    /// <summary>Runs <c>tmux -L socket args...</c> (10 s at most) and returns its stdout; fails the test on a non-zero exit when <paramref name="check"/>.</summary>
+    private static async Task<string> TmuxAsync(string socket, string[] args, bool check = true)
+    {
+        var start = new ProcessStartInfo(Tmux) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in (string[])["-L", socket, .. args])
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        using Process tmux = Process.Start(start)!;
+        Task<string> stdout = tmux.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = tmux.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await tmux.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            tmux.Kill(entireProcessTree: true);
+            Assert.Fail($"tmux {string.Join(' ', args)} did not exit within 10 s");
+        }
+
+        Assert.True(!check || tmux.ExitCode == 0, $"tmux {string.Join(' ', args)} exited {tmux.ExitCode}: {await stderr}");
+        return await stdout;
     }
 
     /// <summary>Polls <paramref name="condition"/> every 100 ms until it holds; fails the test with <paramref name="what"/> after 30 s.</summary>
