@@ -303,10 +303,11 @@ public abstract class RemoteControlInteropTests
         await using CeleriacApp client = NewApp(o => o.DefaultQueue = queue);
         await using RunningCeleriacWorker worker = await RunningCeleriacWorker.StartAsync(NewApp, queue, node, concurrency: 2, taskEvents: true);
 
-        // `celery events` (the curses monitor) in a detached tmux session on a tmux server of the test's own.
+        // `celery events` (the curses monitor) in a detached tmux session on a tmux server of the test's own, wide enough
+        // for the "Workers online:" line to name the workers of tests running beside this one too.
         string socket = "celeriac-rc-" + id;
         await TmuxAsync(socket, [
-            "new-session", "-d", "-s", "mon", "-x", "200", "-y", "50", "-c", PythonCelery.ModulesDirectory, "env",
+            "new-session", "-d", "-s", "mon", "-x", "600", "-y", "50", "-c", PythonCelery.ModulesDirectory, "env",
             .. PythonEnvironment.Select(kv => $"{kv.Key}={kv.Value}"), "PYTHONPATH=" + PythonCelery.ModulesDirectory,
             PythonCelery.Python, "-m", "celery", "-A", "interop_tasks", "events"]);
         try
