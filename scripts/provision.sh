@@ -9,9 +9,10 @@ set -euo pipefail
 # current user; a system service the package may start is not used). Servers join this list with the
 # suites that start them. Debian's pytest with the plugins Celery's own integration suite uses
 # (python3-pytest-subtests, -rerunfailures, -timeout) runs that suite against a Celeriac worker
-# (scripts/celery-suite.sh).
+# (scripts/celery-suite.sh). tmux runs Celery's curses monitor (celery events) in a terminal the remote-control
+# interop tests read.
 PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server
-  python3-pytest python3-pytest-subtests python3-pytest-rerunfailures python3-pytest-timeout)
+  python3-pytest python3-pytest-subtests python3-pytest-rerunfailures python3-pytest-timeout tmux)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2

@@ -27,9 +27,10 @@ public sealed class ControlClient
     private readonly CeleriacApp _app;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, ChannelWriter<ControlReply>> _waiting = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _gate = new(1, 1);
     private int _users;
     private CancellationTokenSource? _stopListening;
+    private Task _listening = Task.CompletedTask;
 
     private ControlClient(CeleriacApp app)
     {
@@ -111,7 +112,7 @@ public sealed class ControlClient
         finally
         {
             _waiting.TryRemove(ticket, out _);
-            StopListening();
+            await StopListeningAsync().ConfigureAwait(false);
         }
     }
 
@@ -207,32 +208,52 @@ public sealed class ControlClient
         return d;
     }
 
-    /// <summary>Declares the reply queue and, for the first caller, starts the loop that hands replies to their waiters by ticket.</summary>
+    /// <summary>
+    /// Declares the reply queue and, for the first caller, starts the loop that hands replies to their waiters by ticket.
+    /// The first caller after a quiet spell waits until the last loop's consumer has gone: RabbitMQ deletes the
+    /// auto-delete reply queue when its last consumer leaves, and would take a declaration made meanwhile with it (the
+    /// bind then fails with 404, or the new consumer finds no queue). Starts and stops are one at a time.
+    /// </summary>
     private async Task StartListeningAsync(ITransport transport, CancellationToken ct)
     {
-        await transport.DeclareQueueAsync(new QueueDeclaration(ReplyQueue, Mailbox.ReplyExchange, Oid, "direct"), ct).ConfigureAwait(false);
-        lock (_gate)
+        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
+            if (_users == 0)
+            {
+                await _listening.WaitAsync(ct).ConfigureAwait(false);
+            }
+
+            await transport.DeclareQueueAsync(new QueueDeclaration(ReplyQueue, Mailbox.ReplyExchange, Oid, "direct"), ct).ConfigureAwait(false);
             if (_users++ == 0)
             {
                 _stopListening = new CancellationTokenSource();
                 CancellationToken stop = _stopListening.Token;
-                _ = Task.Run(() => ListenAsync(transport, stop), CancellationToken.None);
+                _listening = Task.Run(() => ListenAsync(transport, stop), CancellationToken.None);
             }
+        }
+        finally
+        {
+            _gate.Release();
         }
     }
 
     /// <summary>The last caller stops the loop (a listener per client, only while someone waits).</summary>
-    private void StopListening()
+    private async Task StopListeningAsync()
     {
-        lock (_gate)
+        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
         {
             if (--_users == 0 && _stopListening is { } stop)
             {
-                stop.Cancel();
+                await stop.CancelAsync().ConfigureAwait(false);
                 stop.Dispose();
                 _stopListening = null;
             }
+        }
+        finally
+        {
+            _gate.Release();
         }
     }
 

@@ -25,25 +25,51 @@ public sealed partial class CeleriacWorker
     /// <summary>Counts a task the worker starts (Celery's <c>total</c> in <c>stats</c>).</summary>
     private void CountAccepted(string name) => _totals.AddOrUpdate(name, 1, static (_, n) => n + 1);
 
-    /// <summary>Celery's <c>Request.info()</c> of each held request in <paramref name="state"/>.</summary>
+    /// <summary>
+    /// Celery's <c>Request.info()</c> of each held request in <paramref name="state"/>. A reserved message whose ETA is
+    /// still ahead (a slot has not read it yet) is not listed: it is scheduled, as in Celery, whose consumer puts such a
+    /// message on its timer as it receives it.
+    /// </summary>
     private List<object?> RequestInfos(RequestState state, bool safe) =>
-        [.. _registry.Held(state).Select(r => Info(r, safe)).Where(i => i is not null)];
+        [.. _registry.Held(state).Where(r => state != RequestState.Reserved || PendingEta(r) is null).Select(r => Info(r, safe)).Where(i => i is not null)];
 
     private List<object?> ScheduledInfos()
     {
         var list = new List<object?>();
-        foreach (WorkerRequest r in _registry.Held(RequestState.Scheduled))
+        foreach (WorkerRequest r in _registry.Held(null))
         {
-            if (Info(r, safe: false) is { } info)
+            DateTimeOffset? eta = r.State switch
             {
-                DateTimeOffset? eta = r.ScheduledFor ?? r.Message?.Headers.Eta;
-
+                RequestState.Scheduled => r.ScheduledFor ?? r.Message?.Headers.Eta,
+                RequestState.Reserved => PendingEta(r),
+                _ => null,
+            };
+            if ((r.State == RequestState.Scheduled || eta is not null) && Info(r, safe: false) is { } info)
+            {
                 // Celery's timer entries for ETA requests have priority 6.
                 list.Add(new Dictionary<string, object?>(StringComparer.Ordinal) { ["eta"] = eta is { } e ? CeleryJson.FormatIso(e) : null, ["priority"] = 6L, ["request"] = info });
             }
         }
 
         return list;
+    }
+
+    /// <summary>
+    /// The ETA of a reserved request that is still ahead, read from the message (decoded or not: a slot reads a
+    /// message's ETA only when it takes it, which may be after a remote-control request or when every slot is busy).
+    /// </summary>
+    private DateTimeOffset? PendingEta(WorkerRequest r)
+    {
+        try
+        {
+            DateTimeOffset? eta = r.Message is { } m ? m.Headers.Eta
+                : CeleryJson.TryParseIso(Header(r.Delivery.Message, "eta"), out DateTimeOffset parsed) ? parsed : null;
+            return eta > _app.Time.GetUtcNow() ? eta : null;
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or InvalidOperationException)
+        {
+            return null; // settled and released while being read
+        }
     }
 
     /// <summary>Celery's <c>query_task</c>: <c>{id: [state, info]}</c> for the ids this worker holds.</summary>
@@ -163,6 +189,7 @@ public sealed partial class CeleriacWorker
             {
                 string? value = field switch
                 {
+                    "name" => task.Name,
                     "rate_limit" => _rateTexts.TryGetValue(taskName, out string? text) ? text : task.Options.RateLimit,
                     "queue" => task.Options.Queue,
                     "acks_late" => task.Options.AcksLate is { } late ? (late ? "True" : "False") : null,

@@ -117,6 +117,30 @@ public abstract class RemoteControlTests
     }
 
     [Fact]
+    public async Task Inspect_EtaTaskArrivingWhileEverySlotIsBusy_IsScheduledNotReserved()
+    {
+        // No slot has read the ETA message yet (the only one is busy): Celery lists it as scheduled all the same.
+        await using Rig rig = await StartAsync(configure: o => o.Concurrency = 1);
+        AsyncResult running = await rig.App.SendTaskAsync("rc.wait", ["running"], ct: Ct);
+        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Active).Count == 1, s_wait));
+        DateTimeOffset eta = TimeProvider.System.GetUtcNow().AddHours(1);
+        AsyncResult later = await rig.App.SendTaskAsync("rc.add", [4, 5], options: new ApplyOptions { Eta = eta }, ct: Ct);
+        AsyncResult waiting = await rig.App.SendTaskAsync("rc.add", [2, 3], ct: Ct);
+        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Reserved).Count == 2, s_wait));
+        Inspector inspect = rig.App.Control.Inspect(rig.To);
+
+        TaskRequestInfo reserved = Assert.Single((await inspect.ReservedAsync(Ct))[rig.Node]);
+        ScheduledTaskInfo scheduled = Assert.Single((await inspect.ScheduledAsync(Ct))[rig.Node]);
+        Assert.Equal(waiting.Id, reserved.Id);
+        Assert.Equal((later.Id, "rc.add", 6), (scheduled.Request.Id, scheduled.Request.Name, scheduled.Priority));
+        Assert.InRange(scheduled.Eta!.Value, eta.AddSeconds(-1), eta.AddSeconds(1));
+
+        rig.Gate.SetResult();
+        Assert.Equal("running", await running.GetAsync<string>(s_wait, Ct));
+        Assert.Equal(5, await waiting.GetAsync<int>(s_wait, Ct));
+    }
+
+    [Fact]
     public async Task Inspect_RegisteredStatsClockConfQueuesReport_AnswerWithTheWorkersState()
     {
         await using Rig rig = await StartAsync();
@@ -128,6 +152,7 @@ public abstract class RemoteControlTests
         Inspector inspect = rig.App.Control.Inspect(rig.To);
         IReadOnlyList<string> registered = (await inspect.RegisteredAsync(ct: Ct))[rig.Node];
         IReadOnlyList<string> withRates = (await inspect.RegisteredAsync(["rate_limit"], Ct))[rig.Node];
+        IReadOnlyList<string> withNames = (await inspect.RegisteredAsync(["name", "rate_limit"], Ct))[rig.Node];
         WorkerStats stats = (await inspect.StatsAsync(Ct))[rig.Node];
         long clock = (await inspect.ClockAsync(Ct))[rig.Node];
         JsonElement conf = (await inspect.ConfAsync(ct: Ct))[rig.Node];
@@ -137,6 +162,9 @@ public abstract class RemoteControlTests
         Assert.Equal(["rc.add", "rc.limited [rate_limit=10/s]", "rc.wait"], registered);
         Assert.Contains("rc.limited [rate_limit=10/s]", withRates);
         Assert.Contains("rc.add", withRates);
+
+        // Celery's test_inspect asks for 'name': every task has one, so each line has brackets.
+        Assert.Equal(["rc.add [name=rc.add]", "rc.limited [name=rc.limited rate_limit=10/s]", "rc.wait [name=rc.wait]"], withNames);
         Assert.Equal((long)Environment.ProcessId, stats.Pid);
         Assert.Equal(3, stats.Total["rc.add"]);
         Assert.Equal((1, 4), (stats.MaxConcurrency, stats.PrefetchCount));
