@@ -28,7 +28,9 @@ public sealed class ControlClient
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<string, ChannelWriter<ControlReply>> _waiting = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private static readonly TimeSpan s_linger = TimeSpan.FromSeconds(10);
     private int _users;
+    private int _idleGeneration;
     private CancellationTokenSource? _stopListening;
     private Task _listening = Task.CompletedTask;
 
@@ -219,13 +221,24 @@ public sealed class ControlClient
         await _gate.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            if (_users == 0)
+            if (_stopListening is not null && _listening.IsCompleted)
             {
+                // The listener ended on an error: start another.
+                _stopListening.Dispose();
+                _stopListening = null;
+            }
+
+            if (_stopListening is null)
+            {
+                // A listener that was stopping must have let go of the queue (RabbitMQ deletes an auto-delete queue
+                // when its last consumer leaves) before the queue is declared again for the next one.
                 await _listening.WaitAsync(ct).ConfigureAwait(false);
             }
 
             await transport.DeclareQueueAsync(new QueueDeclaration(ReplyQueue, Mailbox.ReplyExchange, Oid, "direct"), ct).ConfigureAwait(false);
-            if (_users++ == 0)
+            _users++;
+            _idleGeneration++;
+            if (_stopListening is null)
             {
                 _stopListening = new CancellationTokenSource();
                 CancellationToken stop = _stopListening.Token;
@@ -238,13 +251,43 @@ public sealed class ControlClient
         }
     }
 
-    /// <summary>The last caller stops the loop (a listener per client, only while someone waits).</summary>
+    /// <summary>
+    /// The last caller lets the loop linger a while before it stops: calls that follow one another (a monitor, a
+    /// script) share one listener instead of each waiting for the last one to let go of the queue.
+    /// </summary>
     private async Task StopListeningAsync()
     {
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
             if (--_users == 0 && _stopListening is { } stop)
+            {
+                int generation = ++_idleGeneration;
+                _ = StopWhenIdleAsync(stop, generation);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private async Task StopWhenIdleAsync(CancellationTokenSource stop, int generation)
+    {
+        try
+        {
+            await Task.Delay(s_linger, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
+        await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            // Still idle since this caller left, and still the same listener.
+            if (_users == 0 && generation == _idleGeneration && ReferenceEquals(_stopListening, stop))
             {
                 await stop.CancelAsync().ConfigureAwait(false);
                 stop.Dispose();
@@ -273,6 +316,10 @@ public sealed class ControlClient
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             // No one waits any more.
+        }
+        catch (ObjectDisposedException)
+        {
+            // The app was disposed while the listener lingered.
         }
         catch (Exception ex)
         {
