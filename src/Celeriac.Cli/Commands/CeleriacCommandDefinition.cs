@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.CommandLine.Invocation;
 using Celeriac.Cli.Commands.Call;
 using Celeriac.Cli.Commands.Purge;
+using Celeriac.Cli.Commands.Remote;
+using Celeriac.Cli.Commands.Report;
 using Celeriac.Cli.Commands.Result;
 using Celeriac.Cli.Commands.Worker;
 
@@ -28,6 +30,10 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(new CallCommandDefinition(context));
         root.Subcommands.Add(new ResultCommandDefinition(context));
         root.Subcommands.Add(new PurgeCommandDefinition(context));
+        root.Subcommands.Add(RemoteCommandDefinition.Inspect(context));
+        root.Subcommands.Add(RemoteCommandDefinition.Control(context));
+        root.Subcommands.Add(new StatusCommandDefinition(context));
+        root.Subcommands.Add(new ReportCommandDefinition(context));
         return root;
     }
 
