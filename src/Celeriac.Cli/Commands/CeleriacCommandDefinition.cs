@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
 using Celeriac.Cli.Commands.Call;
+using Celeriac.Cli.Commands.Monitor;
 using Celeriac.Cli.Commands.Purge;
 using Celeriac.Cli.Commands.Remote;
 using Celeriac.Cli.Commands.Report;
@@ -33,6 +34,7 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(RemoteCommandDefinition.Inspect(context));
         root.Subcommands.Add(RemoteCommandDefinition.Control(context));
         root.Subcommands.Add(new StatusCommandDefinition(context));
+        root.Subcommands.Add(new EventsCommandDefinition(context));
         root.Subcommands.Add(new ReportCommandDefinition(context));
         return root;
     }

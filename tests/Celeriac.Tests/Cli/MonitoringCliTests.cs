@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 using Celeriac.Cli;
 using Celeriac.Tests.Support;
@@ -7,7 +8,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Celeriac.Tests.Cli;
 
 /// <summary>
-/// <c>celeriac inspect</c>, <c>control</c>, <c>status</c>, <c>report</c> run in-process against
+/// <c>celeriac inspect</c>, <c>control</c>, <c>status</c>, <c>report</c> and <c>events --dump</c> run in-process against
 /// a worker on the same memory broker, asserting what a user reads (Celery's layout, JSON, exit codes).
 /// </summary>
 public sealed class MonitoringCliTests
@@ -252,5 +253,82 @@ public sealed class MonitoringCliTests
         Assert.Contains("\nDefaultQueue: 'celery'\n", run.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cret", run.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("hidden", run.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task EventsDump_TaskFromAnEventsWorker_PrintsItsReceivedStartedSucceededLines()
+    {
+        await using Rig rig = await Rig.StartAsync(o => o.TaskEvents = true);
+        var output = new LiveWriter();
+        using var error = new StringWriter();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        Task<int> dump = CeleriacCli.RunAsync(["events", "--dump", "--broker", rig.Broker], null, new StringReader(""), output, error, stop.Token);
+
+        // The receiver asks the workers for a heartbeat once it listens: seeing it means later events are seen too.
+        bool listening = await Poll.UntilAsync(() => output.Text.Contains($"{rig.Node} [", StringComparison.Ordinal) && output.Text.Contains("] heartbeat: ", StringComparison.Ordinal), s_wait);
+        Assert.True(listening, "no heartbeat dumped: " + output.Text + error);
+        AsyncResult sent = await rig.App.SendTaskAsync("mon.add", [2, 3], ct: Ct);
+        Assert.Equal(5, await sent.GetAsync<int>(s_wait, Ct));
+        bool succeeded = await Poll.UntilAsync(() => output.Text.Contains("] task succeeded: ", StringComparison.Ordinal), s_wait);
+        await stop.CancelAsync();
+        int code = await dump.WaitAsync(s_wait, Ct);
+
+        Assert.True(succeeded, "no task-succeeded line: " + output.Text + error);
+        Assert.Equal(0, code);
+        string[] lines = output.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("-> evdump: starting capture...", lines[0]);
+        string task = $"mon.add({sent.Id}) args=(2, 3) kwargs={{}}";
+        string received = Assert.Single(lines, l => l.Contains("] task received: ", StringComparison.Ordinal));
+        string started = Assert.Single(lines, l => l.Contains("] task started: ", StringComparison.Ordinal));
+        string done = Assert.Single(lines, l => l.Contains("] task succeeded: ", StringComparison.Ordinal));
+        Assert.Matches($@"^{rig.Node.Replace(".", @"\.", StringComparison.Ordinal)} \[\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{{1,6}})?\] task received: ", received);
+        Assert.Contains(" task received: " + task + " clock=", received, StringComparison.Ordinal);
+        Assert.Contains(" task started: " + task + " clock=", started, StringComparison.Ordinal);
+        Assert.Contains(" task succeeded: " + task + " clock=", done, StringComparison.Ordinal);
+        Assert.Contains(", result=5, runtime=", done, StringComparison.Ordinal);
+        Assert.True(Array.IndexOf(lines, received) < Array.IndexOf(lines, started) && Array.IndexOf(lines, started) < Array.IndexOf(lines, done), output.Text);
+    }
+
+    /// <summary>A stdout the test can read while the command still writes to it.</summary>
+    private sealed class LiveWriter : TextWriter
+    {
+        private readonly StringBuilder _text = new();
+
+        public override Encoding Encoding => Encoding.UTF8;
+
+        public string Text
+        {
+            get
+            {
+                lock (_text)
+                {
+                    return _text.ToString();
+                }
+            }
+        }
+
+        public override void Write(char value)
+        {
+            lock (_text)
+            {
+                _text.Append(value);
+            }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (_text)
+            {
+                _text.Append(value);
+            }
+        }
+
+        public override void Write(char[] buffer, int index, int count)
+        {
+            lock (_text)
+            {
+                _text.Append(buffer, index, count);
+            }
+        }
     }
 }
