@@ -67,6 +67,24 @@ public sealed partial class EventsMonitorProcessTests : IDisposable
             Assert.True(after >= before + 3, $"processed {before} -> {after}\n{second}");
             Assert.NotEqual(WorkerRow(first, node), WorkerRow(second, node));
 
+            // Down selects the latest task; i shows its result from the backend; r revokes it on the worker.
+            await Tmux("send-keys", "-t", "events", "Down");
+            (string selecting, _) = await ScreenUntilAsync(node, (screen, _) => SelectedTask(screen) is not null);
+            string uuid = SelectedTask(selecting)!;
+            await Tmux("send-keys", "-t", "events", "i");
+            (string info, _) = await ScreenUntilAsync(node, (screen, _) => screen.Contains($"tasks.add[{uuid}]  SUCCESS", StringComparison.Ordinal));
+            Assert.Matches(@"Result: \d+", info);
+            await Tmux("send-keys", "-t", "events", "r");
+            await ScreenUntilAsync(node, (screen, _) => screen.Contains("Revoked " + uuid, StringComparison.Ordinal));
+            IReadOnlyList<string> revoked = [];
+            bool held = await Poll.UntilAsync(async () =>
+            {
+                var inspect = app.Control.Inspect(new Celeriac.Control.ControlOptions { Destination = [node], Timeout = TimeSpan.FromSeconds(10) });
+                revoked = (await inspect.RevokedAsync(Ct)).GetValueOrDefault(node) ?? [];
+                return revoked.Contains(uuid);
+            }, s_wait);
+            Assert.True(held, $"the worker's revoked list lacks {uuid}: {string.Join(", ", revoked)}");
+
             // q ends the monitor with exit code 0.
             await Tmux("send-keys", "-t", "events", "q");
             string end = "";
@@ -125,6 +143,10 @@ public sealed partial class EventsMonitorProcessTests : IDisposable
             }
         }
     }
+
+    /// <summary>The uuid of the selected task row (marked <c>&gt;</c>), or null.</summary>
+    private static string? SelectedTask(string screen) =>
+        Regex.Match(screen, @"^\s*> ([0-9a-f-]{36}) ", RegexOptions.Multiline) is { Success: true } m ? m.Groups[1].Value : null;
 
     /// <summary>Whether the tasks table has a tasks.add row in SUCCESS with these args.</summary>
     private static bool SucceededRow(string screen, string args) =>

@@ -33,6 +33,8 @@ public sealed class PyTextTests
     [Theory]
     [InlineData(1733324289.187509, "2024-12-04 14:58:09.187509")]
     [InlineData(1733324289.0, "2024-12-04 14:58:09")]
+    [InlineData(1796401262.150593, "2026-12-04 16:21:02.150593")]
+    [InlineData(1796401262.9999996, "2026-12-04 16:21:03")]
     public void DumperTime_IsPythonsUtcDatetimeStr(double seconds, string expected) =>
         Assert.Equal(expected, EventDumper.UtcText(seconds));
 

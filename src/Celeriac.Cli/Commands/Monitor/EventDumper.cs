@@ -61,8 +61,16 @@ internal sealed class EventDumper
     /// <summary>Python's <c>str(datetime.utcfromtimestamp(ts))</c>: microseconds only when there are some.</summary>
     internal static string UtcText(double seconds)
     {
-        long micros = double.IsFinite(seconds) && Math.Abs(seconds) < 2e11 ? (long)Math.Round(seconds * 1_000_000, MidpointRounding.ToEven) : 0;
-        DateTimeOffset time = DateTimeOffset.UnixEpoch.AddTicks(micros * 10);
+        if (!double.IsFinite(seconds) || Math.Abs(seconds) >= 2e11)
+        {
+            seconds = 0;
+        }
+
+        // As CPython's datetime._fromtimestamp: whole seconds and the rounded microseconds of the fraction apart, so
+        // that a timestamp prints the microsecond Celery prints (scaling the whole value first can be 1 µs off).
+        double whole = Math.Floor(seconds);
+        long micros = (long)Math.Round((seconds - whole) * 1_000_000, MidpointRounding.ToEven);
+        DateTimeOffset time = DateTimeOffset.UnixEpoch.AddSeconds(whole).AddTicks(micros * 10);
         return time.ToString(micros % 1_000_000 == 0 ? "yyyy-MM-dd HH:mm:ss" : "yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture);
     }
 
