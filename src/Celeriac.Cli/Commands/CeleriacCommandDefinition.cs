@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using System.CommandLine.Invocation;
 using Celeriac.Cli.Commands.Call;
 using Celeriac.Cli.Commands.Monitor;
@@ -25,6 +26,12 @@ internal static class CeleriacCommandDefinition
             root.Options.Add(version);
         }
 
+        // inspect and control list their commands after their help, as Celery's do.
+        if (root.Options.OfType<HelpOption>().FirstOrDefault() is { Action: SynchronousCommandLineAction standard } help)
+        {
+            help.Action = new HelpWithSuffixAction(standard);
+        }
+
         root.Options.Add(context.Broker);
         root.Options.Add(context.ResultBackend);
         root.Subcommands.Add(new WorkerCommandDefinition(context));
@@ -37,6 +44,22 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(new EventsCommandDefinition(context));
         root.Subcommands.Add(new ReportCommandDefinition(context));
         return root;
+    }
+
+    private sealed class HelpWithSuffixAction(SynchronousCommandLineAction standard) : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            int code = standard.Invoke(parseResult);
+            if (parseResult.CommandResult.Command is RemoteCommandDefinition remote)
+            {
+                parseResult.InvocationConfiguration.Output.WriteLine(remote.HelpSuffix);
+            }
+
+            return code;
+        }
     }
 
     private sealed class PrintVersionAction : SynchronousCommandLineAction

@@ -242,6 +242,22 @@ public sealed class MonitoringCliTests
     }
 
     [Fact]
+    public async Task Help_InspectAndControlListTheirOwnCommands_TheRootDoesNot()
+    {
+        CliRun inspect = await CliRun.RunAsync(["inspect", "--help"], ct: Ct);
+        CliRun control = await CliRun.RunAsync(["control", "--help"], ct: Ct);
+        CliRun root = await CliRun.RunAsync(["--help"], ct: Ct);
+
+        Assert.Equal((0, 0, 0), (inspect.ExitCode, control.ExitCode, root.ExitCode));
+        Assert.Matches(@"\n  query_task \[id1 \[id2 \[\.\.\. \[idN\]\]\]\] +Query for task information by id\.\n", inspect.Out);
+        Assert.DoesNotContain("pool_grow", inspect.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("  hello ", inspect.Out, StringComparison.Ordinal);
+        Assert.Matches(@"\n  pool_grow \[N=1\] +Grow pool by n processes/threads\.\n", control.Out);
+        Assert.DoesNotContain("Ping worker(s)", control.Out + root.Out, StringComparison.Ordinal);
+        Assert.Contains("69 no worker replied", root.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Report_PrintsVersionsAndMasksPasswords()
     {
         CliRun run = await CliRun.RunAsync(["report", "--broker", "memory://guest:s3cret@" + Guid.NewGuid().ToString("N"), "--result-backend", "memory://u:hidden@x"], ct: Ct);

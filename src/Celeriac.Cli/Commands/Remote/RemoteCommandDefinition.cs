@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text;
 using Celeriac.Control;
 
@@ -12,9 +11,10 @@ namespace Celeriac.Cli.Commands.Remote;
 internal sealed class RemoteCommandDefinition : Command
 {
     private RemoteCommandDefinition(CliContext context, string name, ControlCommandKind kind, string description)
-        : base(name, description + Environment.NewLine + CommandList(kind))
+        : base(name, description)
     {
         Kind = kind;
+        HelpSuffix = CommandList(kind);
         Arguments.Add(CommandArgument);
         Arguments.Add(WordsArgument);
         Options.Add(Remote.Destination);
@@ -25,7 +25,10 @@ internal sealed class RemoteCommandDefinition : Command
 
     public ControlCommandKind Kind { get; }
 
-    public Argument<string> CommandArgument { get; } = new("COMMAND") { Description = "The command (see the list above)." };
+    /// <summary>The commands and their arguments, printed after this verb's own help (not in the root's list of verbs).</summary>
+    public string HelpSuffix { get; }
+
+    public Argument<string> CommandArgument { get; } = new("COMMAND") { Description = "The command (see the list below)." };
 
     public Argument<string[]> WordsArgument { get; } = new("ARGS")
     {
@@ -49,14 +52,15 @@ internal sealed class RemoteCommandDefinition : Command
 
     private static string CommandList(ControlCommandKind kind)
     {
-        var text = new StringBuilder(Environment.NewLine).Append("Commands:");
-        foreach (ControlCommandInfo c in Offered(kind))
+        var text = new StringBuilder("Commands:");
+        List<(string Usage, string Help)> rows = [.. Offered(kind).Select(c => (c.Signature.Length == 0 ? c.Name : c.Name + " " + c.Signature, c.Help))];
+        int width = rows.Max(r => r.Usage.Length) + 2;
+        foreach ((string usage, string help) in rows)
         {
-            string usage = c.Signature.Length == 0 ? c.Name : c.Name + " " + c.Signature;
-            text.Append(Environment.NewLine).Append(CultureInfo.InvariantCulture, $"  {usage,-52} {c.Help}");
+            text.Append(Environment.NewLine).Append("  ").Append(usage.PadRight(width)).Append(help);
         }
 
-        return text.ToString();
+        return text.Append(Environment.NewLine).ToString();
     }
 }
 
