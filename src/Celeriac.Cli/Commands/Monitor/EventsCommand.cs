@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using Celeriac.Events;
+using Microsoft.Extensions.Logging;
 
 namespace Celeriac.Cli.Commands.Monitor;
 
@@ -11,7 +12,8 @@ internal static class EventsCommand
     {
         bool dump = parse.GetValue(definition.DumpOption);
         TimeSpan refresh = TimeSpan.FromSeconds(Math.Max(0.05, parse.GetValue(definition.FrequencyOption) ?? 1.0));
-        CliSession session = context.Open(parse);
+        // Warnings on stderr would tear the live view's screen; the dump's stdout is apart from them.
+        CliSession session = context.Open(parse, logLevel: dump ? LogLevel.Warning : LogLevel.Error);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable disposeSession = session.ConfigureAwait(false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
