@@ -102,6 +102,61 @@ public sealed partial class EventsMonitorProcessTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task EventsDump_Sigterm_EndsWithZero()
+    {
+        Assert.SkipWhen(OperatingSystem.IsWindows(), "POSIX signals");
+        Assert.True(File.Exists(CliDll), $"the CLI is not next to the tests: {CliDll}");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = _directory,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in (string[])[CliDll, "events", "--dump", "--broker", "sqlite:///" + Path.Join(_directory, "dump.db")])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var capturing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stderr = new StringBuilder();
+        using var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data == "-> evdump: starting capture...")
+            {
+                capturing.TrySetResult();
+            }
+        };
+        process.ErrorDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await capturing.Task.WaitAsync(s_wait, Ct);
+            using (Process kill = Process.Start("/bin/kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync(Ct);
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+            timeout.CancelAfter(TimeSpan.FromSeconds(20));
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {stderr}");
+    }
+
     public void Dispose()
     {
         try

@@ -305,6 +305,28 @@ public sealed class MonitoringCliTests
         Assert.True(Array.IndexOf(lines, received) < Array.IndexOf(lines, started) && Array.IndexOf(lines, started) < Array.IndexOf(lines, done), output.Text);
     }
 
+    [Fact]
+    public async Task Events_LiveViewWithoutATerminal_DrawsTheWorkerAndEndsWithZeroWhenCancelled()
+    {
+        await using Rig rig = await Rig.StartAsync();
+        var output = new LiveWriter();
+        using var error = new StringWriter();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        Task<int> view = CeleriacCli.RunAsync(["events", "--freq", "0.1", "--broker", rig.Broker], null, new StringReader("q\n"), output, error, stop.Token);
+
+        // stdin is no terminal here (and its "q" is not read as a key): the view only draws, until cancelled.
+        bool drawn = await Poll.UntilAsync(() => output.Text.Contains("ONLINE", StringComparison.Ordinal), s_wait);
+        Assert.False(view.IsCompleted, "the view ended by itself: " + output.Text + error);
+        await stop.CancelAsync();
+        int code = await view.WaitAsync(s_wait, Ct);
+
+        Assert.True(drawn, "the worker never showed: " + output.Text + error);
+        Assert.Contains("celeriac events", output.Text, StringComparison.Ordinal);
+        Assert.Contains("Workers", output.Text, StringComparison.Ordinal);
+        Assert.Equal(0, code);
+        Assert.Equal("", error.ToString());
+    }
+
     /// <summary>A stdout the test can read while the command still writes to it.</summary>
     private sealed class LiveWriter : TextWriter
     {
