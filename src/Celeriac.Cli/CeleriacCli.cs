@@ -6,7 +6,7 @@ using Celeriac.Cli.Commands;
 namespace Celeriac.Cli;
 
 /// <summary>
-/// The <c>celeriac</c> command line (<c>worker</c>, <c>call</c>, <c>result</c>, <c>purge</c>), hostable in an app:
+/// The <c>celeriac</c> command line (<c>worker</c>, <c>call</c>, <c>result</c>, <c>purge</c>, <c>inspect</c>, <c>control</c>, <c>status</c>, <c>events</c>, <c>report</c>), hostable in an app:
 /// <c>return await CeleriacCli.RunAsync(args, app);</c> in <c>Program.cs</c> makes <c>dotnet run -- worker -c 4</c>
 /// run a worker with that app's tasks.
 /// </summary>

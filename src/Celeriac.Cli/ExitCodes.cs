@@ -15,6 +15,9 @@ public static class ExitCodes
     /// <summary>The result is not ready (<c>result</c> without <c>--wait</c>, or its wait timed out).</summary>
     public const int NotReady = 3;
 
+    /// <summary>No worker replied in time (<c>inspect</c>, <c>control</c>, <c>status</c>): Celery's <c>EX_UNAVAILABLE</c>.</summary>
+    public const int Unavailable = 69;
+
     /// <summary>The text shown in <c>--help</c>.</summary>
-    internal const string HelpText = "Exit codes: 0 ok; 1 task failed or revoked, cold shutdown, or runtime error; 2 bad usage or configuration; 3 result not ready.";
+    internal const string HelpText = "Exit codes: 0 ok; 1 task failed or revoked, cold shutdown, or runtime error; 2 bad usage or configuration; 3 result not ready; 69 no worker replied.";
 }

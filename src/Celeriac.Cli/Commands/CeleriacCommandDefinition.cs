@@ -1,7 +1,11 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using System.CommandLine.Invocation;
 using Celeriac.Cli.Commands.Call;
+using Celeriac.Cli.Commands.Monitor;
 using Celeriac.Cli.Commands.Purge;
+using Celeriac.Cli.Commands.Remote;
+using Celeriac.Cli.Commands.Report;
 using Celeriac.Cli.Commands.Result;
 using Celeriac.Cli.Commands.Worker;
 
@@ -22,13 +26,40 @@ internal static class CeleriacCommandDefinition
             root.Options.Add(version);
         }
 
+        // inspect and control list their commands after their help, as Celery's do.
+        if (root.Options.OfType<HelpOption>().FirstOrDefault() is { Action: SynchronousCommandLineAction standard } help)
+        {
+            help.Action = new HelpWithSuffixAction(standard);
+        }
+
         root.Options.Add(context.Broker);
         root.Options.Add(context.ResultBackend);
         root.Subcommands.Add(new WorkerCommandDefinition(context));
         root.Subcommands.Add(new CallCommandDefinition(context));
         root.Subcommands.Add(new ResultCommandDefinition(context));
         root.Subcommands.Add(new PurgeCommandDefinition(context));
+        root.Subcommands.Add(RemoteCommandDefinition.Inspect(context));
+        root.Subcommands.Add(RemoteCommandDefinition.Control(context));
+        root.Subcommands.Add(new StatusCommandDefinition(context));
+        root.Subcommands.Add(new EventsCommandDefinition(context));
+        root.Subcommands.Add(new ReportCommandDefinition(context));
         return root;
+    }
+
+    private sealed class HelpWithSuffixAction(SynchronousCommandLineAction standard) : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            int code = standard.Invoke(parseResult);
+            if (parseResult.CommandResult.Command is RemoteCommandDefinition remote)
+            {
+                parseResult.InvocationConfiguration.Output.WriteLine(remote.HelpSuffix);
+            }
+
+            return code;
+        }
     }
 
     private sealed class PrintVersionAction : SynchronousCommandLineAction

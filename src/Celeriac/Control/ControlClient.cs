@@ -313,9 +313,10 @@ public sealed class ControlClient
                 }
             }
         }
-        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        catch (Exception) when (stop.IsCancellationRequested)
         {
-            // No one waits any more.
+            // No one waits any more, so nothing is lost: this is the loop winding down, possibly after its app was
+            // disposed (the CLI disposes it as soon as the replies are in, and a consumer's clean-up then fails).
         }
         catch (ObjectDisposedException)
         {
