@@ -50,6 +50,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
     /// <summary>Celery's signals (<c>task_prerun</c>, <c>task_success</c>, <c>worker_ready</c>, ...) as .NET events.</summary>
     public CeleriacSignals Signals { get; }
 
+    private readonly CancellationTokenSource _disposing = new();
+
     /// <summary>The URL schemes this app can use.</summary>
     public ProviderRegistry Providers { get; } = new();
 
@@ -429,9 +431,13 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
     /// <summary>A handle on a task's result by id.</summary>
     public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend) { App = this };
 
+    /// <summary>Cancelled as the app is disposed: background work on its connections (a control client's listener) ends first.</summary>
+    public CancellationToken Disposing => _disposing.Token;
+
     /// <summary>Flushes pending publishes and result writes, then closes the connections.</summary>
     public async ValueTask DisposeAsync()
     {
+        await _disposing.CancelAsync().ConfigureAwait(false);
         ITransport? transport;
         IResultBackend? backend;
         lock (_gate)

@@ -240,7 +240,7 @@ public sealed class ControlClient
             _idleGeneration++;
             if (_stopListening is null)
             {
-                _stopListening = new CancellationTokenSource();
+                _stopListening = CancellationTokenSource.CreateLinkedTokenSource(_app.Disposing);
                 CancellationToken stop = _stopListening.Token;
                 _listening = Task.Run(() => ListenAsync(transport, stop), CancellationToken.None);
             }
