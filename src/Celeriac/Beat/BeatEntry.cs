@@ -12,6 +12,9 @@ public enum BeatCatchUp
 
     /// <summary>The missed runs are made up for by one run now (Celery's own behaviour), then the schedule goes on.</summary>
     RunOnce,
+
+    /// <summary>Every missed run is sent, oldest first (at most 1,000 at once; beyond that the oldest are skipped).</summary>
+    RunAll,
 }
 
 /// <summary>
@@ -119,7 +122,8 @@ public sealed record BeatEntry
                 {
                     null or "skip" => BeatCatchUp.Skip,
                     "run_once" => BeatCatchUp.RunOnce,
-                    string other => throw new FormatException($"catch_up is 'skip' or 'run_once', not '{other}'"),
+                    "run_all" => BeatCatchUp.RunAll,
+                    string other => throw new FormatException($"catch_up is 'skip', 'run_once' or 'run_all', not '{other}'"),
                 },
                 Enabled = !definition.TryGetProperty("enabled", out JsonElement en) || en.ValueKind != JsonValueKind.False,
             };
@@ -171,7 +175,7 @@ public sealed record BeatEntry
 
             w.WriteEndObject();
             WriteIf(w, "timezone", TimeZone);
-            w.WriteString("catch_up", CatchUp == BeatCatchUp.RunOnce ? "run_once" : "skip");
+            w.WriteString("catch_up", CatchUp switch { BeatCatchUp.RunOnce => "run_once", BeatCatchUp.RunAll => "run_all", _ => "skip" });
             w.WriteBoolean("enabled", Enabled);
             w.WriteEndObject();
         }

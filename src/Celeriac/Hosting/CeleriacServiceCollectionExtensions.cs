@@ -60,6 +60,13 @@ public static class CeleriacServiceCollectionExtensions
                             options.TaskRoutes[route.Key] = route.Value ?? "";
                         }
                     }
+                    else if (child.Key == "BeatSchedule")
+                    {
+                        foreach (IConfigurationSection entry in child.GetChildren())
+                        {
+                            options.BeatSchedule[entry.Key] = ConfigurationJson.ToJson(entry);
+                        }
+                    }
                     else
                     {
                         string value = child.Value ?? string.Join(',', child.GetChildren().Select(c => c.Value));
