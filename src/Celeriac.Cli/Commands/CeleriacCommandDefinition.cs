@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using Celeriac.Cli.Commands.Beat;
 using Celeriac.Cli.Commands.Call;
 using Celeriac.Cli.Commands.Purge;
 using Celeriac.Cli.Commands.Result;
@@ -28,6 +29,7 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(new CallCommandDefinition(context));
         root.Subcommands.Add(new ResultCommandDefinition(context));
         root.Subcommands.Add(new PurgeCommandDefinition(context));
+        root.Subcommands.Add(new BeatCommandDefinition(context));
         return root;
     }
 

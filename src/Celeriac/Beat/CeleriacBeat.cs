@@ -26,7 +26,11 @@ public sealed class CeleriacBeat
     private IBeatStore? _store;
     private bool _leader;
 
-    /// <summary>A beat for <paramref name="app"/> with the entries of code (added to those of the configuration) on <paramref name="store"/> (by default the app's, see <see cref="CeleriacOptions.BeatScheduleUrl"/>).</summary>
+    /// <summary>
+    /// A beat for <paramref name="app"/> that sends the app's entries (<c>app.Beat</c>, then <paramref name="entries"/>,
+    /// then <see cref="CeleriacOptions.BeatSchedule"/>) and those of <paramref name="store"/> (by default the app's, see
+    /// <see cref="CeleriacOptions.BeatScheduleUrl"/>).
+    /// </summary>
     public CeleriacBeat(CeleriacApp app, IEnumerable<BeatEntry>? entries = null, IBeatStore? store = null)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -34,7 +38,7 @@ public sealed class CeleriacBeat
         _store = store;
         _logger = app.LoggerFactory.CreateLogger("Celeriac.Beat");
         _time = app.Options.TimeProvider;
-        _entries = [.. entries ?? []];
+        _entries = [.. BeatScheduleBuilder.For(app).Entries, .. entries ?? []];
         Holder = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
     }
 
@@ -275,7 +279,7 @@ public sealed class CeleriacBeat
         };
         List<object?> args = [.. entry.Args.EnumerateArray().Select(a => (object?)a.Clone())];
         Dictionary<string, object?> kwargs = entry.Kwargs.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone(), StringComparer.Ordinal);
-        Log.BeatSending(_logger, entry.Name, entry.Task);
+        Log.BeatSending(_logger, entry.Name, entry.Task, Protocol.CeleryJson.FormatIso(runAt));
         try
         {
             AsyncResult sent = await _app.SendTaskAsync(entry.Task, args, kwargs, options, ct).ConfigureAwait(false);

@@ -14,8 +14,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 152, Level = LogLevel.Information, Message = "beat: another beat holds the lease; standing by ({Holder})")]
     public static partial void BeatStandby(ILogger logger, string holder);
 
-    [LoggerMessage(EventId = 153, Level = LogLevel.Information, Message = "Scheduler: Sending due task {Entry} ({Task})")]
-    public static partial void BeatSending(ILogger logger, string entry, string task);
+    [LoggerMessage(EventId = 153, Level = LogLevel.Information, Message = "Scheduler: Sending due task {Entry} ({Task}) due {DueAt}")]
+    public static partial void BeatSending(ILogger logger, string entry, string task, string dueAt);
 
     [LoggerMessage(EventId = 154, Level = LogLevel.Error, Message = "{Message}; beat goes on with the other entries")]
     public static partial void BeatBadEntry(ILogger logger, string message);
