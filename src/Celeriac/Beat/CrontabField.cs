@@ -78,7 +78,10 @@ internal sealed class CrontabField
     /// </summary>
     internal string ToCronos(ulong bits, bool interval)
     {
-        if (bits == All && (interval || this != Minute && this != Hour))
+        // Only the minute and hour lists stay unranged when Celery's text had none: ranges there would make an entry that
+        // runs once a day run twice in a repeated hour.
+        bool compress = interval || (this != Minute && this != Hour);
+        if (bits == All && compress)
         {
             return "*";
         }
@@ -95,7 +98,7 @@ internal sealed class CrontabField
             }
 
             int end = v;
-            while (interval && end + 1 <= Max && (bits & (1UL << (end + 1))) != 0)
+            while (compress && end + 1 <= Max && (bits & (1UL << (end + 1))) != 0)
             {
                 end++;
             }

@@ -110,12 +110,12 @@ public sealed class SolarSchedule : BeatSchedule
                 continue;
             }
 
-            var at = new DateTimeOffset(day.AddMinutes(minutes.Value).Ticks, TimeSpan.Zero);
+            // Whole seconds, as a run time is kept and shown; so that a run fed back as 'after' is not found again.
+            long ticks = day.AddMinutes(minutes.Value).Ticks;
+            var at = new DateTimeOffset(ticks - (ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
             if (at > after)
             {
-                // Whole seconds, as a run time is kept and shown.
-                at = new DateTimeOffset(at.Ticks - (at.Ticks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
-                return at > after ? TimeZoneInfo.ConvertTime(at, zone) : TimeZoneInfo.ConvertTime(at.AddSeconds(1), zone);
+                return TimeZoneInfo.ConvertTime(at, zone);
             }
         }
 
