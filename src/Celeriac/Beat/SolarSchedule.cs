@@ -181,7 +181,8 @@ internal static class NoaaSun
         // The spreadsheet reckons the sun at one time of day; iterating at the event's own time makes it as good as the
         // formulas (declination changes up to 0.4 degree a day near the equinoxes).
         double minutes = 720 - (4 * longitude);
-        for (int i = 0; i < 4; i++)
+        bool crosses = true;
+        for (int i = 0; i < 5; i++)
         {
             (double declination, double equationOfTime) = Sun(jd0 + (minutes / 1440));
             double transit = 720 - (4 * longitude) - equationOfTime;
@@ -193,15 +194,18 @@ internal static class NoaaSun
 
             double cosHourAngle = (Math.Sin(horizon * Rad) - (Math.Sin(latitude * Rad) * Math.Sin(declination * Rad)))
                 / (Math.Cos(latitude * Rad) * Math.Cos(declination * Rad));
-            if (double.IsNaN(cosHourAngle) || cosHourAngle < -1 || cosHourAngle > 1)
+            if (double.IsNaN(cosHourAngle))
             {
                 return null;
             }
 
-            minutes = transit + (side * 4 * Math.Acos(cosHourAngle) / Rad);
+            // Near polar day or night the sun may not cross at noon's declination and yet cross at midnight's: go on from
+            // the nearest it comes (midnight or noon) and decide by the last step, at the event's own time.
+            crosses = cosHourAngle is >= -1 and <= 1;
+            minutes = transit + (side * 4 * Math.Acos(Math.Clamp(cosHourAngle, -1, 1)) / Rad);
         }
 
-        return minutes;
+        return crosses ? minutes : null;
     }
 
     /// <summary>The sun's apparent declination (degrees) and the equation of time (minutes) at a Julian day.</summary>
