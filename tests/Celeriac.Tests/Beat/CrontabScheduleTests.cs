@@ -147,6 +147,15 @@ public sealed class CrontabScheduleTests
             ],
             runs);
         AssertOffsets(runs, TimeSpan.FromHours(2), TimeSpan.FromHours(2), TimeSpan.FromHours(2));
+
+        // An interval entry whose runs all fall in the gap (02:00 and 02:30) runs once, at 03:00.
+        Assert.Equal(
+            [
+                new DateTimeOffset(2026, 3, 29, 3, 0, 0, TimeSpan.FromHours(2)),
+                new DateTimeOffset(2026, 3, 30, 2, 0, 0, TimeSpan.FromHours(2)),
+                new DateTimeOffset(2026, 3, 30, 2, 30, 0, TimeSpan.FromHours(2)),
+            ],
+            RunList(new CrontabSchedule(minute: "*/30", hour: "2"), At("2026-03-28T12:00:00Z"), 3, s_paris));
     }
 
     [Fact]
