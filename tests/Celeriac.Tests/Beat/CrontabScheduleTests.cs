@@ -410,6 +410,77 @@ public sealed class CrontabScheduleTests
         Assert.Throws<FormatException>(() => BeatSchedule.Parse("every day"));
     }
 
+    [Fact]
+    public void RandomEntries_AgreeWithADayByDayScanOfCelerysRule()
+    {
+        // An oracle independent of Cronos: walk the days, keep those whose month, day of month AND day of week are all
+        // in the entry, and take the first hour and minute after the instant.
+        var random = new Random(15);
+        for (int i = 0; i < 400; i++)
+        {
+            var schedule = new CrontabSchedule(
+                minute: RandomField(random, 0, 59),
+                hour: RandomField(random, 0, 23),
+                dayOfWeek: RandomField(random, 0, 6),
+                dayOfMonth: RandomField(random, 1, 31),
+                monthOfYear: RandomField(random, 1, 12));
+            var after = new DateTimeOffset(2020, 1, 1, 0, 0, 0, TimeSpan.Zero)
+                .AddMinutes(random.Next(0, 20 * 366 * 24 * 60))
+                .AddSeconds(random.Next(0, 2) * 30);
+
+            Assert.True(
+                Scan(schedule, after) == schedule.NextAfter(after, TimeZoneInfo.Utc),
+                $"{schedule} after {after:O}: scan {Scan(schedule, after):O}, got {schedule.NextAfter(after, TimeZoneInfo.Utc):O}");
+        }
+    }
+
+    private static string RandomField(Random random, int min, int max)
+    {
+        var parts = new List<string>();
+        int count = random.Next(1, 3);
+        for (int i = 0; i < count; i++)
+        {
+            int a = random.Next(min, max + 1);
+            int b = random.Next(min, max + 1);
+            parts.Add(random.Next(6) switch
+            {
+                0 => "*",
+                1 => "*/" + random.Next(1, max),
+                2 => $"{a}-{b}",
+                3 => $"{a}-{b}/{random.Next(1, 4)}",
+                _ => a.ToString(CultureInfo.InvariantCulture),
+            });
+        }
+
+        return string.Join(',', parts);
+    }
+
+    private static DateTimeOffset? Scan(CrontabSchedule schedule, DateTimeOffset after)
+    {
+        DateTime day = after.UtcDateTime.Date;
+        for (int d = 0; d < 60 * 366; d++, day = day.AddDays(1))
+        {
+            if (!schedule.MonthsOfYear.Contains(day.Month) || !schedule.DaysOfMonth.Contains(day.Day) || !schedule.DaysOfWeek.Contains((int)day.DayOfWeek))
+            {
+                continue;
+            }
+
+            foreach (int hour in schedule.Hours)
+            {
+                foreach (int minute in schedule.Minutes)
+                {
+                    var run = new DateTimeOffset(day.AddHours(hour).AddMinutes(minute), TimeSpan.Zero);
+                    if (run > after)
+                    {
+                        return run;
+                    }
+                }
+            }
+        }
+
+        return null;
+    }
+
     private static DateTimeOffset At(string iso) => DateTimeOffset.Parse(iso, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
 
     private static List<DateTimeOffset> RunList(BeatSchedule schedule, DateTimeOffset start, int count, TimeZoneInfo zone)
