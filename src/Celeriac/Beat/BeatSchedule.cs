@@ -6,7 +6,7 @@ namespace Celeriac.Beat;
 
 /// <summary>
 /// When a periodic entry runs, with Celery's meaning: <see cref="IntervalSchedule"/> (<c>schedule(run_every)</c>),
-/// <c>CrontabSchedule</c> (<c>crontab</c>), <c>SolarSchedule</c> (<c>solar</c>) and <see cref="ClockedSchedule"/> (one-off).
+/// <see cref="CrontabSchedule"/> (<c>crontab</c>), <see cref="SolarSchedule"/> (<c>solar</c>) and <see cref="ClockedSchedule"/> (one-off).
 /// A schedule is a pure function of time: the next run after an instant, in the entry's time zone.
 /// </summary>
 public abstract class BeatSchedule
