@@ -14,7 +14,8 @@ namespace Celeriac.Sqlite;
 /// </summary>
 public sealed class SqliteBeatStore : IBeatStore
 {
-    private const int MaxBusyRetries = 10;
+    // Few: each attempt already waited DefaultTimeout for the lock; beat fails this tick and tries again on the next.
+    private const int MaxBusyRetries = 2;
 
     private const string CreateSchema = """
         CREATE TABLE IF NOT EXISTS celeriac_beat_entries (
@@ -83,7 +84,7 @@ public sealed class SqliteBeatStore : IBeatStore
 
             // One connection for the store's life, closed on dispose so that the file is let go.
             Pooling = false,
-            DefaultTimeout = 30,
+            DefaultTimeout = 10,
         }.ToString();
     }
 
@@ -282,12 +283,19 @@ public sealed class SqliteBeatStore : IBeatStore
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            SqliteConnection connection = _connection ??= Open();
             for (int attempt = 0; ; attempt++)
             {
                 try
                 {
-                    return work(connection);
+                    // On a pool thread: SQLite blocks while it waits for another process's write lock, and that wait
+                    // must not block the caller (beat's loop, or a thread that holds the lock itself).
+                    return await Task.Run(
+                        () =>
+                        {
+                            SqliteConnection connection = _connection ??= Open();
+                            return work(connection);
+                        },
+                        ct).ConfigureAwait(false);
                 }
                 catch (SqliteException ex) when (SqliteStore.IsBusy(ex) && attempt < MaxBusyRetries && !ct.IsCancellationRequested)
                 {
@@ -310,34 +318,41 @@ public sealed class SqliteBeatStore : IBeatStore
         {
             connection.Open();
             Execute(connection, "PRAGMA busy_timeout = 5000;");
-            for (int attempt = 0; ; attempt++)
-            {
-                try
-                {
-                    // WAL: readers (LoadAsync, another beat) never wait for the writer, and a process killed in the
-                    // middle of a write leaves only uncommitted frames that the next opener ignores.
-                    Execute(connection, "PRAGMA journal_mode = WAL;");
-                    Execute(connection, "PRAGMA synchronous = NORMAL;");
-                    using SqliteTransaction tx = connection.BeginTransaction(deferred: false);
-                    using (SqliteCommand create = Command(connection, tx, CreateSchema))
-                    {
-                        create.ExecuteNonQuery();
-                    }
 
-                    tx.Commit();
-                    return connection;
-                }
-                catch (SqliteException ex) when (SqliteStore.IsBusy(ex) && attempt < MaxBusyRetries)
-                {
-                    Thread.Sleep(10 * (attempt + 1));
-                }
+            // Only what is missing is changed, so that opening a file whose writer is busy (another beat, the broker)
+            // waits for no lock: switching to WAL and creating tables both need the write lock.
+            if (!string.Equals(Scalar(connection, "PRAGMA journal_mode;"), "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                // WAL: readers (LoadAsync, another beat) never wait for the writer, and a process killed in the
+                // middle of a write leaves only uncommitted frames that the next opener ignores.
+                Execute(connection, "PRAGMA journal_mode = WAL;");
             }
+
+            Execute(connection, "PRAGMA synchronous = NORMAL;");
+            if (Scalar(connection, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('celeriac_beat_entries', 'celeriac_beat_lease')") != "2")
+            {
+                using SqliteTransaction tx = connection.BeginTransaction(deferred: false);
+                using (SqliteCommand create = Command(connection, tx, CreateSchema))
+                {
+                    create.ExecuteNonQuery();
+                }
+
+                tx.Commit();
+            }
+
+            return connection;
         }
         catch
         {
             connection.Dispose();
             throw;
         }
+    }
+
+    private static string? Scalar(SqliteConnection connection, string sql)
+    {
+        using SqliteCommand command = Command(connection, null, sql);
+        return Convert.ToString(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void Execute(SqliteConnection connection, string sql)
