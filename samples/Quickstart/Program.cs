@@ -18,8 +18,11 @@ await using (app)
 {
     app.AddTasksFromAssembly(typeof(Tasks).Assembly);
 
+    // A periodic entry for `dotnet run -- beat` (or `-- worker -B`): tasks.add(2, 2) every 10 seconds.
+    app.Beat.Add("add-every-10s", "tasks.add", TimeSpan.FromSeconds(10), 2, 2);
+
     // With arguments this program is the celeriac CLI with these tasks: `dotnet run -- worker -c 4`,
-    // `dotnet run -- call tasks.add --args '[2,3]'`, `dotnet run -- result ID --wait 10`.
+    // `dotnet run -- call tasks.add --args '[2,3]'`, `dotnet run -- result ID --wait 10`, `dotnet run -- beat`.
     if (args.Length > 0)
     {
         return await CeleriacCli.RunAsync(args, app);

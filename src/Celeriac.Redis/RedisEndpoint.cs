@@ -108,7 +108,8 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
             ? db
             : throw new CeleriacConfigurationException($"'{masked}': the database must be a number (redis://host:port/0), not '{text}'.");
 
-    private static Dictionary<string, string> ParseQuery(string query)
+    /// <summary>The query parameters of a URL (later ones win), unescaped.</summary>
+    internal static Dictionary<string, string> ParseQuery(string query)
     {
         var result = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
         foreach (string pair in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))

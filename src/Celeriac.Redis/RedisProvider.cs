@@ -1,11 +1,12 @@
 using Celeriac;
+using Celeriac.Beat;
 using Celeriac.Redis;
 
 [assembly: CeleriacProvider(typeof(RedisProvider))]
 
 namespace Celeriac.Redis;
 
-/// <summary>Registers <c>redis://</c>, <c>rediss://</c> and <c>redis+socket://</c> as brokers and result backends.</summary>
+/// <summary>Registers <c>redis://</c>, <c>rediss://</c> and <c>redis+socket://</c> as brokers, result backends and beat stores.</summary>
 public sealed class RedisProvider : ICeleriacProvider
 {
     /// <inheritdoc />
@@ -16,6 +17,7 @@ public sealed class RedisProvider : ICeleriacProvider
         {
             registry.AddTransport(scheme, static o => new RedisTransport(o));
             registry.AddResultBackend(scheme, static o => new RedisResultBackend(o));
+            registry.AddExtension<IBeatStore>(scheme, static (url, app) => new RedisBeatStore(url, app.Options.LoggerFactory));
         }
     }
 }

@@ -1,11 +1,12 @@
 using Celeriac;
+using Celeriac.Beat;
 using Celeriac.Sqlite;
 
 [assembly: CeleriacProvider(typeof(SqliteProvider))]
 
 namespace Celeriac.Sqlite;
 
-/// <summary>Registers <c>sqlite://</c> as both a broker and a result backend.</summary>
+/// <summary>Registers <c>sqlite://</c> as a broker, a result backend and a beat store.</summary>
 public sealed class SqliteProvider : ICeleriacProvider
 {
     /// <summary>The URL scheme.</summary>
@@ -17,5 +18,6 @@ public sealed class SqliteProvider : ICeleriacProvider
         ArgumentNullException.ThrowIfNull(registry);
         registry.AddTransport(Scheme, static o => new SqliteTransport(o));
         registry.AddResultBackend(Scheme, static o => new SqliteResultBackend(o));
+        registry.AddExtension<IBeatStore>(Scheme, static (url, app) => new SqliteBeatStore(UrlText.FilePath(url), app.Options.TimeProvider));
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Help;
 using System.CommandLine.Invocation;
+using Celeriac.Cli.Commands.Beat;
 using Celeriac.Cli.Commands.Call;
 using Celeriac.Cli.Commands.Monitor;
 using Celeriac.Cli.Commands.Purge;
@@ -43,6 +44,7 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(new StatusCommandDefinition(context));
         root.Subcommands.Add(new EventsCommandDefinition(context));
         root.Subcommands.Add(new ReportCommandDefinition(context));
+        root.Subcommands.Add(new BeatCommandDefinition(context));
         return root;
     }
 

@@ -137,6 +137,44 @@ public sealed class CeleriacOptions
     public bool WithoutMingle { get; set; }
 
     /// <summary>
+    /// The IANA time zone calendar schedules are reckoned in when their entry names none (<c>CELERIAC_TIMEZONE</c>;
+    /// Celery's <c>timezone</c>). <value>UTC</value>
+    /// </summary>
+    public string Timezone { get; set; } = "UTC";
+
+    /// <summary>
+    /// Where beat keeps its entries, their last runs and its lease (<c>CELERIAC_BEAT_SCHEDULE</c>; <c>--schedule</c>):
+    /// <c>sqlite:///path</c>, <c>redis://...</c> or <c>memory://</c>. By default a SQLite file next to a SQLite broker's
+    /// (<c>celeriac-beat.db</c>), the broker's own Redis, else <c>celeriac-beat.db</c> in the working directory.
+    /// <value>null</value>
+    /// </summary>
+    public string? BeatScheduleUrl { get; set; }
+
+    /// <summary>
+    /// The longest beat sleeps between looks at its store (<c>CELERIAC_BEAT_MAX_INTERVAL</c>; <c>--max-interval</c>): an
+    /// entry added, changed or disabled in the store takes effect within it. <value>5 seconds</value>
+    /// </summary>
+    public TimeSpan BeatMaxInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long beat's lease lasts without renewal (<c>CELERIAC_BEAT_LEASE_TIME</c>): when the beat that sends dies,
+    /// another takes over within it. <value>5 seconds</value>
+    /// </summary>
+    public TimeSpan BeatLeaseTime { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How late a run may be sent: a run that fell due longer ago than this is missed, and its entry's catch-up policy
+    /// decides (<c>CELERIAC_BEAT_MISFIRE_GRACE</c>). <value>2 seconds</value>
+    /// </summary>
+    public TimeSpan BeatMisfireGrace { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Periodic entries in Celery's <c>beat_schedule</c> shape, by name (the <c>BeatSchedule</c> object of the
+    /// <c>Celeriac</c> configuration section): <c>{"task", "schedule", "args", "kwargs", "options", "timezone", "catch_up"}</c>.
+    /// </summary>
+    public IDictionary<string, System.Text.Json.JsonElement> BeatSchedule { get; } = new Dictionary<string, System.Text.Json.JsonElement>(StringComparer.Ordinal);
+
+    /// <summary>
     /// How often a worker sends <c>worker-heartbeat</c> (<c>CELERIAC_HEARTBEAT_INTERVAL</c>, seconds;
     /// <c>--heartbeat-interval</c>, as Celery's); monitors take a worker as offline after two intervals without one.
     /// <value>2 seconds</value>

@@ -36,6 +36,11 @@ public static class CeleriacSettings
         ("TaskEvents", "CELERIAC_TASK_EVENTS", static (o, v) => o.TaskEvents = Bool("TaskEvents", v)),
         ("WithoutHeartbeat", "CELERIAC_WITHOUT_HEARTBEAT", static (o, v) => o.WithoutHeartbeat = Bool("WithoutHeartbeat", v)),
         ("WithoutMingle", "CELERIAC_WITHOUT_MINGLE", static (o, v) => o.WithoutMingle = Bool("WithoutMingle", v)),
+        ("Timezone", "CELERIAC_TIMEZONE", static (o, v) => o.Timezone = v),
+        ("BeatScheduleUrl", "CELERIAC_BEAT_SCHEDULE", static (o, v) => o.BeatScheduleUrl = v is "" ? null : v),
+        ("BeatMaxInterval", "CELERIAC_BEAT_MAX_INTERVAL", static (o, v) => o.BeatMaxInterval = Seconds("BeatMaxInterval", v)),
+        ("BeatLeaseTime", "CELERIAC_BEAT_LEASE_TIME", static (o, v) => o.BeatLeaseTime = Seconds("BeatLeaseTime", v)),
+        ("BeatMisfireGrace", "CELERIAC_BEAT_MISFIRE_GRACE", static (o, v) => o.BeatMisfireGrace = Seconds("BeatMisfireGrace", v)),
         ("HeartbeatInterval", "CELERIAC_HEARTBEAT_INTERVAL", static (o, v) => o.HeartbeatInterval = Seconds("HeartbeatInterval", v)),
         ("TaskSendSentEvent", "CELERIAC_TASK_SEND_SENT_EVENT", static (o, v) => o.TaskSendSentEvent = Bool("TaskSendSentEvent", v)),
         ("ResultExtended", "CELERIAC_RESULT_EXTENDED", static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),
@@ -89,6 +94,17 @@ public static class CeleriacSettings
                     foreach (JsonProperty route in p.Value.EnumerateObject())
                     {
                         options.TaskRoutes[route.Name] = route.Value.GetString() ?? "";
+                    }
+
+                    continue;
+                }
+
+                if (p.NameEquals("BeatSchedule") && p.Value.ValueKind == JsonValueKind.Object)
+                {
+                    // Kept as written: beat reads each entry (and names the bad ones) when it starts.
+                    foreach (JsonProperty entry in p.Value.EnumerateObject())
+                    {
+                        options.BeatSchedule[entry.Name] = entry.Value.Clone();
                     }
 
                     continue;

@@ -28,6 +28,7 @@ public sealed class ProviderRegistry
     private readonly Dictionary<string, Func<TransportOptions, ITransport>> _transports = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, Func<ResultBackendOptions, IResultBackend>> _backends = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, string> _defaultBackends = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<(Type Service, string Scheme), Func<Uri, CeleriacApp, object>> _extensions = [];
     private readonly HashSet<string> _loaded = new(StringComparer.OrdinalIgnoreCase);
     private readonly Lock _gate = new();
 
@@ -87,6 +88,44 @@ public sealed class ProviderRegistry
     {
         ArgumentNullException.ThrowIfNull(options);
         return Find(_backends, options.Url, "result backend")(options);
+    }
+
+    /// <summary>
+    /// Registers another kind of store for a URL scheme (a beat schedule store, ...): parts above the app's core find
+    /// theirs by service type and scheme, as transports are found.
+    /// </summary>
+    public void AddExtension<TService>(string scheme, Func<Uri, CeleriacApp, TService> factory)
+        where TService : class
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(scheme);
+        ArgumentNullException.ThrowIfNull(factory);
+        lock (_gate)
+        {
+            _extensions[(typeof(TService), scheme.ToUpperInvariant())] = (url, app) => factory(url, app);
+        }
+    }
+
+    /// <summary>Creates a store registered with <see cref="AddExtension"/> for the URL's scheme (loading its package if referenced), or <see langword="null"/>.</summary>
+    public TService? CreateExtension<TService>(Uri url, CeleriacApp app)
+        where TService : class
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        (Type, string) key = (typeof(TService), url.Scheme.ToUpperInvariant());
+        Func<Uri, CeleriacApp, object>? factory;
+        lock (_gate)
+        {
+            _extensions.TryGetValue(key, out factory);
+        }
+
+        if (factory is null && s_knownAssemblies.TryGetValue(url.Scheme, out string? assembly) && TryLoad(assembly))
+        {
+            lock (_gate)
+            {
+                _extensions.TryGetValue(key, out factory);
+            }
+        }
+
+        return (TService?)factory?.Invoke(url, app);
     }
 
     /// <summary>Whether a scheme has a transport (loading its package if referenced).</summary>

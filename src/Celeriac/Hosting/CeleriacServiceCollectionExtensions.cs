@@ -60,6 +60,13 @@ public static class CeleriacServiceCollectionExtensions
                             options.TaskRoutes[route.Key] = route.Value ?? "";
                         }
                     }
+                    else if (child.Key == "BeatSchedule")
+                    {
+                        foreach (IConfigurationSection entry in child.GetChildren())
+                        {
+                            options.BeatSchedule[entry.Key] = ConfigurationJson.ToJson(entry);
+                        }
+                    }
                     else
                     {
                         string value = child.Value ?? string.Join(',', child.GetChildren().Select(c => c.Value));
@@ -93,6 +100,22 @@ public static class CeleriacServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Registrations.Add(app => app.AddTasksFromAssembly(typeof(T).Assembly));
+        return builder;
+    }
+
+    /// <summary>
+    /// Runs beat as a hosted service (with the entries <paramref name="schedule"/> adds to <c>app.Beat</c>, and those of
+    /// configuration and of the store). Several hosts may run it: one sends (see <see cref="Beat.CeleriacBeat"/>).
+    /// </summary>
+    public static CeleriacBuilder AddBeat(this CeleriacBuilder builder, Action<Beat.BeatScheduleBuilder>? schedule = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        if (schedule is not null)
+        {
+            builder.Registrations.Add(app => schedule(Beat.BeatScheduleBuilder.For(app)));
+        }
+
+        builder.Services.AddHostedService<BeatHostedService>();
         return builder;
     }
 
@@ -136,4 +159,11 @@ internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunS
         Environment.ExitCode = await PoolChild.RunAsync(app, stoppingToken).ConfigureAwait(false);
         lifetime?.StopApplication();
     }
+}
+
+/// <summary>Hosts a <see cref="Beat.CeleriacBeat"/>: started with the host; the host's stop releases its lease.</summary>
+internal sealed class BeatHostedService(CeleriacApp app) : BackgroundService
+{
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PoolChild.IsCurrentProcess ? Task.CompletedTask : new Beat.CeleriacBeat(app).RunAsync(stoppingToken);
 }

@@ -26,3 +26,11 @@ public sealed class MemoryResultBackendConformanceTests : ResultBackendConforman
             PollInterval = TimeSpan.FromMilliseconds(100),
         }));
 }
+
+public sealed class MemoryBeatStoreConformanceTests : BeatStoreConformanceTests
+{
+    private Celeriac.Beat.MemoryBeatStore? _store;
+
+    // One process: every "other" store is the same one.
+    protected override Celeriac.Beat.IBeatStore CreateStore(TimeProvider time) => _store ??= new Celeriac.Beat.MemoryBeatStore(time);
+}

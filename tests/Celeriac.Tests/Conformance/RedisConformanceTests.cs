@@ -115,3 +115,45 @@ public sealed class RedisKeyPrefixTests(RedisServerFixture redis) : IClassFixtur
         Assert.Equal(0, await t.GetQueueLengthAsync("q", Ct));
     }
 }
+
+public sealed class RedisBeatStoreConformanceTests(RedisServerFixture redis) : BeatStoreConformanceTests, IClassFixture<RedisServerFixture>
+{
+    // Tests share the server: each has keys of its own.
+    private readonly string _prefix = "beat-test-" + Guid.NewGuid().ToString("N") + ":";
+
+    protected override bool LeaseOnServerClock => true;
+
+    // Each store has its own connection, as another process would.
+    protected override Celeriac.Beat.IBeatStore CreateStore(TimeProvider time) =>
+        new RedisBeatStore(new Uri(redis.Server.Url(2)), null, _prefix, ownConnection: true);
+
+    [Fact]
+    public async Task Registry_RedisUrl_KeysUnderTheUrlsPrefixInTheUrlsDatabase()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions());
+        Celeriac.Beat.IBeatStore? created = app.Providers.CreateExtension<Celeriac.Beat.IBeatStore>(new Uri(redis.Server.Url(3) + "?beat_key_prefix=" + Uri.EscapeDataString(_prefix)), app);
+        await using var store = Assert.IsType<RedisBeatStore>(created);
+        Assert.Equal(_prefix, store.KeyPrefix);
+
+        Celeriac.Beat.BeatEntry entry = Interval("e");
+        await store.SaveAsync(entry, Ct);
+        Assert.True(await store.TryHoldLeaseAsync("beat-1", TimeSpan.FromMinutes(1), Ct));
+        Assert.True(await store.TryRecordRunAsync("beat-1", "e", null, new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero), Ct));
+
+        string[] keys = (await redis.Server.CliAsync("-n", "3", "KEYS", _prefix + "*")).Trim().Split('\n').Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["definitions", "enabled", "last_run_at", "lock", "total_run_count"], keys.Select(k => k[_prefix.Length..]));
+        Assert.Equal(entry.DefinitionJson(), (await redis.Server.CliAsync("-n", "3", "HGET", _prefix + "definitions", "e")).TrimEnd('\n'));
+        Assert.Equal("beat-1", (await redis.Server.CliAsync("-n", "3", "GET", _prefix + "lock")).Trim());
+        Assert.InRange(long.Parse((await redis.Server.CliAsync("-n", "3", "PTTL", _prefix + "lock")).Trim(), System.Globalization.CultureInfo.InvariantCulture), 1, 60_000);
+        Assert.Equal("0", (await redis.Server.CliAsync("-n", "2", "EXISTS", _prefix + "definitions")).Trim());
+    }
+
+    [Fact]
+    public async Task DefaultPrefix_IsCeleriacBeat_AfterTheGlobalKeyPrefix()
+    {
+        await using var plain = new RedisBeatStore(new Uri(redis.Server.Url(4)));
+        Assert.Equal("celeriac:beat:", plain.KeyPrefix);
+        await using var global = new RedisBeatStore(new Uri(redis.Server.Url(4) + "?global_keyprefix=app1:"));
+        Assert.Equal("app1:celeriac:beat:", global.KeyPrefix);
+    }
+}

@@ -79,6 +79,11 @@ internal static class WorkerCommand
                 o.TaskEvents = true;
             }
 
+            if (parse.GetValue(definition.ScheduleOption) is { } schedule)
+            {
+                o.BeatScheduleUrl = schedule;
+            }
+
             if (parse.GetValue(definition.WithoutMingleOption))
             {
                 o.WithoutMingle = true;
@@ -148,6 +153,8 @@ internal static class WorkerCommand
             await context.Out.WriteLineAsync(banner.AsMemory(), CancellationToken.None).ConfigureAwait(false);
             await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
 
+            // -B: beat beside the worker, stopped with its warm stop (releasing the lease for another -B worker).
+            Task beat = parse.GetValue(definition.BeatOption) ? new Celeriac.Beat.CeleriacBeat(app).RunAsync(stop.Token) : Task.CompletedTask;
             try
             {
                 await worker.RunAsync(stop.Token, abort.Token).ConfigureAwait(false);
@@ -155,6 +162,11 @@ internal static class WorkerCommand
             catch (OperationCanceledException) when (abort.IsCancellationRequested || stop.IsCancellationRequested)
             {
                 // Stopped before it consumed: nothing was taken, so nothing is lost.
+            }
+            finally
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                await beat.ConfigureAwait(false);
             }
 
             return abort.IsCancellationRequested ? ExitCodes.Failure : ExitCodes.Ok;

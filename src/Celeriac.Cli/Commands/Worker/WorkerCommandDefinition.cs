@@ -50,6 +50,8 @@ internal sealed class WorkerCommandDefinition : Command
         Options.Add(TaskEventsOption);
         Options.Add(WithoutHeartbeatOption);
         Options.Add(WithoutMingleOption);
+        Options.Add(BeatOption);
+        Options.Add(ScheduleOption);
         Options.Add(HeartbeatIntervalOption);
         SetAction((parse, ct) => WorkerCommand.RunAsync(context, this, parse, ct));
     }
@@ -145,6 +147,17 @@ internal sealed class WorkerCommandDefinition : Command
     public Option<bool> WithoutHeartbeatOption { get; } = new("--without-heartbeat")
     {
         Description = "Send no worker events (worker-online, worker-heartbeat, worker-offline), which are sent by default, as by Celery's workers.",
+    };
+
+    public Option<bool> BeatOption { get; } = new("--beat", "-B")
+    {
+        Description = "Also run beat, the periodic task scheduler, in this worker (any number of -B workers still send each run once).",
+    };
+
+    public Option<string?> ScheduleOption { get; } = new("--schedule", "-s")
+    {
+        Description = "With -B: the schedule store (sqlite:///path, redis://host:port/db, memory://).",
+        HelpName = "STORE_URL",
     };
 
     public Option<bool> WithoutMingleOption { get; } = new("--without-mingle")
