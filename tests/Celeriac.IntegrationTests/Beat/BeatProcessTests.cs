@@ -8,7 +8,7 @@ namespace Celeriac.IntegrationTests.Beat;
 /// <summary>
 /// Three real beat processes (and, separately, three <c>worker -B</c>) on one store, for a minute, with an every-second
 /// entry: each due run is sent exactly once, and when the holder of the lease is killed with SIGKILL another takes over,
-/// losing at most a lease time of runs and repeating none.
+/// losing at most a lease time of runs (with catch-up run_all, at most the one the killed holder had recorded) and repeating none.
 /// </summary>
 public sealed partial class BeatProcessTests : IAsyncLifetime
 {
@@ -33,17 +33,18 @@ public sealed partial class BeatProcessTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("sqlite", "beat")]
-    [InlineData("redis", "beat")]
-    [InlineData("sqlite", "worker")]
-    [InlineData("redis", "worker")]
-    public async Task ThreeBeats_OneMinuteEverySecond_HolderKilled_EachRunOnceAndAtMostALeaseLost(string store, string mode)
+    [InlineData("sqlite", "beat", "skip")]
+    [InlineData("redis", "beat", "skip")]
+    [InlineData("sqlite", "worker", "skip")]
+    [InlineData("redis", "worker", "skip")]
+    [InlineData("redis", "beat", "run_all")]
+    public async Task ThreeBeats_OneMinuteEverySecond_HolderKilled_EachRunOnceAndAtMostALeaseLost(string store, string mode, string catchUp)
     {
         string broker = store == "redis"
             ? (_redis = await RedisServer.StartAsync(Ct)).Url(0)
             : "sqlite:///" + Path.Join(_dir, "celeriac.db");
         await File.WriteAllTextAsync(Path.Join(_dir, "appsettings.json"), $$"""
-            { "Celeriac": { "BeatSchedule": { "each-second": { "task": "tasks.add", "schedule": 1.0, "args": [1, 1], "options": { "queue": "{{Queue}}" } } } } }
+            { "Celeriac": { "BeatSchedule": { "each-second": { "task": "tasks.add", "schedule": 1.0, "args": [1, 1], "options": { "queue": "{{Queue}}" }, "catch_up": "{{catchUp}}" } } } }
             """, Ct);
         var env = new Dictionary<string, string>
         {
@@ -86,6 +87,13 @@ public sealed partial class BeatProcessTests : IAsyncLifetime
             DateTimeOffset[] missing = [.. expected.Except(sent)];
             Assert.True(sent.Length >= 50, $"only {sent.Length} runs in a minute");
             Assert.All(missing, m => Assert.InRange(m, killedAt - TimeSpan.FromSeconds(2), killedAt + s_lease + s_grace + TimeSpan.FromSeconds(2)));
+
+            // Catching up on every missed run, the one that takes over sends what fell due meanwhile; only a run the
+            // killed holder had recorded but not yet sent can be missing (recorded first, so that none is sent twice).
+            if (catchUp == "run_all")
+            {
+                Assert.True(missing.Length <= 1, "missing with run_all: " + string.Join(", ", missing.Select(m => m.ToString("O", CultureInfo.InvariantCulture))));
+            }
         }
         finally
         {
