@@ -140,6 +140,14 @@ internal sealed class CeleryCliProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Warm stop (SIGTERM, as Celery's workers take it), waiting up to <paramref name="timeout"/> for the exit.</summary>
+    public async Task TerminateAsync(TimeSpan timeout)
+    {
+        await ProcessSignals.TerminateAsync(_process.Id);
+        using var wait = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(wait.Token);
+    }
+
     /// <summary>Kills it if it still runs.</summary>
     public async ValueTask DisposeAsync()
     {

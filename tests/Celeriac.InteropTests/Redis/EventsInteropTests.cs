@@ -38,7 +38,7 @@ public sealed class EventsInteropTests(RedisInteropFixture fx)
         // Prefork, as the golden captures: Celery 5.2's dispatcher is not thread-safe, and with -P threads it loses task
         // events when two tasks end together (seen here: 3 of 5 task-succeeded published), and sends the exception as
         // ExceptionWithTraceback().
-        await using (CeleryProcess worker = await CeleryProcess.StartAsync(fx, " ready.", "worker", "-P", "prefork", "-c", "2", "-Q", queue, "-n", node, "-E", "--without-gossip", "--without-mingle", "-l", "info"))
+        await using (CeleryCliProcess worker = await CeleryCliProcess.StartAsync(fx.PythonEnvironment, " ready.", s_wait, "worker", "-P", "prefork", "-c", "2", "-Q", queue, "-n", node, "-E", "--without-gossip", "--without-mingle", "-l", "info"))
         {
             Assert.True(await Poll(() => state.GetWorker(node)?.Alive == true), "the Celery worker never showed online\n" + worker.Output);
             AsyncResult add = await client.SendTaskAsync("tasks.add", [2, 3], ct: Ct);
@@ -63,7 +63,7 @@ public sealed class EventsInteropTests(RedisInteropFixture fx)
 
             // Celery's worker answers the receiver's heartbeat request and beats every 2 s: more than one heartbeat.
             Assert.True(await Poll(() => state.GetWorker(node)!.LastHeartbeat > added.Succeeded), "no heartbeat after the tasks");
-            await worker.TerminateAsync();
+            await worker.TerminateAsync(s_wait);
         }
 
         Assert.True(await Poll(() => state.GetWorker(node)?.Alive == false), "the Celery worker's worker-offline was not seen");
@@ -88,10 +88,10 @@ public sealed class EventsInteropTests(RedisInteropFixture fx)
         Task run = Task.Run(() => worker.RunAsync(stopWorker.Token), Ct);
         await Task.WhenAny(worker.Ready, run).WaitAsync(s_wait, Ct);
 
-        await using CeleryProcess dump = await CeleryProcess.StartAsync(fx, "-> evdump: starting capture...", "events", "--dump");
+        await using CeleryCliProcess dump = await CeleryCliProcess.StartAsync(fx.PythonEnvironment, "-> evdump: starting capture...", s_wait, "events", "--dump");
 
         // celery events asks every worker for a heartbeat as it starts: the Celeriac worker's answer shows it listens.
-        await dump.WaitForAsync(l => l.StartsWith(node, StringComparison.Ordinal) && l.Contains("] heartbeat: ", StringComparison.Ordinal));
+        await dump.WaitForAsync(l => l.StartsWith(node, StringComparison.Ordinal) && l.Contains("] heartbeat: ", StringComparison.Ordinal), s_wait);
         AsyncResult add = await client.SendTaskAsync("tasks.add", [2, 3], ct: Ct);
         AsyncResult fail = await client.SendTaskAsync("tasks.fail", ["deliberate"], ct: Ct);
         Assert.Equal(5, await add.GetAsync<int>(s_wait, Ct));
@@ -99,11 +99,11 @@ public sealed class EventsInteropTests(RedisInteropFixture fx)
         await stopWorker.CancelAsync();
         await run.WaitAsync(s_wait, Ct);
 
-        string received = await dump.WaitForAsync(l => l.Contains($"task received: tasks.add({add.Id}) args=(2, 3) kwargs={{}}", StringComparison.Ordinal));
-        string started = await dump.WaitForAsync(l => l.Contains($"task started: tasks.add({add.Id})", StringComparison.Ordinal));
-        string succeeded = await dump.WaitForAsync(l => l.Contains($"task succeeded: tasks.add({add.Id}) args=(2, 3) kwargs={{}}", StringComparison.Ordinal));
-        string failed = await dump.WaitForAsync(l => l.Contains($"task failed: tasks.fail({fail.Id})", StringComparison.Ordinal));
-        string offline = await dump.WaitForAsync(l => l.StartsWith(node, StringComparison.Ordinal) && l.Contains("] shutdown: ", StringComparison.Ordinal));
+        string received = await dump.WaitForAsync(l => l.Contains($"task received: tasks.add({add.Id}) args=(2, 3) kwargs={{}}", StringComparison.Ordinal), s_wait);
+        string started = await dump.WaitForAsync(l => l.Contains($"task started: tasks.add({add.Id})", StringComparison.Ordinal), s_wait);
+        string succeeded = await dump.WaitForAsync(l => l.Contains($"task succeeded: tasks.add({add.Id}) args=(2, 3) kwargs={{}}", StringComparison.Ordinal), s_wait);
+        string failed = await dump.WaitForAsync(l => l.Contains($"task failed: tasks.fail({fail.Id})", StringComparison.Ordinal), s_wait);
+        string offline = await dump.WaitForAsync(l => l.StartsWith(node, StringComparison.Ordinal) && l.Contains("] shutdown: ", StringComparison.Ordinal), s_wait);
 
         Assert.All([received, started, succeeded, failed], l => Assert.StartsWith(node + " [", l, StringComparison.Ordinal));
         Assert.Contains("result=5,", succeeded, StringComparison.Ordinal);
@@ -132,95 +132,5 @@ public sealed class EventsInteropTests(RedisInteropFixture fx)
         }
 
         return true;
-    }
-
-    /// <summary>
-    /// <c>python3 -m celery -A interop_tasks ...</c> on the fixture's Redis, its output kept line by line; SIGTERM
-    /// (a warm stop) on <see cref="TerminateAsync"/>, killed on dispose.
-    /// </summary>
-    private sealed class CeleryProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly ConcurrentQueue<string> _lines = new();
-        private readonly SemaphoreSlim _changed = new(0);
-
-        private CeleryProcess(Process process) => _process = process;
-
-        public string Output => string.Join('\n', _lines);
-
-        public static async Task<CeleryProcess> StartAsync(RedisInteropFixture fx, string ready, params string[] args)
-        {
-            var start = new ProcessStartInfo(PythonCelery.Python) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            PythonCelery.Configure(start, fx.PythonEnvironment);
-            foreach (string a in (string[])["-m", "celery", "-A", "interop_tasks", .. args])
-            {
-                start.ArgumentList.Add(a);
-            }
-
-            var celery = new CeleryProcess(Process.Start(start)!);
-            celery._process.OutputDataReceived += (_, e) => celery.Add(e.Data);
-            celery._process.ErrorDataReceived += (_, e) => celery.Add(e.Data);
-            celery._process.BeginOutputReadLine();
-            celery._process.BeginErrorReadLine();
-            try
-            {
-                await celery.WaitForAsync(l => l.Contains(ready, StringComparison.Ordinal));
-            }
-            catch
-            {
-                await celery.DisposeAsync();
-                throw;
-            }
-
-            return celery;
-        }
-
-        private void Add(string? line)
-        {
-            if (line is not null)
-            {
-                _lines.Enqueue(line);
-                _changed.Release();
-            }
-        }
-
-        /// <summary>The first line that matches, waiting up to 30 s for it.</summary>
-        public async Task<string> WaitForAsync(Func<string, bool> match)
-        {
-            var clock = Stopwatch.StartNew();
-            while (true)
-            {
-                if (_lines.FirstOrDefault(match) is { } line)
-                {
-                    return line;
-                }
-
-                if (clock.Elapsed > s_wait)
-                {
-                    throw new TimeoutException("celery did not print the line within 30 s; it printed:\n" + Output);
-                }
-
-                await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), Ct);
-            }
-        }
-
-        public async Task TerminateAsync()
-        {
-            await ProcessSignals.TerminateAsync(_process.Id);
-            using var timeout = new CancellationTokenSource(s_wait);
-            await _process.WaitForExitAsync(timeout.Token);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-
-            _process.Dispose();
-            _changed.Dispose();
-        }
     }
 }
