@@ -67,6 +67,38 @@ public abstract class RemoteControlInteropTests
         IReadOnlyDictionary<string, ControlReply> pongs = await client.Control.PingAsync(new ControlOptions { Destination = [py, net], Reply = true, Timeout = TimeSpan.FromSeconds(10) }, Ct);
         Assert.Equal([net, py], pongs.Keys.Order(StringComparer.Ordinal));
         Assert.All(pongs.Values, r => Assert.Equal("pong", r.Ok));
+
+        // celeriac inspect ping (the Quickstart is the celeriac CLI): both, as Celery's CLI prints them.
+        (int exit, string stdout) = await CeleriacCliAsync(client.Options.BrokerUrl, "inspect", "ping", "-d", $"{py},{net}", "-t", "5");
+        Assert.Equal(0, exit);
+        Assert.Contains($"->  {net}: OK", stdout, StringComparison.Ordinal);
+        Assert.Contains($"->  {py}: OK", stdout, StringComparison.Ordinal);
+        Assert.Contains("2 nodes online.", stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>Runs <c>celeriac args...</c> (the built Quickstart) on <paramref name="broker"/> and returns its exit code and output.</summary>
+    private static async Task<(int ExitCode, string Stdout)> CeleriacCliAsync(string broker, params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Join(AppContext.BaseDirectory, "Quickstart.dll"));
+        foreach (string a in args)
+        {
+            start.ArgumentList.Add(a);
+        }
+
+        foreach (string name in start.Environment.Keys.Where(n => n.StartsWith("CELERIAC_", StringComparison.Ordinal)).ToList())
+        {
+            start.Environment.Remove(name);
+        }
+
+        start.Environment["CELERIAC_BROKER_URL"] = broker;
+        using var process = System.Diagnostics.Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(Ct);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(Ct);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     [Fact]
