@@ -183,7 +183,7 @@ public abstract class RemoteControlInteropTests
                 Assert.Equal((later.Id, "tasks.add", "[3,4]"), (request.GetProperty("id").GetString(), request.GetProperty("name").GetString(), JsonText.Canonical(request.GetProperty("args"))));
 
                 List<string> registered = [.. root.GetProperty("registered").GetProperty(node).EnumerateArray().Select(e => e.GetString()!)];
-                Assert.Contains("tasks.add", registered);
+                Assert.Contains("tasks.add [rate_limit=11/m]", registered);
                 Assert.Contains("tasks.sleep", registered);
                 Assert.Contains("tasks.echo", registered);
 
@@ -279,12 +279,18 @@ public abstract class RemoteControlInteropTests
         ControlReply unknown = Assert.Single(await client.Control.RateLimitAsync("tasks.nope", "1/s", options, Ct));
         Assert.Equal("unknown task", unknown.Error);
 
+        // The same through the celeriac CLI: celeriac control rate_limit reaches the Celery worker.
+        (int exit, string said) = await CeleriacCliAsync(client.Options.BrokerUrl, "control", "rate_limit", "tasks.add", "11/m", "-d", node, "-t", "5");
+        Assert.Equal(0, exit);
+        Assert.Contains($"->  {node}: OK", said, StringComparison.Ordinal);
+        Assert.Contains("new rate limit set successfully", said, StringComparison.Ordinal);
+
         // celery inspect registered rate_limit: the new limit beside the task's name.
         using (JsonDocument doc = (await CeleryCli.RunAsync(PythonEnvironment, "inspect", "registered", "rate_limit", "-d", node, "-t", "5", "--json")).Succeeded().Json())
         {
             List<string> registered = [.. doc.RootElement.GetProperty(node).EnumerateArray().Select(e => e.GetString()!)];
             Assert.Contains("tasks.mul [rate_limit=7/m]", registered);
-            Assert.Contains("tasks.add", registered);
+            Assert.Contains("tasks.add [rate_limit=11/m]", registered);
         }
 
         // The pool grew from one process to two: Celeriac's inspector reads it from Celery's stats, and so does celery inspect stats.
