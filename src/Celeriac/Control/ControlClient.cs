@@ -95,7 +95,9 @@ public sealed class ControlClient
             await transport.PublishAsync(Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
             int? limit = options.Limit ?? options.Destination?.Count;
             var replies = new List<ControlReply>();
-            using var window = new CancellationTokenSource(timeout, _app.Time);
+            // A network wait, as a socket's timeout: on the real clock, so that an app on a fake clock (tests) still
+            // gets its replies gathered and a worker's mingle ends.
+            using var window = new CancellationTokenSource(timeout);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(window.Token, ct);
             while (limit is null || replies.Count < limit)
             {
@@ -114,7 +116,7 @@ public sealed class ControlClient
         finally
         {
             _waiting.TryRemove(ticket, out _);
-            await StopListeningAsync().ConfigureAwait(false);
+            await StopListeningAsync(options.KeepListening).ConfigureAwait(false);
         }
     }
 
@@ -255,13 +257,21 @@ public sealed class ControlClient
     /// The last caller lets the loop linger a while before it stops: calls that follow one another (a monitor, a
     /// script) share one listener instead of each waiting for the last one to let go of the queue.
     /// </summary>
-    private async Task StopListeningAsync()
+    private async Task StopListeningAsync(bool linger)
     {
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
             if (--_users == 0 && _stopListening is { } stop)
             {
+                if (!linger)
+                {
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    stop.Dispose();
+                    _stopListening = null;
+                    return;
+                }
+
                 int generation = ++_idleGeneration;
                 _ = StopWhenIdleAsync(stop, generation);
             }
@@ -376,6 +386,12 @@ public sealed record ControlOptions
 
     /// <summary>Stop once this many replies came (default: as many as <see cref="Destination"/> names, else wait the timeout).</summary>
     public int? Limit { get; init; }
+
+    /// <summary>
+    /// Keep the reply listener a few seconds after the call, for the calls that follow (a monitor, a script).
+    /// Off, it stops at once and its queue goes, as kombu's does after a one-off call (a worker's mingle). <value>true</value>
+    /// </summary>
+    public bool KeepListening { get; init; } = true;
 }
 
 /// <summary>One worker's reply: its node name and the value it sent (<c>{"ok": ...}</c>, <c>{"error": ...}</c>, a list...).</summary>

@@ -289,7 +289,7 @@ public sealed partial class CeleriacWorker
 
             var arguments = new Dictionary<string, object?>(StringComparer.Ordinal) { ["from_node"] = _node, ["revoked"] = ours };
             Control.ReplyDictionary<System.Text.Json.JsonElement> replies = await Control.ControlClient.For(_app)
-                .Inspect(new Control.ControlOptions { Timeout = Control.ControlClient.DefaultTimeout })
+                .Inspect(new Control.ControlOptions { Timeout = Control.ControlClient.DefaultTimeout, KeepListening = false })
                 .AskAsync("hello", arguments, ct).ConfigureAwait(false);
             var nodes = new List<string>();
             foreach ((string node, System.Text.Json.JsonElement reply) in replies)
