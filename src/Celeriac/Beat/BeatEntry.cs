@@ -74,6 +74,10 @@ public sealed record BeatEntry
     /// <summary>How many times it was sent.</summary>
     public long TotalRunCount { get; init; }
 
+    /// <summary>The zone its schedule is reckoned in: its own <see cref="TimeZone"/>, else <paramref name="defaultZone"/> (the app's).</summary>
+    /// <exception cref="FormatException">An unknown zone.</exception>
+    public TimeZoneInfo ZoneOr(string defaultZone) => BeatZones.Find(TimeZone ?? defaultZone);
+
     /// <summary>
     /// Reads an entry in Celery's <c>beat_schedule</c> shape: <c>{"task", "schedule", "args", "kwargs", "options":
     /// {"queue", "exchange", "routing_key", "priority", "headers", "expires"}, "timezone", "catch_up", "enabled"}</c>.

@@ -205,7 +205,7 @@ public sealed class CeleriacBeat
     /// <summary>Sends an entry's due runs per its catch-up policy; returns its next time, or that the record was refused.</summary>
     private async Task<(DateTimeOffset? Next, bool Lost)> RunDueAsync(IBeatStore store, BeatEntry entry, DateTimeOffset now, CancellationToken ct)
     {
-        TimeZoneInfo zone = entry.TimeZone is { } z ? BeatZones.Find(z) : BeatZones.Find(_app.Options.Timezone);
+        TimeZoneInfo zone = entry.ZoneOr(_app.Options.Timezone);
         if (entry.LastRunAt is not { } last)
         {
             // Added to the store by hand without a last run: it starts now, as a new entry does.

@@ -201,7 +201,8 @@ public sealed class ControlClient
 
     private static ControlOptions Replying(ControlOptions? options) => (options ?? new ControlOptions()) with { Reply = true };
 
-    private static Dictionary<string, object?> Args(params (string Key, object? Value)[] pairs)
+    /// <summary>A request's keyword arguments from name/value pairs.</summary>
+    internal static Dictionary<string, object?> Args(params (string Key, object? Value)[] pairs)
     {
         var d = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach ((string key, object? value) in pairs)

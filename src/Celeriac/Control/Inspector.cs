@@ -25,7 +25,7 @@ public sealed class Inspector
 
     /// <summary><c>active</c>: the tasks running now (<paramref name="safe"/>: arguments as reprs).</summary>
     public Task<ReplyDictionary<IReadOnlyList<TaskRequestInfo>>> ActiveAsync(bool safe = false, CancellationToken ct = default) =>
-        AskAsync("active", Args(("safe", safe)), Requests, ct);
+        AskAsync("active", ControlClient.Args(("safe", safe)), Requests, ct);
 
     /// <summary><c>reserved</c>: the tasks prefetched and waiting for a slot.</summary>
     public Task<ReplyDictionary<IReadOnlyList<TaskRequestInfo>>> ReservedAsync(CancellationToken ct = default) => AskAsync("reserved", null, Requests, ct);
@@ -39,7 +39,7 @@ public sealed class Inspector
 
     /// <summary><c>registered</c>: the task names (with <paramref name="taskInfoItems"/>, e.g. <c>rate_limit</c>, in brackets).</summary>
     public Task<ReplyDictionary<IReadOnlyList<string>>> RegisteredAsync(IReadOnlyList<string>? taskInfoItems = null, CancellationToken ct = default) =>
-        AskAsync("registered", taskInfoItems is null ? null : Args(("taskinfoitems", taskInfoItems.Cast<object?>().ToList())), Strings, ct);
+        AskAsync("registered", taskInfoItems is null ? null : ControlClient.Args(("taskinfoitems", taskInfoItems.Cast<object?>().ToList())), Strings, ct);
 
     /// <summary><c>stats</c>: each worker's statistics (pid, clock, uptime, pool, broker, totals by task...).</summary>
     public Task<ReplyDictionary<WorkerStats>> StatsAsync(CancellationToken ct = default) => AskAsync("stats", null, v => new WorkerStats(v), ct);
@@ -50,7 +50,7 @@ public sealed class Inspector
 
     /// <summary><c>conf</c>: each worker's configuration (Celery's setting names).</summary>
     public Task<ReplyDictionary<JsonElement>> ConfAsync(bool withDefaults = false, CancellationToken ct = default) =>
-        AskAsync("conf", Args(("with_defaults", withDefaults)), v => v, ct);
+        AskAsync("conf", ControlClient.Args(("with_defaults", withDefaults)), v => v, ct);
 
     /// <summary><c>query_task</c>: where the workers hold these tasks (<c>active</c>, <c>reserved</c> or <c>ready</c>).</summary>
     public Task<ReplyDictionary<IReadOnlyDictionary<string, TaskQueryInfo>>> QueryTaskAsync(IEnumerable<string> ids, CancellationToken ct = default)
@@ -58,7 +58,7 @@ public sealed class Inspector
         ArgumentNullException.ThrowIfNull(ids);
         return AskAsync<IReadOnlyDictionary<string, TaskQueryInfo>>(
             "query_task",
-            Args(("ids", ids.Cast<object?>().ToList())),
+            ControlClient.Args(("ids", ids.Cast<object?>().ToList())),
             v => v.ValueKind != JsonValueKind.Object ? new Dictionary<string, TaskQueryInfo>() : v.EnumerateObject().ToDictionary(p => p.Name, p => TaskQueryInfo.FromJson(p.Value), StringComparer.Ordinal),
             ct);
     }
@@ -99,8 +99,6 @@ public sealed class Inspector
 
         return new ReplyDictionary<T>(values, errors);
     }
-
-    private static Dictionary<string, object?> Args(params (string Key, object? Value)[] pairs) => pairs.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
 
     private static JsonElement[] Items(JsonElement v) => v.ValueKind == JsonValueKind.Array ? [.. v.EnumerateArray()] : [];
 

@@ -257,14 +257,7 @@ public sealed partial class CeleriacWorker
             SaveStateDb();
         }
 
-        var ours = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (KeyValuePair<string, DateTimeOffset> kv in _revoked.Snapshot())
-        {
-            // LimitedSet._data: {id: (timestamp, id)}.
-            ours[kv.Key] = new List<object?> { kv.Value.ToUnixTimeMilliseconds() / 1000.0, kv.Key };
-        }
-
-        return new Dictionary<string, object?>(StringComparer.Ordinal) { ["revoked"] = ours, ["clock"] = _app.Clock.Forward() };
+        return new Dictionary<string, object?>(StringComparer.Ordinal) { ["revoked"] = RevokedForMingle(), ["clock"] = _app.Clock.Forward() };
     }
 
     /// <summary>
@@ -281,13 +274,7 @@ public sealed partial class CeleriacWorker
 
         try
         {
-            var ours = new Dictionary<string, object?>(StringComparer.Ordinal);
-            foreach (KeyValuePair<string, DateTimeOffset> kv in _revoked.Snapshot())
-            {
-                ours[kv.Key] = new List<object?> { kv.Value.ToUnixTimeMilliseconds() / 1000.0, kv.Key };
-            }
-
-            var arguments = new Dictionary<string, object?>(StringComparer.Ordinal) { ["from_node"] = _node, ["revoked"] = ours };
+            var arguments = new Dictionary<string, object?>(StringComparer.Ordinal) { ["from_node"] = _node, ["revoked"] = RevokedForMingle() };
             Control.ReplyDictionary<System.Text.Json.JsonElement> replies = await Control.ControlClient.For(_app)
                 .Inspect(new Control.ControlOptions { Timeout = Control.ControlClient.DefaultTimeout, KeepListening = false })
                 .AskAsync("hello", arguments, ct).ConfigureAwait(false);
@@ -328,6 +315,18 @@ public sealed partial class CeleriacWorker
         {
             Log.MingleFailed(_logger, ex.Message);
         }
+    }
+
+    /// <summary>This worker's revoked ids as mingle exchanges them: Celery's <c>LimitedSet._data</c>, <c>{id: [timestamp, id]}</c>.</summary>
+    private Dictionary<string, object?> RevokedForMingle()
+    {
+        var revoked = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (KeyValuePair<string, DateTimeOffset> kv in _revoked.Snapshot())
+        {
+            revoked[kv.Key] = new List<object?> { kv.Value.ToUnixTimeMilliseconds() / 1000.0, kv.Key };
+        }
+
+        return revoked;
     }
 
     /// <summary>Revoked ids as mingle sends them: Celery's <c>{id: [timestamp, id]}</c> or <c>{id: timestamp}</c>, or a list of ids.</summary>

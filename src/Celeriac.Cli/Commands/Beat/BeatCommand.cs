@@ -183,7 +183,7 @@ internal static class BeatCommand
     {
         try
         {
-            TimeZoneInfo zone = BeatZones.Find(entry.TimeZone ?? app.Options.Timezone);
+            TimeZoneInfo zone = entry.ZoneOr(app.Options.Timezone);
             return (entry.Schedule.NextAfter(entry.LastRunAt ?? now, zone), null);
         }
         catch (FormatException ex)
