@@ -21,14 +21,17 @@
 #
 # Settings: CELERY_SUITE_DIR (the suite), CELERY_SUITE_CONCURRENCY (the worker's, default 4: Celery's test worker runs
 # one process, and test_expired/test_revoked need its queue to fill up behind 4 sleeping tasks), CELERY_SUITE_BUDGET
-# (seconds for the whole pytest run; default 900 with --ci, 7200 without).
+# (seconds for the whole pytest run; default 900 with --ci, 7200 without), CELERY_SUITE_BACKEND (the result backend
+# URL of the worker and of TEST_BACKEND, default the private Redis; its server is the caller's to start, as Celery's
+# CI runs the suite with cache+pylibmc://, dynamodb:// and azureblockblob:// backends), CELERY_SUITE_KNOWN (the list
+# --ci runs, default tests/celery-suite/known-passing.txt).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 suite=${CELERY_SUITE_DIR:-/work/shared/celery-suite}
 tools="$root/tests/celery-suite"
-known="$tools/known-passing.txt"
+known=${CELERY_SUITE_KNOWN:-$tools/known-passing.txt}
 project="tests/Celeriac.SuiteWorker/Celeriac.SuiteWorker.csproj"
 dll="$root/tests/Celeriac.SuiteWorker/bin/Release/net10.0/Celeriac.SuiteWorker.dll"
 artifacts="$root/.artifacts/celery-suite"
@@ -128,7 +131,8 @@ for _ in 1 2 3; do
 done
 [ -n "$port" ] || fail "redis-server did not start (see .artifacts/celery-suite/redis.log)"
 url="redis://127.0.0.1:$port/0"
-echo "celery-suite: redis-server on 127.0.0.1:$port"
+backend=${CELERY_SUITE_BACKEND:-$url}
+echo "celery-suite: redis-server on 127.0.0.1:$port; result backend ${backend%%://*}://"
 
 # 2. The Celeriac worker with the suite's tasks, built now and started in step 4.
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
@@ -172,7 +176,7 @@ report="$tmp/report.jsonl"
   (
     me=$BASHPID
     echo "$me" >"$tmp/pytest.pid"
-    (cd "$tmp" && REDIS_HOST=127.0.0.1 REDIS_PORT="$port" exec dotnet "$dll" worker -b "$url" --result-backend "$url" \
+    (cd "$tmp" && REDIS_HOST=127.0.0.1 REDIS_PORT="$port" exec dotnet "$dll" worker -b "$url" --result-backend "$backend" \
       -P async -c "$concurrency" -n "gen$me@$host" -l info) >"$tmp/worker.log" 2>&1 &
     echo $! >"$tmp/worker.pid"
     if ! "$py" "$tools/suite_tool.py" wait "$url" "$!" 60; then
@@ -193,7 +197,7 @@ report="$tmp/report.jsonl"
       kill -KILL "$me" 2>/dev/null
     ) &
     cd "$tmp/suite" &&
-      exec env TEST_BROKER="$url" TEST_BACKEND="$url" REDIS_HOST=127.0.0.1 REDIS_PORT="$port" \
+      exec env TEST_BROKER="$url" TEST_BACKEND="$backend" REDIS_HOST=127.0.0.1 REDIS_PORT="$port" \
         PYTHONPATH="$tools" PYTHONDONTWRITEBYTECODE=1 CELERIAC_SUITE_REPORT="$report" \
         "$py" -m pytest "${args[@]}" -p celery.contrib.pytest -p celeriac_report -p no:cacheprovider \
         -p no:rerunfailures -o addopts= --timeout=120 -v -rfE --disable-warnings

@@ -68,15 +68,15 @@ internal sealed class ServerProcess(string name) : IDisposable
         }
     }
 
-    /// <summary>Sends SIGTERM and waits for the exit; kills it and throws if it has not exited within <paramref name="timeout"/>.</summary>
-    public async Task StopAsync(TimeSpan timeout)
+    /// <summary>Sends <paramref name="signal"/> (SIGTERM) and waits for the exit; kills it and throws if it has not exited within <paramref name="timeout"/>.</summary>
+    public async Task StopAsync(TimeSpan timeout, string signal = "-TERM")
     {
         if (_process is not { } process || process.HasExited)
         {
             return;
         }
 
-        using (Process? kill = Process.Start("/bin/kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+        using (Process? kill = Process.Start("/bin/kill", [signal, process.Id.ToString(CultureInfo.InvariantCulture)]))
         {
             kill?.WaitForExit(10_000);
         }

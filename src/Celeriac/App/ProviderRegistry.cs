@@ -23,6 +23,19 @@ public sealed class ProviderRegistry
         ["amqps"] = "Celeriac.RabbitMQ",
         ["rpc"] = "Celeriac.RabbitMQ",
         ["postgresql"] = "Celeriac.PostgreSql",
+        ["postgres"] = "Celeriac.PostgreSql",
+        ["db+postgresql"] = "Celeriac.Database",
+        ["db+postgresql+psycopg2"] = "Celeriac.Database",
+        ["db+mysql"] = "Celeriac.Database",
+        ["db+mysql+pymysql"] = "Celeriac.Database",
+        ["db+mariadb"] = "Celeriac.Database",
+        ["db+mariadb+pymysql"] = "Celeriac.Database",
+        ["db+sqlite"] = "Celeriac.Database",
+        ["cache+memcached"] = "Celeriac.Memcached",
+        ["cache+pylibmc"] = "Celeriac.Memcached",
+        ["s3"] = "Celeriac.Aws",
+        ["dynamodb"] = "Celeriac.Aws",
+        ["azureblockblob"] = "Celeriac.Azure",
     };
 
     private readonly Dictionary<string, Func<TransportOptions, ITransport>> _transports = new(StringComparer.OrdinalIgnoreCase);
