@@ -165,6 +165,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
                             BrokerUrl = UrlText.Parse(Options.BrokerUrl, "broker"),
                             ReplyTo = ReplyTo,
                             ResultExpires = Options.ResultExpires,
+                            ResultExtended = Options.ResultExtended,
+                            Settings = new Dictionary<string, string>(Options.ResultBackendSettings, StringComparer.OrdinalIgnoreCase),
                             TimeProvider = Time,
                             LoggerFactory = LoggerFactory,
                         });

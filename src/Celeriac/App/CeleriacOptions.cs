@@ -175,6 +175,13 @@ public sealed class CeleriacOptions
     public IDictionary<string, System.Text.Json.JsonElement> BeatSchedule { get; } = new Dictionary<string, System.Text.Json.JsonElement>(StringComparer.Ordinal);
 
     /// <summary>
+    /// Settings of the result backend in force, under Celery's names (<c>s3_bucket</c>, <c>s3_endpoint_url</c>,
+    /// <c>database_table_names</c>, <c>azureblockblob_container_name</c>, ...; the <c>ResultBackendSettings</c> object
+    /// of the <c>Celeriac</c> configuration section). A query parameter of the backend URL of the same name wins.
+    /// </summary>
+    public IDictionary<string, string> ResultBackendSettings { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
     /// How often a worker sends <c>worker-heartbeat</c> (<c>CELERIAC_HEARTBEAT_INTERVAL</c>, seconds;
     /// <c>--heartbeat-interval</c>, as Celery's); monitors take a worker as offline after two intervals without one.
     /// <value>2 seconds</value>

@@ -99,6 +99,16 @@ public static class CeleriacSettings
                     continue;
                 }
 
+                if (p.NameEquals("ResultBackendSettings") && p.Value.ValueKind == JsonValueKind.Object)
+                {
+                    foreach (JsonProperty setting in p.Value.EnumerateObject())
+                    {
+                        options.ResultBackendSettings[setting.Name] = setting.Value.ValueKind == JsonValueKind.String ? setting.Value.GetString()! : setting.Value.GetRawText();
+                    }
+
+                    continue;
+                }
+
                 if (p.NameEquals("BeatSchedule") && p.Value.ValueKind == JsonValueKind.Object)
                 {
                     // Kept as written: beat reads each entry (and names the bad ones) when it starts.
@@ -129,7 +139,7 @@ public static class CeleriacSettings
         var setting = s_settings.FirstOrDefault(s => string.Equals(s.Key, name, StringComparison.OrdinalIgnoreCase));
         if (setting.Apply is null)
         {
-            throw new CeleriacConfigurationException($"{source}: unknown setting Celeriac:{name} (known: {string.Join(", ", s_settings.Select(s => s.Key))}, TaskRoutes).");
+            throw new CeleriacConfigurationException($"{source}: unknown setting Celeriac:{name} (known: {string.Join(", ", s_settings.Select(s => s.Key))}, TaskRoutes, BeatSchedule, ResultBackendSettings).");
         }
 
         setting.Apply(options, value);

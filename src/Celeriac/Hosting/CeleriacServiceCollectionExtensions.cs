@@ -60,6 +60,13 @@ public static class CeleriacServiceCollectionExtensions
                             options.TaskRoutes[route.Key] = route.Value ?? "";
                         }
                     }
+                    else if (child.Key == "ResultBackendSettings")
+                    {
+                        foreach (IConfigurationSection setting in child.GetChildren())
+                        {
+                            options.ResultBackendSettings[setting.Key] = setting.Value ?? ConfigurationJson.ToJson(setting).GetRawText();
+                        }
+                    }
                     else if (child.Key == "BeatSchedule")
                     {
                         foreach (IConfigurationSection entry in child.GetChildren())

@@ -18,6 +18,33 @@ public sealed class ResultBackendOptions
     /// <summary>This client's reply queue (its oid, the <c>reply_to</c> of the tasks it sends), for rpc://.</summary>
     public string? ReplyTo { get; init; }
 
+    /// <summary>Whether results carry Celery's extended fields (<c>result_extended</c>), for stores with a column each.</summary>
+    public bool ResultExtended { get; init; }
+
+    /// <summary>The backend's own settings under Celery's names (<c>CeleriacOptions.ResultBackendSettings</c>).</summary>
+    public IReadOnlyDictionary<string, string> Settings { get; init; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// A backend setting by Celery's name: the URL's query parameter of that name, else <see cref="Settings"/>' entry,
+    /// else <see langword="null"/>.
+    /// </summary>
+    public string? Setting(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        string query = Url.Query;
+        foreach (string pair in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = pair.IndexOf('=', StringComparison.Ordinal);
+            string key = Uri.UnescapeDataString(eq < 0 ? pair : pair[..eq]);
+            if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase))
+            {
+                return eq < 0 ? "" : Uri.UnescapeDataString(pair[(eq + 1)..].Replace('+', ' '));
+            }
+        }
+
+        return Settings.TryGetValue(name, out string? value) ? value : null;
+    }
+
     /// <summary>The clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
