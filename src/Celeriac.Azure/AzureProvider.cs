@@ -12,5 +12,6 @@ public sealed class AzureProvider : ICeleriacProvider
     public void Register(ProviderRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        registry.AddResultBackend("azureblockblob", static o => new AzureBlockBlobResultBackend(o));
     }
 }
