@@ -30,6 +30,9 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     private readonly string _endpoint;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+
+    // Increments made here go one at a time: optimistic concurrency then only contends with other processes.
+    private readonly SemaphoreSlim _increments = new(1, 1);
     private int _down;
 
     /// <summary>Opens (lazily: no request is made here) the account named by the URL's connection string.</summary>
@@ -113,7 +116,19 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     /// </summary>
     protected override async ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct)
     {
-        BlobClient blob = Blob(key);
+        await _increments.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            return await IncrementOnceAsync(Blob(key), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _increments.Release();
+        }
+    }
+
+    private async Task<long> IncrementOnceAsync(BlobClient blob, CancellationToken ct)
+    {
         for (int attempt = 0; ; attempt++)
         {
             long? written = await RunAsync(
@@ -265,6 +280,7 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     public override async ValueTask DisposeAsync()
     {
         _handler.Dispose();
+        _increments.Dispose();
         await base.DisposeAsync().ConfigureAwait(false);
     }
 }
