@@ -64,7 +64,8 @@ def prepare(suite, dest):
 def wait(broker, pid, seconds):
     from celery import Celery
 
-    app = Celery('celeriac-suite-wait', broker=broker, backend=broker)
+    # The worker stores identity's result in the suite's backend (CELERY_SUITE_BACKEND), else in the broker's Redis.
+    app = Celery('celeriac-suite-wait', broker=broker, backend=os.environ.get('CELERY_SUITE_BACKEND') or broker)
     deadline = time.monotonic() + seconds
 
     def alive():
