@@ -14,11 +14,12 @@ namespace Celeriac.Azure;
 /// blob named <c>&lt;azureblockblob_base_path&gt;celery-task-meta-&lt;id&gt;</c> in the container
 /// <c>azureblockblob_container_name</c> (<c>celery</c>), its content Celery's JSON, as Celery's
 /// <c>AzureBlockBlobBackend</c> writes and reads it. As Celery's, results never expire here (use a lifecycle rule of the
-/// storage account), waiting polls, and chords are joined by <c>celery.chord_unlock</c>, not by the store.
+/// storage account), waiting polls, and chords are joined by <c>celery.chord_unlock</c> (sent with the chord by the
+/// client, Celery's or Celeriac's), not by the store.
 /// Requests that fail because the service is away are retried with back-off: reads for up to a minute, writes for up
 /// to five, then a <see cref="TimeoutException"/> says so.
 /// </summary>
-public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
+public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend, IResultBackend
 {
     /// <summary>Celery's default container name (<c>azureblockblob_container_name</c>).</summary>
     public const string DefaultContainer = "celery";
@@ -78,8 +79,11 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     /// <summary>How long a write keeps retrying while the service is away.</summary>
     internal TimeSpan WritePatience { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>No store-side join: as Celery's backend (no <c>incr</c>), a Celery client joins a chord by <c>celery.chord_unlock</c>.</summary>
+    /// <summary>No store-side join: as Celery's backend (no <c>incr</c>), see <see cref="JoinsChordsByUnlock"/>.</summary>
     public override bool SupportsChords => false;
+
+    /// <summary>As Celery on this store: a client (Celery's or Celeriac's) joins a chord by sending <c>celery.chord_unlock</c>.</summary>
+    public bool JoinsChordsByUnlock => true;
 
     /// <summary>The blob of a Celery key (<c>azureblockblob_base_path</c> + key, as Celery names it).</summary>
     internal BlobClient Blob(string key) => _container.GetBlobClient(_basePath + key);

@@ -408,7 +408,14 @@ internal sealed class CanvasRunner(CeleriacApp app)
             int size = members.Sum(m => Descend(m.Sig));
             bool nested = members.Any(m => m.Result is GroupResult);
             byte[] header = nested ? System.Text.Encoding.UTF8.GetBytes(new JsonArray([.. members.Select(m => m.Result.AsTuple())]).ToJsonString()) : [];
-            await app.ResultBackend.BeginChordAsync(groupId, [.. members.Select(m => m.Result.Id)], size, header, ct).ConfigureAwait(false);
+            if (app.ResultBackend.JoinsChordsByUnlock)
+            {
+                await SendChordUnlockAsync(groupId, members.Select(m => ChordOf(m.Sig)).First(c => c is not null)!, members.Select(m => m.Result), ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await app.ResultBackend.BeginChordAsync(groupId, [.. members.Select(m => m.Result.Id)], size, header, ct).ConfigureAwait(false);
+            }
         }
 
         // Plain members go in batches, one per queue; a shape in the group is sent as its own canvas.
@@ -544,9 +551,24 @@ internal sealed class CanvasRunner(CeleriacApp app)
         return bodyResult;
     }
 
+    /// <summary>
+    /// Celery's <c>fallback_chord_unlock</c>: <c>celery.chord_unlock(group_id, body, result=[member tuples], interval=None,
+    /// max_retries=None)</c>, a second from now, on the body's queue (its option, else its route).
+    /// </summary>
+    private async Task SendChordUnlockAsync(string groupId, JsonObject body, IEnumerable<AsyncResult> members, CancellationToken ct)
+    {
+        string? queue = (body["options"] as JsonObject)?["queue"] is JsonValue q && q.TryGetValue(out string? name) ? name : null;
+        await app.SendTaskAsync(
+            "celery.chord_unlock",
+            [groupId, body.DeepClone()],
+            new Dictionary<string, object?> { ["interval"] = null, ["max_retries"] = null, ["result"] = new JsonArray([.. members.Select(m => m.AsTuple())]) },
+            new ApplyOptions { Countdown = TimeSpan.FromSeconds(1), Queue = app.Route((body["task"] as JsonValue)?.GetValue<string>() ?? "celery.chord_unlock", queue) },
+            ct).ConfigureAwait(false);
+    }
+
     private void EnsureChordsAllowed()
     {
-        if (!app.ResultBackend.SupportsChords)
+        if (!app.ResultBackend.SupportsChords && !app.ResultBackend.JoinsChordsByUnlock)
         {
             throw new NotSupportedException(NoChordSupport);
         }

@@ -41,6 +41,15 @@ public interface IResultBackend : IAsyncDisposable
     bool SupportsChords => false;
 
     /// <summary>
+    /// Whether a chord on this store is joined as Celery joins one on a store without <c>incr</c> (its
+    /// <c>fallback_chord_unlock</c>): the client sends <c>celery.chord_unlock</c> with the header, which polls the header's
+    /// results and then sends the body; a member's end reports nothing (<see cref="AddChordPartAsync"/> returns
+    /// <see langword="null"/>). A client sends chords on such a store although <see cref="SupportsChords"/> is false.
+    /// <value>false</value>
+    /// </summary>
+    bool JoinsChordsByUnlock => false;
+
+    /// <summary>
     /// Prepares a chord before its header is sent, as Celery's client does on this store: Redis keeps the size
     /// (<c>celery-taskset-meta-&lt;group&gt;.s</c>), key-value stores save the header as a group.
     /// <paramref name="nestedHeader"/> is the header's result tuples (Celery's <c>GroupResult.as_tuple()[1]</c>) when a

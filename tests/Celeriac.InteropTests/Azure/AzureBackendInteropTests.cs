@@ -102,4 +102,17 @@ public sealed class AzureBackendInteropTests(AzureInteropFixture fx) : IClassFix
 
         Assert.Equal("12", PythonOutcome.ParseList(output)[0].ValueJson);
     }
+
+    [Fact]
+    public async Task Chord_FromCeleriacClient_PythonWorkerJoinsItByChordUnlock()
+    {
+        // As Celery's client on this store, Celeriac's sends celery.chord_unlock with the chord; the Python worker runs it.
+        CeleriacTask add = fx.Client.Signature("tasks.add");
+        CeleriacTask xsum = fx.Client.Signature("tasks.xsum");
+
+        AsyncResult result = await global::Celeriac.Canvas.Chord([add.S(1, 2), add.S(3, 4), add.S(5, 6)], xsum.S()).ApplyAsync(ct: Ct);
+
+        Assert.Equal(21, await result.GetAsync<long>(s_wait, Ct));
+        Assert.Contains("celery.chord_unlock", fx.PythonWorker.Log, StringComparison.Ordinal);
+    }
 }

@@ -122,15 +122,34 @@ public sealed class AzureBlockBlobTests(AzuriteFixture azurite) : IClassFixture<
     }
 
     [Fact]
-    public async Task Chord_AzureBackend_RefusedBeforeAnythingIsSent()
+    public async Task Chord_AzureBackend_JoinedByChordUnlockAsCeleryJoinsIt()
     {
-        await using CeleriacApp app = RunningWorker.NewApp(o => o.ResultBackend = azurite.Server.Url());
-        CeleriacTask add = app.Signature("tasks.add");
+        string container = AzuriteFixture.NewContainer();
+        await using CeleriacApp app = RunningWorker.NewApp(o =>
+        {
+            o.ResultBackend = azurite.Server.Url();
+            o.ResultBackendSettings["azureblockblob_container_name"] = container;
+        });
+        CeleriacTask add = app.Task("az.add", (long x, long y) => x + y);
+        CeleriacTask sum = app.Task("az.xsum", (long[] values) => values.Sum());
+        var unlocks = new List<string>();
+        app.Signals.AfterTaskPublish += (_, e) =>
+        {
+            lock (unlocks)
+            {
+                unlocks.Add(e.TaskName);
+            }
+        };
+        await using RunningWorker w = await RunningWorker.StartAsync(app);
 
-        await Assert.ThrowsAsync<NotSupportedException>(() => global::Celeriac.Canvas.Chord([add.S(1, 1)], add.S()).ApplyAsync(ct: Ct));
+        AsyncResult result = await global::Celeriac.Canvas.Chord([add.S(1, 1), add.S(2, 2), add.S(3, 3)], sum.S()).ApplyAsync(ct: Ct);
 
         Assert.False(app.ResultBackend.SupportsChords);
-        Assert.Equal(0, await app.Transport.GetQueueLengthAsync("celery", Ct));
+        Assert.Equal(12, await result.GetAsync<long>(s_wait, Ct));
+        lock (unlocks)
+        {
+            Assert.Contains("celery.chord_unlock", unlocks);
+        }
     }
 
     [Fact]
