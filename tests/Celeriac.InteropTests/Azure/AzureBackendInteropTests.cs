@@ -110,9 +110,20 @@ public sealed class AzureBackendInteropTests(AzureInteropFixture fx) : IClassFix
         CeleriacTask add = fx.Client.Signature("tasks.add");
         CeleriacTask xsum = fx.Client.Signature("tasks.xsum");
 
-        AsyncResult result = await global::Celeriac.Canvas.Chord([add.S(1, 2), add.S(3, 4), add.S(5, 6)], xsum.S()).ApplyAsync(ct: Ct);
+        // The body's queue is named: the Python worker's default queue is Celery's 'celery', where it would send it otherwise.
+        AsyncResult result = await global::Celeriac.Canvas.Chord([add.S(1, 2), add.S(3, 4), add.S(5, 6)], xsum.S().SetQueue(AzureInteropFixture.PythonQueue)).ApplyAsync(ct: Ct);
 
-        Assert.Equal(21, await result.GetAsync<long>(s_wait, Ct));
+        TaskResultMeta meta;
+        try
+        {
+            meta = await result.WaitAsync(s_wait, Ct);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException(e.Message + "\nThe Python worker's log:\n" + fx.PythonWorker.Log, e);
+        }
+
+        Assert.Equal((TaskStates.Success, "21"), (meta.Status, System.Text.Encoding.UTF8.GetString(meta.Result.Span)));
         Assert.Contains("celery.chord_unlock", fx.PythonWorker.Log, StringComparison.Ordinal);
     }
 }
