@@ -11,8 +11,12 @@ namespace Celeriac.Protocol;
 /// </summary>
 public static class JsonValues
 {
-    /// <summary>The deepest nesting accepted when reading untrusted input.</summary>
-    public const int MaxDepth = 64;
+    /// <summary>
+    /// The deepest nesting accepted when reading untrusted input. Deep enough for Celery's result tuples, which nest one
+    /// level pair per parent (<c>[[id, [[parent, ...], null]], null]</c>): the <c>celery.chord_unlock</c> of a chord whose
+    /// header holds long chains carries them.
+    /// </summary>
+    public const int MaxDepth = 256;
 
     /// <summary>Reads the value at the reader's current token.</summary>
     public static object? Read(ref Utf8JsonReader reader)
