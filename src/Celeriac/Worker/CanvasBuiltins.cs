@@ -88,7 +88,7 @@ internal static class CanvasBuiltins
         {
             Signature body = Signature.FromJson(callback);
             IReadOnlyList<AsyncResult> members = kwargs.TryGetValue("result", out JsonElement result) && result.ValueKind == JsonValueKind.Array
-                ? [.. result.EnumerateArray().Select(t => CanvasResults.FromTuple(JsonNode.Parse(t.GetRawText())!, app.ResultBackend, app))]
+                ? [.. result.EnumerateArray().Select(t => CanvasResults.FromTuple(JsonNode.Parse(t.GetRawText(), documentOptions: new JsonDocumentOptions { MaxDepth = Protocol.JsonValues.MaxDepth })!, app.ResultBackend, app))]
                 : [];
             var set = new ResultSet(members);
             await set.RefreshAsync(context.CancellationToken).ConfigureAwait(false);
