@@ -12,7 +12,7 @@ public static class PythonRepr
     /// <summary>The repr of a body's args (a tuple) or kwargs (a dict).</summary>
     internal static string OfArgs(ReadOnlySpan<byte> body, bool kwargs)
     {
-        var reader = new Utf8JsonReader(body);
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = JsonValues.MaxDepth });
         using var doc = JsonDocument.ParseValue(ref reader);
         JsonElement e = doc.RootElement[kwargs ? 1 : 0];
         return kwargs ? Of(e) : OfTuple(e);

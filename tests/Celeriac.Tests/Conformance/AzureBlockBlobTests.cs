@@ -153,6 +153,25 @@ public sealed class AzureBlockBlobTests(AzuriteFixture azurite) : IClassFixture<
     }
 
     [Fact]
+    public async Task Chord_HeaderOfLongChains_UnlockCarriesTheirDeepResultTuples()
+    {
+        // Each step's tuple nests its parent's ([[id, [[parent, ...], null]], null]): 40 steps nest beyond 64 levels.
+        await using CeleriacApp app = RunningWorker.NewApp(o => o.ResultBackend = azurite.Server.Url());
+        CeleriacTask add = app.Task("az.add", (long x, long y) => x + y);
+        CeleriacTask sum = app.Task("az.xsum", (long[] values) => values.Sum());
+        await using RunningWorker w = await RunningWorker.StartAsync(app);
+        Signature chain = add.S(0, 1);
+        for (int i = 0; i < 39; i++)
+        {
+            chain |= add.S(1);
+        }
+
+        AsyncResult result = await global::Celeriac.Canvas.Chord([chain, add.S(1, 1)], sum.S()).ApplyAsync(ct: Ct);
+
+        Assert.Equal(42, await result.GetAsync<long>(s_wait, Ct));
+    }
+
+    [Fact]
     public async Task StoreThenGet_SequentialRoundTrips_EachReadsItsOwnDocument()
     {
         // Also the figure in the README: the median of a store + get on azurite (an emulator, on loopback).
