@@ -9,7 +9,8 @@ namespace Celeriac.Aws;
 
 /// <summary>
 /// Celery's DynamoDB result backend (<c>dynamodb://key:secret@region:port/table?read=N&amp;write=N&amp;ttl_seconds=N</c>):
-/// one item per key in Celery's table layout, the hash key <c>id</c> (string, e.g. <c>celery-task-meta-&lt;id&gt;</c>),
+/// one item per key in Celery's table layout, the hash key <c>id</c> (a string: Celery 5.2's <c>str()</c> of the key's
+/// bytes, e.g. <c>b'celery-task-meta-&lt;id&gt;'</c>, see <see cref="ItemId"/>),
 /// the document in <c>result</c> (binary, Celery's JSON), <c>timestamp</c> (seconds since the epoch) and, when results
 /// expire, <c>ttl</c> (DynamoDB's Time to Live attribute), so that Python Celery reads what Celeriac writes and the
 /// other way round. The table is created when missing, as Celery creates it (provisioned read/write capacity).
@@ -19,7 +20,7 @@ namespace Celeriac.Aws;
 /// attribute. With <c>ttl_seconds</c> the table's Time to Live is turned on (off for a negative value) as Celery does;
 /// DynamoDB deletes expired items late (within days), so a read ignores an item whose <c>ttl</c> has passed.</para>
 /// <para>Chords: joined natively by an atomic counter (<c>UpdateItem ADD chord_count</c> on the item
-/// <c>chord-unlock-&lt;group&gt;</c>, laid out as Celery 5.3+ does). Celery 5.2 has no counter on DynamoDB and joins
+/// <c>chord-unlock-&lt;group&gt;</c>, laid out as Celery 5.3+ does, under Celery 5.2's form of the id). Celery 5.2 has no counter on DynamoDB and joins
 /// its chords with <c>celery.chord_unlock</c> instead; a member of such a chord (no counter item) reports nothing.</para>
 /// </remarks>
 public sealed class DynamoDbResultBackend : KeyValueResultBackend
@@ -87,7 +88,34 @@ public sealed class DynamoDbResultBackend : KeyValueResultBackend
         }
     }
 
-    private static Dictionary<string, AttributeValue> Key(string key) => new(StringComparer.Ordinal) { [KeyAttribute] = new AttributeValue { S = key } };
+    private static Dictionary<string, AttributeValue> Key(string key) => new(StringComparer.Ordinal) { [KeyAttribute] = new AttributeValue { S = ItemId(key) } };
+
+    /// <summary>
+    /// The item's <c>id</c> for a backend key, byte for byte as Celery 5.2 writes it: its <c>get</c>/<c>set</c>/<c>delete</c>
+    /// take the key as bytes and use <c>str(key)</c>, Python's repr of them, so the id of <c>celery-task-meta-X</c> is
+    /// <c>b'celery-task-meta-X'</c> (Celery 5.3 and later use the key itself).
+    /// </summary>
+    internal static string ItemId(string key)
+    {
+        byte[] bytes = System.Text.Encoding.UTF8.GetBytes(key);
+        char quote = bytes.Contains((byte)'\'') && !bytes.Contains((byte)'"') ? '"' : '\'';
+        var id = new System.Text.StringBuilder(bytes.Length + 3).Append('b').Append(quote);
+        foreach (byte b in bytes)
+        {
+            _ = b switch
+            {
+                (byte)'\\' => id.Append(@"\\"),
+                (byte)'\t' => id.Append(@"\t"),
+                (byte)'\n' => id.Append(@"\n"),
+                (byte)'\r' => id.Append(@"\r"),
+                _ when b == quote => id.Append('\\').Append(quote),
+                < 0x20 or >= 0x7f => id.Append(CultureInfo.InvariantCulture, $"\\x{b:x2}"),
+                _ => id.Append((char)b),
+            };
+        }
+
+        return id.Append(quote).ToString();
+    }
 
     private string Now() => (Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0).ToString("0.0##", CultureInfo.InvariantCulture);
 

@@ -41,7 +41,7 @@ public sealed class DynamoDbResultBackendConformanceTests(DynamoDbServerFixture 
     protected override async ValueTask<byte[]?> ReadRawAsync(string key)
     {
         using AmazonDynamoDBClient client = dynamo.Client();
-        GetItemResponse got = await client.GetItemAsync(new GetItemRequest { TableName = _table, Key = new() { ["id"] = new AttributeValue { S = key } }, ConsistentRead = true }, Ct);
+        GetItemResponse got = await client.GetItemAsync(new GetItemRequest { TableName = _table, Key = new() { ["id"] = new AttributeValue { S = DynamoDbResultBackend.ItemId(key) } }, ConsistentRead = true }, Ct);
         return got.Item is { Count: > 0 } item ? item["result"].B.ToArray() : null;
     }
 }
@@ -91,6 +91,14 @@ public sealed class DynamoDbResultBackendTests(DynamoDbServerFixture dynamo) : I
     }
 
     [Theory]
+    [InlineData("celery-task-meta-abc", "b'celery-task-meta-abc'")]
+    [InlineData("it's", "b\"it's\"")]
+    [InlineData("ü\\", "b'\\xc3\\xbc\\\\'")]
+    [InlineData("a'\"", "b'a\\'\"'")]
+    [InlineData("t\tn\n", "b't\\tn\\n'")]
+    public void ItemId_IsCelery52sStrOfTheKeysBytes(string key, string expected) => Assert.Equal(expected, DynamoDbResultBackend.ItemId(key));
+
+    [Theory]
     [InlineData("dynamodb://keyonly@localhost:8000/t", "both")]
     [InlineData("dynamodb://k:s@localhost:8000/t?ttl_seconds=soon", "ttl_seconds")]
     [InlineData("dynamodb://k:s@localhost:8000/t?read=x", "read")]
@@ -133,7 +141,7 @@ public sealed class DynamoDbResultBackendTests(DynamoDbServerFixture dynamo) : I
         await backend.StoreAsync(Success(id), Ct);
 
         using AmazonDynamoDBClient client = dynamo.Client();
-        Dictionary<string, AttributeValue> item = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "celery-task-meta-" + id } }, ConsistentRead = true }, Ct)).Item;
+        Dictionary<string, AttributeValue> item = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "b'celery-task-meta-" + id + "'" } }, ConsistentRead = true }, Ct)).Item;
         Assert.Equal(["id", "result", "timestamp", "ttl"], item.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(Success(id).Encode(), item["result"].B.ToArray());
         long now = time.GetUtcNow().ToUnixTimeSeconds();
@@ -154,7 +162,7 @@ public sealed class DynamoDbResultBackendTests(DynamoDbServerFixture dynamo) : I
 
         Assert.NotNull(await backend.GetAsync(id, Ct));
         using AmazonDynamoDBClient client = dynamo.Client();
-        Dictionary<string, AttributeValue> item = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "celery-task-meta-" + id } }, ConsistentRead = true }, Ct)).Item;
+        Dictionary<string, AttributeValue> item = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "b'celery-task-meta-" + id + "'" } }, ConsistentRead = true }, Ct)).Item;
         Assert.DoesNotContain("ttl", item.Keys);
     }
 
@@ -167,7 +175,7 @@ public sealed class DynamoDbResultBackendTests(DynamoDbServerFixture dynamo) : I
 
         await backend.BeginChordAsync(group, ["a", "b"], 2, ct: Ct);
         using AmazonDynamoDBClient client = dynamo.Client();
-        Dictionary<string, AttributeValue> counter = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "chord-unlock-" + group } }, ConsistentRead = true }, Ct)).Item;
+        Dictionary<string, AttributeValue> counter = (await client.GetItemAsync(new GetItemRequest { TableName = table, Key = new() { ["id"] = new AttributeValue { S = "b'chord-unlock-" + group + "'" } }, ConsistentRead = true }, Ct)).Item;
         Assert.Equal("0", counter["chord_count"].N);
 
         Assert.Equal(1, await backend.IncrementChordCounterAsync(group, Ct));
