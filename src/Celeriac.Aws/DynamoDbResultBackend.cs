@@ -251,32 +251,47 @@ public sealed class DynamoDbResultBackend : KeyValueResultBackend
     }
 
     /// <summary>
-    /// Celery's <c>_get_or_create_table</c> and <c>_set_table_ttl</c>: creates the table (hash key <c>id</c>, a string;
+    /// Celery's <c>_get_or_create_table</c> and <c>_set_table_ttl</c>: describes the table and creates it (hash key <c>id</c>, a string;
     /// provisioned capacity from <c>read</c>/<c>write</c>) when missing and waits until it is ACTIVE; with
     /// <c>ttl_seconds</c>, turns the table's Time to Live on the <c>ttl</c> attribute on (off when negative).
     /// </summary>
     private async Task EnsureTableAsync()
     {
         TimeSpan patience = ReadPatience;
+
+        // Described first, as Celery 5.3 does: a process allowed only to read and write items never needs CreateTable.
+        bool exists = true;
         try
         {
-            await _outage.RunAsync(
-                token => _client.CreateTableAsync(
-                    new CreateTableRequest
-                    {
-                        TableName = Table,
-                        AttributeDefinitions = [new AttributeDefinition(KeyAttribute, ScalarAttributeType.S)],
-                        KeySchema = [new KeySchemaElement(KeyAttribute, KeyType.HASH)],
-                        ProvisionedThroughput = new ProvisionedThroughput(_settings.ReadCapacity, _settings.WriteCapacity),
-                    },
-                    token),
-                patience,
-                CancellationToken.None).ConfigureAwait(false);
-            Log.TableCreated(_logger, Table, _settings.ReadCapacity, _settings.WriteCapacity);
+            await _outage.RunAsync(token => _client.DescribeTableAsync(new DescribeTableRequest { TableName = Table }, token), patience, CancellationToken.None).ConfigureAwait(false);
         }
-        catch (ResourceInUseException)
+        catch (ResourceNotFoundException)
         {
-            // It exists (or another process is creating it): wait until it is usable.
+            exists = false;
+        }
+
+        if (!exists)
+        {
+            try
+            {
+                await _outage.RunAsync(
+                    token => _client.CreateTableAsync(
+                        new CreateTableRequest
+                        {
+                            TableName = Table,
+                            AttributeDefinitions = [new AttributeDefinition(KeyAttribute, ScalarAttributeType.S)],
+                            KeySchema = [new KeySchemaElement(KeyAttribute, KeyType.HASH)],
+                            ProvisionedThroughput = new ProvisionedThroughput(_settings.ReadCapacity, _settings.WriteCapacity),
+                        },
+                        token),
+                    patience,
+                    CancellationToken.None).ConfigureAwait(false);
+                Log.TableCreated(_logger, Table, _settings.ReadCapacity, _settings.WriteCapacity);
+            }
+            catch (ResourceInUseException)
+            {
+                // Another process created it meanwhile: wait until it is usable.
+            }
         }
 
         var waited = System.Diagnostics.Stopwatch.StartNew();

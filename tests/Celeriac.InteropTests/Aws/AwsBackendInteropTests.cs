@@ -110,6 +110,27 @@ public sealed class S3BackendInteropTests(S3InteropFixture fx) : AwsBackendInter
 public sealed class DynamoDbBackendInteropTests(DynamoDbInteropFixture fx) : AwsBackendInteropTests(fx), IClassFixture<DynamoDbInteropFixture>
 {
     [Fact]
+    public async Task CeleriacChord_JoinedByTheCeleriacWorkersCounter_PythonReadsTheBody()
+    {
+        CeleriacApp client = fx.Client;
+        Chord chord = global::Celeriac.Canvas.Chord(
+            Enumerable.Range(0, 4).Select(i => client.Signature("tasks.add").S(i, i).SetQueue(AwsInteropFixture.CeleriacQueue)),
+            client.Signature("tasks.xsum").S().SetQueue(AwsInteropFixture.CeleriacQueue));
+
+        AsyncResult body = await client.ApplyAsync(chord, ct: TestContext.Current.CancellationToken);
+
+        Assert.Equal(12, await body.GetAsync<int>(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        string output = await fx.RunPythonAsync("""
+            import sys, json
+            from interop_tasks import app
+            from interop_client import outcome
+            print(json.dumps([outcome(app.AsyncResult(sys.argv[1]))]))
+            """, body.Id);
+        PythonOutcome seen = Assert.Single(PythonOutcome.ParseList(output));
+        Assert.Equal(("SUCCESS", "12"), (seen.State, seen.ValueJson));
+    }
+
+    [Fact]
     public async Task PythonReadsTheItemCeleriacWrote_AndCeleriacReadsPythons()
     {
         string ours = Guid.NewGuid().ToString(), theirs = Guid.NewGuid().ToString();
