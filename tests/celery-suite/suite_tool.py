@@ -61,10 +61,11 @@ def prepare(suite, dest):
         f.write(text)
 
 
-def wait(broker, pid, seconds):
+def wait(broker, pid, seconds, backend=None):
     from celery import Celery
 
-    app = Celery('celeriac-suite-wait', broker=broker, backend=broker)
+    # The worker stores identity()'s result in its result backend (CELERY_SUITE_BACKEND), not always the broker.
+    app = Celery('celeriac-suite-wait', broker=broker, backend=backend or broker)
     deadline = time.monotonic() + seconds
 
     def alive():
@@ -166,8 +167,8 @@ def main(argv):
         free_port()
     elif len(argv) == 3 and argv[0] == 'prepare':
         prepare(argv[1], argv[2])
-    elif len(argv) == 4 and argv[0] == 'wait':
-        wait(argv[1], int(argv[2]), float(argv[3]))
+    elif len(argv) in (4, 5) and argv[0] == 'wait':
+        wait(argv[1], int(argv[2]), float(argv[3]), *argv[4:])
     elif len(argv) >= 2 and argv[0] == 'summarize':
         options = dict(zip(argv[2::2], argv[3::2]))
         if len(argv) % 2 != 0 or set(options) - {'--expect', '--rc'}:
