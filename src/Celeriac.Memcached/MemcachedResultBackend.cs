@@ -11,9 +11,10 @@ namespace Celeriac.Memcached;
 /// Celery's cache result backend on memcached (<c>cache+memcached://host:port/</c>, <c>cache+pylibmc://</c>): documents
 /// under Celery's keys, stored as pylibmc stores a Python <c>str</c> (flag 16) so that Celery reads them as it reads its
 /// own; chords count with <c>incr</c> on <c>chord-unlock-&lt;group&gt;</c>, which the client sets to 0 (as an integer,
-/// flag 4) before it sends the header, as Celery does. memcached cannot tell anyone of a write, so waiting polls.
+/// flag 4) before it sends the header, as Celery does. memcached cannot tell anyone of a write, so waiting on another
+/// process's write polls; a write by this backend wakes its own waiters at once.
 /// While memcached is away, writes are retried with back-off (for up to <c>memcached_retry_timeout</c>, 5 minutes by
-/// default) and reads for up to a minute; then a <see cref="MemcachedException"/> says so.
+/// default) and reads for up to a minute (at most as long as writes); then a <see cref="MemcachedException"/> says so.
 /// </summary>
 public sealed class MemcachedResultBackend : KeyValueResultBackend
 {
@@ -29,13 +30,13 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
     // memcached reads an expiry above 30 days as a unix time.
     private const long MaxRelativeExpiry = 60 * 60 * 24 * 30;
 
-    private static readonly TimeSpan s_readPatience = TimeSpan.FromSeconds(60);
-
     private readonly MemcachedClient _client;
     private readonly TimeSpan _writePatience;
+    private readonly TimeSpan _readPatience;
     private readonly ILogger _logger;
     private readonly string _servers;
     private readonly Lock _outageGate = new();
+    private readonly KeyWaiterTable _waiters = new();
     private long _outageStarted;
 
     /// <summary>
@@ -49,10 +50,14 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
         MemcachedEndpoint endpoint = MemcachedEndpoint.Parse(options.Url);
         TimeSpan timeout = Seconds(options, "memcached_timeout", 5);
         _writePatience = Seconds(options, "memcached_retry_timeout", 300);
+        _readPatience = TimeSpan.FromTicks(Math.Min(_writePatience.Ticks, TimeSpan.FromMinutes(1).Ticks));
         _client = new MemcachedClient(endpoint.Servers, timeout);
         _logger = options.LoggerFactory.CreateLogger("Celeriac.Memcached");
         _servers = string.Join(';', endpoint.Servers);
     }
+
+    /// <inheritdoc />
+    protected override KeyWaiterTable Waiters => _waiters;
 
     /// <summary>The client (tests).</summary>
     internal MemcachedClient Client => _client;
@@ -93,7 +98,7 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
     /// <inheritdoc />
     protected override async ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct)
     {
-        (byte[] Value, uint Flags)? got = await RunAsync(() => _client.GetAsync(key, ct), s_readPatience, retrySent: true, ct).ConfigureAwait(false);
+        (byte[] Value, uint Flags)? got = await RunAsync(() => _client.GetAsync(key, ct), _readPatience, retrySent: true, ct).ConfigureAwait(false);
         return got is { } v ? Decode(key, v.Value, v.Flags) : null;
     }
 
@@ -132,6 +137,7 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
                 _writePatience,
                 retrySent: true,
                 CancellationToken.None).ConfigureAwait(false);
+            Wake(key);
         }
         catch (MemcachedException e) when (!e.IsTransient && e.Message.Contains("too large", StringComparison.Ordinal))
         {
