@@ -159,11 +159,14 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
         long exptime = Exptime(expiry);
         for (int attempt = 0; attempt < 10; attempt++)
         {
-            ulong? value = await RunAsync(() => _client.IncrementAsync(key, 1, ct), _writePatience, retrySent: false, ct).ConfigureAwait(false);
+            // As Celery's on_chord_part_return, the counter lives as long as the results it counts: touched with each
+            // increment, in the same flush (a touch that finds no counter yet is harmless: the add below sets the expiry).
+            Task<ulong?> increment = RunAsync(() => _client.IncrementAsync(key, 1, ct), _writePatience, retrySent: false, ct);
+            Task<bool> touch = RunAsync(() => _client.TouchAsync(key, exptime, ct), _writePatience, retrySent: true, ct);
+            await Task.WhenAll(increment, touch).ConfigureAwait(false);
+            ulong? value = await increment.ConfigureAwait(false);
             if (value is { } counted)
             {
-                // As Celery's on_chord_part_return: the counter lives as long as the results it counts.
-                await RunAsync(() => _client.TouchAsync(key, exptime, ct), _writePatience, retrySent: true, ct).ConfigureAwait(false);
                 return (long)counted;
             }
 

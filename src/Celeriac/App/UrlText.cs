@@ -9,9 +9,16 @@ public static class UrlText
         // Uri's default parser rejects as a bad port; a registry-based authority takes it as it is.
         foreach (string scheme in (string[])["cache+memcached", "cache+pylibmc"])
         {
-            if (!UriParser.IsKnownScheme(scheme))
+            try
             {
-                UriParser.Register(new GenericUriParser(GenericUriParserOptions.GenericAuthority), scheme, -1);
+                if (!UriParser.IsKnownScheme(scheme))
+                {
+                    UriParser.Register(new GenericUriParser(GenericUriParserOptions.GenericAuthority), scheme, -1);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Registered meanwhile by someone else: theirs stands.
             }
         }
     }
