@@ -5,12 +5,19 @@ using Celeriac.PostgreSql;
 
 namespace Celeriac.PostgreSql;
 
-/// <summary>Registers <c>postgresql://</c> as a broker.</summary>
+/// <summary>Registers <c>postgresql://</c> (and <c>postgres://</c>) as a broker.</summary>
 public sealed class PostgreSqlProvider : ICeleriacProvider
 {
+    /// <summary>The URL schemes.</summary>
+    public static readonly IReadOnlyList<string> Schemes = ["postgresql", "postgres"];
+
     /// <inheritdoc />
     public void Register(ProviderRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        foreach (string scheme in Schemes)
+        {
+            registry.AddTransport(scheme, static o => new PostgreSqlTransport(o));
+        }
     }
 }
