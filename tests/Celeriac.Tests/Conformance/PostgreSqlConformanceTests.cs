@@ -4,12 +4,25 @@ using Celeriac.Transport;
 
 namespace Celeriac.Tests.Conformance;
 
-/// <summary>One real PostgreSQL server for a test class; each test takes a database of its own.</summary>
+/// <summary>
+/// One real PostgreSQL server for a test class; each test takes a database of its own, or (worker suites, whose apps
+/// are scoped by queue and node name) shares <see cref="Database"/>.
+/// </summary>
 public sealed class PostgresServerFixture : IAsyncLifetime
 {
     public PostgresServer Server { get; private set; } = null!;
 
-    public async ValueTask InitializeAsync() => Server = await PostgresServer.StartAsync();
+    /// <summary>A database made for the class.</summary>
+    public string Database { get; private set; } = null!;
+
+    /// <summary>The broker URL of <see cref="Database"/>.</summary>
+    public string Url => Server.Url(Database);
+
+    public async ValueTask InitializeAsync()
+    {
+        Server = await PostgresServer.StartAsync();
+        Database = await Server.CreateDatabaseAsync();
+    }
 
     public async ValueTask DisposeAsync() => await Server.DisposeAsync();
 }
