@@ -227,7 +227,8 @@ public sealed partial class PostgreSqlTransport
         await _db.RunAsync(
             async c =>
             {
-                using NpgsqlTransaction tx = await c.BeginTransactionAsync(ct).ConfigureAwait(false);
+                // Inline notes alone are one statement (a heartbeat costs one round trip); rows and their notes share a transaction.
+                using NpgsqlTransaction? tx = large.Count > 0 ? await c.BeginTransactionAsync(ct).ConfigureAwait(false) : null;
                 string[] sent = [.. notes];
                 foreach ((int index, byte[] payload) in large)
                 {
@@ -243,18 +244,31 @@ public sealed partial class PostgreSqlTransport
                     await clean.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
                 }
 
-                var batch = new NpgsqlBatch(c, tx);
-                await using (batch.ConfigureAwait(false))
+                if (sent.Length == 1)
                 {
-                    foreach (string note in sent)
+                    using var notify = new NpgsqlCommand(Schema.Notify, c, tx);
+                    notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = sent[0] });
+                    await notify.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                }
+                else
+                {
+                    var batch = new NpgsqlBatch(c, tx);
+                    await using (batch.ConfigureAwait(false))
                     {
-                        batch.BatchCommands.Add(Command(Schema.Notify, note));
-                    }
+                        foreach (string note in sent)
+                        {
+                            batch.BatchCommands.Add(Command(Schema.Notify, note));
+                        }
 
-                    await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                        await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    }
                 }
 
-                await tx.CommitAsync(ct).ConfigureAwait(false);
+                if (tx is not null)
+                {
+                    await tx.CommitAsync(ct).ConfigureAwait(false);
+                }
+
                 return true;
             },
             s_publishPatience,

@@ -47,7 +47,7 @@ public sealed class PostgreSqlMalformedMessageTests(PostgresServerFixture postgr
             connection = _connections[app];
         }
 
-        await using var insert = new NpgsqlCommand("INSERT INTO celeriac_messages (queue, payload) VALUES ($1, $2); SELECT pg_notify('celeriac_messages', $1)", connection);
+        await using var insert = new NpgsqlCommand("WITH i AS (INSERT INTO celeriac_messages (queue, payload) VALUES ($1, $2) RETURNING queue) SELECT pg_notify('celeriac_messages', queue) FROM i", connection);
         insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = queue });
         insert.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = raw });
         await insert.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);

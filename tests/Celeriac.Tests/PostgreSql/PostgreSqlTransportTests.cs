@@ -1,0 +1,117 @@
+using Celeriac.PostgreSql;
+using Celeriac.Tests.Cli;
+using Celeriac.Tests.Conformance;
+using Celeriac.Transport;
+using Npgsql;
+
+namespace Celeriac.Tests.PostgreSql;
+
+/// <summary>What the PostgreSQL broker adds to the conformance suite: its URL, its schema and migrate, its wake-ups.</summary>
+public sealed class PostgreSqlTransportTests(PostgresServerFixture postgres) : IClassFixture<PostgresServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static TransportMessage Message(string id) => new()
+    {
+        Body = "[[1, 2], {}, {}]"u8.ToArray(),
+        Headers = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = id, ["task"] = "tests.t" },
+    };
+
+    [Fact]
+    public void ConnectionString_FromUrl_HasUserPasswordHostPortDatabaseAndOptions()
+    {
+        var b = new NpgsqlConnectionStringBuilder(PgDatabase.ConnectionStringOf(new Uri("postgresql://u%40x:p%3Aw@db.example:6543/jobs?sslmode=Require")));
+
+        Assert.Equal(("u@x", "p:w", "db.example", 6543, "jobs", SslMode.Require), (b.Username, b.Password, b.Host, b.Port, b.Database, b.SslMode));
+        var defaults = new NpgsqlConnectionStringBuilder(PgDatabase.ConnectionStringOf(new Uri("postgres://alice@localhost")));
+        Assert.Equal((5432, "alice"), (defaults.Port, defaults.Database));
+    }
+
+    [Fact]
+    public void ConnectionString_UnknownOption_IsAConfigurationErrorWithoutThePassword()
+    {
+        var e = Assert.Throws<CeleriacConfigurationException>(() => PgDatabase.ConnectionStringOf(new Uri("postgresql://u:secret@h/db?nonsense=1")));
+
+        Assert.Contains("nonsense", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Registry_PostgresAndPostgresqlSchemes_CreateTheTransport()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = postgres.Server.Url(postgres.Database, scheme: "postgres") });
+
+        Assert.IsType<PostgreSqlTransport>(app.Transport);
+    }
+
+    [Fact]
+    public async Task Migrate_Cli_CreatesTheTablesAndPrintSqlShowsTheScript()
+    {
+        string database = await postgres.Server.CreateDatabaseAsync(Ct);
+        string url = postgres.Server.Url(database);
+
+        CliRun printed = await CliRun.RunAsync(["migrate", "-b", url, "--print-sql"], ct: Ct);
+        Assert.Equal(0, printed.ExitCode);
+        Assert.Contains("CREATE TABLE IF NOT EXISTS celeriac_messages", printed.Out, StringComparison.Ordinal);
+        Assert.Null(await postgres.Server.ScalarAsync("SELECT to_regclass('celeriac_messages')::text", database, Ct));
+
+        CliRun run = await CliRun.RunAsync(["migrate", "-b", url], ct: Ct);
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.Equal("celeriac_messages", await postgres.Server.ScalarAsync("SELECT to_regclass('celeriac_messages')::text", database, Ct));
+
+        // Again, as a deploy script would: nothing to do, no error.
+        Assert.Equal(0, (await CliRun.RunAsync(["migrate", "-b", url], ct: Ct)).ExitCode);
+    }
+
+    [Fact]
+    public async Task Migrate_BrokerWithoutTables_SaysNothingToMigrate()
+    {
+        CliRun run = await CliRun.RunAsync(["migrate", "-b", CliRun.NewBroker()], ct: Ct);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("Nothing to migrate", run.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FirstUse_TwoTransportsAtOnce_BothCreateTheSchemaWithoutError()
+    {
+        string url = postgres.Server.Url(await postgres.Server.CreateDatabaseAsync(Ct));
+        PostgreSqlTransport[] transports = [.. Enumerable.Range(0, 4).Select(_ => new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) }))];
+        try
+        {
+            await Task.WhenAll(transports.Select((t, i) => t.PublishAsync("", "q", [Message("m" + i)], Ct).AsTask()));
+
+            Assert.Equal(4, await transports[0].GetQueueLengthAsync("q", Ct));
+        }
+        finally
+        {
+            foreach (PostgreSqlTransport t in transports)
+            {
+                await t.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Consumer_ServerRestarted_ReconnectsAndDeliversWhatWasPublishedMeanwhile()
+    {
+        // A server of its own: this test stops it.
+        await using var server = await Celeriac.TestServers.PostgresServer.StartAsync(ct: Ct);
+        string url = server.Url(await server.CreateDatabaseAsync(Ct));
+        await using var consumer = new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) });
+        await using var publisher = new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) });
+        await publisher.PublishAsync("", "q", [Message("before")], Ct);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        stop.CancelAfter(TimeSpan.FromSeconds(60));
+        await using IAsyncEnumerator<Delivery> deliveries = consumer.ConsumeAsync(new ConsumeOptions { Queues = ["q"] }, stop.Token).GetAsyncEnumerator(stop.Token);
+        Assert.True(await deliveries.MoveNextAsync());
+        await deliveries.Current.AckAsync(Ct);
+
+        await server.StopAsync();
+        await server.StartAgainAsync(Ct);
+        await publisher.PublishAsync("", "q", [Message("after")], Ct);
+
+        Assert.True(await deliveries.MoveNextAsync());
+        Assert.Equal("after", deliveries.Current.Message!.Headers["id"]);
+    }
+}
