@@ -185,12 +185,26 @@ internal sealed class PgDatabase : IAsyncDisposable
         }
     }
 
-    /// <summary>Creates what is missing (<c>schema.sql</c>, embedded), under an advisory lock so that racing workers wait for each other.</summary>
-    public async Task EnsureSchemaAsync(CancellationToken ct)
+    /// <summary>
+    /// Creates what is missing (<c>schema.sql</c>, embedded), under an advisory lock so that racing workers wait for each
+    /// other. Unless <paramref name="always"/> (<c>celeriac migrate</c>), tables that are all there already are left
+    /// alone without running the script: a role that may use the tables but not create any (schemas managed by a team)
+    /// then works too.
+    /// </summary>
+    public async Task EnsureSchemaAsync(CancellationToken ct, bool always = false)
     {
         await RunAsync(
             async connection =>
             {
+                if (!always)
+                {
+                    using var exists = new NpgsqlCommand(Schema.TablesExist, connection);
+                    if (await exists.ExecuteScalarAsync(ct).ConfigureAwait(false) is true)
+                    {
+                        return true;
+                    }
+                }
+
                 using NpgsqlTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
                 using (var create = new NpgsqlCommand(Schema.Script, connection, tx))
                 {

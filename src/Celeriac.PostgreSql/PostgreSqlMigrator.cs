@@ -9,7 +9,7 @@ internal sealed class PostgreSqlMigrator(Uri url, ILoggerFactory loggers) : ISto
 
     public string Script => Schema.Script;
 
-    public async ValueTask MigrateAsync(CancellationToken ct = default) => await _db.EnsureSchemaAsync(ct).ConfigureAwait(false);
+    public async ValueTask MigrateAsync(CancellationToken ct = default) => await _db.EnsureSchemaAsync(ct, always: true).ConfigureAwait(false);
 
     public ValueTask DisposeAsync() => _db.DisposeAsync();
 }

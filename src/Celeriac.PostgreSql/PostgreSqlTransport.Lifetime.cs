@@ -326,6 +326,8 @@ public sealed partial class PostgreSqlTransport
                     await GiveBackAsync(unsettled, patience.Token).ConfigureAwait(false);
                 }
 
+                await _publishes.DrainAsync().WaitAsync(patience.Token).ConfigureAwait(false);
+
                 Task acks;
                 lock (_ackGate)
                 {

@@ -40,6 +40,7 @@ public sealed partial class PostgreSqlTransport : ITransport
     private readonly ConcurrentDictionary<FanoutSubscription, byte> _subscriptions = new();
     private readonly CancellationTokenSource _lifetime = new();
     private readonly Lock _gate = new();
+    private readonly Batcher<PublishRow[]> _publishes;
     private Task<bool>? _schema;
     private Task? _renewer;
     private long _lastSweep;
@@ -54,6 +55,7 @@ public sealed partial class PostgreSqlTransport : ITransport
         _time = options.TimeProvider;
         _visibility = options.VisibilityTimeout > TimeSpan.Zero ? options.VisibilityTimeout : TimeSpan.FromHours(1);
         _listener = new PgListener(_db, OnFanoutNotification, OnReconnected);
+        _publishes = new Batcher<PublishRow[]>(SendPublishesAsync);
     }
 
     /// <summary>The Npgsql connection string the URL means.</summary>
@@ -150,22 +152,46 @@ public sealed partial class PostgreSqlTransport : ITransport
             return;
         }
 
-        var priorities = new short[messages.Count];
-        var payloads = new byte[messages.Count][];
-        for (int i = 0; i < payloads.Length; i++)
+        var rows = new PublishRow[messages.Count];
+        for (int i = 0; i < rows.Length; i++)
         {
-            priorities[i] = (short)Math.Clamp(messages[i].Priority ?? 0, 0, 255);
-            payloads[i] = KombuEnvelope.Encode(messages[i], exchange, routingKey);
+            rows[i] = new PublishRow(exchange, routingKey, (short)Math.Clamp(messages[i].Priority ?? 0, 0, 255), KombuEnvelope.Encode(messages[i], exchange, routingKey));
         }
 
-        // Once sent the statement is not cancelled: the caller may not learn of a publish that happened, but never of
-        // one that did not. A retry after a connection lost mid-commit may store the batch twice (at least once).
+        // Publishes of the moment share one statement (while one is on the wire the next fills), so that many clients
+        // sending at once cost a few commits, not one each. Once queued the batch is not cancelled: the caller may not
+        // learn of a publish that happened, but never of one that did not.
+        await _publishes.Enqueue(rows).WaitAsync(ct).ConfigureAwait(false);
+    }
+
+    private readonly record struct PublishRow(string Exchange, string RoutingKey, short Priority, byte[] Payload);
+
+    /// <summary>
+    /// Sends a batch of publishes in one statement, retried while the server is away (a retry after a connection lost
+    /// mid-commit may store the batch twice: at least once).
+    /// </summary>
+    private async Task SendPublishesAsync(PublishRow[][] batches)
+    {
+        int count = batches.Sum(b => b.Length);
+        string[] exchanges = new string[count], keys = new string[count];
+        short[] priorities = new short[count];
+        byte[][] payloads = new byte[count][];
+        int i = 0;
+        foreach (PublishRow[] batch in batches)
+        {
+            foreach (PublishRow row in batch)
+            {
+                (exchanges[i], keys[i], priorities[i], payloads[i]) = (row.Exchange, row.RoutingKey, row.Priority, row.Payload);
+                i++;
+            }
+        }
+
         List<string> queues = await _db.RunAsync(
             async c =>
             {
                 using var publish = new NpgsqlCommand(Schema.Publish, c);
-                publish.Parameters.Add(new NpgsqlParameter<string> { TypedValue = exchange });
-                publish.Parameters.Add(new NpgsqlParameter<string> { TypedValue = routingKey });
+                publish.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = exchanges, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+                publish.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = keys, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                 publish.Parameters.Add(new NpgsqlParameter<short[]> { TypedValue = priorities, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
                 publish.Parameters.Add(new NpgsqlParameter<byte[][]> { TypedValue = payloads, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea });
                 var notified = new List<string>(1);
@@ -178,7 +204,7 @@ public sealed partial class PostgreSqlTransport : ITransport
                 return notified;
             },
             s_publishPatience,
-            ct).ConfigureAwait(false);
+            CancellationToken.None).ConfigureAwait(false);
 
         // This process's consumers need not wait for the server's notification to come back.
         foreach (string q in queues)

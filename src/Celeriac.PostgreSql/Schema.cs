@@ -20,21 +20,23 @@ internal static class Schema
         return reader.ReadToEnd();
     }
 
-    // Routing and notifying in one statement (and so one transaction): the queues bound to the exchange with this key,
-    // else (the default exchange, or no binding) the queue named by the key, as Celery's default exchanges route. The
-    // batch keeps its order (ids follow the unnest order); each target queue is notified once, at commit.
+    public const string TablesExist = """
+        SELECT to_regclass('celeriac_messages') IS NOT NULL AND to_regclass('celeriac_exchanges') IS NOT NULL
+            AND to_regclass('celeriac_bindings') IS NOT NULL AND to_regclass('celeriac_fanout') IS NOT NULL
+        """;
+
+    // Routing and notifying in one statement (and so one transaction), for the publishes of the moment together: each
+    // message goes to the queues bound to its exchange with its key, else (the default exchange, or no binding) to the
+    // queue named by its key, as Celery's default exchanges route. Messages keep their order (ids follow the unnest
+    // order); each target queue is notified once, at commit.
     public const string Publish = """
-        WITH bound AS (
-            SELECT DISTINCT queue FROM celeriac_bindings WHERE $1 <> '' AND exchange = $1 AND routing_key = $2
-        ), targets AS (
-            SELECT queue FROM bound
-            UNION ALL
-            SELECT $2 WHERE NOT EXISTS (SELECT 1 FROM bound)
+        WITH m AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::bytea[]) WITH ORDINALITY AS m(exchange, routing_key, priority, payload, ord)
         ), inserted AS (
             INSERT INTO celeriac_messages (queue, priority, payload)
-            SELECT t.queue, m.priority, m.payload
-            FROM targets t CROSS JOIN unnest($3::smallint[], $4::bytea[]) WITH ORDINALITY AS m(priority, payload, ord)
-            ORDER BY t.queue, m.ord
+            SELECT coalesce(b.queue, m.routing_key), m.priority, m.payload
+            FROM m LEFT JOIN celeriac_bindings b ON m.exchange <> '' AND b.exchange = m.exchange AND b.routing_key = m.routing_key
+            ORDER BY m.ord, b.queue
             RETURNING queue
         )
         SELECT q, pg_notify('celeriac_messages', q) FROM (SELECT DISTINCT queue AS q FROM inserted) n

@@ -53,7 +53,7 @@ public sealed class PostgreSqlTransportTests(PostgresServerFixture postgres) : I
         CliRun printed = await CliRun.RunAsync(["migrate", "-b", url, "--print-sql"], ct: Ct);
         Assert.Equal(0, printed.ExitCode);
         Assert.Contains("CREATE TABLE IF NOT EXISTS celeriac_messages", printed.Out, StringComparison.Ordinal);
-        Assert.Null(await postgres.Server.ScalarAsync("SELECT to_regclass('celeriac_messages')::text", database, Ct));
+        Assert.IsType<DBNull>(await postgres.Server.ScalarAsync("SELECT to_regclass('celeriac_messages')::text", database, Ct));
 
         CliRun run = await CliRun.RunAsync(["migrate", "-b", url], ct: Ct);
         Assert.True(run.ExitCode == 0, run.Error);
