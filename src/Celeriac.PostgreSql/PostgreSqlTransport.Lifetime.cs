@@ -25,8 +25,9 @@ public sealed partial class PostgreSqlTransport
     }
 
     /// <summary>
-    /// Pushes back the leases of everything this transport holds (acked rows not yet deleted included), in one UPDATE,
-    /// while it holds any: a transport that holds nothing sends nothing.
+    /// Pushes back the leases of everything this transport holds (acked rows not yet deleted included), in one UPDATE by
+    /// primary key, while it holds any: a transport that holds nothing sends nothing. A row another consumer took over
+    /// meanwhile (its lease ran out) is not this one's any more, and the owner check leaves it alone.
     /// </summary>
     private async Task RenewLoopAsync(TimeSpan period)
     {
@@ -41,6 +42,7 @@ public sealed partial class PostgreSqlTransport
                     continue;
                 }
 
+                long[] ids = [.. _held.Keys];
                 try
                 {
                     await _db.RunAsync(
@@ -49,6 +51,7 @@ public sealed partial class PostgreSqlTransport
                             using var renew = new NpgsqlCommand(Schema.Renew, c);
                             renew.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = _owner });
                             renew.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = _visibility, NpgsqlDbType = NpgsqlDbType.Interval });
+                            renew.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
                             return await renew.ExecuteNonQueryAsync(_lifetime.Token).ConfigureAwait(false);
                         },
                         period,

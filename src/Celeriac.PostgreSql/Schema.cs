@@ -65,7 +65,7 @@ internal static class Schema
         FROM celeriac_messages WHERE lease_owner IS NOT NULL AND queue = ANY($1)
         """;
 
-    public const string Renew = "UPDATE celeriac_messages SET leased_until = now() + $2 WHERE lease_owner = $1";
+    public const string Renew = "UPDATE celeriac_messages SET leased_until = now() + $2 WHERE id = ANY($3) AND lease_owner = $1";
 
     public const string Delete = "DELETE FROM celeriac_messages WHERE id = ANY($1) AND lease_owner = $2";
 

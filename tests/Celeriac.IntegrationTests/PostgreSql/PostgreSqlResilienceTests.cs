@@ -216,6 +216,7 @@ public sealed partial class PostgreSqlResilienceTests : IAsyncDisposable
         AsyncResult result = await app.Signature("test.record").DelayAsync("wake");
         Assert.Equal("wake", await result.GetAsync<string>(TimeSpan.FromSeconds(10), Ct));
         TimeSpan woke = result.Meta!.DateDone!.Value - published;
+        TestContext.Current.TestOutputHelper?.WriteLine($"idle statements: {idle}; publish to date_done: {woke.TotalMilliseconds:F1} ms");
 
         Assert.True(idle == 0, $"the idle worker issued {idle} statement(s):\n{string.Join('\n', WorkerLines().TakeLast(20))}");
 
