@@ -1,6 +1,7 @@
 using Celeriac.PostgreSql;
 using Celeriac.Tests.Cli;
 using Celeriac.Tests.Conformance;
+using Celeriac.Tests.Support;
 using Celeriac.Transport;
 using Npgsql;
 
@@ -113,5 +114,54 @@ public sealed class PostgreSqlTransportTests(PostgresServerFixture postgres) : I
 
         Assert.True(await deliveries.MoveNextAsync());
         Assert.Equal("after", deliveries.Current.Message!.Headers["id"]);
+    }
+
+    [Fact]
+    public async Task EtaTask_LongerThanTheVisibilityTimeout_RunsOnceWhileAnotherWorkerWaits()
+    {
+        // Two workers on one queue, a lease of 1 s, a task due in 3 s: the holder keeps its lease alive while the task
+        // waits in its timer (no row is locked meanwhile), so the other never gets it.
+        string url = postgres.Server.Url(await postgres.Server.CreateDatabaseAsync(Ct));
+        string results = Path.Join(Path.GetTempPath(), "celeriac-pg-eta-" + Guid.NewGuid().ToString("N") + ".db");
+        var runs = new System.Collections.Concurrent.ConcurrentBag<string>();
+        CeleriacApp NewApp(string node)
+        {
+            var app = new CeleriacApp(new CeleriacOptions
+            {
+                BrokerUrl = url,
+                ResultBackend = "sqlite:///" + results,
+                DefaultQueue = "eta",
+                NodeName = node + "@test",
+                VisibilityTimeout = TimeSpan.FromSeconds(1),
+                Concurrency = 2,
+            });
+            app.Task("pg.once", (string token) =>
+            {
+                runs.Add(node + ":" + token);
+                return token;
+            });
+            return app;
+        }
+
+        try
+        {
+            await using CeleriacApp first = NewApp("first");
+            await using CeleriacApp second = NewApp("second");
+            await using RunningWorker a = await RunningWorker.StartAsync(first);
+            await using RunningWorker b = await RunningWorker.StartAsync(second);
+
+            AsyncResult result = await first.SendTaskAsync("pg.once", ["eta"], options: new ApplyOptions { Countdown = TimeSpan.FromSeconds(3) }, ct: Ct);
+
+            // A lapsed lease would have handed the message to the other worker 1 s after the take, before it was due.
+            Assert.Equal("eta", await result.GetAsync<string>(TimeSpan.FromSeconds(15), Ct));
+            await Task.Delay(TimeSpan.FromSeconds(1), Ct);
+            Assert.Single(runs);
+            Assert.Equal(0L, await postgres.Server.ScalarAsync("SELECT count(*) FROM celeriac_messages", url[(url.LastIndexOf('/') + 1)..], Ct));
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            File.Delete(results);
+        }
     }
 }
