@@ -51,7 +51,7 @@ internal static partial class Bench
         RecordP99(report, T, rtt, rttNote);
 
         long cpuTicks = 0;
-        await MeasureAsync(report, T, "worker_idle_cpu", "% of one core", Goal.Below(1), null, async () =>
+        await MeasureAsync(report, T, "worker_idle_cpu", "% of one core", Goal.Below(1), "from 10 s to 30 s idle, default options (a heartbeat event every 2 s)", async () =>
         {
             using var dir = new TempDir();
             string url = server.Url(await server.CreateDatabaseAsync());
