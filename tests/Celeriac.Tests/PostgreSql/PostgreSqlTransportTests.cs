@@ -164,4 +164,46 @@ public sealed class PostgreSqlTransportTests(PostgresServerFixture postgres) : I
             File.Delete(results);
         }
     }
+
+    [Fact]
+    public async Task Fanout_MessageLargerThanANotifyPayload_ReachesSubscribersThroughARow()
+    {
+        string url = postgres.Server.Url(await postgres.Server.CreateDatabaseAsync(Ct));
+        await using var subscriber = new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) });
+        await using var publisher = new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) });
+        var got = System.Threading.Channels.Channel.CreateUnbounded<TransportMessage>();
+        await using IAsyncDisposable subscription = await subscriber.SubscribeAsync("celery.pidbox", m => got.Writer.WriteAsync(m), ct: Ct);
+        byte[] big = System.Text.Encoding.UTF8.GetBytes("[[\"" + new string('x', 20_000) + "\"], {}, {}]");
+
+        await publisher.PublishAsync("celery.pidbox", "", [Message("small"), Message("big") with { Body = big }, Message("after")], Ct);
+
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        within.CancelAfter(TimeSpan.FromSeconds(10));
+        TransportMessage[] received = [await got.Reader.ReadAsync(within.Token), await got.Reader.ReadAsync(within.Token), await got.Reader.ReadAsync(within.Token)];
+        Assert.Equal(["small", "big", "after"], received.Select(m => (string)m.Headers["id"]!));
+        Assert.Equal(big, received[1].Body.ToArray());
+        Assert.Equal(1L, await postgres.Server.ScalarAsync("SELECT count(*) FROM celeriac_fanout", url[(url.LastIndexOf('/') + 1)..], Ct));
+    }
+
+    [Fact]
+    public async Task Fanout_TopicBindingKey_NarrowsWhatASubscriberGets()
+    {
+        string url = postgres.Server.Url(await postgres.Server.CreateDatabaseAsync(Ct));
+        await using var transport = new PostgreSqlTransport(new TransportOptions { Url = new Uri(url) });
+        var workerEvents = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var all = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        await using IAsyncDisposable gossip = await transport.SubscribeAsync("celeryev", m => workerEvents.Writer.WriteAsync((string)m.Headers["id"]!), new SubscriberBinding("gossip", "worker.#"), Ct);
+        await using IAsyncDisposable monitor = await transport.SubscribeAsync("celeryev", m => all.Writer.WriteAsync((string)m.Headers["id"]!), ct: Ct);
+
+        await transport.PublishAsync("celeryev", "task.succeeded", [Message("task")], Ct);
+        await transport.PublishAsync("celeryev", "worker.heartbeat", [Message("heartbeat")], Ct);
+
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        within.CancelAfter(TimeSpan.FromSeconds(10));
+        Assert.Equal(["task", "heartbeat"], [await all.Reader.ReadAsync(within.Token), await all.Reader.ReadAsync(within.Token)]);
+
+        // The monitor has both, and both went out in order: had the gossip subscriber got the task event, it would be first.
+        Assert.Equal("heartbeat", await workerEvents.Reader.ReadAsync(within.Token));
+        Assert.False(workerEvents.Reader.TryRead(out _));
+    }
 }
