@@ -179,7 +179,7 @@ report="$tmp/report.jsonl"
     (cd "$tmp" && REDIS_HOST=127.0.0.1 REDIS_PORT="$port" exec dotnet "$dll" worker -b "$url" --result-backend "$backend" \
       -P async -c "$concurrency" -n "gen$me@$host" -l info) >"$tmp/worker.log" 2>&1 &
     echo $! >"$tmp/worker.pid"
-    if ! "$py" "$tools/suite_tool.py" wait "$url" "$!" 60; then
+    if ! "$py" "$tools/suite_tool.py" wait "$url" "$!" 60 "$backend"; then
       touch "$tmp/worker.failed"
       exit 97
     fi

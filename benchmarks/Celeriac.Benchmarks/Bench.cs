@@ -88,6 +88,11 @@ internal static partial class Bench
             await WorkerProcessAsync(report);
         }
 
+        if (o.PostgreSql)
+        {
+            await PostgreSqlAsync(o, report);
+        }
+
         var comparisons = new List<Comparison>();
         if (o.Redis)
         {

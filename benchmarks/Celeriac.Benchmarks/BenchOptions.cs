@@ -2,12 +2,12 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|postgresql|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
         Usage: dotnet run -c Release --project benchmarks/Celeriac.Benchmarks -- [options]
-          --transport memory|sqlite|redis|rabbitmq|all
+          --transport memory|sqlite|redis|rabbitmq|postgresql|all
                                           which transports to measure (default: all)
           --count N                       tasks per publish/drain run (default: 20000)
           --rtt-samples N                 sequential round trips after a warm-up of 100 (default: 1000)
@@ -21,7 +21,9 @@ internal sealed class BenchOptions
                                           worker processes, and Celery prefork -c 2 -E on redis), right after each
                                           drain without, and report each with -E ÷ without
           --markdown                      also print the results as a markdown table after the JSON lines
-        The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport.
+        The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport; postgresql starts
+        its own server (initdb + postgres) and measures the same figures as sqlite plus an idle worker's CPU, with
+        results in a SQLite file (the PostgreSQL broker has no result backend of its own).
         redis and rabbitmq each start their own server (redis-server; rabbitmq-server, about 8 s to start) and
         measure Python Celery 5.2 (/usr/bin/python3) in the same run: prefork -c 2 and threads -c 8 against one
         Celeriac worker process with default options. redis also measures the pool figures: Celeriac -P prefork -c 2
@@ -40,6 +42,8 @@ internal sealed class BenchOptions
     public bool Redis { get; private set; } = true;
 
     public bool RabbitMq { get; private set; } = true;
+
+    public bool PostgreSql { get; private set; } = true;
 
     public int Count { get; private set; } = 20_000;
 
@@ -71,14 +75,15 @@ internal sealed class BenchOptions
             {
                 case "--transport":
                     string transport = Value(args, ref i);
-                    (o.Memory, o.Sqlite, o.Redis, o.RabbitMq) = transport switch
+                    (o.Memory, o.Sqlite, o.Redis, o.RabbitMq, o.PostgreSql) = transport switch
                     {
-                        "memory" => (true, false, false, false),
-                        "sqlite" => (false, true, false, false),
-                        "redis" => (false, false, true, false),
-                        "rabbitmq" => (false, false, false, true),
-                        "all" => (true, true, true, true),
-                        _ => throw new ArgumentException($"--transport must be memory, sqlite, redis, rabbitmq or all, not '{transport}'."),
+                        "memory" => (true, false, false, false, false),
+                        "sqlite" => (false, true, false, false, false),
+                        "redis" => (false, false, true, false, false),
+                        "rabbitmq" => (false, false, false, true, false),
+                        "postgresql" => (false, false, false, false, true),
+                        "all" => (true, true, true, true, true),
+                        _ => throw new ArgumentException($"--transport must be memory, sqlite, redis, rabbitmq, postgresql or all, not '{transport}'."),
                     };
                     break;
                 case "--count":

@@ -12,5 +12,7 @@ public sealed class AwsProvider : ICeleriacProvider
     public void Register(ProviderRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        registry.AddResultBackend("s3", static o => new S3ResultBackend(o));
+        registry.AddResultBackend("dynamodb", static o => new DynamoDbResultBackend(o));
     }
 }

@@ -5,12 +5,20 @@ using Celeriac.PostgreSql;
 
 namespace Celeriac.PostgreSql;
 
-/// <summary>Registers <c>postgresql://</c> as a broker.</summary>
+/// <summary>Registers <c>postgresql://</c> (and <c>postgres://</c>) as a broker, and its schema for <c>celeriac migrate</c>.</summary>
 public sealed class PostgreSqlProvider : ICeleriacProvider
 {
+    /// <summary>The URL schemes.</summary>
+    public static readonly IReadOnlyList<string> Schemes = ["postgresql", "postgres"];
+
     /// <inheritdoc />
     public void Register(ProviderRegistry registry)
     {
         ArgumentNullException.ThrowIfNull(registry);
+        foreach (string scheme in Schemes)
+        {
+            registry.AddTransport(scheme, static o => new PostgreSqlTransport(o));
+            registry.AddExtension<IStoreMigrator>(scheme, static (url, app) => new PostgreSqlMigrator(url, app.Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
+        }
     }
 }

@@ -2,7 +2,7 @@
 
   suite_tool.py free-port                          a free TCP port on 127.0.0.1
   suite_tool.py prepare SUITE DEST                 copy SUITE's t/ and pyproject.toml to DEST and patch DEST's conftest.py
-  suite_tool.py wait BROKER PID SECONDS            wait until the worker (process PID) answers on BROKER
+  suite_tool.py wait BROKER PID SECONDS [BACKEND]  wait until the worker (process PID) answers on BROKER
   suite_tool.py summarize REPORT [--expect FILE] [--rc N]
                                                    the failed tests, then one line "N passed, N failed" (N is pytest's
                                                    exit code: one more failure unless 0, 1 or 5)
@@ -61,11 +61,11 @@ def prepare(suite, dest):
         f.write(text)
 
 
-def wait(broker, pid, seconds):
+def wait(broker, pid, seconds, backend=None):
     from celery import Celery
 
-    # The worker stores identity's result in the suite's backend (CELERY_SUITE_BACKEND), else in the broker's Redis.
-    app = Celery('celeriac-suite-wait', broker=broker, backend=os.environ.get('CELERY_SUITE_BACKEND') or broker)
+    # The worker stores identity's result in its result backend, which may not be the broker (CELERY_SUITE_BACKEND).
+    app = Celery('celeriac-suite-wait', broker=broker, backend=backend or broker)
     deadline = time.monotonic() + seconds
 
     def alive():
@@ -167,8 +167,8 @@ def main(argv):
         free_port()
     elif len(argv) == 3 and argv[0] == 'prepare':
         prepare(argv[1], argv[2])
-    elif len(argv) == 4 and argv[0] == 'wait':
-        wait(argv[1], int(argv[2]), float(argv[3]))
+    elif len(argv) in (4, 5) and argv[0] == 'wait':
+        wait(argv[1], int(argv[2]), float(argv[3]), argv[4] if len(argv) == 5 else None)
     elif len(argv) >= 2 and argv[0] == 'summarize':
         options = dict(zip(argv[2::2], argv[3::2]))
         if len(argv) % 2 != 0 or set(options) - {'--expect', '--rc'}:

@@ -29,6 +29,8 @@ app.conf.update(
     # x-max-priority of the queues declared on RabbitMQ; unset by default, as in Celery.
     task_queue_max_priority=int(os.environ["CELERY_QUEUE_MAX_PRIORITY"]) if os.environ.get("CELERY_QUEUE_MAX_PRIORITY") else None,
 )
+# Settings of a backend configured by settings rather than its URL (s3_bucket, s3_endpoint_url, ...), as a JSON object.
+app.conf.update(json.loads(os.environ.get("CELERY_BACKEND_SETTINGS") or "{}"))
 
 
 @app.task(name="tasks.add")

@@ -191,7 +191,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
             }
 
             string scheme = UrlText.Parse(Options.BrokerUrl, "broker").Scheme;
-            return Providers.DefaultResultBackend(scheme)
+            return Providers.DefaultResultBackend(scheme)?.Replace("{broker}", Options.BrokerUrl, StringComparison.Ordinal)
                 ?? (Providers.HasResultBackend(scheme) ? Options.BrokerUrl : "disabled://");
         }
     }

@@ -13,7 +13,8 @@ public sealed class ProviderRegistry
 {
     // Only what the core needs to load a referenced provider by name and to say which package to add; what a
     // scheme means (its factories, its default result backend) comes from the provider's own registration.
-    private static readonly Dictionary<string, string> s_knownAssemblies = new(StringComparer.OrdinalIgnoreCase)
+    // Concurrent only so that a test may add a made-up scheme while others read.
+    internal static readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> s_knownAssemblies = new(new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
     {
         ["sqlite"] = "Celeriac.Sqlite",
         ["redis"] = "Celeriac.Redis",
@@ -36,7 +37,7 @@ public sealed class ProviderRegistry
         ["s3"] = "Celeriac.Aws",
         ["dynamodb"] = "Celeriac.Aws",
         ["azureblockblob"] = "Celeriac.Azure",
-    };
+    }, StringComparer.OrdinalIgnoreCase);
 
     private readonly Dictionary<string, Func<TransportOptions, ITransport>> _transports = new(StringComparer.OrdinalIgnoreCase);
     private readonly Dictionary<string, Func<ResultBackendOptions, IResultBackend>> _backends = new(StringComparer.OrdinalIgnoreCase);
@@ -68,7 +69,8 @@ public sealed class ProviderRegistry
 
     /// <summary>
     /// Registers a transport for a URL scheme, with the result backend URL an app on this broker uses when it
-    /// configures none (as Celery's users expect <c>rpc://</c> on <c>amqp://</c>).
+    /// configures none (as Celery's users expect <c>rpc://</c> on <c>amqp://</c>). <c>{broker}</c> in it stands for
+    /// the broker's URL: <c>db+{broker}</c> keeps a PostgreSQL broker's results in Celery's tables on the same database.
     /// </summary>
     public void AddTransport(string scheme, Func<TransportOptions, ITransport> factory, string defaultResultBackend)
     {

@@ -12,6 +12,26 @@ public static class UrlText
     /// <summary>Connection-string fields that are secrets, shown as <c>**</c>.</summary>
     private static readonly string[] s_secretFields = ["AccountKey=", "SharedAccessSignature="];
 
+    static UrlText()
+    {
+        // Celery's cache backend lists its servers in the authority (cache+memcached://h1:11211;h2:11211/), which
+        // Uri's default parser rejects as a bad port; a registry-based authority takes it as it is.
+        foreach (string scheme in (string[])["cache+memcached", "cache+pylibmc"])
+        {
+            try
+            {
+                if (!UriParser.IsKnownScheme(scheme))
+                {
+                    UriParser.Register(new GenericUriParser(GenericUriParserOptions.GenericAuthority), scheme, -1);
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Registered meanwhile by someone else: theirs stands.
+            }
+        }
+    }
+
     /// <summary>The URL with its password replaced by <c>**</c>, for logs and banners.</summary>
     public static string Mask(Uri url)
     {

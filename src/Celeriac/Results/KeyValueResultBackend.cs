@@ -234,7 +234,8 @@ public abstract class KeyValueResultBackend : IResultBackend
     /// <summary>The member tuples of a saved group's document (<c>result[1]</c>), or <see langword="null"/>.</summary>
     protected static JsonElement? MemberTuples(byte[] savedGroup)
     {
-        using JsonDocument doc = JsonDocument.Parse(savedGroup);
+        // Nested groups nest their tuples three levels each; Celery's json has no depth limit.
+        using JsonDocument doc = JsonDocument.Parse(savedGroup, new JsonDocumentOptions { MaxDepth = 512 });
         return doc.RootElement.TryGetProperty("result", out JsonElement result) && result.ValueKind == JsonValueKind.Array && result.GetArrayLength() == 2 && result[1].ValueKind == JsonValueKind.Array
             ? result[1].Clone()
             : null;

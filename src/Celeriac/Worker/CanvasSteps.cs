@@ -169,7 +169,7 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
         }
 
         JsonArray results = join.NestedHeader is { } nested
-            ? Nest(JsonDocument.Parse(nested).RootElement, parts.ToDictionary(p => p.TaskId, p => p.Result, StringComparer.Ordinal))
+            ? Nest(JsonDocument.Parse(nested, new JsonDocumentOptions { MaxDepth = 512 }).RootElement, parts.ToDictionary(p => p.TaskId, p => p.Result, StringComparer.Ordinal))
             : new JsonArray([.. parts.Select(p => JsonNode.Parse(p.Result.GetRawText()))]);
         try
         {

@@ -158,9 +158,12 @@ public sealed class AppConfigurationTests : IDisposable
     }
 
     [Theory]
-    [InlineData("postgresql://localhost/celery", "Celeriac.PostgreSql")]
+    [InlineData("celeriac-absent://guest:guest@localhost/celery", "Celeriac.Absent")]
     public async Task Transport_SchemeOfAPackageNotReferenced_ExceptionNamesThePackage(string url, string package)
     {
+        // Every package that exists is referenced by this test project, so a scheme of one that is not is made up.
+        ProviderRegistry.s_knownAssemblies.TryAdd("celeriac-absent", package);
+
         await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = url });
 
         var error = Assert.Throws<CeleriacConfigurationException>(() => app.Transport);
@@ -217,6 +220,15 @@ public sealed class AppConfigurationTests : IDisposable
 
         Assert.Equal("memory://results", app.EffectiveResultBackendUrl);
         Assert.Equal("file:///tmp/r", configured.EffectiveResultBackendUrl);
+    }
+
+    [Fact]
+    public async Task EffectiveResultBackendUrl_DefaultNamesTheBroker_TheBrokerUrlTakesItsPlace()
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "custom://user@host:5/db" });
+        app.Providers.AddTransport("custom", o => new MemoryTransport(o.Url), defaultResultBackend: "db+{broker}");
+
+        Assert.Equal("db+custom://user@host:5/db", app.EffectiveResultBackendUrl);
     }
 
     [Fact]

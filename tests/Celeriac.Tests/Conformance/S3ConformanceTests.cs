@@ -1,0 +1,183 @@
+using System.Text;
+using Celeriac.Aws;
+using Celeriac.Results;
+using Celeriac.TestServers;
+
+namespace Celeriac.Tests.Conformance;
+
+/// <summary>One real s3rver for a test class; each test has a bucket of its own.</summary>
+public sealed class S3ServerFixture : IAsyncLifetime
+{
+    public S3Server Server { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync() => Server = await S3Server.StartAsync();
+
+    public async ValueTask DisposeAsync() => await Server.DisposeAsync();
+
+    /// <summary>Options of an S3 backend on <paramref name="bucket"/> of this server, with fixed dummy credentials.</summary>
+    public ResultBackendOptions Options(string bucket, string basePath = "", TimeProvider? time = null, TimeSpan? expires = null) => new()
+    {
+        Url = new Uri("s3://celeriac/"),
+        Settings = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["s3_bucket"] = bucket,
+            ["s3_base_path"] = basePath,
+            ["s3_endpoint_url"] = Server.Endpoint,
+            ["s3_region"] = "us-east-1",
+            ["s3_access_key_id"] = "S3RVER",
+            ["s3_secret_access_key"] = "S3RVER",
+        },
+        TimeProvider = time ?? TimeProvider.System,
+        ResultExpires = expires ?? TimeSpan.FromDays(1),
+        PollInterval = TimeSpan.FromMilliseconds(100),
+    };
+}
+
+public sealed class S3ResultBackendConformanceTests(S3ServerFixture s3) : ResultBackendConformanceTests, IClassFixture<S3ServerFixture>
+{
+    private const string BasePath = "results/celery/";
+    private readonly Lazy<Task<string>> _bucket = new(() => s3.Server.CreateBucketAsync());
+
+    protected override string? NoChordsReason => "S3 has no atomic counter: Celery 5.2 joins a chord on S3 with celery.chord_unlock, not the backend";
+
+    protected override async ValueTask<IResultBackend> CreateBackendAsync(BackendSetup setup) =>
+        new S3ResultBackend(s3.Options(await _bucket.Value, BasePath, setup.Time, setup.Expires));
+
+    protected override async ValueTask<byte[]?> ReadRawAsync(string key) =>
+        await s3.Server.ReadObjectAsync(await _bucket.Value, BasePath + key, Ct);
+}
+
+public sealed class S3ResultBackendTests(S3ServerFixture s3) : IClassFixture<S3ServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static TaskResultMeta Success(string id) => new()
+    {
+        TaskId = id,
+        Status = TaskStates.Success,
+        Result = "42"u8.ToArray(),
+        DateDone = new DateTimeOffset(2024, 5, 6, 7, 8, 9, TimeSpan.Zero),
+    };
+
+    [Fact]
+    public async Task StoreAsync_KeysAreBasePathThenCeleryKey_WithoutSeparator()
+    {
+        string bucket = await s3.Server.CreateBucketAsync(Ct);
+        await using var backend = new S3ResultBackend(s3.Options(bucket, "app1-"));
+        string id = Guid.NewGuid().ToString();
+
+        await backend.StoreAsync(Success(id), Ct);
+        await backend.SaveGroupAsync("g1", [id], Ct);
+
+        Assert.Equal(["app1-celery-task-meta-" + id, "app1-celery-taskset-meta-g1"], s3.Server.ObjectKeys(bucket));
+        Assert.Equal(Success(id).Encode(), await s3.Server.ReadObjectAsync(bucket, "app1-celery-task-meta-" + id, Ct));
+    }
+
+    [Fact]
+    public void NoBucket_IsAConfigurationErrorNamingTheSetting()
+    {
+        var options = new ResultBackendOptions { Url = new Uri("s3://celeriac/") };
+
+        var error = Assert.Throws<CeleriacConfigurationException>(() => new S3ResultBackend(options));
+
+        Assert.Contains("s3_bucket", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task MissingBucket_IsAClearErrorAtOnce()
+    {
+        await using var backend = new S3ResultBackend(s3.Options("no-such-bucket-" + Guid.NewGuid().ToString("N")[..8]));
+        var started = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<CeleriacConfigurationException>(() => backend.StoreAsync(Success("x"), Ct).AsTask());
+
+        Assert.Contains("does not exist", error.Message, StringComparison.Ordinal);
+        Assert.InRange(started.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task App_S3Url_SettingsFromTheUrlQueryAndConfiguration_StoresInTheBucket()
+    {
+        string bucket = await s3.Server.CreateBucketAsync(Ct);
+        var options = new CeleriacOptions
+        {
+            BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"),
+            ResultBackend = "s3://?s3_bucket=" + bucket + "&s3_base_path=q/",
+        };
+        options.ResultBackendSettings["s3_bucket"] = "overridden-by-the-url";
+        options.ResultBackendSettings["s3_endpoint_url"] = s3.Server.Endpoint;
+        options.ResultBackendSettings["s3_access_key_id"] = "S3RVER";
+        options.ResultBackendSettings["s3_secret_access_key"] = "S3RVER";
+        await using var app = new CeleriacApp(options);
+        string id = Guid.NewGuid().ToString();
+
+        var backend = Assert.IsType<S3ResultBackend>(app.ResultBackend);
+        await backend.StoreAsync(Success(id), Ct);
+
+        Assert.Equal(["q/celery-task-meta-" + id], s3.Server.ObjectKeys(bucket));
+        Assert.Equal(42, await app.AsyncResult(id).GetAsync<int>(TimeSpan.FromSeconds(10), Ct));
+    }
+
+    [Fact]
+    public async Task Chords_NotJoinedHere_AMemberOfACelerysChordReportsNothing()
+    {
+        string bucket = await s3.Server.CreateBucketAsync(Ct);
+        await using var backend = new S3ResultBackend(s3.Options(bucket));
+
+        Assert.False(backend.SupportsChords);
+        Assert.Null(await backend.AddChordPartAsync(new ChordPartReturn("g", 0, "a", TaskStates.Success, "1"u8.ToArray(), null), Ct));
+        await Assert.ThrowsAsync<NotSupportedException>(() => backend.IncrementChordCounterAsync("g", Ct).AsTask());
+    }
+
+    [Fact]
+    public async Task Chord_SentByACeleriacClient_IsRefusedBeforeAnythingIsSent()
+    {
+        string bucket = await s3.Server.CreateBucketAsync(Ct);
+        var options = new CeleriacOptions { BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"), ResultBackend = "s3://?s3_bucket=" + bucket + "&s3_endpoint_url=" + Uri.EscapeDataString(s3.Server.Endpoint) };
+        await using var app = new CeleriacApp(options);
+        Chord chord = global::Celeriac.Canvas.Chord([app.Signature("tasks.add").S(1, 2)], app.Signature("tasks.xsum").S());
+
+        await Assert.ThrowsAsync<NotSupportedException>(() => app.ApplyAsync(chord, ct: Ct));
+
+        Assert.Empty(s3.Server.ObjectKeys(bucket));
+    }
+}
+
+/// <summary>An S3 that goes away and comes back: a test class of its own, since it stops its server.</summary>
+public sealed class S3OutageTests : IAsyncLifetime
+{
+    private S3Server _server = null!;
+    private readonly S3ServerFixture _fixture = new();
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        await _fixture.InitializeAsync();
+        _server = _fixture.Server;
+    }
+
+    public async ValueTask DisposeAsync() => await _fixture.DisposeAsync();
+
+    [Fact]
+    public async Task ServerGone_ReadFailsClearlyAfterItsPatience_WriteWaitsUntilItIsBack()
+    {
+        string bucket = await _server.CreateBucketAsync(Ct);
+        await using var backend = new S3ResultBackend(_fixture.Options(bucket)) { ReadPatience = TimeSpan.FromSeconds(1.5), WritePatience = TimeSpan.FromSeconds(30) };
+        string id = Guid.NewGuid().ToString();
+        await _server.Emulator.StopAsync();
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => backend.GetAsync(id, Ct).AsTask());
+        Assert.Contains("S3 at " + _server.Endpoint, error.Message, StringComparison.Ordinal);
+        Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(20));
+
+        Task store = backend.StoreAsync(new TaskResultMeta { TaskId = id, Status = TaskStates.Success, Result = "7"u8.ToArray() }, Ct).AsTask();
+        await Task.Delay(500, Ct);
+        Assert.False(store.IsCompleted);
+        await _server.Emulator.StartAgainAsync(Ct);
+        await store.WaitAsync(TimeSpan.FromSeconds(20), Ct);
+
+        Assert.Equal(TaskStates.Success, (await backend.GetAsync(id, Ct))?.Status);
+    }
+}
