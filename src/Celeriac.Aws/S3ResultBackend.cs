@@ -18,9 +18,9 @@ namespace Celeriac.Aws;
 /// <para>Expiry: as Celery's, an object is never deleted by the backend (S3 has no per-object time to live); a result
 /// older than <c>result_expires</c> (by the object's Last-Modified) reads as missing here, and a bucket lifecycle rule
 /// on the prefix is what deletes old results.</para>
-/// <para>Chords: S3 has no atomic increment, so Celery 5.2 joins a chord on S3 with its <c>celery.chord_unlock</c> task
-/// (which a Celeriac worker runs too) and a finished member reports nothing; a Celeriac client refuses to send a chord
-/// on S3 (<see cref="SupportsChords"/> is false).</para>
+/// <para>Chords: S3 has no atomic increment, so a chord on S3 is joined as Celery 5.2 joins it, by the
+/// <c>celery.chord_unlock</c> task that the client (Celery's or Celeriac's) sends with it and that either worker runs;
+/// a finished member reports nothing (<see cref="JoinsChordsByUnlock"/>).</para>
 /// </remarks>
 public sealed class S3ResultBackend : KeyValueResultBackend
 {
@@ -75,6 +75,9 @@ public sealed class S3ResultBackend : KeyValueResultBackend
 
     /// <inheritdoc />
     public override bool SupportsChords => false;
+
+    /// <summary>As Celery on this store: a client joins a chord by sending <c>celery.chord_unlock</c> with it.</summary>
+    public override bool JoinsChordsByUnlock => true;
 
     /// <inheritdoc />
     protected override async ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) =>
@@ -147,13 +150,9 @@ public sealed class S3ResultBackend : KeyValueResultBackend
     protected override ValueTask<long> IncrementValueAsync(string key, TimeSpan? expiry, CancellationToken ct) =>
         throw new NotSupportedException("The S3 result backend has no atomic counter, so it cannot join chords (Celery joins them with celery.chord_unlock).");
 
-    /// <inheritdoc />
-    public override ValueTask BeginChordAsync(string groupId, IReadOnlyList<string> headerIds, int size, ReadOnlyMemory<byte> nestedHeader = default, CancellationToken ct = default) =>
-        throw new NotSupportedException("The S3 result backend cannot join chords: use Redis, SQLite or DynamoDB for chords.");
-
     /// <summary>
-    /// Nothing to do, as Celery's S3 backend: a chord on S3 comes from a Celery client, which joins it with its
-    /// <c>celery.chord_unlock</c> task, polling the members' results.
+    /// Nothing to do, as Celery's S3 backend: the chord's <c>celery.chord_unlock</c> task joins it, polling the members'
+    /// results.
     /// </summary>
     public override ValueTask<ChordJoin?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default) => ValueTask.FromResult<ChordJoin?>(null);
 

@@ -19,7 +19,7 @@ namespace Celeriac.Azure;
 /// Requests that fail because the service is away are retried with back-off: reads for up to a minute, writes for up
 /// to five, then a <see cref="TimeoutException"/> says so.
 /// </summary>
-public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend, IResultBackend
+public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
 {
     /// <summary>Celery's default container name (<c>azureblockblob_container_name</c>).</summary>
     public const string DefaultContainer = "celery";
@@ -83,7 +83,7 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend,
     public override bool SupportsChords => false;
 
     /// <summary>As Celery on this store: a client (Celery's or Celeriac's) joins a chord by sending <c>celery.chord_unlock</c>.</summary>
-    public bool JoinsChordsByUnlock => true;
+    public override bool JoinsChordsByUnlock => true;
 
     /// <summary>The blob of a Celery key (<c>azureblockblob_base_path</c> + key, as Celery names it).</summary>
     internal BlobClient Blob(string key) => _container.GetBlobClient(_basePath + key);

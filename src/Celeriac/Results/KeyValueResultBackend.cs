@@ -224,6 +224,9 @@ public abstract class KeyValueResultBackend : IResultBackend
     public virtual bool SupportsChords => true;
 
     /// <inheritdoc />
+    public virtual bool JoinsChordsByUnlock => false;
+
+    /// <inheritdoc />
     public virtual ValueTask ExtendChordAsync(string groupId, int count, CancellationToken ct = default) =>
         throw new NotSupportedException("Backend does not support add_to_chord");
 

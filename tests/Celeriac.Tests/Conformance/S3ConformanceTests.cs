@@ -1,6 +1,7 @@
 using System.Text;
 using Celeriac.Aws;
 using Celeriac.Results;
+using Celeriac.Tests.Support;
 using Celeriac.TestServers;
 
 namespace Celeriac.Tests.Conformance;
@@ -130,16 +131,36 @@ public sealed class S3ResultBackendTests(S3ServerFixture s3) : IClassFixture<S3S
     }
 
     [Fact]
-    public async Task Chord_SentByACeleriacClient_IsRefusedBeforeAnythingIsSent()
+    public async Task Chord_SentByACeleriacClient_JoinedByChordUnlockAsCeleryJoinsIt()
     {
         string bucket = await s3.Server.CreateBucketAsync(Ct);
-        var options = new CeleriacOptions { BrokerUrl = "memory://" + Guid.NewGuid().ToString("N"), ResultBackend = "s3://?s3_bucket=" + bucket + "&s3_endpoint_url=" + Uri.EscapeDataString(s3.Server.Endpoint) };
-        await using var app = new CeleriacApp(options);
-        Chord chord = global::Celeriac.Canvas.Chord([app.Signature("tasks.add").S(1, 2)], app.Signature("tasks.xsum").S());
+        await using CeleriacApp app = RunningWorker.NewApp(o =>
+        {
+            o.ResultBackend = "s3://?s3_bucket=" + bucket + "&s3_endpoint_url=" + Uri.EscapeDataString(s3.Server.Endpoint);
+            o.ResultBackendSettings["s3_access_key_id"] = "S3RVER";
+            o.ResultBackendSettings["s3_secret_access_key"] = "S3RVER";
+        });
+        CeleriacTask add = app.Task("s3.add", (long x, long y) => x + y);
+        CeleriacTask sum = app.Task("s3.xsum", (long[] values) => values.Sum());
+        var sent = new List<string>();
+        app.Signals.AfterTaskPublish += (_, e) =>
+        {
+            lock (sent)
+            {
+                sent.Add(e.TaskName);
+            }
+        };
+        await using RunningWorker w = await RunningWorker.StartAsync(app);
 
-        await Assert.ThrowsAsync<NotSupportedException>(() => app.ApplyAsync(chord, ct: Ct));
+        AsyncResult result = await global::Celeriac.Canvas.Chord([add.S(1, 1), add.S(2, 2), add.S(3, 3)], sum.S()).ApplyAsync(ct: Ct);
 
-        Assert.Empty(s3.Server.ObjectKeys(bucket));
+        Assert.Equal(12, await result.GetAsync<long>(TimeSpan.FromSeconds(30), Ct));
+        lock (sent)
+        {
+            Assert.Contains("celery.chord_unlock", sent);
+        }
+
+        Assert.Contains(KeyValueResultBackend.TaskKeyPrefix + result.Id, s3.Server.ObjectKeys(bucket));
     }
 }
 
