@@ -12,7 +12,7 @@ namespace Celeriac.Database.Pickle;
 /// results (SQLAlchemy's <c>PickleType</c>): an object becomes a <c>dict</c>, an array a <c>list</c>, a string a
 /// <c>str</c>, an integral number an <c>int</c> of any size, any other number a <c>float</c>, and <c>true</c>,
 /// <c>false</c>, <c>null</c> become <c>True</c>, <c>False</c>, <c>None</c>. Only data opcodes are written; nothing in
-/// the output imports or calls code, except <see cref="WriteGroupResult"/>, which writes what Celery's
+/// the output imports or calls code, except <see cref="WriteGroupResult(string, IReadOnlyList{string})"/>, which writes what Celery's
 /// <c>restore_group</c> expects.
 /// </summary>
 public static class PickleWriter
@@ -228,5 +228,57 @@ public static class PickleWriter
 
         o.Write<byte>([Appends, Tuple2, Reduce, Stop]);
         return o.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Writes a group whose members are given as Celery's result tuples (<c>[[id, parent], children]</c>, where a member
+    /// with a list of children is a nested group), as <see cref="WriteGroupResult(string, IReadOnlyList{string})"/> does.
+    /// </summary>
+    public static byte[] WriteGroupResult(string groupId, JsonElement memberTuples)
+    {
+        ArgumentNullException.ThrowIfNull(groupId);
+        var o = new ArrayBufferWriter<byte>(256);
+        o.Write<byte>([Proto, 4]);
+        WriteGroup(o, groupId, memberTuples, 0);
+        o.Write<byte>([Stop]);
+        return o.WrittenSpan.ToArray();
+    }
+
+    private static void WriteGroup(ArrayBufferWriter<byte> o, string groupId, JsonElement members, int depth)
+    {
+        if (depth > MaxDepth || members.ValueKind != JsonValueKind.Array)
+        {
+            throw new ArgumentException("group members are not result tuples (or nest too deep)", nameof(members));
+        }
+
+        WriteGlobal(o, "GroupResult");
+        WriteString(o, groupId);
+        o.Write<byte>([EmptyList, Mark]);
+        foreach (JsonElement member in members.EnumerateArray())
+        {
+            string id = member.ValueKind == JsonValueKind.Array && member.GetArrayLength() >= 2 && member[0].ValueKind == JsonValueKind.Array
+                && member[0][0].ValueKind == JsonValueKind.String
+                ? member[0][0].GetString()!
+                : throw new ArgumentException("a group member is not a result tuple: " + member.GetRawText(), nameof(members));
+            if (member[1].ValueKind == JsonValueKind.Array)
+            {
+                WriteGroup(o, id, member[1], depth + 1);
+            }
+            else
+            {
+                WriteGlobal(o, "AsyncResult");
+                WriteString(o, id);
+                o.Write<byte>([Tuple1, Reduce]);
+            }
+        }
+
+        o.Write<byte>([Appends, Tuple2, Reduce]);
+    }
+
+    private static void WriteGlobal(ArrayBufferWriter<byte> o, string name)
+    {
+        WriteString(o, "celery.result");
+        WriteString(o, name);
+        o.Write<byte>([StackGlobal]);
     }
 }
