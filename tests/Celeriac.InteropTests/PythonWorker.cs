@@ -32,11 +32,12 @@ public sealed class PythonWorker : IAsyncDisposable
     /// Starts a worker on <paramref name="brokerUrl"/> and <paramref name="backendUrl"/> and waits until it is ready.
     /// <paramref name="pool"/> is Celery's <c>-P</c> (<c>threads</c>, or <c>solo</c> for one task at a time in the main loop);
     /// <paramref name="prefetchMultiplier"/> its <c>--prefetch-multiplier</c> (Celery's default 4 when null);
-    /// <paramref name="queueMaxPriority"/> its <c>task_queue_max_priority</c> (the queues' x-max-priority on RabbitMQ).
+    /// <paramref name="queueMaxPriority"/> its <c>task_queue_max_priority</c> (the queues' x-max-priority on RabbitMQ);
+    /// <paramref name="environment"/> more variables for interop_tasks (e.g. <c>CELERY_RESULT_EXTENDED=1</c>).
     /// </summary>
     public static async Task<PythonWorker> StartAsync(
         string brokerUrl, string backendUrl, string queues, int concurrency, string nodeName, bool trackStarted = false, string pool = "threads",
-        double visibilityTimeout = 3600, int? prefetchMultiplier = null, int? queueMaxPriority = null)
+        double visibilityTimeout = 3600, int? prefetchMultiplier = null, int? queueMaxPriority = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(PythonCelery.Python)
         {
@@ -52,6 +53,11 @@ public sealed class PythonWorker : IAsyncDisposable
             ["CELERY_VISIBILITY_TIMEOUT"] = visibilityTimeout.ToString(CultureInfo.InvariantCulture),
             ["CELERY_QUEUE_MAX_PRIORITY"] = queueMaxPriority?.ToString(CultureInfo.InvariantCulture) ?? "",
         });
+        foreach (KeyValuePair<string, string> kv in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[kv.Key] = kv.Value;
+        }
+
         foreach (string a in (string[])[
             "-m", "celery", "-A", "interop_tasks", "worker", "-P", pool, "-c", concurrency.ToString(CultureInfo.InvariantCulture),
             "-Q", queues, "-n", nodeName, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "info"])
