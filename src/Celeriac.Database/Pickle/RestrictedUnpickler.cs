@@ -21,7 +21,8 @@ namespace Celeriac.Database.Pickle;
 /// as Python's <c>json.dumps</c> turns them into strings. NaN and infinities are refused (JSON has none).</para>
 /// <para>Group pickles: Celery's database backend pickles a <c>celery.result.GroupResult</c> object. For those alone
 /// (<see cref="ReadGroupResult"/>) a fixed set of Celery's class names (<c>celery.result.GroupResult</c>,
-/// <c>celery.result.AsyncResult</c>, <c>celery.backends.base.unpickle_backend</c>,
+/// <c>celery.result.AsyncResult</c>, <c>celery.app.base._unpickle_appattr</c> with the names <c>GroupResult</c> or
+/// <c>AsyncResult</c> only (an app's own result classes), <c>celery.backends.base.unpickle_backend</c>,
 /// <c>celery.backends.database.DatabaseBackend</c>, <c>datetime.timedelta</c>) is recognised as inert data markers:
 /// their names are compared as text, nothing is imported, and a <c>REDUCE</c> on a marker builds a data node (the
 /// ids and members) instead of calling anything. Every other name is refused.</para>
@@ -116,8 +117,11 @@ public static class RestrictedUnpickler
         public PyTuple Args { get; } = args;
     }
 
+    private const string AppAttr = "celery.app.base._unpickle_appattr";
+
     private static readonly HashSet<string> s_markerNames = new(StringComparer.Ordinal)
     {
+        AppAttr,
         "celery.result.GroupResult",
         "celery.result.AsyncResult",
         "celery.backends.base.unpickle_backend",
@@ -349,6 +353,19 @@ public static class RestrictedUnpickler
                             if (args is not PyTuple tuple)
                             {
                                 throw Error($"REDUCE of {marker.Name} without an argument tuple");
+                            }
+
+                            if (marker.Name == AppAttr)
+                            {
+                                // An app's own result class: _unpickle_appattr('GroupResult', (id, results)) is
+                                // app.GroupResult(id, results); read as celery.result's, and only for those two names.
+                                if (tuple.Items is not [string attr, PyTuple inner] || attr is not ("GroupResult" or "AsyncResult"))
+                                {
+                                    throw Refused("REDUCE", AppAttr + (tuple.Items is [string other, ..] ? "('" + other + "')" : ""));
+                                }
+
+                                Push(new MarkerNode("celery.result." + attr, inner));
+                                break;
                             }
 
                             Push(new MarkerNode(marker.Name, tuple));

@@ -179,11 +179,15 @@ public sealed class RestrictedUnpicklerTests
                                               GroupResult('g-inner', [AsyncResult('c1', app=app)], app=app)], app=app)
             print(pickle.dumps(theirs, protocol=pickle.HIGHEST_PROTOCOL).hex())
             print(pickle.dumps(theirs, protocol=2).hex())
+            bound = app.GroupResult('g-theirs', [app.AsyncResult('b1'), app.AsyncResult('b2', parent=parent), app.GroupResult('g-inner', [app.AsyncResult('c1')])])
+            print(pickle.dumps(bound, protocol=pickle.HIGHEST_PROTOCOL).hex())
             """;
 
         string[] lines = (await Python.RunAsync(script, Convert.ToHexString(ours), Ct)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
 
         Assert.Equal("g-ours a1 a2 a3", lines[0]);
+        Assert.Equal(4, lines.Length);
+        Assert.Contains("_unpickle_appattr", Encoding.Latin1.GetString(Convert.FromHexString(lines[3])), StringComparison.Ordinal);
         foreach (string theirs in lines[1..])
         {
             string tuples = Encoding.UTF8.GetString(RestrictedUnpickler.ReadGroupResult(Convert.FromHexString(theirs)));
@@ -193,6 +197,11 @@ public sealed class RestrictedUnpicklerTests
         Assert.Equal("""[["g-ours",null],[[["a1",null],null],[["a2",null],null],[["a3",null],null]]]""", Encoding.UTF8.GetString(RestrictedUnpickler.ReadGroupResult(ours)));
         UnsafePickleException refused = Assert.Throws<UnsafePickleException>(() => RestrictedUnpickler.ToJson(ours));
         Assert.Equal("celery.result.GroupResult", refused.Name);
+
+        // An app attribute other than the two result classes is code, even inside a group pickle.
+        byte[] appSend = Encoding.Latin1.GetBytes("\u0080\u0004\u008c\u000fcelery.app.base\u008c\u0011_unpickle_appattr\u0093\u008c\u0004send)\u0086R.");
+        UnsafePickleException send = Assert.Throws<UnsafePickleException>(() => RestrictedUnpickler.ReadGroupResult(appSend));
+        Assert.Equal(("REDUCE", "celery.app.base._unpickle_appattr('send')"), (send.Opcode, send.Name));
     }
 
     [Fact]
@@ -243,6 +252,7 @@ public sealed class RestrictedUnpicklerTests
         { "NEWOBJ_EX", "\u0080\u0004K\u0001)}\u0092.", null },
         { "BUILD", "\u0080\u0002]}b.", null },
         { "REDUCE", "\u0080\u0002K\u0001)R.", null },
+        { "STACK_GLOBAL app attribute", "\u0080\u0004\u008c\u000fcelery.app.base\u008c\u0011_unpickle_appattr\u0093\u008c\u0004send)\u0086R.", "celery.app.base._unpickle_appattr" },
         { "EXT1", "\u0080\u0002\u0082\u0001.", null },
         { "EXT2", "\u0080\u0002\u0083\u0001\u0000.", null },
         { "EXT4", "\u0080\u0002\u0084\u0001\u0000\u0000\u0000.", null },
