@@ -157,17 +157,19 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
                 return;
             }
 
-            DbConnection connection = await _dialect.OpenAsync(ct).ConfigureAwait(false);
-
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
-            await RunStatementsAsync(connection, _dialect.CreateStatements(), ct).ConfigureAwait(false);
-            try
+            // As Celery's prepare_models: another process (SQLAlchemy checks, then creates) may create the same tables at
+            // the same moment and make this attempt fail; the next attempt finds them.
+            for (int attempt = 1; ; attempt++)
             {
-                await RunStatementsAsync(connection, _dialect.AfterCreateStatements(), ct).ConfigureAwait(false);
-            }
-            catch (DbException e)
-            {
-                Log.TriggerFailed(_logger, _dialect.Names.Task, e);
+                try
+                {
+                    await CreateAsync(ct).ConfigureAwait(false);
+                    break;
+                }
+                catch (DbException) when (attempt < 5)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), ct).ConfigureAwait(false);
+                }
             }
 
             _created = true;
@@ -175,6 +177,21 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         finally
         {
             _createGate.Release();
+        }
+    }
+
+    private async Task CreateAsync(CancellationToken ct)
+    {
+        DbConnection connection = await _dialect.OpenAsync(ct).ConfigureAwait(false);
+        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
+        await RunStatementsAsync(connection, _dialect.CreateStatements(), ct).ConfigureAwait(false);
+        try
+        {
+            await RunStatementsAsync(connection, _dialect.AfterCreateStatements(), ct).ConfigureAwait(false);
+        }
+        catch (DbException e)
+        {
+            Log.TriggerFailed(_logger, _dialect.Names.Task, e);
         }
     }
 
