@@ -37,6 +37,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
     private readonly SemaphoreSlim _createGate = new(1, 1);
     private readonly object _listenGate = new();
     private volatile bool _created;
+    private bool _hasExtendedColumns = true;
     private PostgresNotifications? _notifications;
     private long _lastCleanup;
     private int _disposed;
@@ -185,6 +186,18 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         DbConnection connection = await _dialect.OpenAsync(ct).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         await RunStatementsAsync(connection, _dialect.CreateStatements(), ct).ConfigureAwait(false);
+
+        // Celery without result_extended creates the task table without the extended columns; use them only if there.
+        DbCommand columns = Command(connection, null, $"SELECT * FROM {_dialect.Task} WHERE 1 = 0");
+        await using (columns.ConfigureAwait(false))
+        {
+            DbDataReader r = await columns.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (r.ConfigureAwait(false))
+            {
+                _hasExtendedColumns = Enumerable.Range(0, r.FieldCount).Any(i => string.Equals(r.GetName(i), "worker", StringComparison.OrdinalIgnoreCase));
+            }
+        }
+
         try
         {
             await RunStatementsAsync(connection, _dialect.AfterCreateStatements(), ct).ConfigureAwait(false);
@@ -261,7 +274,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         DbCommand select = Command(connection, null,
-            $"SELECT t.status, t.result, t.date_done, t.traceback, t.name, t.args, t.kwargs, t.worker, t.retries, t.queue, " +
+            $"SELECT t.status, t.result, t.date_done, t.traceback, {(_hasExtendedColumns ? "t.name, t.args, t.kwargs, t.worker, t.retries, t.queue" : "NULL, NULL, NULL, NULL, NULL, NULL")}, " +
             $"x.group_id, x.parent_id, x.children, x.expires_at FROM {_dialect.Task} t LEFT JOIN {_dialect.TaskExtra} x ON x.task_id = t.task_id WHERE t.task_id = @task_id");
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable selectScope = select.ConfigureAwait(false);
         Add(select, "@task_id", taskId);
@@ -390,7 +403,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
     private async Task WriteTaskAsync(TaskResultMeta meta, CancellationToken ct)
     {
         byte[] pickle = PickleWriter.FromJson(meta.Result.Span);
-        bool extended = meta.Extended is not null;
+        bool extended = meta.Extended is not null && _hasExtendedColumns;
         DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
@@ -403,7 +416,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
             Add(upsert, "@result", pickle);
             Add(upsert, "@date_done", meta.DateDone is { } done ? _dialect.Date(done) : null);
             Add(upsert, "@traceback", meta.Traceback);
-            if (meta.Extended is { } x)
+            if (extended && meta.Extended is { } x)
             {
                 // Celery keeps args and kwargs encoded with the result serializer (JSON text) as bytes.
                 Add(upsert, "@name", x.Name);

@@ -26,14 +26,14 @@ public abstract class DatabasePythonClientTests : IAsyncDisposable
         from celery.result import GroupResult, AsyncResult
         url, mode = sys.argv[1], sys.argv[2]
         app = Celery(broker='memory://', backend=url)
-        app.conf.result_extended = True
+        app.conf.result_extended = not mode.endswith('_plain')
         app.set_current()
         b = app.backend
         class Req:
             def __init__(self, name):
                 self.task = name; self.args = [1, 'two']; self.kwargs = {'k': 3}; self.hostname = 'py@host'; self.retries = 1
                 self.delivery_info = {'routing_key': 'pyq'}; self.group = None; self.parent_id = None; self.children = []
-        if mode == 'read':
+        if mode in ('read', 'read_plain'):
             for tid in sys.argv[3:]:
                 m = b.get_task_meta(tid)
                 r = m['result']
@@ -42,6 +42,8 @@ public abstract class DatabasePythonClientTests : IAsyncDisposable
                 print(json.dumps({'status': m['status'], 'result': r, 'traceback': m.get('traceback'), 'name': m.get('name'),
                                   'args': m.get('args'), 'kwargs': m.get('kwargs'), 'worker': m.get('worker'), 'retries': m.get('retries'),
                                   'queue': m.get('queue'), 'date_done': str(m.get('date_done'))}))
+        elif mode == 'write_plain':
+            b.store_result(sys.argv[3], {'plain': True}, 'SUCCESS')
         elif mode == 'write':
             values = json.loads(sys.stdin.read())
             for tid, v in values.items():
@@ -166,6 +168,31 @@ public abstract class DatabasePythonClientTests : IAsyncDisposable
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""{"exc_type":"ValueError","exc_message":["bad",2],"exc_module":"builtins"}"""), JsonNode.Parse(failure.Result.Span)), Encoding.UTF8.GetString(failure.Result.Span));
         Assert.Equal("ValueError", failure.Exception!.Type);
         Assert.Equal("Traceback: py", failure.Traceback);
+    }
+
+    [Fact]
+    public async Task PythonCreatesTablesWithoutResultExtended_CeleriacReadsAndWritesThem()
+    {
+        Assert.SkipUnless(Python.Available, "/usr/bin/python3 is missing");
+        (_, string python) = await UrlsAsync();
+        string theirs = Guid.NewGuid().ToString(), ours = Guid.NewGuid().ToString();
+        await PythonAsync(python, "write_plain", [theirs]);
+        DatabaseResultBackend b = await BackendAsync(extended: true);
+
+        TaskResultMeta? read = await b.GetAsync(theirs, Ct);
+        await b.StoreAsync(new TaskResultMeta
+        {
+            TaskId = ours,
+            Status = TaskStates.Success,
+            Result = "5"u8.ToArray(),
+            DateDone = TimeProvider.System.GetUtcNow(),
+            Extended = new ResultExtension("tasks.add", "[2,3]"u8.ToArray(), "{}"u8.ToArray(), "w", 0, "celery"),
+        }, Ct);
+        string[] back = await PythonAsync(python, "read_plain", [ours]);
+
+        Assert.Equal("""{"plain":true}""", Encoding.UTF8.GetString(read!.Result.Span));
+        Assert.Null(read.Extended);
+        Assert.Equal(5, (int?)JsonNode.Parse(Assert.Single(back))!["result"]);
     }
 
     [Fact]
