@@ -64,7 +64,8 @@ def prepare(suite, dest):
 def wait(broker, pid, seconds):
     from celery import Celery
 
-    app = Celery('celeriac-suite-wait', broker=broker, backend=broker)
+    # The worker stores its answer in the suite's result backend (CELERY_SUITE_BACKEND), by default the broker's Redis.
+    app = Celery('celeriac-suite-wait', broker=broker, backend=os.environ.get('CELERY_SUITE_BACKEND') or broker)
     deadline = time.monotonic() + seconds
 
     def alive():
