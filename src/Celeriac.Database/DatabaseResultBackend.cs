@@ -582,8 +582,10 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
             (long done, long size, members, nested) = await IncrementAsync(connection, tx, part.GroupId, ct).ConfigureAwait(false);
             if (size == 0)
             {
+                // No join row: a Celery client sent this chord. On this backend Celery joins by polling (its client sends
+                // celery.chord_unlock, which the worker runs) and a member's return does nothing, as here.
                 await tx.RollbackAsync(ct).ConfigureAwait(false);
-                throw new InvalidOperationException($"GroupResult {part.GroupId} no longer exists (no chord was begun for it, or it expired)");
+                return null;
             }
 
             if (done != (part.ChordSize ?? size))
