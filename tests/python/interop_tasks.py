@@ -28,6 +28,8 @@ app.conf.update(
     broker_transport_options={"visibility_timeout": float(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))},
     # x-max-priority of the queues declared on RabbitMQ; unset by default, as in Celery.
     task_queue_max_priority=int(os.environ["CELERY_QUEUE_MAX_PRIORITY"]) if os.environ.get("CELERY_QUEUE_MAX_PRIORITY") else None,
+    # result_extended (name, args, kwargs, worker, retries, queue with each result); off by default, as in Celery.
+    result_extended=os.environ.get("CELERY_RESULT_EXTENDED") == "1",
 )
 # Settings of a backend configured by settings rather than its URL (s3_bucket, s3_endpoint_url, ...), as a JSON object.
 app.conf.update(json.loads(os.environ.get("CELERY_BACKEND_SETTINGS") or "{}"))

@@ -41,6 +41,12 @@ public abstract class ResultBackendConformanceTests : IAsyncDisposable
     /// <summary>Why this store cannot join chords (no atomic counter), or <see langword="null"/> when it can.</summary>
     protected virtual string? NoChordsReason => null;
 
+    /// <summary>
+    /// Whether the result's JSON text is kept byte for byte; a store that keeps the value in another form (the database
+    /// backend's pickles) returns the same value, compared as JSON.
+    /// </summary>
+    protected virtual bool KeepsResultText => true;
+
     /// <summary>Whether results expire by the server's own clock (Redis), so the test waits in real time.</summary>
     protected virtual bool ExpiresOnServerClock => false;
 
@@ -82,7 +88,14 @@ public abstract class ResultBackendConformanceTests : IAsyncDisposable
         Assert.NotNull(got);
         Assert.Equal(TaskStates.Success, got.Status);
         Assert.Equal(id, got.TaskId);
-        Assert.Equal(meta.Encode(), got.Encode());
+        if (KeepsResultText)
+        {
+            Assert.Equal(meta.Encode(), got.Encode());
+        }
+        else
+        {
+            Assert.True(System.Text.Json.Nodes.JsonNode.DeepEquals(System.Text.Json.Nodes.JsonNode.Parse(meta.Encode()), System.Text.Json.Nodes.JsonNode.Parse(got.Encode())), Encoding.UTF8.GetString(got.Encode()));
+        }
     }
 
     [Fact]
