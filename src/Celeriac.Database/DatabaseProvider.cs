@@ -11,7 +11,7 @@ public sealed class DatabaseProvider : ICeleriacProvider
     /// <summary>The URL schemes, as Celery (SQLAlchemy) spells them.</summary>
     public static readonly IReadOnlyList<string> Schemes =
     [
-        "db+postgresql", "db+postgresql+psycopg2", "db+mysql", "db+mysql+pymysql", "db+mariadb", "db+mariadb+pymysql", "db+sqlite",
+        "db+postgresql", "db+postgresql+psycopg2", "db+postgres", "db+mysql", "db+mysql+pymysql", "db+mariadb", "db+mariadb+pymysql", "db+sqlite",
     ];
 
     /// <inheritdoc />

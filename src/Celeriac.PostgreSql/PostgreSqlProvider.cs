@@ -5,7 +5,11 @@ using Celeriac.PostgreSql;
 
 namespace Celeriac.PostgreSql;
 
-/// <summary>Registers <c>postgresql://</c> (and <c>postgres://</c>) as a broker, and its schema for <c>celeriac migrate</c>.</summary>
+/// <summary>
+/// Registers <c>postgresql://</c> (and <c>postgres://</c>) as a broker, and its schema for <c>celeriac migrate</c>. Its
+/// results go, unless configured otherwise, to Celery's database backend on the same database (<c>db+postgresql://</c>,
+/// the Celeriac.Database package).
+/// </summary>
 public sealed class PostgreSqlProvider : ICeleriacProvider
 {
     /// <summary>The URL schemes.</summary>
@@ -17,7 +21,7 @@ public sealed class PostgreSqlProvider : ICeleriacProvider
         ArgumentNullException.ThrowIfNull(registry);
         foreach (string scheme in Schemes)
         {
-            registry.AddTransport(scheme, static o => new PostgreSqlTransport(o));
+            registry.AddTransport(scheme, static o => new PostgreSqlTransport(o), defaultResultBackend: "db+{broker}");
             registry.AddExtension<IStoreMigrator>(scheme, static (url, app) => new PostgreSqlMigrator(url, app.Options.LoggerFactory ?? Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance));
         }
     }

@@ -27,6 +27,7 @@ public sealed class ProviderRegistry
         ["postgres"] = "Celeriac.PostgreSql",
         ["db+postgresql"] = "Celeriac.Database",
         ["db+postgresql+psycopg2"] = "Celeriac.Database",
+        ["db+postgres"] = "Celeriac.Database",
         ["db+mysql"] = "Celeriac.Database",
         ["db+mysql+pymysql"] = "Celeriac.Database",
         ["db+mariadb"] = "Celeriac.Database",

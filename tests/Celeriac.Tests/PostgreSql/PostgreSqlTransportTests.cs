@@ -46,6 +46,21 @@ public sealed class PostgreSqlTransportTests(PostgresServerFixture postgres) : I
     }
 
     [Fact]
+    public async Task DefaultResultBackend_CelerysTablesOnTheSameDatabase_ResultsRoundTripThere()
+    {
+        string db = await postgres.Server.CreateDatabaseAsync(Ct);
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = postgres.Server.Url(db), DefaultQueue = "defaults" });
+        app.Task("pg.add", (int x, int y) => x + y);
+        await using RunningWorker w = await RunningWorker.StartAsync(app);
+
+        AsyncResult result = await app.SendTaskAsync("pg.add", [2, 3], ct: Ct);
+
+        Assert.Equal("db+" + postgres.Server.Url(db), app.EffectiveResultBackendUrl);
+        Assert.Equal(5, await result.GetAsync<int>(TimeSpan.FromSeconds(30), Ct));
+        Assert.Equal("SUCCESS", await postgres.Server.ScalarAsync($"SELECT status FROM celery_taskmeta WHERE task_id = '{result.Id}'", db, Ct));
+    }
+
+    [Fact]
     public async Task Migrate_Cli_CreatesTheTablesAndPrintSqlShowsTheScript()
     {
         string database = await postgres.Server.CreateDatabaseAsync(Ct);
