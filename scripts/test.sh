@@ -44,7 +44,7 @@ for script in scripts/suite-backends/*.sh; do
   [ -f "$script" ] || continue
   name=$(basename "$script" .sh)
   echo "== celery-suite ($name)"
-  bash "$script" 2>&1 | tee "$results/celery-suite-$name.log"
+  bash "$script" --ci 2>&1 | tee "$results/celery-suite-$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   suite_logs+=("$results/celery-suite-$name.log")
 done

@@ -36,12 +36,14 @@ internal sealed class Outage(string service, string endpoint, ILogger logger)
             catch (Exception e) when (IsTransient(e, ct))
             {
                 MarkDown(e, patience);
-                if (Stopwatch.GetElapsedTime(start) + delay > patience)
+                TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
+                if (elapsed >= patience)
                 {
-                    throw new TimeoutException($"{Describe} did not answer for {Stopwatch.GetElapsedTime(start).TotalSeconds:F1} s (patience {patience}): {e.GetType().Name}: {e.Message}", e);
+                    throw new TimeoutException($"{Describe} did not answer for {elapsed.TotalSeconds:F1} s (patience {patience}): {e.GetType().Name}: {e.Message}", e);
                 }
 
-                await Task.Delay(delay, ct).ConfigureAwait(false);
+                // The last try falls at the patience's end, so a call never gives up before it.
+                await Task.Delay(delay < patience - elapsed ? delay : patience - elapsed, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, s_maxDelay.Ticks));
             }
         }

@@ -240,12 +240,14 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
                     Log.Unreachable(_logger, _endpoint, Reason(e), patience.TotalSeconds);
                 }
 
-                if (_time.GetElapsedTime(start) + delay > patience)
+                TimeSpan elapsed = _time.GetElapsedTime(start);
+                if (elapsed >= patience)
                 {
                     throw new TimeoutException($"Azure Blob storage at {_endpoint} did not answer for {patience.TotalSeconds:F0} s: {Reason(e)}", e);
                 }
 
-                await Task.Delay(delay, _time, ct).ConfigureAwait(false);
+                // The last try falls at the patience's end, so a call never gives up before it.
+                await Task.Delay(delay < patience - elapsed ? delay : patience - elapsed, _time, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }

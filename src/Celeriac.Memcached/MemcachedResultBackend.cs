@@ -212,12 +212,14 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
             catch (MemcachedException e) when (e.IsTransient && (retrySent || !e.WasSent) && !ct.IsCancellationRequested)
             {
                 MarkDown(e);
-                if (Stopwatch.GetElapsedTime(start) + delay > patience)
+                TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
+                if (elapsed >= patience)
                 {
-                    throw new MemcachedException($"memcached at {_servers} has been unreachable for {Stopwatch.GetElapsedTime(start).TotalSeconds:0.#} s: {e.Message}", e);
+                    throw new MemcachedException($"memcached at {_servers} has been unreachable for {elapsed.TotalSeconds:0.#} s: {e.Message}", e);
                 }
 
-                await Task.Delay(delay, ct).ConfigureAwait(false);
+                // The last try falls at the patience's end, so a call never gives up before it.
+                await Task.Delay(delay < patience - elapsed ? delay : patience - elapsed, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }

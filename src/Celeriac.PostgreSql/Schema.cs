@@ -45,16 +45,28 @@ internal static class Schema
     // The lease is set in the statement that locks the rows, and no transaction stays open after it: a held message is
     // a row whose lease is in the future, not a lock. SKIP LOCKED lets consumers take side by side. RETURNING has no
     // order: the caller sorts by (priority, id).
+    // Free messages and lapsed leases are looked up apart, each by its own index (a held message is in neither scan).
     public const string Take = """
-        UPDATE celeriac_messages m
-        SET lease_owner = $2, leased_until = now() + $4, deliveries = m.deliveries + 1
-        FROM (
-            SELECT id FROM celeriac_messages
-            WHERE queue = $1 AND (leased_until IS NULL OR leased_until <= now())
+        WITH free AS (
+            SELECT id, priority FROM celeriac_messages
+            WHERE queue = $1 AND lease_owner IS NULL
             ORDER BY priority, id
             LIMIT $3
             FOR UPDATE SKIP LOCKED
-        ) picked
+        ), lapsed AS (
+            SELECT id, priority FROM celeriac_messages
+            WHERE queue = $1 AND lease_owner IS NOT NULL AND leased_until <= now()
+            ORDER BY leased_until
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        ), picked AS (
+            SELECT id FROM (SELECT id, priority FROM free UNION ALL SELECT id, priority FROM lapsed) u
+            ORDER BY priority, id
+            LIMIT $3
+        )
+        UPDATE celeriac_messages m
+        SET lease_owner = $2, leased_until = now() + $4, deliveries = m.deliveries + 1
+        FROM picked
         WHERE m.id = picked.id
         RETURNING m.id, m.priority, m.deliveries, m.payload
         """;

@@ -17,10 +17,12 @@ CREATE TABLE IF NOT EXISTS celeriac_messages (
     deliveries integer NOT NULL DEFAULT 0
 ) WITH (fillfactor = 70);
 
--- The take walks a queue in (priority, id) order: a lower priority number first (kombu's order on Redis), FIFO within.
--- No index covers the lease columns, and pages keep room (fillfactor): taking and renewing a message are then HOT
--- updates that add no index entry, so a busy queue's index does not grow with every lease.
-CREATE INDEX IF NOT EXISTS celeriac_messages_take ON celeriac_messages (queue, priority, id);
+-- The take walks a queue's messages that no consumer holds in (priority, id) order: a lower priority number first
+-- (kombu's order on Redis), FIFO within. The index is partial, so that the messages consumers hold (thousands of ETA
+-- tasks, say) are not walked past by every take; messages whose lease ran out (a dead consumer's) are found by the
+-- second index, by lease end. Pages keep room (fillfactor) for the updates.
+CREATE INDEX IF NOT EXISTS celeriac_messages_ready ON celeriac_messages (queue, priority, id) WHERE lease_owner IS NULL;
+CREATE INDEX IF NOT EXISTS celeriac_messages_leased ON celeriac_messages (queue, leased_until) WHERE lease_owner IS NOT NULL;
 
 -- Exchanges declared with a type (fanout ones do not route to queues) and the bindings of named exchanges.
 CREATE TABLE IF NOT EXISTS celeriac_exchanges (

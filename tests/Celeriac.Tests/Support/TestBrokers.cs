@@ -6,8 +6,9 @@ namespace Celeriac.Tests.Support;
 
 /// <summary>
 /// Apps with the Quickstart's tasks on a real broker, for worker tests that run the same on SQLite (a file of the
-/// test's own), Redis (a random database of the fixture's server) and RabbitMQ (a vhost of the test's own on the
-/// assembly's node); each app gets a queue of its own.
+/// test's own), Redis (a random database of the fixture's server), RabbitMQ (a vhost of the test's own on the
+/// assembly's node) and PostgreSQL (a database of the test's own on the assembly's server, results in Celery's tables
+/// there); each app gets a queue of its own.
 /// </summary>
 /// <remarks>
 /// On RabbitMQ results go back by <c>rpc://</c>, as Celery's users mostly run it: only the app that sent a task reads
@@ -17,11 +18,12 @@ internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbi
 {
     private readonly string _directory = System.IO.Directory.CreateTempSubdirectory("celeriac-" + name + "-").FullName;
     private Task<string>? _rabbitUrl;
+    private Task<string>? _postgresUrl;
 
     /// <summary>The test's own folder (the SQLite file, state files), deleted on dispose.</summary>
     public string Directory => _directory;
 
-    public static TheoryData<string> Names => ["sqlite", "redis", "rabbitmq"];
+    public static TheoryData<string> Names => ["sqlite", "redis", "rabbitmq", "postgresql"];
 
     /// <summary>
     /// The broker URL: one file per test on SQLite, one database of 15 on Redis, one vhost per test on RabbitMQ (a
@@ -32,6 +34,7 @@ internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbi
     {
         "redis" => Task.FromResult(redis.Url(1 + Random.Shared.Next(15))),
         "rabbitmq" => _rabbitUrl ??= RabbitUrlAsync(),
+        "postgresql" => _postgresUrl ??= PostgresAssemblyFixture.NewDatabaseUrlAsync(),
         _ => Task.FromResult("sqlite:///" + Path.Join(_directory, name + ".db")),
     };
 
