@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using Celeriac.Concurrency;
 using Celeriac.Protocol;
 using Celeriac.Transport;
 using Microsoft.Extensions.Logging;

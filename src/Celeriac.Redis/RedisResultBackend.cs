@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
+using Celeriac.Concurrency;
 using Celeriac.Results;
 using StackExchange.Redis;
 

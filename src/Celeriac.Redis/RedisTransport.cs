@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json.Nodes;
+using Celeriac.Concurrency;
 using Celeriac.Protocol;
 using Celeriac.Transport;
 using Microsoft.Extensions.Logging;

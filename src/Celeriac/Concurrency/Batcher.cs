@@ -1,4 +1,4 @@
-namespace Celeriac.Redis;
+namespace Celeriac.Concurrency;
 
 /// <summary>
 /// Gathers the writes made at about the same moment (acks, results) into one round trip: while one batch is on the
@@ -7,9 +7,12 @@ namespace Celeriac.Redis;
 /// </summary>
 /// <remarks>
 /// A batch's callers continue one after the other in one thread-pool work item, not each in its own (a work item per
-/// caller is a thread hand-off per task) and not on the sending thread, which goes on with the next batch.
+/// caller is a thread hand-off per task) and not on the sending thread, which goes on with the next batch. Public for
+/// the providers (the Redis and PostgreSQL transports batch their acks and results with it).
 /// </remarks>
-internal sealed class Batcher<T>(Func<T[], Task> send)
+/// <typeparam name="T">One write.</typeparam>
+/// <param name="send">Sends one batch, in the order the items came.</param>
+public sealed class Batcher<T>(Func<T[], Task> send)
 {
     private readonly Lock _gate = new();
     private List<T> _pending = [];
