@@ -436,7 +436,7 @@ public sealed partial class PostgreSqlTransport
 
         /// <summary>Whether the message is for this subscriber: its exchange, and its binding key where it has one (a topic).</summary>
         public bool Wants(string exchange, string routingKey) =>
-            exchange == _exchange && (_bindingKey is null || routingKey.Length == 0 || TopicMatches(_bindingKey, routingKey));
+            exchange == _exchange && (_bindingKey is null || routingKey.Length == 0 || TopicKeys.Matches(_bindingKey, routingKey));
 
         public void Post(string note) => _inbox.Writer.TryWrite(note);
 
@@ -496,37 +496,4 @@ public sealed partial class PostgreSqlTransport
         }
     }
 
-    /// <summary>AMQP topic matching (<c>*</c> one word, <c>#</c> any number); a key without wildcards matches itself only.</summary>
-    internal static bool TopicMatches(string pattern, string key)
-    {
-        if (pattern.AsSpan().IndexOfAny('*', '#') < 0)
-        {
-            return pattern == key;
-        }
-
-        return Match(pattern.Split('.'), 0, key.Length == 0 ? [] : key.Split('.'), 0);
-
-        static bool Match(string[] p, int i, string[] k, int j)
-        {
-            if (i == p.Length)
-            {
-                return j == k.Length;
-            }
-
-            if (p[i] == "#")
-            {
-                for (int skip = j; skip <= k.Length; skip++)
-                {
-                    if (Match(p, i + 1, k, skip))
-                    {
-                        return true;
-                    }
-                }
-
-                return false;
-            }
-
-            return j < k.Length && (p[i] == "*" || p[i] == k[j]) && Match(p, i + 1, k, j + 1);
-        }
-    }
 }

@@ -203,47 +203,13 @@ public sealed class RedisTransport : ITransport
         foreach (RedisValue member in members)
         {
             string[] parts = member.ToString().Split(Separator);
-            if (parts.Length == 3 && TopicMatches(parts[0], routingKey) && !queues.Contains(parts[2]))
+            if (parts.Length == 3 && TopicKeys.Matches(parts[0], routingKey) && !queues.Contains(parts[2]))
             {
                 queues.Add(parts[2]);
             }
         }
 
         return queues;
-    }
-
-    /// <summary>AMQP topic matching (<c>*</c> one word, <c>#</c> any number); a key without wildcards matches itself only.</summary>
-    internal static bool TopicMatches(string pattern, string key)
-    {
-        if (pattern.AsSpan().IndexOfAny('*', '#') < 0)
-        {
-            return pattern == key;
-        }
-
-        return Match(pattern.Split('.'), 0, key.Length == 0 ? [] : key.Split('.'), 0);
-
-        static bool Match(string[] p, int i, string[] k, int j)
-        {
-            if (i == p.Length)
-            {
-                return j == k.Length;
-            }
-
-            if (p[i] == "#")
-            {
-                for (int skip = j; skip <= k.Length; skip++)
-                {
-                    if (Match(p, i + 1, k, skip))
-                    {
-                        return true;
-                    }
-                }
-
-                return false;
-            }
-
-            return j < k.Length && (p[i] == "*" || p[i] == k[j]) && Match(p, i + 1, k, j + 1);
-        }
     }
 
     /// <inheritdoc />

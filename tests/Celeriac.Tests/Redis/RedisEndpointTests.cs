@@ -63,7 +63,7 @@ public sealed class RedisEndpointTests
     [InlineData("worker.*", "worker.a.b", false)]
     [InlineData("*.b", "a.b", true)]
     [InlineData("#", "anything.at.all", true)]
-    public void TopicMatches_AmqpTopicRules(string pattern, string key, bool matches) => Assert.Equal(matches, RedisTransport.TopicMatches(pattern, key));
+    public void TopicMatches_AmqpTopicRules(string pattern, string key, bool matches) => Assert.Equal(matches, Celeriac.Transport.TopicKeys.Matches(pattern, key));
 }
 
 public sealed class RevokedTasksTests
