@@ -14,11 +14,12 @@ set -euo pipefail
 # the database and cache result backends (started by the fixtures as the others are); Python Celery reaches them,
 # and S3, DynamoDB and Azure Blob, through python3-sqlalchemy, -psycopg2, -pymysql, -pylibmc, -boto3 and
 # -azure-storage. The S3, DynamoDB and Azure emulators (s3rver, dynalite, azurite) come from the npm registry into
-# tests/emulators/node_modules, at the versions of tests/emulators/package-lock.json.
+# tests/emulators/node_modules, at the versions of tests/emulators/package-lock.json. Debian's chromium is the browser
+# the dashboard's browser tests drive with Playwright (its path is passed as the executable; nothing is downloaded).
 PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server
   python3-pytest python3-pytest-subtests python3-pytest-rerunfailures python3-pytest-timeout tmux
   postgresql mariadb-server memcached python3-sqlalchemy python3-psycopg2 python3-pymysql python3-pylibmc
-  python3-boto3 python3-azure-storage nodejs)
+  python3-boto3 python3-azure-storage nodejs chromium)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2
