@@ -6,7 +6,8 @@
 #                                           /work/shared/celery-suite/t/integration/test_canvas.py -k chord;
 #                                           no file or node id: the whole suite (t/integration)
 #   scripts/celery-suite.sh --ci            only the tests in tests/celery-suite/known-passing.txt (one node id a
-#                                           line), so that one of them failing again turns CI red
+#                                           line), so that one of them failing again turns CI red; a test Celery
+#                                           marks @flaky may run again, up to 5 times, as in Celery's own CI
 #
 # What it does: starts a private redis-server on a free 127.0.0.1 port in a temporary folder; builds and starts
 # tests/Celeriac.SuiteWorker (C# versions of every task of t/integration/tasks.py) on it as broker and result backend,
@@ -44,6 +45,7 @@ if [ "${1:-}" = "--ci" ]; then
   shift
 fi
 budget=${CELERY_SUITE_BUDGET:-$([ $ci -eq 1 ] && echo 900 || echo 7200)}
+reruns=$([ $ci -eq 1 ] && echo "" || echo "-p no:rerunfailures")
 
 tmp=""
 redis_pid=""
@@ -164,7 +166,9 @@ else
   [ $paths -eq 1 ] || args+=(t/integration)
 fi
 
-# 4. Debian's pytest, reruns off (a failing test is reported once), every test boundedly (--timeout, the budget).
+# 4. Debian's pytest, every test boundedly (--timeout, the budget). Reruns are off (a failing test is reported once),
+# except with --ci: there, as in Celery's own CI, a test Celery marks @flaky (timing-bound: it inspects a worker at
+# once, or waits 60 s on a loaded machine) runs again up to 5 times, and the summary lists each rerun with its cause.
 # Celery's test worker runs inside pytest's process and is named anon_nodename(), gen<pytest's pid>@<host>, which
 # test_inspect.py looks up. So the subshell that becomes pytest (exec) starts the worker with its own pid in that
 # name, waits until it answers, starts a watchdog for the budget (SIGINT: pytest stops and reports), then execs pytest.
@@ -200,7 +204,7 @@ report="$tmp/report.jsonl"
       exec env TEST_BROKER="$url" TEST_BACKEND="$backend" REDIS_HOST=127.0.0.1 REDIS_PORT="$port" \
         PYTHONPATH="$tools" PYTHONDONTWRITEBYTECODE=1 CELERIAC_SUITE_REPORT="$report" \
         "$py" -m pytest "${args[@]}" -p celery.contrib.pytest -p celeriac_report -p no:cacheprovider \
-        -p no:rerunfailures -o addopts= --timeout=120 -v -rfE --disable-warnings
+        $reruns -o addopts= --timeout=120 -v -rfE --disable-warnings
   )
   echo $? >"$tmp/pytest.rc"
 ) 2>&1 | tee "$tmp/pytest.log" &

@@ -62,6 +62,35 @@ internal static class RedisScripts
         """;
 
     /// <summary>Notes one message, popped by a blocking BRPOP, as unacked. ARGV: now, payload, queue, fallback tag. Returns the tag.</summary>
+    /// <summary>
+    /// LPUSHes a batch to its lists only once however often the publish is retried: a retry after a reply lost in an
+    /// outage, whose first try did reach Redis, finds the batch's id in the ledger KEYS[1] and adds nothing, instead of
+    /// every message of the batch a second time. The ledger holds only the batches whose reply is not yet known: each
+    /// call also drops the ids the publisher has since seen confirmed, and ids older than the window (a publisher gone).
+    /// KEYS[2..]: the lists. ARGV: batch id, now, window (seconds), the count of confirmed ids and those ids, then per list
+    /// the count of its payloads and the payloads.
+    /// </summary>
+    public const string PublishOnce = """
+        local now = tonumber(ARGV[2])
+        local confirmed = tonumber(ARGV[4])
+        if confirmed > 0 then redis.call('ZREM', KEYS[1], unpack(ARGV, 5, 4 + confirmed)) end
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
+        if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[1], now, ARGV[1])
+        local at = 5 + confirmed
+        for k = 2, #KEYS do
+          local n = tonumber(ARGV[at])
+          local first, last = at + 1, at + n
+          while first <= last do
+            local upto = math.min(first + 999, last)
+            redis.call('LPUSH', KEYS[k], unpack(ARGV, first, upto))
+            first = upto + 1
+          end
+          at = last + 1
+        end
+        return 1
+        """;
+
     public const string Hold = Register + "return register(ARGV[2], ARGV[3], ARGV[4], ARGV[1])";
 
     /// <summary>kombu's Mutex release: deletes KEYS[1] only if it still holds our token ARGV[1].</summary>

@@ -32,6 +32,9 @@ public sealed class RedisTransport : ITransport
     private const int MaxBatch = 256;
     private static readonly int[] s_steps = [0, 3, 6, 9];
     private static readonly TimeSpan s_publishPatience = TimeSpan.FromSeconds(60);
+
+    // Outlives every retry of a publish (s_publishPatience), so that a late retry still finds its batch in the ledger.
+    private static readonly TimeSpan s_publishLedgerWindow = TimeSpan.FromMinutes(10);
     private static readonly TimeSpan s_settlePatience = TimeSpan.FromMinutes(10);
 
     private readonly RedisConnection _connection;
@@ -40,6 +43,8 @@ public sealed class RedisTransport : ITransport
     private readonly RedisKey _unacked;
     private readonly RedisKey _unackedIndex;
     private readonly RedisKey _unackedMutex;
+    private readonly RedisKey _publishLedger;
+    private readonly ConcurrentQueue<string> _confirmedBatches = new();
     private readonly string _fanoutPrefix;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -72,6 +77,7 @@ public sealed class RedisTransport : ITransport
         _unacked = _prefix + "unacked";
         _unackedIndex = _prefix + "unacked_index";
         _unackedMutex = _prefix + "unacked_mutex";
+        _publishLedger = _prefix + "celeriac.publishing";
         _fanoutPrefix = _prefix + "/" + _db.ToString(CultureInfo.InvariantCulture) + ".";
         _time = options.TimeProvider;
         _logger = options.LoggerFactory.CreateLogger("Celeriac.Redis");
@@ -166,6 +172,14 @@ public sealed class RedisTransport : ITransport
             return;
         }
 
+        // One id per batch, the same on every try: see RedisScripts.PublishOnce.
+        string batch = Guid.NewGuid().ToString("N");
+        var confirmed = new List<RedisValue>();
+        while (confirmed.Count < 256 && _confirmedBatches.TryDequeue(out string? done))
+        {
+            confirmed.Add(done);
+        }
+
         await _connection.RunAsync(
             async () =>
             {
@@ -177,22 +191,29 @@ public sealed class RedisTransport : ITransport
                     return true;
                 }
 
+                var keys = new List<RedisKey>(queues.Count + 1) { _publishLedger };
+                var args = new List<RedisValue>(payloads.Length * queues.Count + queues.Count + confirmed.Count + 4) { batch, NowSeconds, s_publishLedgerWindow.TotalSeconds, confirmed.Count };
+                args.AddRange(confirmed);
+
                 // One LPUSH per list with the batch in order: the list then pops the batch oldest first.
-                var pushes = new List<Task>(queues.Count * 2);
                 foreach (string queue in queues)
                 {
                     foreach (IGrouping<int, int> byStep in Enumerable.Range(0, messages.Count).GroupBy(i => PriorityStep(messages[i].Priority ?? 0)))
                     {
-                        RedisValue[] values = byStep.Select(i => payloads[i]).ToArray();
-                        pushes.Add(db.ListLeftPushAsync(_prefix + ListName(queue, byStep.Key), values));
+                        keys.Add(_prefix + ListName(queue, byStep.Key));
+                        int at = args.Count;
+                        args.Add(0);
+                        args.AddRange(byStep.Select(i => payloads[i]));
+                        args[at] = args.Count - at - 1;
                     }
                 }
 
-                await Task.WhenAll(pushes).ConfigureAwait(false);
+                await db.ScriptEvaluateAsync(RedisScripts.PublishOnce, [.. keys], [.. args]).ConfigureAwait(false);
                 return true;
             },
             s_publishPatience,
             ct).ConfigureAwait(false);
+        _confirmedBatches.Enqueue(batch);
     }
 
     /// <summary>kombu's <c>_lookup</c>: the queues bound to <paramref name="exchange"/> whose binding key matches.</summary>

@@ -21,11 +21,11 @@ def pytest_runtest_logreport(report):
     record = {
         'nodeid': report.nodeid,
         'when': report.when,
-        'outcome': report.outcome,          # passed, failed, skipped
+        'outcome': report.outcome,          # passed, failed, skipped; rerun (pytest-rerunfailures, --ci)
         'xfail': hasattr(report, 'wasxfail'),
         'subtest': hasattr(report, 'context'),  # pytest-subtests' SubTestReport
     }
-    if report.failed:
+    if report.failed or report.outcome == 'rerun':
         record['reason'] = _reason(report)
     _write(record)
 

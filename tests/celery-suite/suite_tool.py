@@ -109,10 +109,13 @@ def summarize(report, expect=None, rc=0):
                 node = r['nodeid']
                 if node not in items:
                     items[node] = {'failed': False, 'reasons': [], 'passed': False, 'xfailed': False,
-                                   'xpassed': False, 'skipped': False}
+                                   'xpassed': False, 'skipped': False, 'reruns': []}
                     order.append(node)
                 it = items[node]
-                if r['outcome'] == 'failed':
+                if r['outcome'] == 'rerun':
+                    # pytest-rerunfailures ran it again (a test Celery marks @flaky, with --ci): passed at a later try.
+                    it['reruns'].append(r.get('reason', ''))
+                elif r['outcome'] == 'failed':
                     it['failed'] = True
                     it['reasons'].append(('%s: ' % r['when'] if r['when'] != 'call' else '') + r.get('reason', ''))
                 elif r['outcome'] == 'skipped' and not r['subtest']:
@@ -143,13 +146,18 @@ def summarize(report, expect=None, rc=0):
             print('  FAILED %s - %s' % (n, ' | '.join(items[n]['reasons'])[:400]))
         for n in missing:
             print('  FAILED %s - did not run' % n)
+    rerun = [n for n in order if items[n]['reruns']]
+    if rerun:
+        print('celery-suite: ran again (Celery marks them @flaky; the last try counts)')
+        for n in rerun:
+            print('  RERUN x%d %s - %s' % (len(items[n]['reruns']), n, ' | '.join(items[n]['reruns'])[:300]))
     if xpassed:
         print('celery-suite: xpassed (marked xfail in Celery\'s suite, passed here)')
         for n in xpassed:
             print('  XPASS %s' % n)
     nfailed = len(failed) + len(missing) + len(broken)
-    print('celery-suite: %d passed (%d xpassed), %d failed, %d skipped, %d xfailed (test items)'
-          % (len(passed), len(xpassed), nfailed, len(skipped), len(xfailed)))
+    print('celery-suite: %d passed (%d xpassed, %d after a rerun), %d failed, %d skipped, %d xfailed (test items)'
+          % (len(passed), len(xpassed), len([n for n in rerun if n in passed]), nfailed, len(skipped), len(xfailed)))
     print('%d passed, %d failed' % (len(passed), nfailed))
     return nfailed
 

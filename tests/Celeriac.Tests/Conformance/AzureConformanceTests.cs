@@ -37,6 +37,9 @@ public sealed class AzureResultBackendConformanceTests(AzuriteFixture azurite) :
 {
     private readonly string _container = AzuriteFixture.NewContainer();
 
+    // Polled through a Node.js emulator that competes with the whole suite for two cores.
+    protected override TimeSpan WaitPatience => TimeSpan.FromSeconds(20);
+
     protected override string? NoExpiryReason => "Celery's Azure Block Blob backend keeps results for ever (a lifecycle rule of the storage account deletes them).";
 
     protected override string? NoChordJoinReason => "Celery's Azure Block Blob backend has no incr: chords are joined by celery.chord_unlock.";

@@ -35,6 +35,9 @@ public sealed class DynamoDbResultBackendConformanceTests(DynamoDbServerFixture 
 {
     private readonly string _table = DynamoDbServer.NewTable();
 
+    // Polled through a Node.js emulator that competes with the whole suite for two cores.
+    protected override TimeSpan WaitPatience => TimeSpan.FromSeconds(20);
+
     protected override ValueTask<IResultBackend> CreateBackendAsync(BackendSetup setup) =>
         ValueTask.FromResult<IResultBackend>(new DynamoDbResultBackend(dynamo.Options(_table, "", setup.Time, setup.Expires)));
 

@@ -91,6 +91,33 @@ public sealed class RedisChordJoinTests(RedisServerFixture redis) : IClassFixtur
     }
 }
 
+public sealed class RedisPublishOnceTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task PublishOnce_RetriedBatch_IsPushedOnce_AndConfirmedIdsLeaveTheLedger()
+    {
+        await using var multiplexer = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync($"127.0.0.1:{redis.Server.Port}");
+        StackExchange.Redis.IDatabase db = multiplexer.GetDatabase(6);
+        string p = Guid.NewGuid().ToString("N") + ":";
+        StackExchange.Redis.RedisKey[] keys = [p + "ledger", p + "q1", p + "q2"];
+        StackExchange.Redis.RedisValue[] Args(string batch, params StackExchange.Redis.RedisValue[] confirmed) =>
+            [batch, 1000.0, 600.0, confirmed.Length, .. confirmed, 2, "a", "b", 1, "c"];
+
+        Assert.Equal(1, (int)await db.ScriptEvaluateAsync(RedisScripts.PublishOnce, keys, Args("one")));
+        // The same batch again, as a retry after a lost reply: nothing more is pushed.
+        Assert.Equal(0, (int)await db.ScriptEvaluateAsync(RedisScripts.PublishOnce, keys, Args("one")));
+        Assert.Equal(["b", "a"], (await db.ListRangeAsync(p + "q1")).Select(v => v.ToString()));
+        Assert.Equal(["c"], (await db.ListRangeAsync(p + "q2")).Select(v => v.ToString()));
+
+        // The next batch drops the confirmed one: the ledger holds only batches whose reply is not yet known.
+        Assert.Equal(1, (int)await db.ScriptEvaluateAsync(RedisScripts.PublishOnce, keys, Args("two", "one")));
+        Assert.Equal(["two"], (await db.SortedSetRangeByRankAsync(p + "ledger")).Select(v => v.ToString()));
+        Assert.Equal(4, await db.ListLengthAsync(p + "q1"));
+    }
+}
+
 public sealed class RedisKeyPrefixTests(RedisServerFixture redis) : IClassFixture<RedisServerFixture>
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -101,7 +128,7 @@ public sealed class RedisKeyPrefixTests(RedisServerFixture redis) : IClassFixtur
         await using var t = new RedisTransport(new TransportOptions { Url = new Uri(redis.Server.Url(5) + "?global_keyprefix=app1:") });
         await t.DeclareQueueAsync(new QueueDeclaration("q", "q", "q"), Ct);
         await t.PublishAsync("", "q", [new TransportMessage { Body = "[[1], {}, {}]"u8.ToArray(), Priority = 9 }], Ct);
-        Assert.Equal("app1:_kombu.binding.q\napp1:q" + RedisTransport.Separator + "9", string.Join('\n', (await redis.Server.CliAsync("-n", "5", "KEYS", "*")).Trim().Split('\n').Order(StringComparer.Ordinal)));
+        Assert.Equal("app1:_kombu.binding.q\napp1:celeriac.publishing\napp1:q" + RedisTransport.Separator + "9", string.Join('\n', (await redis.Server.CliAsync("-n", "5", "KEYS", "*")).Trim().Split('\n').Order(StringComparer.Ordinal)));
 
         using var within = CancellationTokenSource.CreateLinkedTokenSource(Ct);
         within.CancelAfter(TimeSpan.FromSeconds(10));
