@@ -36,7 +36,9 @@ public sealed class DashboardIngestor : BackgroundService
     private readonly SemaphoreSlim _flushSoon = new(0, 1);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private HashSet<string> _dirtyTasks = new(StringComparer.Ordinal);
+    // Each changed task as it stood after its latest event: taken at once, so that a burst that pushes it out of the
+    // in-memory fold before the next write loses nothing.
+    private Dictionary<string, DashboardTask> _dirtyTasks = new(StringComparer.Ordinal);
     private HashSet<string> _dirtyWorkers = new(StringComparer.Ordinal);
     private List<TaskEventRecord> _pendingEvents = [];
     private readonly Dictionary<string, DashboardWorker> _workers = new(StringComparer.Ordinal);
@@ -125,7 +127,11 @@ public sealed class DashboardIngestor : BackgroundService
             if (type.StartsWith("task-", StringComparison.Ordinal) && e.Uuid is { } uuid)
             {
                 task = _state.GetTask(uuid);
-                _dirtyTasks.Add(uuid);
+                if (task is not null)
+                {
+                    _dirtyTasks[uuid] = ToDashboard(task, null);
+                }
+
                 _pendingEvents.Add(new TaskEventRecord(uuid, type, e.Timestamp, hostname, FieldsJson(e)));
                 if (type != "task-sent" && hostname is not null)
                 {
@@ -254,18 +260,14 @@ public sealed class DashboardIngestor : BackgroundService
                 }
 
                 tasks = new List<DashboardTask>(_dirtyTasks.Count);
-                foreach (string uuid in _dirtyTasks)
+                foreach ((string uuid, DashboardTask t) in _dirtyTasks)
                 {
-                    if (_state.GetTask(uuid) is { } t)
-                    {
-                        string? retryOf = _retryOf.Remove(uuid, out string? old) ? old : null;
-                        tasks.Add(ToDashboard(t, retryOf));
-                    }
+                    tasks.Add(_retryOf.Remove(uuid, out string? old) ? t with { RetryOf = old } : t);
                 }
 
                 workers = [.. _dirtyWorkers.Select(h => _workers.GetValueOrDefault(h)).OfType<DashboardWorker>()];
                 events = _pendingEvents;
-                _dirtyTasks = new HashSet<string>(StringComparer.Ordinal);
+                _dirtyTasks = new Dictionary<string, DashboardTask>(StringComparer.Ordinal);
                 _dirtyWorkers = new HashSet<string>(StringComparer.Ordinal);
                 _pendingEvents = new List<TaskEventRecord>(Math.Min(events.Count, _options.FlushEvents));
             }

@@ -381,6 +381,29 @@ public sealed class DashboardApiTests(DashboardCluster cluster) : IClassFixture<
     }
 
     [Fact]
+    public async Task Stats_ThroughputByMinuteAndRuntimePercentiles()
+    {
+        AsyncResult sent = await cluster.Client.SendTaskAsync("dash.add", [1, 1], ct: Ct);
+        await WaitForStateAsync(sent.Id, "SUCCESS");
+
+        JsonElement stats = await Host.GetJsonAsync("api/dashboard/stats?minutes=60");
+        JsonElement minute = stats.GetProperty("throughput").EnumerateArray().Last();
+        foreach (string state in (string[])["SUCCESS", "FAILURE", "RETRY", "REVOKED", "RECEIVED"])
+        {
+            Assert.Equal(JsonValueKind.Number, minute.GetProperty(state).ValueKind);
+        }
+
+        Assert.True(stats.GetProperty("throughput").EnumerateArray().Sum(m => m.GetProperty("SUCCESS").GetInt64()) >= 1);
+        JsonElement add = stats.GetProperty("runtimes").EnumerateArray().Single(r => r.GetProperty("task").GetString() == "dash.add");
+        Assert.True(add.GetProperty("count").GetInt64() >= 1);
+        Assert.True(add.GetProperty("p50").GetDouble() <= add.GetProperty("p99").GetDouble());
+        Assert.Equal(JsonValueKind.Array, stats.GetProperty("queues").ValueKind);
+
+        using HttpResponseMessage bad = await Host.Client.GetAsync("api/dashboard/stats?minutes=0", Ct);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+    }
+
+    [Fact]
     public async Task HealthcheckAndPages_AnswerUnderThePrefix()
     {
         using HttpResponseMessage health = await Host.Client.GetAsync("healthcheck", Ct);
