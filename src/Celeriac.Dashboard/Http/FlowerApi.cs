@@ -120,7 +120,15 @@ internal static class FlowerApi
         string? workername = await HttpArgs.GetAsync(ctx, "workername").ConfigureAwait(false) is { Length: > 0 } w ? w : null;
         if (refresh)
         {
-            await ingestor.RefreshInspectionsAsync(workername, ctx.RequestAborted).ConfigureAwait(false);
+            try
+            {
+                await ingestor.RefreshInspectionsAsync(workername, ctx.RequestAborted).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !ctx.RequestAborted.IsCancellationRequested)
+            {
+                // Flower's answer when inspect fails (the broker is down): 503 with the reason.
+                return HttpArgs.Error(StatusCodes.Status503ServiceUnavailable, "Failed to update workers: " + ex.Message);
+            }
         }
 
         double now = time.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
