@@ -44,6 +44,9 @@
 
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
 
+  // Replaces el's children; null/false children are skipped (the native append would print them).
+  function fill(el, ...children) { return append(clear(el), children); }
+
   function api(path, options) {
     return fetch(BASE + path, Object.assign({ headers: { Accept: 'application/json' } }, options)).then(async (r) => {
       const text = await r.text();
@@ -95,6 +98,7 @@
     if (s === null || s === undefined || s === '') return '';
     const n = Number(s);
     if (!isFinite(n)) return String(s);
+    if (n === 0) return '0';
     if (n < 0.001) return `${(n * 1e6).toFixed(0)} µs`;
     if (n < 1) return `${(n * 1000).toFixed(n < 0.01 ? 2 : 0)} ms`;
     if (n < 120) return `${n.toFixed(n < 10 ? 2 : 1)} s`;
@@ -194,7 +198,7 @@
       if (td.firstChild.nodeValue !== next.nodeValue) td.firstChild.nodeValue = next.nodeValue;
       return;
     }
-    clear(td).append(next);
+    fill(td, next);
   }
 
   function emptyRow(cols, message) { return h('tr', { class: 'empty' }, h('td', { colspan: cols }, message)); }
@@ -247,15 +251,15 @@
     const table = h('table', { class: 'grid', testid: 'workers-table' },
       h('thead', {}, h('tr', {}, WORKER_COLS.map((c, i) => h('th', { class: i >= 2 && i <= 8 ? 'num' : '' }, c)))), tbody);
     const err = h('div');
-    clear(main).append(pageHead('Workers', summary), err, table);
+    fill(main, pageHead('Workers', summary), err, table);
     const workers = new Map();
 
     function render() {
       const list = Array.from(workers.values()).sort((a, b) => (b.online - a.online) || a.hostname.localeCompare(b.hostname));
-      if (!list.length) { clear(tbody).append(emptyRow(WORKER_COLS.length, 'No worker has been seen yet. Workers show up once they send events (celeriac worker -E, celery worker -E).')); return; }
+      if (!list.length) { fill(tbody, emptyRow(WORKER_COLS.length, 'No worker has been seen yet. Workers show up once they send events (celeriac worker -E, celery worker -E).')); return; }
       syncRows(tbody, list, (w) => w.hostname, 'hostname', makeWorkerRow, patchWorkerRow);
       const online = list.filter((w) => w.online).length;
-      clear(summary).append(
+      fill(summary, 
         h('span', { class: 'pill' }, `${online} online`), h('span', { class: 'pill muted' }, `${list.length - online} offline`),
         h('span', { class: 'pill' }, `${fmtNum(list.reduce((s, w) => s + (w.active || 0), 0))} active`),
         h('span', { class: 'pill' }, `${fmtNum(list.reduce((s, w) => s + (w.processed || 0), 0))} processed`));
@@ -268,7 +272,7 @@
         for (const w of list) workers.set(w.hostname, w);
         clear(err);
         render();
-      } catch (e) { clear(err).append(errorBox(e)); }
+      } catch (e) { fill(err, errorBox(e)); }
     }
 
     // Heartbeats arrive through the stream; the poll re-reads the list so a worker that stopped sending them is
@@ -294,7 +298,7 @@
   function workerView(hostname) {
     const head = pageHead(hostname);
     const body = h('div', { class: 'cards' });
-    clear(main).append(h('div', { class: 'crumbs' }, h('a', { href: '#/workers' }, 'Workers'), ' / ', hostname), head, body);
+    fill(main, h('div', { class: 'crumbs' }, h('a', { href: '#/workers' }, 'Workers'), ' / ', hostname), head, body);
     let row = null;
     const status = h('span', { testid: 'worker-status', class: 'status' });
     head.append(status);
@@ -321,7 +325,7 @@
       const soft = input({ placeholder: 'soft s', size: 5, 'aria-label': 'soft limit', testid: 'time-limit-soft' });
       const hard = input({ placeholder: 'hard s', size: 5, 'aria-label': 'hard limit', testid: 'time-limit-hard' });
       const need = (el, what) => { if (!el.value.trim()) throw new Error(what + ' is required'); return el.value.trim(); };
-      return card('Control', list, h('div', { class: 'forms' },
+      const c = card('Control', list, h('div', { class: 'forms' },
         h('div', { class: 'form-row' }, h('label', {}, 'Pool'), n,
           actionButton('pool-grow', 'Grow', () => post(`api/worker/pool/grow/${w}${qs({ n: n.value })}`), { done }),
           actionButton('pool-shrink', 'Shrink', () => post(`api/worker/pool/shrink/${w}${qs({ n: n.value })}`), { done })),
@@ -336,6 +340,8 @@
           actionButton('time-limit', 'Set', () => post(`api/task/timeout/${encodeURIComponent(need(ttask, 'task'))}${qs({ workername: hostname, soft: soft.value.trim(), hard: hard.value.trim() })}`), { done })),
         h('div', { class: 'form-row' }, h('label', {}, 'Shutdown'),
           actionButton('worker-shutdown', 'Shut down', () => post(`api/worker/shutdown/${w}`), { done, danger: true, confirm: `Shut down ${hostname}?` }))));
+      c.classList.add('wide');
+      return c;
     }
 
     function taskList(items) {
@@ -358,7 +364,7 @@
         if (inspected && inspected.__error) detail = { __error: inspected.__error };
         else detail = (inspected && inspected[hostname]) || {};
       } catch (e) {
-        clear(body).append(errorBox(e));
+        fill(body, errorBox(e));
         return;
       }
       setStatus();
@@ -369,7 +375,7 @@
       const conf = detail.conf || {};
       const timeouts = Array.isArray(pool.timeouts) ? pool.timeouts : [];
       const limitRows = reg.filter((t) => /\[.*(rate_limit|time_limit)/.test(t));
-      clear(body).append(
+      fill(body, 
         detail.__error ? errorBox(new Error('Could not inspect the worker (' + detail.__error.message + '); it may be offline.')) : null,
         card('Worker', kv([
           ['Status', row ? (row.online ? 'online' : 'offline') : 'not seen'],
@@ -392,12 +398,12 @@
           ['Autoscaler', stats.autoscaler ? JSON.stringify(stats.autoscaler) : ''],
         ])),
         card('Broker', kv(Object.entries(broker).map(([k, v]) => [k, text(v)]))),
+        controls(reg),
         card('Queues', (detail.active_queues || []).length
           ? h('table', { class: 'grid compact', testid: 'worker-queues' },
             h('thead', {}, h('tr', {}, h('th', {}, 'Queue'), h('th', {}, 'Exchange'), h('th', {}, 'Routing key'))),
             h('tbody', {}, detail.active_queues.map((q) => h('tr', {}, h('td', {}, q.name), h('td', {}, q.exchange && q.exchange.name !== undefined ? `${q.exchange.name || '(default)'} (${q.exchange.type || ''})` : text(q.exchange)), h('td', {}, q.routing_key || '')))))
           : h('p', { class: 'muted' }, row && row.queues && row.queues.length ? row.queues.join(', ') : 'none known')),
-        controls(reg),
         card(`Registered tasks (${reg.length})`, reg.length ? h('ul', { class: 'tasklist mono' }, reg.map((t) => h('li', {}, t))) : h('p', { class: 'muted' }, 'none known')),
         card('Rate and time limits', kv([
           ['Default rate limit', conf.task_default_rate_limit === undefined ? '' : text(conf.task_default_rate_limit) || 'none'],
@@ -494,7 +500,7 @@
     });
     const quick = h('span', { class: 'quick' }, ['', 'state:FAILURE', 'state:SUCCESS', 'state:STARTED', 'state:RETRY'].map((q) =>
       h('a', { href: hashFor('tasks', { search: q }), class: q === search ? 'on' : '' }, q || 'all')));
-    clear(main).append(
+    fill(main, 
       pageHead('Tasks', total),
       h('div', { class: 'toolbar' }, box, retryAll),
       h('div', { class: 'toolbar small' }, quick, h('span', { class: 'spacer' }), pager),
@@ -508,10 +514,10 @@
         clear(err);
         knownTotal = r.total;
         const tasks = r.tasks || [];
-        if (!tasks.length) clear(tbody).append(emptyRow(TASK_COLS.length, search ? 'No task matches this filter.' : 'No task has been seen yet.'));
+        if (!tasks.length) fill(tbody, emptyRow(TASK_COLS.length, search ? 'No task matches this filter.' : 'No task has been seen yet.'));
         else syncRows(tbody, tasks, (t) => t.uuid, 'uuid', makeTaskRow, patchTaskRow);
         renderPager();
-      } catch (e) { clear(err).append(errorBox(e)); }
+      } catch (e) { fill(err, errorBox(e)); }
     }
 
     function renderPager() {
@@ -519,7 +525,7 @@
       const last = Math.min(knownTotal, page * PAGE_SIZE);
       total.textContent = `${fmtNum(knownTotal)} task${knownTotal === 1 ? '' : 's'}${search ? ' match' : ''}`;
       const pages = Math.max(1, Math.ceil(knownTotal / PAGE_SIZE));
-      clear(pager).append(
+      fill(pager, 
         page > 1 ? h('a', { href: hashFor('tasks', { search, page: page - 1 }), testid: 'page-prev' }, '‹ prev') : h('span', { class: 'muted' }, '‹ prev'),
         h('span', {}, ` ${fmtNum(first)}–${fmtNum(last)} of ${fmtNum(knownTotal)} · page ${page} of ${pages} `),
         page < pages ? h('a', { href: hashFor('tasks', { search, page: page + 1 }), testid: 'page-next' }, 'next ›') : h('span', { class: 'muted' }, 'next ›'));
@@ -564,8 +570,8 @@
     const t0 = events[0].timestamp;
     const t1 = events[events.length - 1].timestamp;
     const span = Math.max(t1 - t0, 1e-6);
-    const width = 700;
-    const svg = svgEl('svg', { viewBox: `0 0 ${width} 34`, width: '100%', height: 34, class: 'timeline-bar', role: 'img', 'aria-label': 'event timeline' });
+    const width = 1180;
+    const svg = svgEl('svg', { viewBox: `0 0 ${width} 34`, width: '100%', class: 'timeline-bar', role: 'img', 'aria-label': 'event timeline' });
     svg.append(svgEl('line', { x1: 8, x2: width - 8, y1: 17, y2: 17, stroke: '#c5cad1', 'stroke-width': 2 }));
     for (const e of events) {
       const x = 8 + ((e.timestamp - t0) / span) * (width - 16);
@@ -594,7 +600,7 @@
     const head = pageHead('Task');
     const actions = h('div', { class: 'actions', testid: 'task-actions' });
     const body = h('div');
-    clear(main).append(h('div', { class: 'crumbs' }, h('a', { href: '#/tasks' }, 'Tasks'), ' / ', h('span', { class: 'mono' }, id)), head, actions, body);
+    fill(main, h('div', { class: 'crumbs' }, h('a', { href: '#/tasks' }, 'Tasks'), ' / ', h('span', { class: 'mono' }, id)), head, actions, body);
     const tid = encodeURIComponent(id);
 
     function renderActions(t) {
@@ -621,12 +627,12 @@
     async function load() {
       let r;
       try { r = await api(`api/dashboard/task/${tid}`); } catch (e) {
-        clear(body).append(errorBox(e.status === 404 ? new Error(`No task ${id} is known to the dashboard (yet).`) : e));
+        fill(body, errorBox(e.status === 404 ? new Error(`No task ${id} is known to the dashboard (yet).`) : e));
         clear(actions);
         return;
       }
       const t = r.task || {};
-      clear(head).append(h('h1', {}, t.name || 'Task'), badge(t.state));
+      fill(head, h('h1', {}, t.name || 'Task'), badge(t.state));
       renderActions(t);
       const rows = TASK_FIELDS.filter((f) => t[f] !== null && t[f] !== undefined && t[f] !== '' || ['uuid', 'name', 'state', 'args', 'kwargs', 'result'].includes(f))
         .map((f) => h('tr', {}, h('th', {}, f.replace(/_/g, ' ')), h('td', { testid: 'task-field-' + f }, fieldValue(f, t))));
@@ -637,7 +643,7 @@
         ['retried as', (r.retried_as || []).length ? r.retried_as.map((x, i) => [i ? ', ' : '', taskLink(x)]) : null, 'task-field-retried_as'],
         ['children', (r.children || []).length ? r.children.map((x, i) => [i ? ', ' : '', taskLink(x)]) : null, 'task-field-children'],
       ].filter((l) => l[1]);
-      clear(body).append(
+      fill(body, 
         h('div', { class: 'cards two' },
           card('Details', h('table', { class: 'kv' }, h('tbody', {}, rows))),
           card('Related', links.length
@@ -662,7 +668,7 @@
     const tbody = h('tbody');
     const err = h('div');
     const cols = ['Queue', 'Messages', 'Ready', 'Unacked', 'Consumers'];
-    clear(main).append(pageHead('Queues', h('span', { class: 'muted' }, 'lengths as the broker reports them; — where the broker does not know')), err,
+    fill(main, pageHead('Queues', h('span', { class: 'muted' }, 'lengths as the broker reports them; — where the broker does not know')), err,
       h('table', { class: 'grid', testid: 'queues-table' }, h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i ? 'num' : '' }, c)))), tbody));
 
     function make(q) {
@@ -679,9 +685,9 @@
       try {
         const list = (await api('api/dashboard/queues')).slice().sort((a, b) => a.name.localeCompare(b.name));
         clear(err);
-        if (!list.length) clear(tbody).append(emptyRow(cols.length, 'No queue is known yet.'));
+        if (!list.length) fill(tbody, emptyRow(cols.length, 'No queue is known yet.'));
         else syncRows(tbody, list, (q) => q.name, 'queue', make, patch);
-      } catch (e) { clear(err).append(errorBox(e)); }
+      } catch (e) { fill(err, errorBox(e)); }
     }
 
     // Queue lengths are not events: they are read from the broker, every few seconds while the page is open.
@@ -704,8 +710,14 @@
   function niceMax(v) {
     if (v <= 0) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v * (1 - 1e-9)) return m * p;
     return 10 * p;
+  }
+
+  // Gridlines at round values: 2 × 10^k splits in 4, every other nice maximum in 5.
+  function tickCount(max) {
+    const m = max / Math.pow(10, Math.floor(Math.log10(max)));
+    return Math.abs(m - 2) < 1e-9 ? 4 : 5;
   }
 
   function legend(series) {
@@ -714,7 +726,7 @@
 
   // A line chart over time: series [{ name, color, points: [[unixSeconds, value]] }].
   function lineChart(series, opts) {
-    const W = 1180, H = opts.height || 220, L = 52, R = 12, T = 10, B = 26;
+    const W = 1180, H = opts.height || 220, L = 52, R = 26, T = 10, B = 26;
     const all = series.flatMap((s) => s.points);
     const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', class: 'chart', role: 'img', 'aria-label': opts.label });
     if (!all.length) return h('p', { class: 'muted' }, opts.empty || 'no data yet');
@@ -722,8 +734,9 @@
     const yMax = niceMax(Math.max(...all.map((p) => p[1]), 1));
     const x = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
     const y = (v) => T + (1 - v / yMax) * (H - T - B);
-    for (let i = 0; i <= 4; i++) {
-      const v = (yMax * i) / 4;
+    const yTicks = tickCount(yMax);
+    for (let i = 0; i <= yTicks; i++) {
+      const v = (yMax * i) / yTicks;
       svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'gridline' }),
         svgEl('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, Number.isInteger(v) ? v : v.toFixed(1)));
     }
@@ -754,8 +767,9 @@
     const max = niceMax(Math.max(...rows.flatMap((r) => r.values), 1e-9));
     const x = (v) => L + (v / max) * (W - L - R);
     const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', class: 'chart', role: 'img', 'aria-label': 'runtime percentiles per task' });
-    for (let i = 0; i <= 4; i++) {
-      const v = (max * i) / 4;
+    const xTicks = tickCount(max);
+    for (let i = 0; i <= xTicks; i++) {
+      const v = (max * i) / xTicks;
       svg.append(svgEl('line', { x1: x(v), x2: x(v), y1: 0, y2: H - 20, class: 'gridline' }), svgEl('text', { x: x(v), y: H - 6, 'text-anchor': 'middle', class: 'tick' }, fmt(v)));
     }
     rows.forEach((r, i) => {
@@ -774,19 +788,19 @@
   function chartsView() {
     const minutesSel = h('select', { 'aria-label': 'window', testid: 'chart-window' }, [15, 60, 360, 1440].map((m) => h('option', { value: m, selected: m === 60 ? true : null }, m < 60 ? `${m} min` : `${m / 60} h`)));
     const body = h('div');
-    clear(main).append(pageHead('Charts', h('span', { class: 'muted' }, 'last '), minutesSel), body);
+    fill(main, pageHead('Charts', h('span', { class: 'muted' }, 'last '), minutesSel), body);
     minutesSel.addEventListener('change', refresh);
 
     async function refresh() {
       let s;
-      try { s = await api(`api/dashboard/stats${qs({ minutes: minutesSel.value })}`); } catch (e) { clear(body).append(errorBox(e)); return; }
+      try { s = await api(`api/dashboard/stats${qs({ minutes: minutesSel.value })}`); } catch (e) { fill(body, errorBox(e)); return; }
       const thr = s.throughput || [];
       const throughput = STATES.map((st) => ({ name: st, color: STATE_COLORS[st], points: thr.map((p) => [p.t, p[st] || 0]) }))
         .filter((x) => x.points.some((p) => p[1] > 0) || x.name === 'SUCCESS' || x.name === 'FAILURE');
       const names = Array.from(new Set((s.queues || []).map((q) => q.name))).sort();
       const queues = names.map((n, i) => ({ name: n, color: PALETTE[i % PALETTE.length], points: s.queues.filter((q) => q.name === n).map((q) => [q.t, q.messages]) }));
       const runtimes = (s.runtimes || []).slice().sort((a, b) => b.count - a.count).slice(0, 20);
-      clear(body).append(
+      fill(body, 
         card('Throughput by state (tasks per minute)', h('div', { testid: 'chart-throughput' }, lineChart(thr.length ? throughput : [], { label: 'throughput by state per minute', empty: 'no task event in this window' }))),
         card('Runtime percentiles per task', h('div', { testid: 'chart-runtimes' },
           barChart(runtimes.map((r) => ({ label: `${r.task} (${fmtNum(r.count)})`, values: [r.p50, r.p90, r.p99].map((v) => Number(v) || 0) })), ['p50', 'p90', 'p99'], ['#90caf9', '#1e88e5', '#0d47a1'], fmtSeconds))),
@@ -862,7 +876,7 @@
     try {
       info = await api('api/dashboard');
     } catch (e) {
-      clear(main).append(errorBox(e));
+      fill(main, errorBox(e));
       return;
     }
     const about = document.getElementById('about');
