@@ -55,11 +55,14 @@ public sealed class AccessTests(BrowserFixture browser, RedisFixture redis)
 
         await using (WatchedPage anonymous = await browser.NewPageAsync())
         {
-            IResponse? page = await anonymous.Page.GotoAsync(cluster.Url + "#/workers");
-            Assert.NotNull(page);
-            Assert.Equal(401, page.Status);
-            Assert.Contains("Basic", page.Headers.GetValueOrDefault("www-authenticate") ?? "", StringComparison.Ordinal);
-            foreach (string path in new[] { "static/app.js", "api/dashboard", "api/dashboard/workers", "api/workers" })
+            // The browser is asked for credentials (a login prompt for a person); with none to give, it shows nothing.
+            PlaywrightException refused = await Assert.ThrowsAsync<PlaywrightException>(() => anonymous.Page.GotoAsync(cluster.Url + "#/workers"));
+            Assert.Contains("ERR_INVALID_AUTH_CREDENTIALS", refused.Message, StringComparison.Ordinal);
+            IAPIResponse index = await anonymous.Page.APIRequest.GetAsync(cluster.Url);
+            Assert.Equal(401, index.Status);
+            Assert.Contains("Basic", index.Headers.GetValueOrDefault("www-authenticate") ?? "", StringComparison.Ordinal);
+            Assert.DoesNotContain("app.js", await index.TextAsync(), StringComparison.Ordinal);
+            foreach (string path in new[] { "static/app.js", "api/dashboard", "api/dashboard/workers", "api/dashboard/stream", "api/workers", "metrics" })
             {
                 IAPIResponse api = await anonymous.Page.APIRequest.GetAsync(cluster.Url + path);
                 Assert.True(api.Status == 401, $"{path} answered {api.Status} without credentials");

@@ -41,7 +41,7 @@ public sealed class PagesTests(BrowserFixture browser, RedisFixture redis)
         await Expect(page.Locator("[data-testid=queue-row][data-queue=celery] [data-testid=queue-messages]")).ToHaveTextAsync("0", new() { Timeout = Ui.LiveTimeout });
 
         await page.GetByTestId("nav-charts").ClickAsync();
-        await Expect(page.GetByTestId("chart-throughput").Locator("svg polyline").First).ToBeVisibleAsync(new() { Timeout = Ui.LiveTimeout });
+        await Expect(page.GetByTestId("chart-throughput").Locator("svg circle").First).ToBeVisibleAsync(new() { Timeout = Ui.LiveTimeout });
         await Expect(page.GetByTestId("chart-runtimes")).ToContainTextAsync("test.add");
 
         await page.GetByTestId("nav-workers").ClickAsync();
