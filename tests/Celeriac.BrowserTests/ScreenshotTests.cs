@@ -17,6 +17,14 @@ public sealed class ScreenshotTests(BrowserFixture browser, RedisFixture redis)
         string target = Environment.GetEnvironmentVariable("CELERIAC_SCREENSHOTS") is { Length: > 0 } dir ? dir : cluster.WorkDir;
         Directory.CreateDirectory(target);
 
+        // A second worker that stays, and a third that shuts down: the workers page as a small cluster shows it.
+        using var stopOthers = new CancellationTokenSource();
+        using var stopThird = new CancellationTokenSource();
+        (CeleriacApp second, Task secondRun) = await cluster.RunWorkerAsync("worker2@localhost", 4, stopOthers.Token);
+        await using CeleriacApp secondApp = second;
+        (CeleriacApp third, Task thirdRun) = await cluster.RunWorkerAsync("reports@localhost", 1, stopThird.Token);
+        await using CeleriacApp thirdApp = third;
+
         var results = new List<AsyncResult>();
         for (int i = 0; i < 14; i++)
         {
@@ -42,7 +50,7 @@ public sealed class ScreenshotTests(BrowserFixture browser, RedisFixture redis)
         await Expect(retriedAs).ToHaveCountAsync(1, new() { Timeout = Ui.LiveTimeout });
         Assert.Equal(TaskStates.Success, await Ui.FinishedAsync(cluster.Client.AsyncResult((await retriedAs.TextContentAsync())!.Trim())));
         await page.Locator(".toast").EvaluateAllAsync<object?>("els => els.forEach(e => e.remove())");
-        await ShootAsync(page, Path.Join(target, "dashboard-task.png"));
+        await ShootAsync(page, Path.Join(target, "dashboard-task.png"), fullPage: true);
 
         await page.GetByTestId("nav-tasks").ClickAsync();
         await Expect(page.GetByTestId("task-row")).ToHaveCountAsync(results.Count + 1, new() { Timeout = Ui.LiveTimeout });
@@ -51,13 +59,20 @@ public sealed class ScreenshotTests(BrowserFixture browser, RedisFixture redis)
 
         await page.GetByTestId("nav-workers").ClickAsync();
         await Expect(Ui.WorkerStatus(page, cluster.NodeName)).ToHaveTextAsync("online", new() { Timeout = Ui.LiveTimeout });
+        await Expect(Ui.WorkerStatus(page, "worker2@localhost")).ToHaveTextAsync("online", new() { Timeout = Ui.LiveTimeout });
+        await Expect(Ui.WorkerStatus(page, "reports@localhost")).ToHaveTextAsync("online", new() { Timeout = Ui.LiveTimeout });
+        await stopThird.CancelAsync();
+        await thirdRun.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
+        await Expect(Ui.WorkerStatus(page, "reports@localhost")).ToHaveTextAsync("offline", new() { Timeout = Ui.LiveTimeout });
         await ShootAsync(page, Path.Join(target, "dashboard-workers.png"));
         watched.AssertNoProblems();
+        await stopOthers.CancelAsync();
+        await secondRun.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
     }
 
-    private static async Task ShootAsync(IPage page, string path)
+    private static async Task ShootAsync(IPage page, string path, bool fullPage = false)
     {
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, Animations = ScreenshotAnimations.Disabled });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = fullPage, Animations = ScreenshotAnimations.Disabled });
         Assert.True(new FileInfo(path).Length > 10_000, $"{path} looks empty");
     }
 }

@@ -9,7 +9,7 @@
   const PAGE_SIZE = 50;
   const READY_STATES = new Set(['SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED', 'IGNORED']);
   const STATES = ['SUCCESS', 'FAILURE', 'RETRY', 'REVOKED', 'RECEIVED'];
-  const STATE_COLORS = { SUCCESS: '#2e7d32', FAILURE: '#c62828', RETRY: '#ef6c00', REVOKED: '#6a1b9a', RECEIVED: '#546e7a' };
+  const STATE_COLORS = { SUCCESS: '#2e7d32', FAILURE: '#c62828', RETRY: '#ef6c00', REVOKED: '#6a1b9a', RECEIVED: '#546e7a', STARTED: '#1565c0', PENDING: '#90a4ae', REJECTED: '#6a1b9a' };
   const PALETTE = ['#1565c0', '#2e7d32', '#c62828', '#ef6c00', '#6a1b9a', '#00838f', '#ad1457', '#5d4037', '#455a64', '#9e9d24'];
 
   const main = document.getElementById('main');
@@ -78,6 +78,14 @@
     const d = typeof ts === 'number' ? new Date(ts * 1000) : new Date(ts);
     if (isNaN(d.getTime())) return String(ts);
     return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  // Today's times without the date: a column of them stays narrow and readable.
+  function fmtShortTime(ts) {
+    if (typeof ts !== 'number') return fmtTime(ts);
+    const d = new Date(ts * 1000);
+    const today = new Date();
+    return d.toDateString() === today.toDateString() ? `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` : fmtTime(ts);
   }
 
   function fmtClock(ts) {
@@ -449,7 +457,7 @@
       badge(t.state),
       text(t.args), text(t.kwargs),
       t.state === 'FAILURE' ? text(t.exception) : text(t.result),
-      fmtTime(t.received || t.sent || t.timestamp),
+      fmtShortTime(t.received || t.sent || t.timestamp),
       t.runtime !== null && t.runtime !== undefined ? fmtSeconds(t.runtime) : '',
       t.worker ? workerLink(t.worker) : '',
     ];
@@ -475,6 +483,7 @@
       }
       setCell(td, cells[i]);
       if (i >= 3 && i <= 5) td.title = td.textContent;
+      if (i === 6) td.title = fmtTime(next.received || next.sent || next.timestamp);
     });
   }
 
@@ -587,7 +596,7 @@
         h('td', { class: 'num nowrap muted' }, fmtSeconds(e.timestamp - t0)),
         h('td', {}, h('span', { class: 'badge st-' + eventState(e.type).toLowerCase() }, e.type)),
         h('td', {}, e.hostname || ''),
-        h('td', { class: 'mono clip wide' }, Object.entries(e.fields || {}).filter(([k]) => !['uuid', 'hostname', 'timestamp', 'type', 'clock', 'local_received', 'utcoffset', 'pid'].includes(k))
+        h('td', { class: 'mono clip wide' }, Object.entries(e.fields || {}).filter(([k, v]) => v !== null && v !== undefined && v !== '' && !['uuid', 'hostname', 'timestamp', 'type', 'clock', 'local_received', 'utcoffset', 'pid', 'traceback'].includes(k))
           .map(([k, v]) => `${k}=${text(v)}`).join('  ')))))));
   }
 
@@ -634,7 +643,7 @@
       const t = r.task || {};
       fill(head, h('h1', {}, t.name || 'Task'), badge(t.state));
       renderActions(t);
-      const rows = TASK_FIELDS.filter((f) => t[f] !== null && t[f] !== undefined && t[f] !== '' || ['uuid', 'name', 'state', 'args', 'kwargs', 'result'].includes(f))
+      const rows = TASK_FIELDS.filter((f) => t[f] !== null && t[f] !== undefined && t[f] !== '' || ['uuid', 'name', 'state', 'args', 'kwargs'].includes(f))
         .map((f) => h('tr', {}, h('th', {}, f.replace(/_/g, ' ')), h('td', { testid: 'task-field-' + f }, fieldValue(f, t))));
       const links = [
         ['parent', t.parent_id ? taskLink(t.parent_id) : null, 'task-field-parent_id'],

@@ -119,22 +119,30 @@ public sealed class DashboardCluster : IAsyncDisposable
 
     private async Task StartWorkerAsync()
     {
-        _workerApp = new CeleriacApp(Options(o =>
+        (_workerApp, _workerRun) = await RunWorkerAsync(NodeName, 2, _stopWorker.Token);
+    }
+
+    /// <summary>Starts another in-process worker on the cluster's broker; stop it by cancelling <paramref name="stop"/>.</summary>
+    public async Task<(CeleriacApp App, Task Run)> RunWorkerAsync(string nodeName, int concurrency, CancellationToken stop)
+    {
+        var app = new CeleriacApp(Options(o =>
         {
-            o.NodeName = NodeName;
-            o.Concurrency = 2;
+            o.NodeName = nodeName;
+            o.Concurrency = concurrency;
             o.TaskEvents = true;
             o.TrackStarted = true;
             o.HeartbeatInterval = TimeSpan.FromSeconds(1);
         }));
-        RegisterTasks(_workerApp);
-        var worker = new CeleriacWorker(_workerApp);
-        _workerRun = Task.Run(() => worker.RunAsync(_stopWorker.Token));
-        await Task.WhenAny(worker.Ready, _workerRun).WaitAsync(TimeSpan.FromSeconds(30));
-        if (_workerRun.IsCompleted)
+        RegisterTasks(app);
+        var worker = new CeleriacWorker(app);
+        Task run = Task.Run(() => worker.RunAsync(stop), CancellationToken.None);
+        await Task.WhenAny(worker.Ready, run).WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
+        if (run.IsCompleted)
         {
-            await _workerRun;
+            await run;
         }
+
+        return (app, run);
     }
 
     private async Task StartDashboardAsync(DashboardSettings settings)
