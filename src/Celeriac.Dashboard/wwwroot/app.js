@@ -301,7 +301,10 @@
       h('tr', {}, h('th', {}, k), h('td', {}, v instanceof Node ? v : text(v))))));
   }
 
-  function card(title, ...body) { return h('section', { class: 'card' }, h('h2', {}, title), ...body); }
+  function card(title, ...body) {
+    const slug = String(title).toLowerCase().replace(/\(.*\)/, '').trim().replace(/[^a-z0-9]+/g, '-');
+    return h('section', { class: 'card', testid: 'card-' + slug }, h('h2', {}, title), ...body);
+  }
 
   function workerView(hostname) {
     const head = pageHead(hostname);
@@ -326,7 +329,7 @@
       const min = input({ value: '1', size: 3, 'aria-label': 'min', testid: 'autoscale-min' });
       const max = input({ value: '4', size: 3, 'aria-label': 'max', testid: 'autoscale-max' });
       const queue = input({ placeholder: 'queue', size: 14, 'aria-label': 'queue', testid: 'consumer-queue' });
-      const list = h('datalist', { id: 'registered-tasks' }, reg.map((t) => h('option', { value: t })));
+      const list = h('datalist', { id: 'registered-tasks' }, reg.map((t) => h('option', { value: t.replace(/\s*\[.*$/, '') })));
       const rtask = input({ placeholder: 'task name', list: 'registered-tasks', size: 22, 'aria-label': 'task', testid: 'rate-limit-task' });
       const rate = input({ placeholder: '10/m', size: 6, 'aria-label': 'rate limit', testid: 'rate-limit-value' });
       const ttask = input({ placeholder: 'task name', list: 'registered-tasks', size: 22, 'aria-label': 'task', testid: 'time-limit-task' });
@@ -413,12 +416,13 @@
             h('tbody', {}, detail.active_queues.map((q) => h('tr', {}, h('td', {}, q.name), h('td', {}, q.exchange && q.exchange.name !== undefined ? `${q.exchange.name || '(default)'} (${q.exchange.type || ''})` : text(q.exchange)), h('td', {}, q.routing_key || '')))))
           : h('p', { class: 'muted' }, row && row.queues && row.queues.length ? row.queues.join(', ') : 'none known')),
         card(`Registered tasks (${reg.length})`, reg.length ? h('ul', { class: 'tasklist mono' }, reg.map((t) => h('li', {}, t))) : h('p', { class: 'muted' }, 'none known')),
-        card('Rate and time limits', kv([
-          ['Default rate limit', conf.task_default_rate_limit === undefined ? '' : text(conf.task_default_rate_limit) || 'none'],
-          ['Task time limit', conf.task_time_limit === undefined ? '' : text(conf.task_time_limit) || 'none'],
-          ['Task soft time limit', conf.task_soft_time_limit === undefined ? '' : text(conf.task_soft_time_limit) || 'none'],
-          ...limitRows.map((t) => [t.replace(/\s*\[.*$/, ''), t.replace(/^[^[]*/, '')]),
-        ])),
+        // conf lists only what was set (Celery's with_defaults=False): a limit it lacks is no limit.
+        Object.keys(conf).length ? card('Rate and time limits', h('div', { testid: 'worker-limits' }, kv([
+          ['Default rate limit', conf.task_default_rate_limit ? text(conf.task_default_rate_limit) : 'none'],
+          ['Time limit (hard)', conf.task_time_limit ? fmtSeconds(conf.task_time_limit) : 'none'],
+          ['Time limit (soft)', conf.task_soft_time_limit ? fmtSeconds(conf.task_soft_time_limit) : 'none'],
+          ...limitRows.map((t) => [t.replace(/\s*\[.*$/, ''), t.replace(/^[^[]*\[/, '').replace(/\]$/, '')]),
+        ]))) : null,
         card(`Active (${(detail.active || []).length})`, taskList(detail.active)),
         card(`Reserved (${(detail.reserved || []).length})`, taskList(detail.reserved)),
         card(`Scheduled (${(detail.scheduled || []).length})`, taskList(detail.scheduled)),
@@ -739,7 +743,8 @@
     const all = series.flatMap((s) => s.points);
     const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', class: 'chart', role: 'img', 'aria-label': opts.label });
     if (!all.length) return h('p', { class: 'muted' }, opts.empty || 'no data yet');
-    const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]), x0 + 60);
+    const x0 = opts.x0 !== undefined ? opts.x0 : Math.min(...all.map((p) => p[0]));
+    const x1 = opts.x1 !== undefined ? opts.x1 : Math.max(...all.map((p) => p[0]), x0 + 60);
     const yMax = niceMax(Math.max(...all.map((p) => p[1]), 1));
     const x = (t) => L + ((t - x0) / (x1 - x0)) * (W - L - R);
     const y = (v) => T + (1 - v / yMax) * (H - T - B);
@@ -760,7 +765,8 @@
       const pts = s.points.slice().sort((a, b) => a[0] - b[0]);
       svg.append(svgEl('polyline', { points: pts.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2, 'stroke-linejoin': 'round' }));
       for (const p of pts) {
-        const c = svgEl('circle', { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: pts.length > 60 ? 1.5 : 3, fill: s.color });
+        if (opts.zeroMarkers === false && p[1] === 0) continue;
+        const c = svgEl('circle', { cx: x(p[0]).toFixed(1), cy: y(p[1]).toFixed(1), r: pts.length > 30 ? 2 : 3, fill: s.color });
         c.append(svgEl('title', {}, `${s.name} at ${fmtClock(p[0])}: ${p[1]}`));
         svg.append(c);
       }
@@ -804,16 +810,23 @@
       let s;
       try { s = await api(`api/dashboard/stats${qs({ minutes: minutesSel.value })}`); } catch (e) { fill(body, errorBox(e)); return; }
       const thr = s.throughput || [];
-      const throughput = STATES.map((st) => ({ name: st, color: STATE_COLORS[st], points: thr.map((p) => [p.t, p[st] || 0]) }))
+      // Every minute of the window is on the axis; a minute without events is a zero, not a gap the line jumps.
+      const minutes = Number(minutesSel.value);
+      const end = Math.floor(Date.now() / 60000) * 60;
+      const start = end - (minutes - 1) * 60;
+      const byMinute = new Map(thr.map((p) => [p.t, p]));
+      const axis = [];
+      for (let t = start; t <= end; t += 60) axis.push(t);
+      const throughput = STATES.map((st) => ({ name: st, color: STATE_COLORS[st], points: axis.map((t) => [t, (byMinute.get(t) || {})[st] || 0]) }))
         .filter((x) => x.points.some((p) => p[1] > 0) || x.name === 'SUCCESS' || x.name === 'FAILURE');
       const names = Array.from(new Set((s.queues || []).map((q) => q.name))).sort();
       const queues = names.map((n, i) => ({ name: n, color: PALETTE[i % PALETTE.length], points: s.queues.filter((q) => q.name === n).map((q) => [q.t, q.messages]) }));
       const runtimes = (s.runtimes || []).slice().sort((a, b) => b.count - a.count).slice(0, 20);
       fill(body, 
-        card('Throughput by state (tasks per minute)', h('div', { testid: 'chart-throughput' }, lineChart(thr.length ? throughput : [], { label: 'throughput by state per minute', empty: 'no task event in this window' }))),
+        card('Throughput by state (tasks per minute)', h('div', { testid: 'chart-throughput' }, lineChart(thr.length ? throughput : [], { label: 'throughput by state per minute', empty: 'no task event in this window', x0: start, x1: end, zeroMarkers: false }))),
         card('Runtime percentiles per task', h('div', { testid: 'chart-runtimes' },
           barChart(runtimes.map((r) => ({ label: `${r.task} (${fmtNum(r.count)})`, values: [r.p50, r.p90, r.p99].map((v) => Number(v) || 0) })), ['p50', 'p90', 'p99'], ['#90caf9', '#1e88e5', '#0d47a1'], fmtSeconds))),
-        card('Queue lengths', h('div', { testid: 'chart-queues' }, lineChart(queues, { label: 'queue lengths over time', empty: 'no queue length sampled in this window' }))));
+        card('Queue lengths', h('div', { testid: 'chart-queues' }, lineChart(queues, { label: 'queue lengths over time', empty: 'no queue length sampled in this window', x0: start, x1: end + 59 }))));
     }
 
     const timer = setInterval(refresh, 10000);
