@@ -677,26 +677,49 @@
 
   // ---------- Queues ----------
 
+  function sparkline(values) {
+    const W = 160, H = 22;
+    const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: 'spark', role: 'img', 'aria-label': 'recent lengths' });
+    if (values.length < 2) return svg;
+    const max = Math.max(...values, 1);
+    const pts = values.map((v, i) => `${((i / (SPARK_POINTS - 1)) * (W - 2) + 1).toFixed(1)},${(H - 2 - (v / max) * (H - 4)).toFixed(1)}`);
+    svg.append(svgEl('polyline', { points: pts.join(' '), fill: 'none', stroke: '#1565c0', 'stroke-width': 1.5 }));
+    const title = svgEl('title', {}, `last ${values.length} samples, highest ${max}`);
+    svg.append(title);
+    return svg;
+  }
+
+  const SPARK_POINTS = 60;
+
   function queuesView() {
     const tbody = h('tbody');
     const err = h('div');
-    const cols = ['Queue', 'Messages', 'Ready', 'Unacked', 'Consumers'];
-    fill(main, pageHead('Queues', h('span', { class: 'muted' }, 'lengths as the broker reports them; — where the broker does not know')), err,
-      h('table', { class: 'grid', testid: 'queues-table' }, h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i ? 'num' : '' }, c)))), tbody));
+    const cols = ['Queue', 'Messages', 'Ready', 'Unacked', 'Consumers', 'Recent'];
+    const history = new Map(); // queue -> the lengths this page has read, newest last
+    clear(main);
+    append(main, [pageHead('Queues', h('span', { class: 'muted' }, 'lengths as the broker reports them, every 3 s; — where the broker does not know')), err,
+      h('table', { class: 'grid', testid: 'queues-table' }, h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i && i < 5 ? 'num' : '' }, c)))), tbody)]);
 
     function make(q) {
-      const tr = h('tr', { testid: 'queue-row', dataset: { queue: q.name } }, h('td', { class: 'mono' }), h('td', { class: 'num', testid: 'queue-messages' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }));
+      const tr = h('tr', { testid: 'queue-row', dataset: { queue: q.name } }, h('td', { class: 'mono' }), h('td', { class: 'num', testid: 'queue-messages' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'spark-cell' }));
       patch(tr, q);
       return tr;
     }
 
     function patch(tr, q) {
       [q.name, fmtNum(q.messages), fmtNum(q.ready), fmtNum(q.unacked), fmtNum(q.consumers)].forEach((v, i) => setCell(tr.children[i], v));
+      fill(tr.children[5], sparkline(history.get(q.name) || []));
     }
 
     async function refresh() {
       try {
         const list = (await api('api/dashboard/queues')).slice().sort((a, b) => a.name.localeCompare(b.name));
+        for (const q of list) {
+          const h_ = history.get(q.name) || [];
+          h_.push(Number(q.messages) || 0);
+          if (h_.length > SPARK_POINTS) h_.shift();
+          history.set(q.name, h_);
+        }
         clear(err);
         if (!list.length) fill(tbody, emptyRow(cols.length, 'No queue is known yet.'));
         else syncRows(tbody, list, (q) => q.name, 'queue', make, patch);
