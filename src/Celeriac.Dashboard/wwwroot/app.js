@@ -777,9 +777,9 @@
       svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'gridline' }),
         svgEl('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, Number.isInteger(v) ? v : v.toFixed(1)));
     }
-    const steps = Math.min(8, Math.max(1, Math.round((x1 - x0) / 60)));
-    for (let i = 0; i <= steps; i++) {
-      const t = x0 + ((x1 - x0) * i) / steps;
+    // Time ticks on whole minutes of a round step (1, 2, 5, 10, 15, 30 min, 1, 2, 6 h), at most 8 of them.
+    const step = [1, 2, 5, 10, 15, 30, 60, 120, 360].map((m) => m * 60).find((st) => (x1 - x0) / st <= 8) || 720 * 60;
+    for (let t = Math.ceil(x0 / step) * step; t <= x1; t += step) {
       svg.append(svgEl('text', { x: x(t), y: H - 8, 'text-anchor': 'middle', class: 'tick' }, fmtClock(t)));
     }
     svg.append(svgEl('line', { x1: L, x2: W - R, y1: y(0), y2: y(0), class: 'axis' }));

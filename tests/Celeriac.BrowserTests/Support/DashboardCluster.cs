@@ -103,6 +103,11 @@ public sealed class DashboardCluster : IAsyncDisposable
         app.Task("test.add", (int x, int y) => x + y);
         app.Task("test.mul", (int x, int y) => x * y);
         app.Task("test.tagged", (string tag, int n) => $"{tag}-{n}");
+        app.Task("test.sleep", async (double seconds, CancellationToken ct) =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(seconds), ct);
+            return seconds;
+        });
         app.Task("test.fail", new Func<string, string>(why => throw new InvalidOperationException(why)));
 
         // Fails the first time it runs for a key and succeeds every time after: a failure that a retry cures.
