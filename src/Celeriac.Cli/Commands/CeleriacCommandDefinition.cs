@@ -3,6 +3,7 @@ using System.CommandLine.Help;
 using System.CommandLine.Invocation;
 using Celeriac.Cli.Commands.Beat;
 using Celeriac.Cli.Commands.Call;
+using Celeriac.Cli.Commands.Dashboard;
 using Celeriac.Cli.Commands.Migrate;
 using Celeriac.Cli.Commands.Monitor;
 using Celeriac.Cli.Commands.Purge;
@@ -47,6 +48,7 @@ internal static class CeleriacCommandDefinition
         root.Subcommands.Add(new ReportCommandDefinition(context));
         root.Subcommands.Add(new BeatCommandDefinition(context));
         root.Subcommands.Add(new MigrateCommandDefinition(context));
+        root.Subcommands.Add(new DashboardCommandDefinition(context));
         return root;
     }
 

@@ -257,11 +257,22 @@ internal static class FlowerApi
         return HttpArgs.Json(ResultJson(result.Id, meta));
     }
 
-    /// <summary>Flower looks the name up in its app; a standalone dashboard's app has no tasks, so the names seen and registered count too.</summary>
-    private static async Task<bool> IsKnownTaskAsync(string name, CeleriacApp app, IDashboardStore store, WorkerInspections inspections, CancellationToken ct) =>
-        app.Tasks.TryGet(name, out _)
-        || inspections.Workers.Values.Any(i => i.Replies.GetValueOrDefault("registered") is JsonArray r && r.Any(n => n?.GetValueKind() == System.Text.Json.JsonValueKind.String && (n.GetValue<string>() == name || n.GetValue<string>().StartsWith(name + " ", StringComparison.Ordinal))))
-        || (await store.GetTaskNamesAsync(ct).ConfigureAwait(false)).Contains(name);
+    /// <summary>
+    /// Flower looks the name up in its app; a standalone dashboard's app has no tasks, so the names the workers registered
+    /// (asked again when not found) and the names seen in events count too.
+    /// </summary>
+    private static async Task<bool> IsKnownTaskAsync(string name, CeleriacApp app, IDashboardStore store, WorkerInspections inspections, CancellationToken ct)
+    {
+        bool Registered() => inspections.Workers.Values.Any(i => i.Replies.GetValueOrDefault("registered") is JsonArray r
+            && r.Any(n => n?.GetValueKind() == System.Text.Json.JsonValueKind.String && (n.GetValue<string>() == name || n.GetValue<string>().StartsWith(name + " ", StringComparison.Ordinal))));
+        if (app.Tasks.TryGet(name, out _) || Registered() || (await store.GetTaskNamesAsync(ct).ConfigureAwait(false)).Contains(name))
+        {
+            return true;
+        }
+
+        await inspections.RefreshAsync(null, ct).ConfigureAwait(false);
+        return Registered();
+    }
 
     /// <summary>Flower's <c>get_task_args</c> and <c>normalize_options</c>: a JSON object with args, kwargs and apply_async's options.</summary>
     private static async Task<(List<object?> Args, Dictionary<string, object?> Kwargs, ApplyOptions Options)> ReadBodyAsync(HttpContext ctx)

@@ -6,6 +6,9 @@ namespace Celeriac.Dashboard.Http;
 /// <summary>Flower's JSON shapes: its task dict (<c>Task.as_dict()</c> with the worker's hostname) and the dashboard's worker row.</summary>
 internal static class FlowerJson
 {
+    /// <summary>As Python's json.dumps: quotes and apostrophes as they are (the pages and scripts read the text).</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions Options = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>Flower's task dict: times as unix seconds or null, reprs as strings, the worker as its hostname.</summary>
     public static JsonObject Task(DashboardTask t) => new()
     {

@@ -70,7 +70,7 @@ internal static class HttpArgs
     }
 
     public static IResult Json(JsonNode node, int status = 200) =>
-        Microsoft.AspNetCore.Http.Results.Content(node.ToJsonString(), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
+        Microsoft.AspNetCore.Http.Results.Content(node.ToJsonString(FlowerJson.Options), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
 
     public static IResult Error(int status, string message) => Json(new JsonObject { ["error"] = message }, status);
 }

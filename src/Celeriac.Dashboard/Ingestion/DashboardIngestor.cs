@@ -275,7 +275,7 @@ public sealed class DashboardIngestor : BackgroundService
             {
                 foreach (DashboardTask t in tasks)
                 {
-                    _live.Publish("task", FlowerJson.Task(t).ToJsonString());
+                    _live.Publish("task", FlowerJson.Task(t).ToJsonString(FlowerJson.Options));
                 }
             }
 
@@ -306,7 +306,7 @@ public sealed class DashboardIngestor : BackgroundService
 
             if (send && _live.HasSubscribers)
             {
-                _live.Publish("worker", FlowerJson.WorkerRow(w, now).ToJsonString());
+                _live.Publish("worker", FlowerJson.WorkerRow(w, now).ToJsonString(FlowerJson.Options));
             }
         }
     }
