@@ -5,7 +5,7 @@ using static Microsoft.Playwright.Assertions;
 namespace Celeriac.BrowserTests;
 
 /// <summary>
-/// The README's screenshots (workers, tasks, task; and worker, queues, charts), taken of real pages with real data.
+/// The README's screenshots (workers, tasks, task; and worker, charts), taken of real pages with real data.
 /// They land in the test's temp directory, or, when
 /// <c>CELERIAC_SCREENSHOTS</c> names a directory (<c>CELERIAC_SCREENSHOTS=$PWD/docs/images</c>), there.
 /// </summary>
@@ -70,9 +70,6 @@ public sealed class ScreenshotTests(BrowserFixture browser, RedisFixture redis)
         await page.GetByRole(AriaRole.Link, new() { Name = "worker2@localhost", Exact = true }).ClickAsync();
         await Expect(page.Locator(".tasklist")).ToContainTextAsync("test.flaky", new() { Timeout = Ui.LiveTimeout });
         await ShootAsync(page, Path.Join(target, "dashboard-worker.png"), fullPage: true);
-        await page.GetByTestId("nav-queues").ClickAsync();
-        await Expect(page.Locator("[data-testid=queue-row][data-queue=celery]")).ToBeVisibleAsync(new() { Timeout = Ui.LiveTimeout });
-        await ShootAsync(page, Path.Join(target, "dashboard-queues.png"));
         await page.GetByTestId("nav-charts").ClickAsync();
         await Expect(page.GetByTestId("chart-runtimes")).ToContainTextAsync("test.add", new() { Timeout = Ui.LiveTimeout });
         await ShootAsync(page, Path.Join(target, "dashboard-charts.png"), fullPage: true);
