@@ -107,6 +107,7 @@
     const n = Number(s);
     if (!isFinite(n)) return String(s);
     if (n === 0) return '0';
+    if (Number.isInteger(n) && n < 120) return `${n} s`;
     if (n < 0.001) return `${(n * 1e6).toFixed(0)} µs`;
     if (n < 1) return `${(n * 1000).toFixed(n < 0.01 ? 2 : 0)} ms`;
     if (n < 120) return `${n.toFixed(n < 10 ? 2 : 1)} s`;
@@ -301,6 +302,11 @@
       h('tr', {}, h('th', {}, k), h('td', {}, v instanceof Node ? v : text(v))))));
   }
 
+  function autoscalerText(a) {
+    if (!a || typeof a !== 'object') return '';
+    return `min ${a.min}, max ${a.max}` + (a.qty !== undefined ? ` (now ${a.qty})` : '');
+  }
+
   function card(title, ...body) {
     const slug = String(title).toLowerCase().replace(/\(.*\)/, '').trim().replace(/[^a-z0-9]+/g, '-');
     return h('section', { class: 'card', testid: 'card-' + slug }, h('h2', {}, title), ...body);
@@ -406,7 +412,7 @@
           ['Processes', Array.isArray(pool.processes) ? pool.processes.join(', ') : pool.processes],
           ['Max tasks per child', pool['max-tasks-per-child']],
           ['Soft / hard time limit', timeouts.length ? timeouts.map((x) => (x ? fmtSeconds(x) : 'none')).join(' / ') : ''],
-          ['Autoscaler', stats.autoscaler ? JSON.stringify(stats.autoscaler) : ''],
+          ['Autoscaler', autoscalerText(pool.autoscaler || stats.autoscaler)],
         ])),
         card('Broker', kv(Object.entries(broker).map(([k, v]) => [k, text(v)]))),
         controls(reg),
