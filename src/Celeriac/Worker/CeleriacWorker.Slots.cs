@@ -146,6 +146,7 @@ public sealed partial class CeleriacWorker
                 return;
             }
 
+            WorkerTelemetry.Received(request, request.Message!, _app.MessagingSystem, _app.Time);
             if (_taskEvents is { } events)
             {
                 OnReceived(events, request);
@@ -191,6 +192,13 @@ public sealed partial class CeleriacWorker
         catch (Exception ex)
         {
             _registry.Release(request);
+            if (request.Span is { } span)
+            {
+                span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
+                span.AddException(ex);
+                span.Stop();
+            }
+
             Log.InternalError(_logger, request.Message!.Headers.Task, request.Message.Headers.Id, ex);
             _app.Signals.OnTaskInternalError(this, new TaskSignalEventArgs { TaskId = request.Message.Headers.Id, TaskName = request.Message.Headers.Task, Queue = request.Delivery.Queue, Exception = ex });
             await request.Delivery.RejectAsync(requeue: false, CancellationToken.None).ConfigureAwait(false);
@@ -216,6 +224,9 @@ public sealed partial class CeleriacWorker
         CeleriacTask task = request.Task!;
         bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
+
+        // The run span is current from here to the end of the post-run steps: what the task and the steps send is its child.
+        request.Span = WorkerTelemetry.StartRun(request, _app.MessagingSystem, _node);
 
         if (_revoked.Contains(h.Id))
         {
@@ -255,6 +266,8 @@ public sealed partial class CeleriacWorker
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
+        request.RunStartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        WorkerTelemetry.Started(request, _app.Time);
         CountAccepted(h.Task);
         if (_taskEvents is { } events)
         {
@@ -323,6 +336,8 @@ public sealed partial class CeleriacWorker
             StoreErrors = task.Options.StoreErrorsEvenIfIgnored,
             Settlement = settlement,
             Hostname = _node,
+            Span = request.Span,
+            StartedAt = request.RunStartedAt,
         };
 
         // A worker going down has fired its abort token already: the store gets a few seconds instead.

@@ -61,6 +61,12 @@ public sealed class FinishedTask
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 
+    /// <summary>The task's run span, when something records traces; the telemetry step ends it.</summary>
+    internal System.Diagnostics.Activity? Span { get; init; }
+
+    /// <summary>When its run started (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), 0 when it never started.</summary>
+    internal long StartedAt { get; init; }
+
     private List<AsyncResult>? _sent;
 
     /// <summary>Records a task sent on this one's behalf after it ran (a callback, the next step of its chain), for its result's <c>children</c>.</summary>
