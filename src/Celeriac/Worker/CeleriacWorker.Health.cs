@@ -23,6 +23,7 @@ public sealed partial class CeleriacWorker
             SinceLastHeartbeat = Since(time, Volatile.Read(ref _lastHeartbeat)),
             SinceConsumerFault = Since(time, Volatile.Read(ref _lastFault)),
             ConsumerFault = _lastFaultMessage,
+            Uptime = _ready.Task.IsCompleted ? time.GetUtcNow() - _startedAt : TimeSpan.Zero,
             HeartbeatInterval = _events is null || _app.Options.WithoutHeartbeat ? null : _app.Options.HeartbeatInterval,
         };
     }
@@ -63,6 +64,9 @@ public sealed record WorkerLiveness
 
     /// <summary>The consumer's last failure, as a type and message.</summary>
     public string? ConsumerFault { get; init; }
+
+    /// <summary>How long it has consumed.</summary>
+    public TimeSpan Uptime { get; init; }
 
     /// <summary>The heartbeat interval, or null when the worker sends no heartbeats.</summary>
     public TimeSpan? HeartbeatInterval { get; init; }
