@@ -192,7 +192,7 @@ public sealed partial class CeleriacWorker
         catch (Exception ex)
         {
             _registry.Release(request);
-            if (request.Span is { } span)
+            if (request.Telemetry?.Span is { } span)
             {
                 span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
                 span.AddException(ex);
@@ -226,7 +226,7 @@ public sealed partial class CeleriacWorker
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
 
         // The run span is current from here to the end of the post-run steps: what the task and the steps send is its child.
-        request.Span = WorkerTelemetry.StartRun(request, _app.MessagingSystem, _node);
+        WorkerTelemetry.StartRun(request, _app.MessagingSystem, _node);
 
         if (_revoked.Contains(h.Id))
         {
@@ -266,7 +266,6 @@ public sealed partial class CeleriacWorker
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
-        request.RunStartedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         WorkerTelemetry.Started(request, _app.Time);
         CountAccepted(h.Task);
         if (_taskEvents is { } events)
@@ -336,8 +335,7 @@ public sealed partial class CeleriacWorker
             StoreErrors = task.Options.StoreErrorsEvenIfIgnored,
             Settlement = settlement,
             Hostname = _node,
-            Span = request.Span,
-            StartedAt = request.RunStartedAt,
+            Telemetry = request.Telemetry,
         };
 
         // A worker going down has fired its abort token already: the store gets a few seconds instead.

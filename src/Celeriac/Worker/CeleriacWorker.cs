@@ -328,7 +328,7 @@ public sealed partial class CeleriacWorker
                     var request = new WorkerRequest(delivery, this);
                     if (WorkerTelemetry.Listening)
                     {
-                        request.TakenAt = System.Diagnostics.Stopwatch.GetTimestamp();
+                        request.Telemetry = new RequestTelemetry();
                     }
 
                     NoteTake();

@@ -61,11 +61,8 @@ public sealed class FinishedTask
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 
-    /// <summary>The task's run span, when something records traces; the telemetry step ends it.</summary>
-    internal System.Diagnostics.Activity? Span { get; init; }
-
-    /// <summary>When its run started (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), 0 when it never started.</summary>
-    internal long StartedAt { get; init; }
+    /// <summary>Its run span and start, when something listened as it was taken; the telemetry step ends the span.</summary>
+    internal RequestTelemetry? Telemetry { get; init; }
 
     private List<AsyncResult>? _sent;
 

@@ -72,14 +72,8 @@ internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : P
     /// <summary>When it started running.</summary>
     public DateTimeOffset? StartedAt { get; set; }
 
-    /// <summary>When the consumer took it (a <see cref="System.Diagnostics.Stopwatch"/> timestamp), noted only while telemetry listens; else 0.</summary>
-    public long TakenAt { get; set; }
-
-    /// <summary>When its run started (a <see cref="System.Diagnostics.Stopwatch"/> timestamp); 0 until then.</summary>
-    public long RunStartedAt { get; set; }
-
-    /// <summary>Its run span, when something records traces.</summary>
-    public System.Diagnostics.Activity? Span { get; set; }
+    /// <summary>What telemetry notes of it; made only while something listens, so a request nobody observes carries one null reference.</summary>
+    public RequestTelemetry? Telemetry { get; set; }
 
     /// <summary>Cancels the running task (a terminate or a cold shutdown); set while active.</summary>
     public RunningTask? Running { get; set; }

@@ -48,7 +48,7 @@ internal static class WorkerTelemetry
     /// <summary>The message is decoded: counts it received, and records the receive span from its take to now.</summary>
     public static void Received(WorkerRequest request, TaskMessage message, string system, TimeProvider time)
     {
-        if (request.TakenAt == 0)
+        if (request.Telemetry is not { } noted)
         {
             return;
         }
@@ -70,7 +70,7 @@ internal static class WorkerTelemetry
         }
 
         ActivityContext parent = CeleriacDiagnostics.Extract(h.ExtraOrNull);
-        DateTimeOffset taken = time.GetUtcNow() - Stopwatch.GetElapsedTime(request.TakenAt);
+        DateTimeOffset taken = time.GetUtcNow() - Stopwatch.GetElapsedTime(noted.TakenAt);
         using Activity? span = source.StartActivity("receive/" + h.Task, ActivityKind.Consumer, parent, startTime: taken);
         if (span is { IsAllDataRequested: true })
         {
@@ -78,13 +78,13 @@ internal static class WorkerTelemetry
         }
     }
 
-    /// <summary>Starts the run span (null when nothing records it); it becomes the current activity of the run.</summary>
-    public static Activity? StartRun(WorkerRequest request, string system, string node)
+    /// <summary>Starts the run span when something records it; it becomes the current activity of the run.</summary>
+    public static void StartRun(WorkerRequest request, string system, string node)
     {
         ActivitySource source = CeleriacDiagnostics.Source;
-        if (!source.HasListeners())
+        if (request.Telemetry is not { } noted || !source.HasListeners())
         {
-            return null;
+            return;
         }
 
         TaskHeaders h = request.Message!.Headers;
@@ -103,20 +103,26 @@ internal static class WorkerTelemetry
             }
         }
 
-        return span;
+        noted.Span = span;
     }
 
     /// <summary>How long the task waited once it was due (its ETA, else its arrival in the worker) before it started.</summary>
     public static void Started(WorkerRequest request, TimeProvider time)
     {
-        if (request.TakenAt == 0 || !CeleriacDiagnostics.QueueWait.Enabled)
+        if (request.Telemetry is not { } noted)
+        {
+            return;
+        }
+
+        noted.RunStartedAt = Stopwatch.GetTimestamp();
+        if (!CeleriacDiagnostics.QueueWait.Enabled)
         {
             return;
         }
 
         TaskHeaders h = request.Message!.Headers;
         DateTimeOffset now = time.GetUtcNow();
-        DateTimeOffset due = now - Stopwatch.GetElapsedTime(request.TakenAt);
+        DateTimeOffset due = now - Stopwatch.GetElapsedTime(noted.TakenAt);
         if (h.Eta is { } eta && eta > due)
         {
             due = eta;
@@ -150,6 +156,19 @@ internal static class WorkerTelemetry
     };
 }
 
+/// <summary>What telemetry notes of a request, from its take to its end; made only while something listens.</summary>
+internal sealed class RequestTelemetry
+{
+    /// <summary>When the consumer took it (a <see cref="Stopwatch"/> timestamp).</summary>
+    public long TakenAt { get; } = Stopwatch.GetTimestamp();
+
+    /// <summary>When its run started (a <see cref="Stopwatch"/> timestamp); 0 until then.</summary>
+    public long RunStartedAt { get; set; }
+
+    /// <summary>Its run span, when something records traces.</summary>
+    public Activity? Span { get; set; }
+}
+
 /// <summary>
 /// The last post-run step: the task's metrics (duration and count by task and state) and the end of its run span, with
 /// the state, and for a failure the error status and an exception event. Last, so that the span covers the callbacks
@@ -161,7 +180,7 @@ internal sealed class TelemetryStep(string system) : IPostRunStep
 
     public ValueTask AfterRunAsync(FinishedTask task, CancellationToken ct)
     {
-        Activity? span = task.Span;
+        Activity? span = task.Telemetry?.Span;
         bool duration = CeleriacDiagnostics.TaskDuration.Enabled || CeleriacDiagnostics.ProcessDuration.Enabled;
         if (span is null && !duration && !CeleriacDiagnostics.Tasks.Enabled)
         {
@@ -176,9 +195,9 @@ internal sealed class TelemetryStep(string system) : IPostRunStep
             CeleriacDiagnostics.Tasks.Add(1, new KeyValuePair<string, object?>("task", task.Name), new KeyValuePair<string, object?>("state", state));
         }
 
-        if (duration && task.StartedAt != 0)
+        if (duration && task.Telemetry is { RunStartedAt: not 0 } noted)
         {
-            double seconds = Stopwatch.GetElapsedTime(task.StartedAt).TotalSeconds;
+            double seconds = Stopwatch.GetElapsedTime(noted.RunStartedAt).TotalSeconds;
             CeleriacDiagnostics.TaskDuration.Record(seconds, new KeyValuePair<string, object?>("task", task.Name), new KeyValuePair<string, object?>("state", state));
             if (CeleriacDiagnostics.ProcessDuration.Enabled)
             {
