@@ -303,8 +303,18 @@ public sealed partial class CeleriacWorker
     }
 
     /// <summary>Runs a request's task in this process (the in-process pools call this through <see cref="PoolJob.RunAsync"/>).</summary>
-    internal ValueTask<TaskOutcome> RunHereAsync(WorkerRequest request, CancellationToken ct) =>
-        _runner.RunAsync(request.Message!, request.Task!, request.Delivery.Queue, request.ResultJson, request, ct, request.Abort);
+    internal ValueTask<TaskOutcome> RunHereAsync(WorkerRequest request, CancellationToken ct)
+    {
+        // A pool thread of its own (-P threads) does not flow the slot's context: the run span is made current here, so
+        // that what the task sends is its child; and cleared, so that a thread's next task does not inherit it.
+        System.Diagnostics.Activity? span = request.Telemetry?.Span;
+        if (System.Diagnostics.Activity.Current != span)
+        {
+            System.Diagnostics.Activity.Current = span;
+        }
+
+        return _runner.RunAsync(request.Message!, request.Task!, request.Delivery.Queue, request.ResultJson, request, ct, request.Abort);
+    }
 
     /// <summary>Stores a state a running task reports (Celery's <c>update_state</c>).</summary>
     internal ValueTask StoreStateAsync(WorkerRequest request, string state, object? meta, CancellationToken ct) =>

@@ -14,13 +14,15 @@ public sealed class TracingTests
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    [Fact]
-    public async Task Chain_DotNetToDotNet_IsOneTraceWithPublishAndProcessSpansLinked()
+    [Theory]
+    [InlineData("async")]
+    [InlineData("threads")]
+    public async Task Chain_DotNetToDotNet_IsOneTraceWithPublishAndProcessSpansLinked(string pool)
     {
         var spans = new List<Activity>();
         using TracerProvider tracing = Sdk.CreateTracerProviderBuilder().AddCeleriacInstrumentation().AddInMemoryExporter(spans).Build();
         string prefix = "tel" + Guid.NewGuid().ToString("N")[..8];
-        await using RunningWorker run = await RunningWorker.StartAsync(NewApp(prefix, out CeleriacTask add, out CeleriacTask mul));
+        await using RunningWorker run = await RunningWorker.StartAsync(NewApp(prefix, pool, out CeleriacTask add, out CeleriacTask mul, out CeleriacTask sendsOne));
 
         AsyncResult result = await global::Celeriac.Canvas.Chain(add.S(2, 3), mul.S(10)).ApplyAsync(ct: Ct);
 
@@ -55,6 +57,17 @@ public sealed class TracingTests
         Activity receiveAdd = Single(mine, "receive/" + prefix + ".add");
         Assert.Equal(sendAdd.SpanId, receiveAdd.ParentSpanId);
         Assert.Equal("receive", receiveAdd.GetTagItem("messaging.operation.type"));
+
+        // A task the task itself sends is a child of its run, whichever pool ran it.
+        AsyncResult parent = await sendsOne.DelayAsync();
+        string childId = await parent.GetAsync<string>(s_wait, Ct) ?? "";
+        Assert.Equal(2, await run.App.AsyncResult(childId).GetAsync<int>(s_wait, Ct));
+        Assert.True(await Poll.UntilAsync(() => Ended(spans, prefix).Any(a => a.OperationName.StartsWith("run/", StringComparison.Ordinal) && (string?)a.GetTagItem("messaging.message.id") == childId), s_wait), Describe(spans));
+        List<Activity> all = Ended(spans, prefix);
+        Activity runSends = Assert.Single(all, a => a.OperationName == "run/" + prefix + ".sends");
+        Activity sendChild = Assert.Single(all, a => a.OperationName == "apply_async/" + prefix + ".add" && (string?)a.GetTagItem("messaging.message.id") == childId);
+        Assert.Equal(runSends.SpanId, sendChild.ParentSpanId);
+        Assert.Equal(runSends.TraceId, sendChild.TraceId);
     }
 
     [Fact]
@@ -168,11 +181,12 @@ public sealed class TracingTests
         }
     }
 
-    private static CeleriacApp NewApp(string prefix, out CeleriacTask add, out CeleriacTask mul)
+    private static CeleriacApp NewApp(string prefix, string pool, out CeleriacTask add, out CeleriacTask mul, out CeleriacTask sendsOne)
     {
-        CeleriacApp app = RunningWorker.NewApp();
+        CeleriacApp app = RunningWorker.NewApp(o => o.Pool = pool);
         add = app.Task(prefix + ".add", (int x, int y) => x + y);
         mul = app.Task(prefix + ".mul", (int x, int y) => x * y);
+        sendsOne = app.Task(prefix + ".sends", async (TaskContext context) => (await context.App!.SendTaskAsync(prefix + ".add", [1, 1])).Id);
         return app;
     }
 
