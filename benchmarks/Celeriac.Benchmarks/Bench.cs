@@ -207,6 +207,21 @@ internal static partial class Bench
             AddEventsRatios(report, T);
         }
 
+        if (o.Telemetry)
+        {
+            await MeasureAsync(report, T, "drain_with_results_telemetry", "tasks/s", null, drainNote + ", traces and metrics listened to", () => MemoryDrainAsync(o.Count, ignoreResult: false, telemetry: true));
+            await MeasureAsync(report, T, "drain_without_results_telemetry", "tasks/s", null, drainNote + ", traces and metrics listened to", () => MemoryDrainAsync(o.Count, ignoreResult: true, telemetry: true));
+            foreach (string drain in (string[])["drain_with_results", "drain_without_results"])
+            {
+                if (report.Figures.LastOrDefault(f => f.Transport == T && f.Name == drain)?.Value is { } without
+                    && report.Figures.LastOrDefault(f => f.Transport == T && f.Name == drain + "_telemetry")?.Value is { } with
+                    && without > 0)
+                {
+                    report.Add(T, drain + "_telemetry_ratio", with / without, "×", null, "with a trace and metrics listener ÷ without");
+                }
+            }
+        }
+
         double[]? rtt = null;
         string rttNote = $"{o.RttSamples} sequential after {RttWarmup} warm-up, in-process worker";
         await MeasureAsync(report, T, "rtt_p50", "ms", null, rttNote, async () =>
@@ -260,8 +275,9 @@ internal static partial class Bench
     }
 
     /// <summary>Pre-fills a fresh in-process queue, then times an in-process worker until it has processed them all.</summary>
-    private static async Task<double> MemoryDrainAsync(int count, bool ignoreResult, bool events = false)
+    private static async Task<double> MemoryDrainAsync(int count, bool ignoreResult, bool events = false, bool telemetry = false)
     {
+        using TelemetryListener? listening = telemetry ? new TelemetryListener() : null;
         await using CeleriacApp app = NewApp(MemoryUrl());
         app.Options.TaskEvents = events;
         List<TransportMessage> messages = BuildMessages(app, count, ignoreResult, out string[] ids);
@@ -292,7 +308,7 @@ internal static partial class Bench
 
             elapsed = Stopwatch.GetElapsedTime(start);
             Progress.Say(string.Create(CultureInfo.InvariantCulture,
-                $"memory drain ({(ignoreResult ? "without" : "with")} results{(events ? ", -E" : "")}): {elapsed.TotalMilliseconds:0} ms, {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / count} B allocated/task, GCs gen0/1/2 {GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}"));
+                $"memory drain ({(ignoreResult ? "without" : "with")} results{(events ? ", -E" : "")}{(listening is null ? "" : $", telemetry: {listening.Spans} spans, {listening.Measurements} measurements")}): {elapsed.TotalMilliseconds:0} ms, {(GC.GetTotalAllocatedBytes(precise: true) - allocated) / count} B allocated/task, GCs gen0/1/2 {GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}"));
             if (run.IsCompleted)
             {
                 await run;

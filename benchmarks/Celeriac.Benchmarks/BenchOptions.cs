@@ -20,6 +20,9 @@ internal sealed class BenchOptions
           --events                        also drain with task events on (-E: memory in-process, sqlite and redis
                                           worker processes, and Celery prefork -c 2 -E on redis), right after each
                                           drain without, and report each with -E ÷ without
+          --telemetry                     also drain memory with a listener on Celeriac's traces and metrics (an
+                                          ActivityListener recording every span, a MeterListener on every instrument),
+                                          right after each drain without, and report each with ÷ without
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport; postgresql starts
         its own server (initdb + postgres) and measures the same figures as sqlite plus an idle worker's CPU, with
@@ -60,6 +63,8 @@ internal sealed class BenchOptions
     public bool DisablePrefetch { get; private set; }
 
     public bool Events { get; private set; }
+
+    public bool Telemetry { get; private set; }
 
     public bool Markdown { get; private set; }
 
@@ -106,6 +111,9 @@ internal sealed class BenchOptions
                     break;
                 case "--disable-prefetch":
                     o.DisablePrefetch = true;
+                    break;
+                case "--telemetry":
+                    o.Telemetry = true;
                     break;
                 case "--events":
                     o.Events = true;

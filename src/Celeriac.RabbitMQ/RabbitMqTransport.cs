@@ -300,6 +300,7 @@ public sealed class RabbitMqTransport : ITransport
 
             var sent = new HashSet<int>(confirms.Where(c => c.Confirm.IsCompletedSuccessfully).Select(c => c.Index));
             pending.RemoveAll(sent.Contains);
+            Celeriac.Diagnostics.CeleriacDiagnostics.RecordPublishConfirms("rabbitmq", sent.Count);
             if (pending.Count == 0)
             {
                 if (down)
@@ -323,6 +324,7 @@ public sealed class RabbitMqTransport : ITransport
 
             await Task.Delay(delay, ct).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            Celeriac.Diagnostics.CeleriacDiagnostics.RecordPublishRetries("rabbitmq", pending.Count);
         }
     }
 

@@ -109,3 +109,10 @@ def record_body(values, record_file):
     with _record_lock, open("%s.%d" % (record_file, os.getpid()), "a", encoding="utf-8") as f:
         f.write(line)
     return len(values)
+
+
+@app.task(name="tasks.trace_context", bind=True)
+def trace_context(self):
+    """The W3C trace context where opentelemetry-instrumentation-celery's worker extracts it from: attributes of
+    task.request (its CeleryGetter reads getattr(request, "traceparent")), which are the message's top-level headers."""
+    return {key: getattr(self.request, key, None) for key in ("traceparent", "tracestate")}

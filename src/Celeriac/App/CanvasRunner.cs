@@ -52,7 +52,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         return result;
     }
 
-    private async Task PublishAsync(string queue, IReadOnlyList<TransportMessage> messages, CancellationToken ct)
+    private async Task PublishAsync(string queue, List<TransportMessage> messages, CancellationToken ct)
     {
         ITransport transport = app.Transport;
         await app.EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
@@ -61,7 +61,19 @@ internal sealed class CanvasRunner(CeleriacApp app)
             await replies.EnsureReplyQueueAsync(ct).ConfigureAwait(false);
         }
 
-        await transport.PublishAsync("", queue, messages, ct).ConfigureAwait(false);
+        string system = app.MessagingSystem;
+        System.Diagnostics.Activity?[]? spans = PublishTelemetry.Start(messages, queue, system);
+        try
+        {
+            await transport.PublishAsync("", queue, messages, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            PublishTelemetry.Stop(spans, messages.Count, queue, system, ex);
+            throw;
+        }
+
+        PublishTelemetry.Stop(spans, messages.Count, queue, system, null);
     }
 
     /// <summary>The message of a plain signature: Celery's options become headers, and link, link_error, chain and chord the body's embed.</summary>

@@ -253,7 +253,18 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
 
         var signal = new TaskSignalEventArgs { TaskId = message.CorrelationId!, TaskName = name, Queue = queue, Message = message };
         Signals.OnBeforeTaskPublish(this, signal);
-        await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
+        System.Diagnostics.Activity? span = PublishTelemetry.Start(message, queue, MessagingSystem);
+        try
+        {
+            await transport.PublishAsync("", queue, [message], ct).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            PublishTelemetry.Stop(span, queue, MessagingSystem, ex);
+            throw;
+        }
+
+        PublishTelemetry.Stop(span, queue, MessagingSystem, null);
         if (Options.TaskSendSentEvent)
         {
             await SendSentEventAsync(transport, message, queue).ConfigureAwait(false);
@@ -411,6 +422,11 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
     }
 
     private CanvasRunner? _canvas;
+
+    private string? _messagingSystem;
+
+    /// <summary>The broker as OpenTelemetry's <c>messaging.system</c> names it (<c>redis</c>, <c>rabbitmq</c>, ...).</summary>
+    internal string MessagingSystem => _messagingSystem ??= Diagnostics.CeleriacDiagnostics.SystemOf(Options.BrokerUrl);
 
     /// <summary>Sends signatures as Celery's canvas does.</summary>
     internal CanvasRunner Canvas => _canvas ??= new CanvasRunner(this);

@@ -44,19 +44,31 @@ internal static class TaskRetry
         DateTimeOffset? due = countdown is { } c && c > TimeSpan.Zero ? now + c : eta;
         TransportMessage retry = Build(message, app.Origin, due, now);
         ITransport transport = app.Transport;
-        if (queue is { Length: > 0 })
+        string destination = queue is { Length: > 0 } ? queue : message.Transport.RoutingKey is { Length: > 0 } key ? key : deliveryQueue;
+        System.Diagnostics.Activity? span = PublishTelemetry.Start(retry, destination, app.MessagingSystem);
+        try
         {
-            await app.EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
-            await transport.PublishAsync("", queue, [retry], ct).ConfigureAwait(false);
+            if (queue is { Length: > 0 })
+            {
+                await app.EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
+                await transport.PublishAsync("", queue, [retry], ct).ConfigureAwait(false);
+            }
+            else
+            {
+                // Where it came from (Celery's signature_from_request): the same exchange and routing key, or the
+                // queue it was taken from when the transport does not say.
+                string exchange = message.Transport.Exchange;
+                string routingKey = message.Transport.RoutingKey;
+                await transport.PublishAsync(routingKey.Length == 0 ? "" : exchange, routingKey.Length == 0 ? deliveryQueue : routingKey, [retry], ct).ConfigureAwait(false);
+            }
         }
-        else
+        catch (Exception ex)
         {
-            // Where it came from (Celery's signature_from_request): the same exchange and routing key, or the
-            // queue it was taken from when the transport does not say.
-            string exchange = message.Transport.Exchange;
-            string routingKey = message.Transport.RoutingKey;
-            await transport.PublishAsync(routingKey.Length == 0 ? "" : exchange, routingKey.Length == 0 ? deliveryQueue : routingKey, [retry], ct).ConfigureAwait(false);
+            PublishTelemetry.Stop(span, destination, app.MessagingSystem, ex);
+            throw;
         }
+
+        PublishTelemetry.Stop(span, destination, app.MessagingSystem, null);
 
         return new RetryException(reason, countdown, eta, maxRetries) { Sent = true };
     }

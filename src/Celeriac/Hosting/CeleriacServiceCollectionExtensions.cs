@@ -130,7 +130,9 @@ public static class CeleriacServiceCollectionExtensions
     public static CeleriacBuilder AddWorker(this CeleriacBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddHostedService<WorkerHostedService>();
+        // One instance, reachable by the health checks as well as run by the host.
+        builder.Services.TryAddSingleton<WorkerHostedService>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<WorkerHostedService>());
         return builder;
     }
 }
@@ -155,11 +157,15 @@ public sealed class CeleriacBuilder
 /// </summary>
 internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunStep> steps, IHostApplicationLifetime? lifetime = null) : BackgroundService
 {
+    /// <summary>The worker, once the host has started it (null in a prefork child).</summary>
+    public CeleriacWorker? Worker { get; private set; }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (!PoolChild.IsCurrentProcess)
         {
-            await new CeleriacWorker(app, steps).RunAsync(stoppingToken).ConfigureAwait(false);
+            Worker = new CeleriacWorker(app, steps);
+            await Worker.RunAsync(stoppingToken).ConfigureAwait(false);
             return;
         }
 

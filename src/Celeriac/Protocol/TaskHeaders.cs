@@ -62,6 +62,9 @@ public sealed class TaskHeaders
 
     private Dictionary<string, object?>? _extra;
 
+    /// <summary>The extra headers when there are any, without creating the dictionary (the worker reads trace context from it per task).</summary>
+    internal IReadOnlyDictionary<string, object?>? ExtraOrNull => _extra;
+
     private static readonly HashSet<string> s_known =
     [
         "lang", "task", "id", "shadow", "eta", "expires", "group", "group_index", "retries", "timelimit",

@@ -62,6 +62,7 @@ public sealed partial class CeleriacWorker
         try
         {
             await WorkerEvents.SendAsync(events, type, _app.Options.HeartbeatInterval.TotalSeconds, _registry.ActiveCount, Processed, ct).ConfigureAwait(false);
+            NoteHeartbeat();
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
         {

@@ -146,6 +146,7 @@ public sealed partial class CeleriacWorker
                 return;
             }
 
+            WorkerTelemetry.Received(request, request.Message!, _app.MessagingSystem, _app.Time);
             if (_taskEvents is { } events)
             {
                 OnReceived(events, request);
@@ -191,6 +192,13 @@ public sealed partial class CeleriacWorker
         catch (Exception ex)
         {
             _registry.Release(request);
+            if (request.Telemetry?.Span is { } span)
+            {
+                span.SetStatus(System.Diagnostics.ActivityStatusCode.Error, ex.Message);
+                span.AddException(ex);
+                span.Stop();
+            }
+
             Log.InternalError(_logger, request.Message!.Headers.Task, request.Message.Headers.Id, ex);
             _app.Signals.OnTaskInternalError(this, new TaskSignalEventArgs { TaskId = request.Message.Headers.Id, TaskName = request.Message.Headers.Task, Queue = request.Delivery.Queue, Exception = ex });
             await request.Delivery.RejectAsync(requeue: false, CancellationToken.None).ConfigureAwait(false);
@@ -216,6 +224,9 @@ public sealed partial class CeleriacWorker
         CeleriacTask task = request.Task!;
         bool acksLate = task.Options.AcksLate ?? _app.Options.AcksLate;
         bool storeResult = !(h.IgnoreResult || task.Options.IgnoreResult);
+
+        // The run span is current from here to the end of the post-run steps: what the task and the steps send is its child.
+        WorkerTelemetry.StartRun(request, _app.MessagingSystem, _node);
 
         if (_revoked.Contains(h.Id))
         {
@@ -255,6 +266,7 @@ public sealed partial class CeleriacWorker
         using var run = CancellationTokenSource.CreateLinkedTokenSource(abort);
         var running = new RunningTask(run, request, acksLate, storeResult);
         _registry.Activate(request, running, _app.Time.GetUtcNow());
+        WorkerTelemetry.Started(request, _app.Time);
         CountAccepted(h.Task);
         if (_taskEvents is { } events)
         {
@@ -291,8 +303,18 @@ public sealed partial class CeleriacWorker
     }
 
     /// <summary>Runs a request's task in this process (the in-process pools call this through <see cref="PoolJob.RunAsync"/>).</summary>
-    internal ValueTask<TaskOutcome> RunHereAsync(WorkerRequest request, CancellationToken ct) =>
-        _runner.RunAsync(request.Message!, request.Task!, request.Delivery.Queue, request.ResultJson, request, ct, request.Abort);
+    internal ValueTask<TaskOutcome> RunHereAsync(WorkerRequest request, CancellationToken ct)
+    {
+        // A pool thread of its own (-P threads) does not flow the slot's context: the run span is made current here, so
+        // that what the task sends is its child; and cleared, so that a thread's next task does not inherit it.
+        System.Diagnostics.Activity? span = request.Telemetry?.Span;
+        if (System.Diagnostics.Activity.Current != span)
+        {
+            System.Diagnostics.Activity.Current = span;
+        }
+
+        return _runner.RunAsync(request.Message!, request.Task!, request.Delivery.Queue, request.ResultJson, request, ct, request.Abort);
+    }
 
     /// <summary>Stores a state a running task reports (Celery's <c>update_state</c>).</summary>
     internal ValueTask StoreStateAsync(WorkerRequest request, string state, object? meta, CancellationToken ct) =>
@@ -323,6 +345,7 @@ public sealed partial class CeleriacWorker
             StoreErrors = task.Options.StoreErrorsEvenIfIgnored,
             Settlement = settlement,
             Hostname = _node,
+            Telemetry = request.Telemetry,
         };
 
         // A worker going down has fired its abort token already: the store gets a few seconds instead.

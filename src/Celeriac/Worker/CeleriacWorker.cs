@@ -93,7 +93,7 @@ public sealed partial class CeleriacWorker
         _intake = new RequestIntake(app, this, _store, _documents, _logger, () => _taskEvents);
 
         // The events step is always there, so that remote control may turn task events on; off, it only returns.
-        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), new EventsStep(() => _taskEvents), .. steps ?? []];
+        IPostRunStep[] all = [new WorkflowStep(app, _logger), _store, new ChordStep(app, _logger), new EventsStep(() => _taskEvents), new TelemetryStep(app.MessagingSystem), .. steps ?? []];
         _steps = [.. all.OrderBy(static s => s.Order)];
         CanvasBuiltins.Register(app);
     }
@@ -131,6 +131,19 @@ public sealed partial class CeleriacWorker
     /// late-acked ones). With <see cref="CeleriacOptions.SoftShutdownTimeout"/>, a warm shutdown turns cold after it.
     /// </summary>
     public async Task RunAsync(CancellationToken stop, CancellationToken abort = default)
+    {
+        WorkerTelemetry.Register(this);
+        try
+        {
+            await RunCoreAsync(stop, abort).ConfigureAwait(false);
+        }
+        finally
+        {
+            WorkerTelemetry.Unregister(this);
+        }
+    }
+
+    private async Task RunCoreAsync(CancellationToken stop, CancellationToken abort)
     {
         using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
         _startedAt = _app.Time.GetUtcNow();
@@ -313,6 +326,12 @@ public sealed partial class CeleriacWorker
                 {
                     delay = TimeSpan.FromMilliseconds(100);
                     var request = new WorkerRequest(delivery, this);
+                    if (WorkerTelemetry.Listening)
+                    {
+                        request.Telemetry = new RequestTelemetry();
+                    }
+
+                    NoteTake();
                     _registry.Reserve(request);
                     await QueueAsync(request, writer, stop).ConfigureAwait(false);
                 }
@@ -328,6 +347,7 @@ public sealed partial class CeleriacWorker
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 // A broker outage must not end the worker: back off and consume again.
+                NoteConsumerFault(ex);
                 Log.ConsumerError(_logger, UrlText.Mask(_app.Options.BrokerUrl), delay.TotalSeconds, ex);
                 try
                 {

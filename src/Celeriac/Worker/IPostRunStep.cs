@@ -61,6 +61,9 @@ public sealed class FinishedTask
     /// <summary>The task id.</summary>
     public string Id => Message.Headers.Id;
 
+    /// <summary>Its run span and start, when something listened as it was taken; the telemetry step ends the span.</summary>
+    internal RequestTelemetry? Telemetry { get; init; }
+
     private List<AsyncResult>? _sent;
 
     /// <summary>Records a task sent on this one's behalf after it ran (a callback, the next step of its chain), for its result's <c>children</c>.</summary>

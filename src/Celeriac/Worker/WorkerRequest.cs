@@ -72,6 +72,9 @@ internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : P
     /// <summary>When it started running.</summary>
     public DateTimeOffset? StartedAt { get; set; }
 
+    /// <summary>What telemetry notes of it; made only while something listens, so a request nobody observes carries one null reference.</summary>
+    public RequestTelemetry? Telemetry { get; set; }
+
     /// <summary>Cancels the running task (a terminate or a cold shutdown); set while active.</summary>
     public RunningTask? Running { get; set; }
 
