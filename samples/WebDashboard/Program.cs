@@ -32,9 +32,8 @@ builder.Services.AddOpenTelemetry()
     .WithTracing(tracing => tracing.AddSource("Microsoft.AspNetCore").AddCeleriacInstrumentation().AddConsoleExporter())
     .WithMetrics(metrics => metrics.AddCeleriacInstrumentation().AddConsoleExporter());
 
-// >>> Celeriac.Dashboard (merge): services.AddCeleriacDashboard() goes here, e.g.
-// builder.Services.AddCeleriacDashboard();
-// <<< Celeriac.Dashboard
+// The dashboard: pages, Flower's API and /metrics, its history in celeriac-dashboard.db.
+builder.Services.AddCeleriacDashboard();
 
 WebApplication app = builder.Build();
 
@@ -74,9 +73,7 @@ app.MapGet("/result/{id}", async (string id, CeleriacApp celeriac, CancellationT
 
 app.MapHealthChecks("/health", new HealthCheckOptions { ResponseWriter = WriteHealthAsync });
 
-// >>> Celeriac.Dashboard (merge): app.MapCeleriacDashboard("/celeriac") goes here, e.g.
-// app.MapCeleriacDashboard("/celeriac");
-// <<< Celeriac.Dashboard
+app.MapCeleriacDashboard("/celeriac");
 
 app.Run();
 

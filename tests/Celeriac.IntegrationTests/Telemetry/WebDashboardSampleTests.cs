@@ -57,6 +57,27 @@ public sealed class WebDashboardSampleTests(WebDashboardSample sample) : IClassF
     }
 
     [Fact]
+    public async Task Sample_Dashboard_ServesItsPagesAndSeesTheHostedWorkerOnline()
+    {
+        using HttpResponseMessage page = await Http.GetAsync("/celeriac/", Ct);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("static/app.js", await page.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+
+        // The dashboard switches the worker's events on (Flower's enable_events) and then hears its heartbeats.
+        JsonElement workers = default;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < s_wait && !Online(workers))
+        {
+            workers = await Http.GetFromJsonAsync<JsonElement>("/celeriac/api/dashboard/workers", Ct);
+            await Task.Delay(200, Ct);
+        }
+
+        Assert.True(Online(workers), workers.ToString());
+        using HttpResponseMessage metrics = await Http.GetAsync("/celeriac/metrics", Ct);
+        Assert.Contains("flower_worker_online", await metrics.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Sample_BadInput_Is400WithAMessage()
     {
         using HttpResponseMessage missing = await Http.PostAsync("/add?x=1", null, Ct);
@@ -70,6 +91,9 @@ public sealed class WebDashboardSampleTests(WebDashboardSample sample) : IClassF
         Assert.Equal(HttpStatusCode.BadRequest, badId.StatusCode);
         Assert.Contains("is not a task id", await badId.Content.ReadAsStringAsync(Ct), StringComparison.Ordinal);
     }
+
+    private static bool Online(JsonElement workers) =>
+        workers.ValueKind == JsonValueKind.Array && workers.EnumerateArray().Any(w => w.GetProperty("online").GetBoolean());
 
     private static async Task<bool> PollAsync(Func<bool> condition)
     {
