@@ -20,42 +20,16 @@ internal static class BeatCommand
         _ = app.Transport;
         var beat = new CeleriacBeat(app);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        List<PosixSignalRegistration> signals = [];
-        foreach (PosixSignal signal in (ReadOnlySpan<PosixSignal>)[PosixSignal.SIGTERM, PosixSignal.SIGINT])
-        {
-            try
-            {
-                signals.Add(PosixSignalRegistration.Create(signal, s =>
-                {
-                    s.Cancel = true;
-                    stop.Cancel();
-                }));
-            }
-            catch (PlatformNotSupportedException)
-            {
-                // Windows without these signals: Ctrl+C still cancels through the host.
-            }
-        }
-
-        try
-        {
-            await context.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"celeriac beat v{CeleriacCli.Version.Split('+')[0]} is starting.{Environment.NewLine}__    -    ... __   -        _{Environment.NewLine}" +
-                $"LocalTime -> {app.Options.TimeProvider.GetLocalNow():yyyy-MM-dd HH:mm:ss}{Environment.NewLine}" +
-                $"Configuration ->{Environment.NewLine}    . broker -> {UrlText.Mask(app.Options.BrokerUrl)}{Environment.NewLine}" +
-                $"    . scheduler -> {UrlText.Mask(app.Options.BeatScheduleUrl ?? BeatStores.DefaultUrl(app))}{Environment.NewLine}" +
-                $"    . maxinterval -> {app.Options.BeatMaxInterval.TotalSeconds} seconds ({app.Options.BeatMaxInterval.TotalSeconds}s){Environment.NewLine}").AsMemory(), CancellationToken.None).ConfigureAwait(false);
-            await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-            await beat.RunAsync(stop.Token).ConfigureAwait(false);
-            return ExitCodes.Ok;
-        }
-        finally
-        {
-            foreach (PosixSignalRegistration s in signals)
-            {
-                s.Dispose();
-            }
-        }
+        using var signals = new StopSignals(stop);
+        await context.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"celeriac beat v{CeleriacCli.Version.Split('+')[0]} is starting.{Environment.NewLine}__    -    ... __   -        _{Environment.NewLine}" +
+            $"LocalTime -> {app.Options.TimeProvider.GetLocalNow():yyyy-MM-dd HH:mm:ss}{Environment.NewLine}" +
+            $"Configuration ->{Environment.NewLine}    . broker -> {UrlText.Mask(app.Options.BrokerUrl)}{Environment.NewLine}" +
+            $"    . scheduler -> {UrlText.Mask(app.Options.BeatScheduleUrl ?? BeatStores.DefaultUrl(app))}{Environment.NewLine}" +
+            $"    . maxinterval -> {app.Options.BeatMaxInterval.TotalSeconds} seconds ({app.Options.BeatMaxInterval.TotalSeconds}s){Environment.NewLine}").AsMemory(), CancellationToken.None).ConfigureAwait(false);
+        await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        await beat.RunAsync(stop.Token).ConfigureAwait(false);
+        return ExitCodes.Ok;
     }
 
     public static async Task<int> ListAsync(CliContext context, BeatCommandDefinition definition, ParseResult parse, CancellationToken ct)

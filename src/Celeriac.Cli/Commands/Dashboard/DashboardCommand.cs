@@ -49,82 +49,44 @@ internal static class DashboardCommand
         CliSession session = context.Open(parse);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable disposeSession = session.ConfigureAwait(false);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        List<PosixSignalRegistration> signals = [];
-        foreach (PosixSignal signal in (PosixSignal[])[PosixSignal.SIGINT, PosixSignal.SIGTERM])
+        using var signals = new StopSignals(stop);
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        if (session.App.Options.LoggerFactory is { } loggers)
         {
-            try
-            {
-                signals.Add(PosixSignalRegistration.Create(signal, c =>
-                {
-                    c.Cancel = true;
-                    Cancel(stop);
-                }));
-            }
-            catch (PlatformNotSupportedException)
-            {
-                // The host's token still ends it.
-            }
+            builder.Services.AddSingleton(loggers);
         }
 
+        builder.WebHost.UseKestrel(k => k.Listen(ip, port));
+        builder.Services.AddSingleton(session.App);
+        builder.Services.AddCeleriacDashboard(o =>
+        {
+            o.ReadOnly = readOnly;
+            o.BasicAuth = basicAuth.Length == 0 ? null : basicAuth;
+            o.StoreUrl = store;
+            if (maxTasks is { } max)
+            {
+                o.MaxTasks = max;
+            }
+        });
+        WebApplication web = builder.Build();
+        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable disposeWeb = web.ConfigureAwait(false);
+        web.MapCeleriacDashboard(prefix);
+        await web.StartAsync(stop.Token).ConfigureAwait(false);
+        string listening = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? $"http://{address}:{port}";
+        await context.Out.WriteLineAsync($"Celeriac dashboard at {listening.TrimEnd('/')}{prefix.TrimEnd('/')}/ (broker {UrlText.Mask(session.App.Options.BrokerUrl)}, store {store}{(readOnly ? ", read-only" : "")}{(basicAuth.Length > 0 ? ", basic auth" : "")})").ConfigureAwait(false);
+        await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
-            WebApplicationBuilder builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            if (session.App.Options.LoggerFactory is { } loggers)
-            {
-                builder.Services.AddSingleton(loggers);
-            }
-
-            builder.WebHost.UseKestrel(k => k.Listen(ip, port));
-            builder.Services.AddSingleton(session.App);
-            builder.Services.AddCeleriacDashboard(o =>
-            {
-                o.ReadOnly = readOnly;
-                o.BasicAuth = basicAuth.Length == 0 ? null : basicAuth;
-                o.StoreUrl = store;
-                if (maxTasks is { } max)
-                {
-                    o.MaxTasks = max;
-                }
-            });
-            WebApplication web = builder.Build();
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable disposeWeb = web.ConfigureAwait(false);
-            web.MapCeleriacDashboard(prefix);
-            await web.StartAsync(stop.Token).ConfigureAwait(false);
-            string listening = web.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? $"http://{address}:{port}";
-            await context.Out.WriteLineAsync($"Celeriac dashboard at {listening.TrimEnd('/')}{prefix.TrimEnd('/')}/ (broker {UrlText.Mask(session.App.Options.BrokerUrl)}, store {store}{(readOnly ? ", read-only" : "")}{(basicAuth.Length > 0 ? ", basic auth" : "")})").ConfigureAwait(false);
-            await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
-            try
-            {
-                await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                // Ctrl+C, SIGTERM or the host: stop serving.
-            }
-
-            await web.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await Task.Delay(Timeout.Infinite, stop.Token).ConfigureAwait(false);
         }
-        finally
+        catch (OperationCanceledException)
         {
-            foreach (PosixSignalRegistration signal in signals)
-            {
-                signal.Dispose();
-            }
+            // Ctrl+C, SIGTERM or the host: stop serving.
         }
+
+        await web.StopAsync(CancellationToken.None).ConfigureAwait(false);
 
         return ExitCodes.Ok;
-    }
-
-    private static void Cancel(CancellationTokenSource stop)
-    {
-        try
-        {
-            stop.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Already over.
-        }
     }
 }

@@ -18,41 +18,15 @@ internal static class EventsCommand
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
         // A monitor has nothing to finish: the first Ctrl+C or SIGTERM ends it, with exit code 0.
-        List<PosixSignalRegistration> signals = [];
-        foreach (PosixSignal signal in (PosixSignal[])[PosixSignal.SIGINT, PosixSignal.SIGTERM])
+        using var signals = new StopSignals(stop);
+        if (dump)
         {
-            try
-            {
-                signals.Add(PosixSignalRegistration.Create(signal, c =>
-                {
-                    c.Cancel = true;
-                    Cancel(stop);
-                }));
-            }
-            catch (PlatformNotSupportedException)
-            {
-                // The host's token still ends it.
-            }
+            await DumpAsync(context, session.App, stop.Token).ConfigureAwait(false);
         }
-
-        try
+        else
         {
-            if (dump)
-            {
-                await DumpAsync(context, session.App, stop.Token).ConfigureAwait(false);
-            }
-            else
-            {
-                using var monitor = new EventsMonitor(context, session.App, refresh);
-                await monitor.RunAsync(stop).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            foreach (PosixSignalRegistration signal in signals)
-            {
-                signal.Dispose();
-            }
+            using var monitor = new EventsMonitor(context, session.App, refresh);
+            await monitor.RunAsync(stop).ConfigureAwait(false);
         }
 
         return ExitCodes.Ok;
@@ -81,17 +55,5 @@ internal static class EventsCommand
         await context.Out.WriteLineAsync(line.AsMemory(), CancellationToken.None).ConfigureAwait(false);
         await context.Out.FlushAsync(CancellationToken.None).ConfigureAwait(false);
         stop.ThrowIfCancellationRequested();
-    }
-
-    private static void Cancel(CancellationTokenSource stop)
-    {
-        try
-        {
-            stop.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // A signal that came as the command ended.
-        }
     }
 }
