@@ -243,3 +243,59 @@ public sealed class SqliteDashboardStoreTests : DashboardStoreConformanceTests, 
         Directory.Delete(_directory, recursive: true);
     }
 }
+
+/// <summary>The Redis store on a real server shared by the class, a key prefix per test.</summary>
+public sealed class RedisDashboardStoreTests(Celeriac.Tests.Conformance.RedisServerFixture redis)
+    : DashboardStoreConformanceTests, IClassFixture<Celeriac.Tests.Conformance.RedisServerFixture>
+{
+    private readonly string _prefix = "dash-" + Guid.NewGuid().ToString("N") + ":";
+
+    protected override async Task<IDashboardStore> OpenStoreAsync() =>
+        await DashboardStores.OpenAsync(redis.Server.Url(3) + "?prefix=" + _prefix, Ct);
+
+    [Fact]
+    public async Task Prefix_KeepsEveryKeyUnderIt_AndPruneLeavesNoIndexBehind()
+    {
+        await using IDashboardStore store = await OpenStoreAsync();
+        await store.WriteAsync(new DashboardBatch(
+            [new DashboardTask { Uuid = "t1", State = "SUCCESS", Name = "tasks.add", Timestamp = 1, Worker = "w@h", ParentId = "p" }],
+            [new DashboardWorker { Hostname = "w@h" }],
+            [new TaskEventRecord("t1", "task-succeeded", 1, "w@h", "{}")]), Ct);
+
+        string[] ours = [.. (await redis.Server.CliAsync("-n", "3", "--scan", "--pattern", _prefix + "*")).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+        Assert.Contains(_prefix + "task:t1", ours);
+        Assert.Contains(_prefix + "state:SUCCESS", ours);
+
+        Assert.Equal(1, await store.PruneAsync(0, olderThan: 0, Ct));
+        string[] left = [.. (await redis.Server.CliAsync("-n", "3", "--scan", "--pattern", _prefix + "*")).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+        Assert.Equal([_prefix + "workers"], left);
+    }
+}
+
+/// <summary>The PostgreSQL store on the shared server, a database per test.</summary>
+public sealed class PostgreSqlDashboardStoreTests : DashboardStoreConformanceTests
+{
+    private string? _url;
+
+    protected override async Task<IDashboardStore> OpenStoreAsync() =>
+        await DashboardStores.OpenAsync(_url ??= await Celeriac.Tests.Conformance.PostgresAssemblyFixture.NewDatabaseUrlAsync(), Ct);
+
+    [Fact]
+    public async Task SameUrl_TwoStoresAtOnce_CreateTheTablesOnce()
+    {
+        string url = await Celeriac.Tests.Conformance.PostgresAssemblyFixture.NewDatabaseUrlAsync();
+        IDashboardStore[] stores = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 4).Select(_ => DashboardStores.OpenAsync(url, Ct)));
+        try
+        {
+            await stores[0].WriteAsync(new DashboardBatch([new DashboardTask { Uuid = "t1", State = "SUCCESS", Timestamp = 1 }], [], []), Ct);
+            Assert.Equal("SUCCESS", (await stores[3].GetTaskAsync("t1", Ct))?.State);
+        }
+        finally
+        {
+            foreach (IDashboardStore s in stores)
+            {
+                await s.DisposeAsync();
+            }
+        }
+    }
+}
