@@ -52,7 +52,11 @@ public sealed class RedisDashboardStore : IDashboardStore
           for j, f in ipairs(indexed) do
             local v = new[f]
             if v and v ~= old[j] then
-              if old[j] then redis.call('SREM', p .. f .. ':' .. old[j], uuid) end
+              if old[j] then
+                local set = p .. f .. ':' .. old[j]
+                redis.call('SREM', set, uuid)
+                if redis.call('SCARD', set) == 0 then redis.call('SREM', p .. 'values:' .. f, old[j]) end
+              end
               redis.call('SADD', p .. f .. ':' .. v, uuid)
               redis.call('SADD', p .. 'values:' .. f, v)
             end

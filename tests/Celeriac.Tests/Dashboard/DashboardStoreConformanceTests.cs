@@ -114,6 +114,31 @@ public abstract class DashboardStoreConformanceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Update_MovesTheTaskBetweenStatesAndNames_AndTwoUpdatesInOneBatchMerge()
+    {
+        IDashboardStore store = await StoreAsync();
+        await store.WriteAsync(Tasks(Task("t1", state: "RECEIVED", timestamp: 10, result: null), Task("t2", state: "RECEIVED", timestamp: 10, name: "tasks.mul")), Ct);
+        await store.WriteAsync(Tasks(
+            new DashboardTask { Uuid = "t1", State = "STARTED", Timestamp = 11, Started = 11 },
+            new DashboardTask { Uuid = "t1", State = "SUCCESS", Timestamp = 12, Result = "5", Succeeded = 12 },
+            new DashboardTask { Uuid = "t2", State = "RECEIVED", Timestamp = 10, Name = "tasks.renamed" }), Ct);
+
+        DashboardTask? t1 = await store.GetTaskAsync("t1", Ct);
+        Assert.Equal(("SUCCESS", 12.0, 11.0, 12.0, "5", "tasks.add"), (t1?.State, t1?.Timestamp, t1?.Started, t1?.Succeeded, t1?.Result, t1?.Name));
+
+        async Task<string[]> Ids(TaskQuery q) => [.. (await store.QueryTasksAsync(q, Ct)).Tasks.Select(t => t.Uuid)];
+        Assert.Equal(["t2"], await Ids(new TaskQuery { State = "RECEIVED" }));
+        Assert.Equal(["t1"], await Ids(new TaskQuery { State = "SUCCESS" }));
+        Assert.Empty(await Ids(new TaskQuery { State = "STARTED" }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Search = TaskSearch.Parse("state:received") }));
+        Assert.Empty(await Ids(new TaskQuery { Search = TaskSearch.Parse("state:started") }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Name = "tasks.renamed" }));
+        Assert.Empty(await Ids(new TaskQuery { Name = "tasks.mul" }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Search = TaskSearch.Parse("name:renamed") }));
+        Assert.Equal(["tasks.add", "tasks.renamed"], await store.GetTaskNamesAsync(Ct));
+    }
+
+    [Fact]
     public async Task Query_ChildrenAndRetries_ByParentAndRetryOf()
     {
         IDashboardStore store = await StoreAsync();
