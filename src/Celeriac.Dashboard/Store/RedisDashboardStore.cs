@@ -320,9 +320,50 @@ public sealed class RedisDashboardStore : IDashboardStore
             return new TaskPage(total, await ReadTasksAsync([.. page.Select(v => (string)v!)], ct).ConfigureAwait(false));
         }
 
+        // The candidates' searchable and sortable fields only; then the whole of the page's tasks.
         List<string> candidates = await CandidatesAsync(query, ct).ConfigureAwait(false);
-        List<DashboardTask> matches = (await ReadTasksAsync(candidates, ct).ConfigureAwait(false)).Where(t => MemoryDashboardStore.Filter(query, t)).ToList();
-        return new TaskPage(matches.Count, [.. MemoryDashboardStore.Sorted(matches, field, descending).Skip(offset).Take(limit)]);
+        RedisValue[] fields = [.. s_filterFields.Append(field).Distinct(StringComparer.Ordinal).Select(f => (RedisValue)f)];
+        List<DashboardTask> matches = (await ReadTasksAsync(candidates, fields, ct).ConfigureAwait(false)).Where(t => MemoryDashboardStore.Filter(query, t)).ToList();
+        List<string> pageIds = [.. MemoryDashboardStore.Sorted(matches, field, descending).Skip(offset).Take(limit).Select(t => t.Uuid)];
+        return new TaskPage(matches.Count, await ReadTasksAsync(pageIds, ct).ConfigureAwait(false));
+    }
+
+    // What MemoryDashboardStore.Filter and TaskSearch.Matches read.
+    private static readonly string[] s_filterFields = ["uuid", "state", "name", "worker", "args", "kwargs", "result", "received", "parent_id", "retry_of", "timestamp"];
+
+    // HMGET of the same fields for many tasks in one call: a chunk is one round trip and one reply, not a command per task.
+    private const string ReadFieldsScript = """
+        local p, nf = ARGV[1], tonumber(ARGV[2])
+        local fields = {}
+        for i = 1, nf do fields[i] = ARGV[2 + i] end
+        local out = {}
+        for i = 3 + nf, #ARGV do
+          local values = redis.call('HMGET', p .. 'task:' .. ARGV[i], unpack(fields))
+          for j = 1, nf do out[#out + 1] = values[j] end
+        end
+        return out
+        """;
+
+    /// <summary>Some fields of tasks by id, read in chunks of one script call each; ids gone meanwhile are left out.</summary>
+    private async Task<List<DashboardTask>> ReadTasksAsync(List<string> ids, RedisValue[] fields, CancellationToken ct)
+    {
+        var tasks = new List<DashboardTask>(ids.Count);
+        for (int start = 0; start < ids.Count; start += ReadChunk)
+        {
+            int end = Math.Min(ids.Count, start + ReadChunk);
+            RedisValue[] args = [_prefix, fields.Length, .. fields, .. ids.Skip(start).Take(end - start).Select(id => (RedisValue)id)];
+            var values = (RedisValue[])(await _db.ScriptEvaluateAsync(ReadFieldsScript, values: args).WaitAsync(ct).ConfigureAwait(false))!;
+            for (int row = 0; row < end - start; row++)
+            {
+                ArraySegment<RedisValue> task = new(values, row * fields.Length, fields.Length);
+                if (!task[0].IsNull && ReadTask([.. fields.Zip(task).Where(p => !p.Second.IsNull).Select(p => new HashEntry(p.First, p.Second))]) is { } read)
+                {
+                    tasks.Add(read);
+                }
+            }
+        }
+
+        return tasks;
     }
 
     /// <summary>Every task that can match: the intersection of the index sets the query pins, or all tasks.</summary>
