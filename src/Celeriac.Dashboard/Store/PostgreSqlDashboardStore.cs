@@ -163,7 +163,8 @@ public sealed class PostgreSqlDashboardStore : IDashboardStore
         await using ConfiguredAsyncDisposable txLifetime = tx.ConfigureAwait(false);
         if (tasks.Count > 0)
         {
-            DashboardTask[] rows = [.. tasks.Values];
+            // In id order, so that two dashboards writing overlapping batches lock rows in the same order and do not deadlock.
+            DashboardTask[] rows = [.. tasks.Values.OrderBy(t => t.Uuid, StringComparer.Ordinal)];
             NpgsqlCommand upsert = new(s_upsert, connection, tx);
             await using ConfiguredAsyncDisposable upsertLifetime = upsert.ConfigureAwait(false);
             object[] columns =
@@ -211,8 +212,9 @@ public sealed class PostgreSqlDashboardStore : IDashboardStore
                 ON CONFLICT (hostname) DO UPDATE SET data = excluded.data
                 """, connection, tx);
             await using ConfiguredAsyncDisposable upsertLifetime = upsert.ConfigureAwait(false);
-            upsert.Parameters.Add(new NpgsqlParameter { Value = workers.Keys.ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter { Value = workers.Values.Select(w => JsonSerializer.Serialize(w, s_json)).ToArray() });
+            DashboardWorker[] rows = [.. workers.Values.OrderBy(w => w.Hostname, StringComparer.Ordinal)];
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(w => w.Hostname).ToArray() });
+            upsert.Parameters.Add(new NpgsqlParameter { Value = rows.Select(w => JsonSerializer.Serialize(w, s_json)).ToArray() });
             await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
