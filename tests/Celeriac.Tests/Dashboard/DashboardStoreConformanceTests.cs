@@ -225,6 +225,22 @@ public abstract class DashboardStoreConformanceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Prune_MoreThanOneChunk_RemovesEveryTaskBeyondTheBound()
+    {
+        IDashboardStore store = await StoreAsync();
+        DashboardTask[] tasks = [.. Enumerable.Range(0, 2_500).Select(i => Task("t" + i.ToString("D4", System.Globalization.CultureInfo.InvariantCulture), timestamp: 100 + i))];
+        await store.WriteAsync(new DashboardBatch(tasks, [], [.. tasks.Select(t => new TaskEventRecord(t.Uuid, "task-succeeded", t.Timestamp, "w", "{}"))]), Ct);
+
+        Assert.Equal(2_400, await store.PruneAsync(100, olderThan: 0, Ct));
+
+        TaskPage left = await store.QueryTasksAsync(new TaskQuery { Limit = 1_000 }, Ct);
+        Assert.Equal(100, left.Total);
+        Assert.Equal(("t2499", "t2400"), (left.Tasks[0].Uuid, left.Tasks[^1].Uuid));
+        Assert.Empty(await store.GetEventsAsync("t2399", ct: Ct));
+        Assert.Equal(100, (await store.QueryTasksAsync(new TaskQuery { State = "SUCCESS" }, Ct)).Total);
+    }
+
+    [Fact]
     public async Task Reopen_KeepsTasksEventsAndWorkers()
     {
         if (NotPersistentReason is { } why)
