@@ -15,7 +15,7 @@ public sealed class CeleriacDashboardOptions
     /// </summary>
     public string? BasicAuth { get; set; }
 
-    /// <summary>Where history is kept: <c>sqlite:///path</c> (relative to the working directory) or <c>memory://</c>. <value>sqlite:///celeriac-dashboard.db</value></summary>
+    /// <summary>Where history is kept: <c>sqlite:///path</c> (relative to the working directory), <c>redis://host:port/db[?prefix=P]</c>, <c>postgresql://user:pass@host:port/db</c> or <c>memory://</c>. <value>sqlite:///celeriac-dashboard.db</value></summary>
     public string StoreUrl { get; set; } = DashboardStores.DefaultUrl;
 
     /// <summary>The most tasks kept in the store; the oldest go first. <value>100,000</value></summary>

@@ -91,12 +91,17 @@ public sealed class MemoryDashboardStore : IDashboardStore
             matches = [.. _tasks.Values.Where(t => Filter(query, t))];
         }
 
+        return ValueTask.FromResult(new TaskPage(matches.Count, [.. Sorted(matches, field, descending).Skip(Math.Max(0, query.Offset)).Take(Math.Max(0, query.Limit))]));
+    }
+
+    /// <summary>The order every store lists tasks in: by a field of <see cref="TaskQuery.SortFields"/>, then by id.</summary>
+    internal static IOrderedEnumerable<DashboardTask> Sorted(IEnumerable<DashboardTask> tasks, string field, bool descending)
+    {
         Func<DashboardTask, object?> key = SortKey(field);
         var comparer = Comparer<object?>.Create(CompareKeys);
-        IOrderedEnumerable<DashboardTask> sorted = descending
-            ? matches.OrderByDescending(key, comparer).ThenByDescending(t => t.Uuid, StringComparer.Ordinal)
-            : matches.OrderBy(key, comparer).ThenBy(t => t.Uuid, StringComparer.Ordinal);
-        return ValueTask.FromResult(new TaskPage(matches.Count, [.. sorted.Skip(Math.Max(0, query.Offset)).Take(Math.Max(0, query.Limit))]));
+        return descending
+            ? tasks.OrderByDescending(key, comparer).ThenByDescending(t => t.Uuid, StringComparer.Ordinal)
+            : tasks.OrderBy(key, comparer).ThenBy(t => t.Uuid, StringComparer.Ordinal);
     }
 
     /// <summary>Nulls sort first ascending (last descending), as SQL's <c>NULLS FIRST</c> for ascending.</summary>

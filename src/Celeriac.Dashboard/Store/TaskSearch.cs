@@ -68,6 +68,21 @@ public sealed class TaskSearch
     public bool Matches(string? uuid, string? name, string? state, string? worker, string? args, string? kwargs, string? result) =>
         Eval(_root, new Doc(uuid, name, state, worker, args, kwargs, result));
 
+    /// <summary>
+    /// The value (lower case) of a <c>field:value</c> term every match must satisfy (the query itself or a term of its
+    /// top-level AND), or null: what a store may narrow its candidates by before <see cref="Matches(DashboardTask)"/>.
+    /// </summary>
+    internal string? Required(string field)
+    {
+        Term? term = _root switch
+        {
+            Term t when t.Field == field => t,
+            And a => a.Children.OfType<Term>().FirstOrDefault(t => t.Field == field),
+            _ => null,
+        };
+        return term is null ? null : Norm(term.Value);
+    }
+
     private static bool Eval(Node node, Doc doc) => node switch
     {
         MatchAll => true,

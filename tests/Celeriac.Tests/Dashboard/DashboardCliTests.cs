@@ -27,6 +27,8 @@ public sealed partial class DashboardCliTests
 
     [Theory]
     [InlineData("--store", "mongodb://x", "--store: unknown store URL")]
+    [InlineData("--store", "redis://127.0.0.1:6379/x", "--store: bad Redis store URL: the database 'x' is not a number")]
+    [InlineData("--store", "postgresql://u@127.0.0.1/db?nosuchoption=1", "--store: bad PostgreSQL store URL: unknown option 'nosuchoption'")]
     [InlineData("--address", "not-an-ip", "--address must be an IP address")]
     [InlineData("--port", "70000", "--port must be between 0 and 65535")]
     public async Task BadFlag_IsAUsageErrorWithTheReason(string flag, string value, string message)
@@ -58,6 +60,33 @@ public sealed partial class DashboardCliTests
         client.DefaultRequestHeaders.Authorization = DashboardHost.Basic("a:b");
         using HttpResponseMessage ok = await client.GetAsync("api/dashboard", Ct);
         Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+
+        await stop.CancelAsync();
+        Assert.Equal(ExitCodes.Ok, await running.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task RedisStore_ListsWhatAnEarlierDashboardStored()
+    {
+        await using var redis = await Celeriac.TestServers.RedisServer.StartAsync(Ct);
+        string store = redis.Url(0) + "?prefix=cli-" + Guid.NewGuid().ToString("N") + ":";
+        await using (Celeriac.Dashboard.Store.IDashboardStore earlier = await Celeriac.Dashboard.Store.DashboardStores.OpenAsync(store, Ct))
+        {
+            await earlier.WriteAsync(new Celeriac.Dashboard.Store.DashboardBatch(
+                [new Celeriac.Dashboard.Store.DashboardTask { Uuid = "before-restart", State = "SUCCESS", Name = "tasks.add", Timestamp = 1 }], [], []), Ct);
+        }
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Task<int> running = CeleriacCli.RunAsync(["dashboard", "--port", "0", "--store", store, "-b", CliRun.NewBroker()], null, new StringReader(""), output, error, stop.Token);
+        string? url = null;
+        Assert.True(await Poll.UntilAsync(() => (url = Address().Match(output.ToString()) is { Success: true } m ? m.Groups[1].Value : null) is not null || running.IsCompleted, TimeSpan.FromSeconds(15)),
+            "no address printed: " + output + error);
+
+        using var client = new HttpClient { BaseAddress = new Uri(url!) };
+        string tasks = await client.GetStringAsync("api/dashboard/tasks", Ct);
+        Assert.Contains("\"before-restart\"", tasks, StringComparison.Ordinal);
 
         await stop.CancelAsync();
         Assert.Equal(ExitCodes.Ok, await running.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None));

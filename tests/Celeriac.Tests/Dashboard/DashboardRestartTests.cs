@@ -4,8 +4,8 @@ using Celeriac.Events;
 
 namespace Celeriac.Tests.Dashboard;
 
-/// <summary>History that survives a restart (flower#203, #476, #1145): a dashboard on the default SQLite store, restarted, still lists its tasks.</summary>
-public sealed class DashboardRestartTests : IDisposable
+/// <summary>History that survives a restart (flower#203, #476, #1145): a dashboard on each persistent store (SQLite, the default; Redis; PostgreSQL), restarted, still lists its tasks.</summary>
+public sealed class DashboardRestartTests(Celeriac.Tests.Conformance.RedisServerFixture redis) : IDisposable, IClassFixture<Celeriac.Tests.Conformance.RedisServerFixture>
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("celeriac-dash-restart-").FullName;
 
@@ -35,10 +35,21 @@ public sealed class DashboardRestartTests : IDisposable
         return [new CeleryEvent(received), new CeleryEvent(E("task-started", t + 0.001)), new CeleryEvent(succeeded)];
     }
 
-    [Fact]
-    public async Task Restart_After10000Tasks_StillListsThemAll()
+    /// <summary>A new, empty store of a kind: a file, a key prefix or a database of its own.</summary>
+    internal static async Task<string> NewStoreUrlAsync(string kind, Celeriac.TestServers.RedisServer redis, string directory) => kind switch
     {
-        string store = "sqlite:///" + Path.Combine(_directory, "dashboard.db");
+        "sqlite" => "sqlite:///" + Path.Combine(directory, "dashboard.db"),
+        "redis" => redis.Url(4) + "?prefix=restart-" + Guid.NewGuid().ToString("N") + ":",
+        _ => await Celeriac.Tests.Conformance.PostgresAssemblyFixture.NewDatabaseUrlAsync(),
+    };
+
+    [Theory]
+    [InlineData("sqlite")]
+    [InlineData("redis")]
+    [InlineData("postgresql")]
+    public async Task Restart_After10000Tasks_StillListsThemAll(string kind)
+    {
+        string store = await NewStoreUrlAsync(kind, redis.Server, _directory);
         string broker = "memory://restart-" + Guid.NewGuid().ToString("N");
         double now = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds() / 1000.0;
         string[] ids = [.. Enumerable.Range(0, 10_000).Select(i => Guid.NewGuid().ToString())];

@@ -114,6 +114,31 @@ public abstract class DashboardStoreConformanceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Update_MovesTheTaskBetweenStatesAndNames_AndTwoUpdatesInOneBatchMerge()
+    {
+        IDashboardStore store = await StoreAsync();
+        await store.WriteAsync(Tasks(Task("t1", state: "RECEIVED", timestamp: 10, result: null), Task("t2", state: "RECEIVED", timestamp: 10, name: "tasks.mul")), Ct);
+        await store.WriteAsync(Tasks(
+            new DashboardTask { Uuid = "t1", State = "STARTED", Timestamp = 11, Started = 11 },
+            new DashboardTask { Uuid = "t1", State = "SUCCESS", Timestamp = 12, Result = "5", Succeeded = 12 },
+            new DashboardTask { Uuid = "t2", State = "RECEIVED", Timestamp = 10, Name = "tasks.renamed" }), Ct);
+
+        DashboardTask? t1 = await store.GetTaskAsync("t1", Ct);
+        Assert.Equal(("SUCCESS", 12.0, 11.0, 12.0, "5", "tasks.add"), (t1?.State, t1?.Timestamp, t1?.Started, t1?.Succeeded, t1?.Result, t1?.Name));
+
+        async Task<string[]> Ids(TaskQuery q) => [.. (await store.QueryTasksAsync(q, Ct)).Tasks.Select(t => t.Uuid)];
+        Assert.Equal(["t2"], await Ids(new TaskQuery { State = "RECEIVED" }));
+        Assert.Equal(["t1"], await Ids(new TaskQuery { State = "SUCCESS" }));
+        Assert.Empty(await Ids(new TaskQuery { State = "STARTED" }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Search = TaskSearch.Parse("state:received") }));
+        Assert.Empty(await Ids(new TaskQuery { Search = TaskSearch.Parse("state:started") }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Name = "tasks.renamed" }));
+        Assert.Empty(await Ids(new TaskQuery { Name = "tasks.mul" }));
+        Assert.Equal(["t2"], await Ids(new TaskQuery { Search = TaskSearch.Parse("name:renamed") }));
+        Assert.Equal(["tasks.add", "tasks.renamed"], await store.GetTaskNamesAsync(Ct));
+    }
+
+    [Fact]
     public async Task Query_ChildrenAndRetries_ByParentAndRetryOf()
     {
         IDashboardStore store = await StoreAsync();
@@ -200,6 +225,22 @@ public abstract class DashboardStoreConformanceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task Prune_MoreThanOneChunk_RemovesEveryTaskBeyondTheBound()
+    {
+        IDashboardStore store = await StoreAsync();
+        DashboardTask[] tasks = [.. Enumerable.Range(0, 2_500).Select(i => Task("t" + i.ToString("D4", System.Globalization.CultureInfo.InvariantCulture), timestamp: 100 + i))];
+        await store.WriteAsync(new DashboardBatch(tasks, [], [.. tasks.Select(t => new TaskEventRecord(t.Uuid, "task-succeeded", t.Timestamp, "w", "{}"))]), Ct);
+
+        Assert.Equal(2_400, await store.PruneAsync(100, olderThan: 0, Ct));
+
+        TaskPage left = await store.QueryTasksAsync(new TaskQuery { Limit = 1_000 }, Ct);
+        Assert.Equal(100, left.Total);
+        Assert.Equal(("t2499", "t2400"), (left.Tasks[0].Uuid, left.Tasks[^1].Uuid));
+        Assert.Empty(await store.GetEventsAsync("t2399", ct: Ct));
+        Assert.Equal(100, (await store.QueryTasksAsync(new TaskQuery { State = "SUCCESS" }, Ct)).Total);
+    }
+
+    [Fact]
     public async Task Reopen_KeepsTasksEventsAndWorkers()
     {
         if (NotPersistentReason is { } why)
@@ -241,5 +282,61 @@ public sealed class SqliteDashboardStoreTests : DashboardStoreConformanceTests, 
     {
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>The Redis store on a real server shared by the class, a key prefix per test.</summary>
+public sealed class RedisDashboardStoreTests(Celeriac.Tests.Conformance.RedisServerFixture redis)
+    : DashboardStoreConformanceTests, IClassFixture<Celeriac.Tests.Conformance.RedisServerFixture>
+{
+    private readonly string _prefix = "dash-" + Guid.NewGuid().ToString("N") + ":";
+
+    protected override async Task<IDashboardStore> OpenStoreAsync() =>
+        await DashboardStores.OpenAsync(redis.Server.Url(3) + "?prefix=" + _prefix, Ct);
+
+    [Fact]
+    public async Task Prefix_KeepsEveryKeyUnderIt_AndPruneLeavesNoIndexBehind()
+    {
+        await using IDashboardStore store = await OpenStoreAsync();
+        await store.WriteAsync(new DashboardBatch(
+            [new DashboardTask { Uuid = "t1", State = "SUCCESS", Name = "tasks.add", Timestamp = 1, Worker = "w@h", ParentId = "p" }],
+            [new DashboardWorker { Hostname = "w@h" }],
+            [new TaskEventRecord("t1", "task-succeeded", 1, "w@h", "{}")]), Ct);
+
+        string[] ours = [.. (await redis.Server.CliAsync("-n", "3", "--scan", "--pattern", _prefix + "*")).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+        Assert.Contains(_prefix + "task:t1", ours);
+        Assert.Contains(_prefix + "state:SUCCESS", ours);
+
+        Assert.Equal(1, await store.PruneAsync(0, olderThan: 0, Ct));
+        string[] left = [.. (await redis.Server.CliAsync("-n", "3", "--scan", "--pattern", _prefix + "*")).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
+        Assert.Equal([_prefix + "workers"], left);
+    }
+}
+
+/// <summary>The PostgreSQL store on the shared server, a database per test.</summary>
+public sealed class PostgreSqlDashboardStoreTests : DashboardStoreConformanceTests
+{
+    private string? _url;
+
+    protected override async Task<IDashboardStore> OpenStoreAsync() =>
+        await DashboardStores.OpenAsync(_url ??= await Celeriac.Tests.Conformance.PostgresAssemblyFixture.NewDatabaseUrlAsync(), Ct);
+
+    [Fact]
+    public async Task SameUrl_TwoStoresAtOnce_CreateTheTablesOnce()
+    {
+        string url = await Celeriac.Tests.Conformance.PostgresAssemblyFixture.NewDatabaseUrlAsync();
+        IDashboardStore[] stores = await System.Threading.Tasks.Task.WhenAll(Enumerable.Range(0, 4).Select(_ => DashboardStores.OpenAsync(url, Ct)));
+        try
+        {
+            await stores[0].WriteAsync(new DashboardBatch([new DashboardTask { Uuid = "t1", State = "SUCCESS", Timestamp = 1 }], [], []), Ct);
+            Assert.Equal("SUCCESS", (await stores[3].GetTaskAsync("t1", Ct))?.State);
+        }
+        finally
+        {
+            foreach (IDashboardStore s in stores)
+            {
+                await s.DisposeAsync();
+            }
+        }
     }
 }

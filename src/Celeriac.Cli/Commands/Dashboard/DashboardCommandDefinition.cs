@@ -45,7 +45,7 @@ internal sealed class DashboardCommandDefinition : Command
 
     public Option<string?> StoreOption { get; } = new("--store")
     {
-        Description = "Where history is kept: sqlite:///path (default sqlite:///celeriac-dashboard.db) or memory://.",
+        Description = "Where history is kept: sqlite:///path (default sqlite:///celeriac-dashboard.db), redis://host:port/db[?prefix=P], postgresql://user:pass@host:port/db or memory://.",
         HelpName = "URL",
     };
 
