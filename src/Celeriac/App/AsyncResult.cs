@@ -26,6 +26,8 @@ public class AsyncResult
     /// <summary>The backend it reads.</summary>
     protected IResultBackend Backend => _backend;
 
+    internal IResultBackend ReadBackend => _backend;
+
     /// <summary>The app that sent it (to revoke it), when known.</summary>
     internal CeleriacApp? App { get; set; }
 

@@ -12,7 +12,7 @@ namespace Celeriac;
 /// Hold one per process (or register it with <c>AddCeleriac</c>); there is no static current app.
 /// Connections open on first use and close when the app is disposed, after pending publishes are flushed.
 /// </summary>
-public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
+public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
 {
     private readonly Lock _gate = new();
     private ITransport? _transport;
@@ -448,6 +448,9 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp
 
     /// <summary>A handle on a task's result by id.</summary>
     public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend) { App = this };
+
+    /// <inheritdoc />
+    public Task<GroupResult?> RestoreGroupAsync(string groupId, CancellationToken ct = default) => GroupResult.RestoreAsync(this, groupId, ct);
 
     /// <summary>Cancelled as the app is disposed: background work on its connections (a control client's listener) ends first.</summary>
     public CancellationToken Disposing => _disposing.Token;

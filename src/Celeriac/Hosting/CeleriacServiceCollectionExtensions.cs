@@ -91,6 +91,7 @@ public static class CeleriacServiceCollectionExtensions
 
             return app;
         });
+        services.TryAddSingleton<ICeleriacClient>(static sp => sp.GetRequiredService<CeleriacApp>());
         return builder;
     }
 
