@@ -162,6 +162,43 @@ public sealed class CeleriacBuilder
         return this;
     }
 
+    /// <summary>
+    /// For a package's <c>UseRedis(url)</c>-style call: registers <paramref name="provider"/> and sets the broker URL (in
+    /// code: configuration still overrides it). Throws <see cref="ArgumentException"/> for a URL whose scheme is not one
+    /// of <paramref name="schemes"/>.
+    /// </summary>
+    public CeleriacBuilder UseBroker(ICeleriacProvider provider, string url, IReadOnlyCollection<string> schemes)
+    {
+        CheckUrl(url, schemes, "broker");
+        return AddProvider(provider).Configure(o => o.BrokerUrl = url);
+    }
+
+    /// <summary>
+    /// For a package's <c>UseMemcached(url)</c>-style call: registers <paramref name="provider"/> and sets the result
+    /// backend URL (in code: configuration still overrides it). Throws <see cref="ArgumentException"/> for a URL whose
+    /// scheme is not one of <paramref name="schemes"/>.
+    /// </summary>
+    public CeleriacBuilder UseResultBackend(ICeleriacProvider provider, string url, IReadOnlyCollection<string> schemes)
+    {
+        CheckUrl(url, schemes, "result backend");
+        return AddProvider(provider).Configure(o => o.ResultBackend = url);
+    }
+
+    private static void CheckUrl(string url, IReadOnlyCollection<string> schemes, string what)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(schemes);
+        // The scheme as written: some backends' URLs (Azure's connection strings) are no URIs after it.
+        int end = url.IndexOf("://", StringComparison.Ordinal);
+        string scheme = end > 0 ? url[..end] : "";
+        if (!schemes.Contains(scheme, StringComparer.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException(
+                $"'{UrlText.Mask(url)}' is not a {what} URL this package serves (expected {string.Join(", ", schemes.Select(s => s + "://..."))}).",
+                nameof(url));
+        }
+    }
+
     /// <summary>The options pipeline: services, code, the worker's code, then configuration.</summary>
     internal void ConfigureOptions(CeleriacOptions options, IServiceProvider services)
     {
