@@ -96,24 +96,24 @@ public sealed class BuilderExtensionTests(RedisServerFixture redis) : IClassFixt
     }
 
     [Fact]
-    public void UseSqlite_NoArgument_TheEmbeddedDefault()
+    public async Task UseSqlite_NoArgument_TheEmbeddedDefault()
     {
         var services = new ServiceCollection();
         services.AddCeleriac(o => o.BrokerUrl = "memory://first").UseSqlite();
-        using ServiceProvider sp = services.BuildServiceProvider();
+        await using ServiceProvider sp = services.BuildServiceProvider();
 
         Assert.Equal(CeleriacOptions.DefaultUrl, sp.GetRequiredService<CeleriacApp>().Options.BrokerUrl);
     }
 
     [Fact]
-    public void UseBackends_SetTheResultBackendNotTheBroker()
+    public async Task UseBackends_SetTheResultBackendNotTheBroker()
     {
         var services = new ServiceCollection();
         services.AddCeleriac(o => o.BrokerUrl = "memory://b")
             .UseMemcached("cache+memcached://127.0.0.1:11211/")
             .UseS3()
             .UseDatabaseBackend("db+sqlite:///" + Path.Join(_directory, "r.db"));
-        using ServiceProvider sp = services.BuildServiceProvider();
+        await using ServiceProvider sp = services.BuildServiceProvider();
 
         CeleriacOptions options = sp.GetRequiredService<CeleriacApp>().Options;
 
@@ -146,7 +146,7 @@ public sealed class BuilderExtensionTests(RedisServerFixture redis) : IClassFixt
     }
 
     [Fact]
-    public void UseRabbitMq_Parts_DefaultPortsAndVhost()
+    public async Task UseRabbitMq_Parts_DefaultPortsAndVhost()
     {
         var services = new ServiceCollection();
         services.AddCeleriac().UseRabbitMq(o =>
@@ -157,7 +157,7 @@ public sealed class BuilderExtensionTests(RedisServerFixture redis) : IClassFixt
             o.VirtualHost = "jobs";
             o.Tls = true;
         });
-        using ServiceProvider sp = services.BuildServiceProvider();
+        await using ServiceProvider sp = services.BuildServiceProvider();
 
         CeleriacApp app = sp.GetRequiredService<CeleriacApp>();
 

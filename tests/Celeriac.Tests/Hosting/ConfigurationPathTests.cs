@@ -196,7 +196,7 @@ public sealed class ConfigurationPathTests
     }
 
     [Fact]
-    public void RepeatCalls_OneAppOneWorkerOneBeatOneProvider()
+    public async Task RepeatCalls_OneAppOneWorkerOneBeatOneProvider()
     {
         var services = new ServiceCollection();
         CeleriacBuilder first = services.AddCeleriac(Code);
@@ -209,7 +209,7 @@ public sealed class ConfigurationPathTests
 
         Assert.Same(first, second);
         Assert.Equal(descriptors, services.Count);
-        using ServiceProvider sp = services.BuildServiceProvider();
+        await using ServiceProvider sp = services.BuildServiceProvider();
         IHostedService[] hosted = [.. sp.GetServices<IHostedService>()];
         Assert.Equal(2, hosted.Length); // one worker, one beat
         Assert.Equal(2, hosted.Select(h => h.GetType()).Distinct().Count());
