@@ -76,14 +76,25 @@ public static class CeleriacServiceCollectionExtensions
     /// <summary>
     /// Runs beat as a hosted service (with the entries <paramref name="schedule"/> adds to <c>app.Beat</c>, and those of
     /// configuration and of the store). Several hosts may run it: one sends (see <see cref="Beat.CeleriacBeat"/>).
-    /// Calling it again adds the entries but not a second beat.
+    /// Beat's settings come from <paramref name="configure"/> (code, in the order of the calls; configuration comes after).
+    /// Calling it again adds the entries and settings but not a second beat.
     /// </summary>
-    public static CeleriacBuilder AddBeat(this CeleriacBuilder builder, Action<Beat.BeatScheduleBuilder>? schedule = null)
+    public static CeleriacBuilder AddBeat(this CeleriacBuilder builder, Action<Beat.BeatScheduleBuilder>? schedule = null, Action<CeleriacBeatOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         if (schedule is not null)
         {
             builder.Registrations.Add(app => schedule(Beat.BeatScheduleBuilder.For(app)));
+        }
+
+        if (configure is not null)
+        {
+            builder.Configurations.Add(o =>
+            {
+                var beat = new CeleriacBeatOptions();
+                configure(beat);
+                beat.ApplyTo(o);
+            });
         }
 
         if (!builder.Services.Any(static d => d.ServiceType == typeof(BeatHostedService)))

@@ -216,4 +216,23 @@ public sealed class ConfigurationPathTests
         CeleriacApp app = sp.GetRequiredService<CeleriacApp>();
         Assert.Equal(("second", 3), (app.Options.DefaultQueue, app.Options.Concurrency));
     }
+
+    [Fact]
+    public void AddBeat_Options_CodeThenConfiguration()
+    {
+        HostApplicationBuilder builder = NewHost(null, new() { ["CELERIAC_BEAT_LEASE_TIME"] = "9" }, null);
+        builder.Services.AddCeleriac(Code).AddBeat(configure: b =>
+        {
+            b.LeaseTime = TimeSpan.FromSeconds(7);
+            b.MaxInterval = TimeSpan.FromSeconds(1);
+            b.Timezone = "Europe/Paris";
+        });
+        using IHost host = builder.Build();
+
+        CeleriacOptions options = host.Services.GetRequiredService<CeleriacApp>().Options;
+
+        Assert.Equal(TimeSpan.FromSeconds(9), options.BeatLeaseTime);
+        Assert.Equal(TimeSpan.FromSeconds(1), options.BeatMaxInterval);
+        Assert.Equal("Europe/Paris", options.Timezone);
+    }
 }
