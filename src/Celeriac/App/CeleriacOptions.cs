@@ -1,10 +1,11 @@
 namespace Celeriac;
 
 /// <summary>
-/// The settings of a Celeriac app and its worker. Each mirrors a Celery setting (named in its doc).
-/// Precedence, lowest first: these defaults, code (<c>CeleriacApp.Create(o =&gt; ...)</c> or
-/// <c>AddCeleriac(o =&gt; ...)</c>), the <c>Celeriac</c> section of <c>appsettings.json</c>, environment
-/// variables (<c>CELERIAC_*</c>), command-line flags.
+/// The settings of a Celeriac app and the effective settings of its worker (see <see cref="CeleriacWorkerOptions"/>).
+/// Each mirrors a Celery setting (named in its doc). Precedence, lowest first: these defaults, code
+/// (<c>CeleriacApp.Create(o =&gt; ...)</c> or <c>AddCeleriac(o =&gt; ...)</c>, then <c>AddWorker(w =&gt; ...)</c>), the
+/// <c>Celeriac</c> section of <c>appsettings.json</c>, environment variables (<c>CELERIAC_*</c>), the command line, all
+/// read by <see cref="CeleriacSettings"/>.
 /// </summary>
 public sealed class CeleriacOptions
 {
