@@ -118,6 +118,9 @@ public sealed class ConfigurationPathTests
     [InlineData("Celeriac:Concurency", "2", "unknown setting", "Celeriac:Concurency")]
     [InlineData("Celeriac:Worker:BrokerUrl", "memory://", "unknown setting", "Celeriac:Worker:BrokerUrl")]
     [InlineData("Celeriac:BrokerUrl", "localhost:6379", "broker URL", "localhost:6379")]
+    [InlineData("Celeriac:Worker:PrefetchMultiplier", "-1", "PrefetchMultiplier", "got -1")]
+    [InlineData("CELERIAC_QUEUE_TYPE", "stream", "QueueType", "'stream'")]
+    [InlineData("CELERIAC_VISIBILITY_TIMEOUT", "0", "VisibilityTimeout", "got 00:00:00")]
     public async Task Host_BadSetting_StartFailsWithAMessageNamingIt(string key, string value, string setting, string shown)
     {
         HostApplicationBuilder builder = NewHost(null, new() { [key] = value }, null);
