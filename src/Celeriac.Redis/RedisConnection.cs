@@ -27,7 +27,7 @@ internal sealed class RedisConnection
     {
         Endpoint = endpoint;
         _logger = logger;
-        _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint.Configuration));
+        _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint));
     }
 
     /// <summary>Where it connects.</summary>
@@ -85,7 +85,7 @@ internal sealed class RedisConnection
     public async ValueTask<IDatabase> DatabaseAsync(int db) => (await MultiplexerAsync().ConfigureAwait(false)).GetDatabase(db);
 
     /// <summary>Opens a connection of its own (for blocking commands, which would stall the shared one).</summary>
-    public Task<ConnectionMultiplexer> OpenDedicatedAsync() => ConnectAsync(Endpoint.Configuration);
+    public Task<ConnectionMultiplexer> OpenDedicatedAsync() => ConnectAsync(Endpoint);
 
     /// <summary>Whether <paramref name="e"/> says Redis is away or not ready yet, rather than that the command was wrong.</summary>
     public static bool IsOutage(Exception e) => e switch
@@ -114,6 +114,12 @@ internal sealed class RedisConnection
             catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
             {
                 MarkDown(e);
+                if (Endpoint.Tls?.Explain(e) is { } tls)
+                {
+                    // A handshake that failed fails again: waiting out the patience would only hide why.
+                    throw tls;
+                }
+
                 if (Stopwatch.GetElapsedTime(start) + delay > patience)
                 {
                     throw;
@@ -139,7 +145,7 @@ internal sealed class RedisConnection
             _outageStarted = _lastFailure;
         }
 
-        Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+        Log.Unreachable(_logger, Endpoint.Display, Endpoint.Tls?.Explain(e)?.Message ?? e.Message.Split('\n')[0]);
     }
 
     /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>
@@ -170,9 +176,24 @@ internal sealed class RedisConnection
         }
     }
 
-    private static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions configuration)
+    private static async Task<ConnectionMultiplexer> ConnectAsync(RedisEndpoint endpoint)
     {
         // With AbortOnConnectFail off this returns even when Redis is down, and connects in the background.
-        return await ConnectionMultiplexer.ConnectAsync(configuration.Clone()).ConfigureAwait(false);
+        ConnectionMultiplexer multiplexer = await ConnectionMultiplexer.ConnectAsync(endpoint.Configuration.Clone()).ConfigureAwait(false);
+        if (endpoint.Tls is { } tls)
+        {
+            // A server that refuses the handshake (no client certificate, an untrusted one) shows only here.
+            multiplexer.ConnectionFailed += (_, failed) =>
+            {
+                if (failed.FailureType == ConnectionFailureType.AuthenticationFailure && failed.Exception is { } e && tls.RecentFailure is null)
+                {
+                    tls.NoteFailure(Innermost(e).Message);
+                }
+            };
+        }
+
+        return multiplexer;
     }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 }
