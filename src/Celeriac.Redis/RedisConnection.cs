@@ -107,7 +107,7 @@ internal sealed class RedisConnection
         {
             try
             {
-                T result = await operation().ConfigureAwait(false);
+                T result = await UnlessTlsFailsAsync(operation()).ConfigureAwait(false);
                 MarkUp();
                 return result;
             }
@@ -131,6 +131,24 @@ internal sealed class RedisConnection
         }
     }
 
+    // While the first connect is under way (the client waits its whole connect timeout before it gives up), a failed
+    // TLS handshake ends the wait at once: it will fail again, and the caller should hear why now.
+    private async Task<T> UnlessTlsFailsAsync<T>(Task<T> attempt)
+    {
+        if (Endpoint.Tls is { } tls && !attempt.IsCompleted && _multiplexer.IsValueCreated && !_multiplexer.Value.IsCompleted)
+        {
+            await Task.WhenAny(attempt, tls.Failed).ConfigureAwait(false);
+            if (!attempt.IsCompleted && tls.RecentError() is { } error)
+            {
+                _ = attempt.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                MarkDown(error);
+                throw error;
+            }
+        }
+
+        return await attempt.ConfigureAwait(false);
+    }
+
     /// <summary>Notes that Redis failed (logs once per outage).</summary>
     public void MarkDown(Exception e)
     {
@@ -145,7 +163,13 @@ internal sealed class RedisConnection
             _outageStarted = _lastFailure;
         }
 
-        Log.Unreachable(_logger, Endpoint.Display, Endpoint.Tls?.Explain(e)?.Message ?? e.Message.Split('\n')[0]);
+        if (Endpoint.Tls?.Explain(e) is { } tls)
+        {
+            Log.TlsFailed(_logger, tls.Message);
+            return;
+        }
+
+        Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
     }
 
     /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>

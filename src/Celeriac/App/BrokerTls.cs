@@ -31,6 +31,7 @@ public sealed class BrokerTls
     private static readonly TimeSpan s_failureRelevance = TimeSpan.FromMinutes(1);
     private readonly X509Certificate2Collection? _trusted;
     private readonly Lock _gate = new();
+    private TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _failure;
     private long _failedAt;
 
@@ -71,6 +72,18 @@ public sealed class BrokerTls
             lock (_gate)
             {
                 return _failure is not null && TimeSpan.FromMilliseconds(Environment.TickCount64 - _failedAt) < s_failureRelevance ? _failure : null;
+            }
+        }
+    }
+
+    /// <summary>A task that completes when a handshake fails (now, if the last one failed).</summary>
+    public Task Failed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _failed.Task;
             }
         }
     }
@@ -157,18 +170,18 @@ public sealed class BrokerTls
 
         if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable))
         {
-            return Failed("the server sent no certificate");
+            return Reject("the server sent no certificate");
         }
 
         if (CheckHostName && errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch))
         {
-            return Failed(string.Create(CultureInfo.InvariantCulture, $"the server's certificate ({certificate.Subject}) does not name the host '{Host}' (set ssl_check_hostname=false to accept it anyway)"));
+            return Reject(string.Create(CultureInfo.InvariantCulture, $"the server's certificate ({certificate.Subject}) does not name the host '{Host}' (set ssl_check_hostname=false to accept it anyway)"));
         }
 
         if (_trusted is null)
         {
             return errors.HasFlag(SslPolicyErrors.RemoteCertificateChainErrors)
-                ? Failed($"the server's certificate ({certificate.Subject}, issued by {certificate.Issuer}) is not trusted by this machine ({ChainStatus(chain)}); set ssl_ca_certs=/path/to/ca.pem in the URL to trust the CA that issued it")
+                ? Reject($"the server's certificate ({certificate.Subject}, issued by {certificate.Issuer}) is not trusted by this machine ({ChainStatus(chain)}); set ssl_ca_certs=/path/to/ca.pem in the URL to trust the CA that issued it")
                 : Succeeded();
         }
 
@@ -188,26 +201,29 @@ public sealed class BrokerTls
         using X509Certificate2 leaf = new(certificate);
         return custom.Build(leaf)
             ? Succeeded()
-            : Failed($"the server's certificate ({certificate.Subject}, issued by {certificate.Issuer}) does not chain to a CA of ssl_ca_certs '{CaFile}' ({ChainStatus(custom)}); give the CA that issued it");
+            : Reject($"the server's certificate ({certificate.Subject}, issued by {certificate.Issuer}) does not chain to a CA of ssl_ca_certs '{CaFile}' ({ChainStatus(custom)}); give the CA that issued it");
     }
 
     /// <summary>
     /// The clear error for <paramref name="exception"/> when it (or a handshake shortly before it) was a TLS failure:
     /// a <see cref="CeleriacConfigurationException"/> naming the broker, the reason and what to set; otherwise null.
+    /// With <paramref name="closedMeansRefused"/> (the error of a fresh connect, whose TCP connection was accepted), a
+    /// connection the server closed counts as a refused handshake too: some servers close without a TLS alert.
     /// </summary>
-    public CeleriacConfigurationException? Explain(Exception exception)
+    public CeleriacConfigurationException? Explain(Exception exception, bool closedMeansRefused = false)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        if (RecentFailure is { } failure)
+        if (RecentError(exception) is { } recent)
         {
-            return new CeleriacConfigurationException($"TLS to '{Display}' failed: {failure}.", exception);
+            return recent;
         }
 
         for (Exception? e = exception; e is not null; e = e.InnerException)
         {
             // A refused handshake: at once (TLS 1.2), or as an alert on the first read (TLS 1.3 checks the client's
             // certificate after the client has finished its side of the handshake).
-            if (e is AuthenticationException || s_alerts.Any(a => e.Message.Contains(a, StringComparison.OrdinalIgnoreCase)))
+            if (e is AuthenticationException || s_alerts.Any(a => e.Message.Contains(a, StringComparison.OrdinalIgnoreCase))
+                || closedMeansRefused && e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset } or EndOfStreamException)
             {
                 string hint = ClientCertificate is null
                     ? "if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL"
@@ -219,6 +235,12 @@ public sealed class BrokerTls
         return null;
     }
 
+    /// <summary>The clear error of the last handshake, when it failed within the last minute and none succeeded since.</summary>
+    public CeleriacConfigurationException? RecentError(Exception? cause = null) =>
+        RecentFailure is not { } failure ? null
+        : cause is null ? new CeleriacConfigurationException($"TLS to '{Display}' failed: {failure}.")
+        : new CeleriacConfigurationException($"TLS to '{Display}' failed: {failure}.", cause);
+
     /// <summary>Remembers why a handshake failed (as the provider learns it from the client's error).</summary>
     public void NoteFailure(string reason)
     {
@@ -226,6 +248,7 @@ public sealed class BrokerTls
         {
             _failure = reason;
             _failedAt = Environment.TickCount64;
+            _failed.TrySetResult();
         }
     }
 
@@ -234,12 +257,16 @@ public sealed class BrokerTls
         lock (_gate)
         {
             _failure = null;
+            if (_failed.Task.IsCompleted)
+            {
+                _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
         }
 
         return true;
     }
 
-    private bool Failed(string reason)
+    private bool Reject(string reason)
     {
         NoteFailure(reason);
         return false;
