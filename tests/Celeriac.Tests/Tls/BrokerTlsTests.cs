@@ -5,12 +5,18 @@ using Celeriac.TestServers;
 
 namespace Celeriac.Tests.Tls;
 
-/// <summary>The TLS options of a <c>rediss://</c> or <c>amqps://</c> URL as kombu, redis-py and Celery spell them.</summary>
-public sealed class BrokerTlsTests : IDisposable
+/// <summary>Certificates made once for a test class (RSA keys take a moment to make).</summary>
+public sealed class TestCertificatesFixture : IDisposable
 {
-    private readonly TestCertificates _certs = TestCertificates.Create();
+    public TestCertificates Certificates { get; } = TestCertificates.Create();
 
-    public void Dispose() => _certs.Dispose();
+    public void Dispose() => Certificates.Dispose();
+}
+
+/// <summary>The TLS options of a <c>rediss://</c> or <c>amqps://</c> URL as kombu, redis-py and Celery spell them.</summary>
+public sealed class BrokerTlsTests(TestCertificatesFixture fixture) : IClassFixture<TestCertificatesFixture>
+{
+    private readonly TestCertificates _certs = fixture.Certificates;
 
     [Fact]
     public void NoOptions_ServerVerified_HostNameChecked_NoClientCertificate()
