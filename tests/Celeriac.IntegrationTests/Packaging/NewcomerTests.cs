@@ -1,0 +1,75 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Celeriac.IntegrationTests.Packaging;
+
+/// <summary>
+/// The newcomer's path, as a person would take it from the README in an empty folder: <c>dotnet new console</c>,
+/// <c>dotnet add package Celeriac</c> (from the packed folder, with no second package), the README's Program.cs, and a
+/// run: a worker hosted in the generic host and a producer on the embedded default (sqlite:///celeriac.db), a task that
+/// succeeds, one that is retried twice and then succeeds, and one that fails.
+/// </summary>
+[Collection(PackagingGroup.Name)]
+public sealed partial class NewcomerTests(PackedFeed feed)
+{
+    /// <summary>The markers around the README's newcomer Program.cs (a ```csharp block between them).</summary>
+    public const string StartMarker = "<!-- newcomer:program -->";
+
+    /// <summary>The end marker.</summary>
+    public const string EndMarker = "<!-- /newcomer:program -->";
+
+    [Fact]
+    public async Task EmptyFolder_DotnetAddPackageCeleriac_TheReadmesProgram_RunsAHostedWorkerAndProducerOnTheEmbeddedDefault()
+    {
+        var clock = Stopwatch.StartNew();
+        string dir = Directory.CreateDirectory(Path.Join(feed.Root, "Newcomer")).FullName;
+        (string program, string source) = ReadmeProgram();
+
+        await Run(dir, "new", "console", "--name", "Newcomer", "--output", dir, "--no-update-check", "--force");
+        File.Copy(feed.NuGetConfig, Path.Join(dir, "nuget.config"));
+        await Run(dir, "add", "package", "Celeriac", "--version", feed.Version);
+        await File.WriteAllTextAsync(Path.Join(dir, "Program.cs"), program, TestContext.Current.CancellationToken);
+        await Run(dir, "build", "-c", "Release", "--disable-build-servers", "-nologo", "-v", "q");
+
+        // Run as `dotnet run` does, in the project folder: its celeriac.db lands there.
+        (int code, string output) = await DotnetCommand.RunAsync("dotnet", dir, null, TimeSpan.FromSeconds(90),
+            Path.Join(dir, "bin", "Release", "net10.0", "Newcomer.dll"));
+        Assert.True(code == 0, $"Program.cs from {source} exited {code}:\n{output}");
+        Assert.Contains("tasks.add(2, 3) = 5", output, StringComparison.Ordinal);
+        Assert.Contains("tasks.flaky('hello') = hello after 2 retries", output, StringComparison.Ordinal);
+        Assert.Matches(FailedLine(), output);
+        Assert.True(File.Exists(Path.Join(dir, "celeriac.db")), "the embedded default is a SQLite file in the working directory");
+
+        TestContext.Current.SendDiagnosticMessage($"newcomer ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>The README's newcomer Program.cs when it has one between the markers, else docs/newcomer/Program.cs.</summary>
+    internal static (string Program, string Source) ReadmeProgram()
+    {
+        string readme = Path.Join(PackedFeed.RepoRoot, "README.md");
+        string text = File.Exists(readme) ? File.ReadAllText(readme) : "";
+        int start = text.IndexOf(StartMarker, StringComparison.Ordinal);
+        if (start >= 0)
+        {
+            int end = text.IndexOf(EndMarker, start, StringComparison.Ordinal);
+            Assert.True(end > start, $"README.md has {StartMarker} without {EndMarker}");
+            Match block = CodeBlock().Match(text[start..end]);
+            Assert.True(block.Success, $"README.md: no ```csharp block between {StartMarker} and {EndMarker}");
+            return (block.Groups["code"].Value, "README.md");
+        }
+
+        return (File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "docs", "newcomer", "Program.cs")), "docs/newcomer/Program.cs");
+    }
+
+    private static async Task Run(string dir, params string[] args)
+    {
+        (int code, string output) = await DotnetCommand.RunAsync("dotnet", dir, null, TimeSpan.FromMinutes(3), args);
+        Assert.True(code == 0, $"dotnet {string.Join(' ', args)} exited {code}:\n{output}");
+    }
+
+    [GeneratedRegex(@"```(?:csharp|cs|c#)\s*\n(?<code>.*?)\n```", RegexOptions.Singleline)]
+    private static partial Regex CodeBlock();
+
+    [GeneratedRegex(@"tasks\.fail\('boom'\) failed: .*InvalidOperationException.*boom")]
+    private static partial Regex FailedLine();
+}
