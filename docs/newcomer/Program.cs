@@ -9,7 +9,7 @@ using Microsoft.Extensions.Hosting;
 
 HostApplicationBuilder builder = Host.CreateApplicationBuilder(args);
 builder.Services.AddCeleriac()          // options: code, then appsettings.json "Celeriac", then CELERIAC_* variables
-    .AddTasksFromAssemblyOf<Tasks>()    // every [CeleriacTask] method in this assembly
+    .AddTasksFromAssemblyOf<Program>()  // every [CeleriacTask] method in this assembly
     .AddWorker();                       // the worker, as a hosted service
 using IHost host = builder.Build();
 await host.StartAsync();

@@ -40,7 +40,7 @@ public sealed partial class NewcomerTests(PackedFeed feed)
         Assert.Matches(FailedLine(), output);
         Assert.True(File.Exists(Path.Join(dir, "celeriac.db")), "the embedded default is a SQLite file in the working directory");
 
-        TestContext.Current.SendDiagnosticMessage($"newcomer ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s");
+        TestContext.Current.TestOutputHelper?.WriteLine($"newcomer ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s; pack {feed.PackDuration.TotalSeconds:0.0} s\n{output}");
     }
 
     /// <summary>The README's newcomer Program.cs when it has one between the markers, else docs/newcomer/Program.cs.</summary>

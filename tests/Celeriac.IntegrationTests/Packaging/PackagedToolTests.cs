@@ -99,7 +99,7 @@ public sealed class PackagedToolTests(PackedFeed feed)
             Assert.Contains("test.record", worker.Output, StringComparison.Ordinal);
         }
 
-        TestContext.Current.SendDiagnosticMessage($"pack {feed.PackDuration.TotalSeconds:0.0} s; tool install + --version + worker {clock.Elapsed.TotalSeconds:0.0} s");
+        TestContext.Current.TestOutputHelper?.WriteLine($"pack {feed.PackDuration.TotalSeconds:0.0} s; tool install + --version + worker {clock.Elapsed.TotalSeconds:0.0} s");
     }
 
     private static readonly string[] KnownIds =
