@@ -40,6 +40,15 @@ public sealed partial class NewcomerTests(PackedFeed feed)
         Assert.Matches(FailedLine(), output);
         Assert.True(File.Exists(Path.Join(dir, "celeriac.db")), "the embedded default is a SQLite file in the working directory");
 
+        // The packages' own README (what nuget.org shows) has a smaller program: it builds and runs too.
+        string nugetReadme = await File.ReadAllTextAsync(Path.Join(PackedFeed.RepoRoot, "docs", "nuget", "README.md"), TestContext.Current.CancellationToken);
+        await File.WriteAllTextAsync(Path.Join(dir, "Program.cs"), FirstCodeBlock(nugetReadme), TestContext.Current.CancellationToken);
+        await Run(dir, "build", "-c", "Release", "--disable-build-servers", "-nologo", "-v", "q");
+        (int nugetCode, string nugetOutput) = await DotnetCommand.RunAsync("dotnet", dir, null, TimeSpan.FromSeconds(90),
+            Path.Join(dir, "bin", "Release", "net10.0", "Newcomer.dll"));
+        Assert.True(nugetCode == 0, $"docs/nuget/README.md's program exited {nugetCode}:\n{nugetOutput}");
+        Assert.Contains("\n5\n", nugetOutput.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+
         TestContext.Current.TestOutputHelper?.WriteLine($"newcomer ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s; pack {feed.PackDuration.TotalSeconds:0.0} s\n{output}");
     }
 
@@ -47,18 +56,56 @@ public sealed partial class NewcomerTests(PackedFeed feed)
     internal static (string Program, string Source) ReadmeProgram()
     {
         string readme = Path.Join(PackedFeed.RepoRoot, "README.md");
-        string text = File.Exists(readme) ? File.ReadAllText(readme) : "";
-        int start = text.IndexOf(StartMarker, StringComparison.Ordinal);
-        if (start >= 0)
+        if (File.Exists(readme) && MarkedProgram(File.ReadAllText(readme)) is { } program)
         {
-            int end = text.IndexOf(EndMarker, start, StringComparison.Ordinal);
-            Assert.True(end > start, $"README.md has {StartMarker} without {EndMarker}");
-            Match block = CodeBlock().Match(text[start..end]);
-            Assert.True(block.Success, $"README.md: no ```csharp block between {StartMarker} and {EndMarker}");
-            return (block.Groups["code"].Value, "README.md");
+            return (program, "README.md");
         }
 
         return (File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "docs", "newcomer", "Program.cs")), "docs/newcomer/Program.cs");
+    }
+
+    /// <summary>The ```csharp block between the newcomer markers of <paramref name="markdown"/>, or null without markers.</summary>
+    internal static string? MarkedProgram(string markdown)
+    {
+        int start = markdown.IndexOf(StartMarker, StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        int end = markdown.IndexOf(EndMarker, start, StringComparison.Ordinal);
+        Assert.True(end > start, $"{StartMarker} without {EndMarker}");
+        Match block = CodeBlock().Match(markdown[start..end]);
+        Assert.True(block.Success, $"no ```csharp block between {StartMarker} and {EndMarker}");
+        return block.Groups["code"].Value;
+    }
+
+    /// <summary>The first ```csharp block of <paramref name="markdown"/>.</summary>
+    internal static string FirstCodeBlock(string markdown)
+    {
+        Match block = CodeBlock().Match(markdown);
+        Assert.True(block.Success, "no ```csharp block");
+        return block.Groups["code"].Value;
+    }
+
+    [Fact]
+    public void MarkedProgram_TakesTheCodeBlockBetweenTheMarkers_AndNoneWithoutThem()
+    {
+        const string readme = """
+            # Celeriac
+            ```csharp
+            // not this one
+            ```
+            <!-- newcomer:program -->
+            A full Program.cs:
+            ```csharp
+            using Celeriac;
+            Console.WriteLine("hi");
+            ```
+            <!-- /newcomer:program -->
+            """;
+        Assert.Equal("using Celeriac;\nConsole.WriteLine(\"hi\");", MarkedProgram(readme)!.ReplaceLineEndings("\n"));
+        Assert.Null(MarkedProgram("# no markers\n```csharp\nx\n```"));
     }
 
     private static async Task Run(string dir, params string[] args)

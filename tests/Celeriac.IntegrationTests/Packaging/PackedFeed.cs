@@ -97,6 +97,13 @@ public sealed class PackedFeed : IAsyncLifetime
             {
                 Directory.Delete(installed, recursive: true);
             }
+
+            // The id's folder too, when this version was its only one (as for Celeriac.Core on a machine without a release).
+            string idFolder = Path.GetDirectoryName(installed)!;
+            if (Directory.Exists(idFolder) && !Directory.EnumerateFileSystemEntries(idFolder).Any())
+            {
+                Directory.Delete(idFolder);
+            }
         }
 
         Directory.Delete(Root, recursive: true);
