@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 
 namespace Celeriac.IntegrationTests.Packaging;
@@ -17,6 +18,12 @@ public sealed partial class NewcomerTests(PackedFeed feed)
 
     /// <summary>The end marker.</summary>
     public const string EndMarker = "<!-- /newcomer:program -->";
+
+    /// <summary>The markers around the README's ASP.NET Core Program.cs.</summary>
+    public const string AspNetStartMarker = "<!-- newcomer:aspnet -->";
+
+    /// <summary>Its end marker.</summary>
+    public const string AspNetEndMarker = "<!-- /newcomer:aspnet -->";
 
     [Fact]
     public async Task EmptyFolder_DotnetAddPackageCeleriac_TheReadmesProgram_RunsAHostedWorkerAndProducerOnTheEmbeddedDefault()
@@ -52,31 +59,72 @@ public sealed partial class NewcomerTests(PackedFeed feed)
         TestContext.Current.TestOutputHelper?.WriteLine($"newcomer ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s; pack {feed.PackDuration.TotalSeconds:0.0} s\n{output}");
     }
 
+    [Fact]
+    public async Task EmptyFolder_DotnetNewWeb_AddPackageCeleriac_MinimalApiProducerAndHostedWorker_AnswerOverHttp_AndStopOnSigterm()
+    {
+        var clock = Stopwatch.StartNew();
+        string dir = Directory.CreateDirectory(Path.Join(feed.Root, "NewcomerWeb")).FullName;
+        (string program, string source) = ReadmeProgram(AspNetStartMarker, AspNetEndMarker, "AspNetCore.cs");
+
+        await Run(dir, "new", "web", "--name", "NewcomerWeb", "--output", dir, "--no-update-check", "--force");
+        File.Copy(feed.NuGetConfig, Path.Join(dir, "nuget.config"));
+        await Run(dir, "add", "package", "Celeriac", "--version", feed.Version);
+        await File.WriteAllTextAsync(Path.Join(dir, "Program.cs"), program, TestContext.Current.CancellationToken);
+        await Run(dir, "build", "-c", "Release", "--disable-build-servers", "-nologo", "-v", "q");
+
+        int port = FreeLoopbackPort();
+        string url = $"http://127.0.0.1:{port}";
+        await using DotnetCommand web = DotnetCommand.Start("dotnet", dir, null, Path.Join(dir, "bin", "Release", "net10.0", "NewcomerWeb.dll"), "--urls", url);
+        await web.WaitForLineAsync("Application started.", TimeSpan.FromSeconds(60));
+
+        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
+        using HttpResponseMessage accepted = await http.PostAsync(new Uri("/add?x=2&y=3", UriKind.Relative), null, TestContext.Current.CancellationToken);
+        Assert.True(accepted.StatusCode == System.Net.HttpStatusCode.Accepted, $"{accepted.StatusCode}\n{web.Output}");
+        using JsonDocument sent = JsonDocument.Parse(await accepted.Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        string id = sent.RootElement.GetProperty("id").GetString()!;
+        Assert.Equal($"/results/{id}", accepted.Headers.Location?.OriginalString);
+
+        string answer = await http.GetStringAsync(new Uri($"/results/{id}", UriKind.Relative), TestContext.Current.CancellationToken);
+        using JsonDocument result = JsonDocument.Parse(answer);
+        Assert.Equal(5, result.RootElement.GetProperty("result").GetInt64());
+
+        await web.SignalAsync("TERM");
+        Assert.Equal(0, await web.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        TestContext.Current.TestOutputHelper?.WriteLine($"newcomer web ({source}): new + add package + build + run {clock.Elapsed.TotalSeconds:0.0} s\n{web.Output}");
+    }
+
+    private static int FreeLoopbackPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>The README's newcomer Program.cs when it has one between the markers, else docs/newcomer/Program.cs.</summary>
-    internal static (string Program, string Source) ReadmeProgram()
+    internal static (string Program, string Source) ReadmeProgram(string startMarker = StartMarker, string endMarker = EndMarker, string fallback = "Program.cs")
     {
         string readme = Path.Join(PackedFeed.RepoRoot, "README.md");
-        if (File.Exists(readme) && MarkedProgram(File.ReadAllText(readme)) is { } program)
+        if (File.Exists(readme) && MarkedProgram(File.ReadAllText(readme), startMarker, endMarker) is { } program)
         {
             return (program, "README.md");
         }
 
-        return (File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "docs", "newcomer", "Program.cs")), "docs/newcomer/Program.cs");
+        return (File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "docs", "newcomer", fallback)), "docs/newcomer/" + fallback);
     }
 
-    /// <summary>The ```csharp block between the newcomer markers of <paramref name="markdown"/>, or null without markers.</summary>
-    internal static string? MarkedProgram(string markdown)
+    /// <summary>The ```csharp block between the markers of <paramref name="markdown"/>, or null without markers.</summary>
+    internal static string? MarkedProgram(string markdown, string startMarker = StartMarker, string endMarker = EndMarker)
     {
-        int start = markdown.IndexOf(StartMarker, StringComparison.Ordinal);
+        int start = markdown.IndexOf(startMarker, StringComparison.Ordinal);
         if (start < 0)
         {
             return null;
         }
 
-        int end = markdown.IndexOf(EndMarker, start, StringComparison.Ordinal);
-        Assert.True(end > start, $"{StartMarker} without {EndMarker}");
+        int end = markdown.IndexOf(endMarker, start, StringComparison.Ordinal);
+        Assert.True(end > start, $"{startMarker} without {endMarker}");
         Match block = CodeBlock().Match(markdown[start..end]);
-        Assert.True(block.Success, $"no ```csharp block between {StartMarker} and {EndMarker}");
+        Assert.True(block.Success, $"no ```csharp block between {startMarker} and {endMarker}");
         return block.Groups["code"].Value;
     }
 
