@@ -77,14 +77,11 @@ public sealed class PackagedToolTests(PackedFeed feed)
         Assert.Equal(0, versionCode);
         Assert.Equal(expected, version.Trim());
 
-        // A worker on a SQLite file, with the test tasks library: ready, runs a task sent by this test, stops on SIGTERM.
+        // A worker on the embedded default (no broker configured: sqlite:///celeriac.db in its working directory), with
+        // the test tasks library: ready, runs a task this test sends to that file, stops on SIGTERM.
         string dir = Directory.CreateDirectory(Path.Join(feed.Root, "worker")).FullName;
         string broker = "sqlite:///" + Path.Join(dir, "celeriac.db");
-        var environment = new Dictionary<string, string>
-        {
-            ["CELERIAC_BROKER_URL"] = broker,
-            ["CELERIAC_TEST_RECORD"] = Path.Join(dir, "record"),
-        };
+        var environment = new Dictionary<string, string> { ["CELERIAC_TEST_RECORD"] = Path.Join(dir, "record") };
         await using (DotnetCommand worker = DotnetCommand.Start(celeriac, dir, environment, "worker", "-A", ChildProcess.TestTasksDll, "-l", "info", "-n", "tool@%h"))
         {
             await worker.WaitForLineAsync(" ready.", TimeSpan.FromSeconds(60));
@@ -97,6 +94,7 @@ public sealed class PackagedToolTests(PackedFeed feed)
             await worker.SignalAsync("TERM");
             Assert.Equal(0, await worker.WaitForExitAsync(TimeSpan.FromSeconds(30)));
             Assert.Contains("test.record", worker.Output, StringComparison.Ordinal);
+            Assert.True(File.Exists(Path.Join(dir, "celeriac.db")), "the worker's default broker is celeriac.db in its working directory");
         }
 
         TestContext.Current.TestOutputHelper?.WriteLine($"pack {feed.PackDuration.TotalSeconds:0.0} s; tool install + --version + worker {clock.Elapsed.TotalSeconds:0.0} s");
