@@ -1,32 +1,24 @@
 // The newcomer's ASP.NET Core Program.cs: `dotnet new web`, `dotnet add package Celeriac`, this file, `dotnet run`.
-// A producer in a minimal API (the client comes from DI into the handler) and the worker as a hosted service in the
-// same app, on the embedded default (sqlite:///celeriac.db). In production the worker usually runs in its own process:
-// drop .AddWorker() here and run it in a worker service (see the generic host example) or with `celeriac worker`.
-// tests/Celeriac.IntegrationTests/Packaging/NewcomerTests.cs builds and runs it from the packed packages: it reads the
-// README's block between <!-- newcomer:aspnet --> markers when there is one, else this file.
+// The same program as the README's "In an ASP.NET Core app" block; NewcomerTests builds and runs the README's block
+// between <!-- newcomer:aspnet --> markers when there is one, else this file.
 using Celeriac;
 
 WebApplicationBuilder builder = WebApplication.CreateBuilder(args);
-builder.Services.AddCeleriac()
-    .AddTasksFromAssemblyOf<Program>()
-    .AddWorker();
+builder.Services.AddCeleriac()                        // reads the "Celeriac" section: BrokerUrl, ResultBackend, ...
+    .AddTask("tasks.add", (int x, int y) => x + y)
+    .AddWorker();                                     // leave this out in a web app that only sends
 WebApplication app = builder.Build();
 
-// POST /add?x=2&y=3 sends tasks.add and answers 202 with the task's id at once.
-app.MapPost("/add", async (long x, long y, ICeleriacClient celeriac, CancellationToken ct) =>
+// The producer: a minimal API that takes the client from DI.
+app.MapPost("/add", async (int x, int y, ICeleriacClient celeriac, CancellationToken ct) =>
 {
-    AsyncResult<long> sent = await celeriac.SendTaskAsync<long>("tasks.add", [x, y], ct: ct);
-    return Results.Accepted($"/results/{sent.Id}", new { id = sent.Id });
+    AsyncResult sent = await celeriac.SendTaskAsync("tasks.add", [x, y], ct: ct);
+    return Results.Accepted($"/tasks/{sent.Id}", new { id = sent.Id });
 });
-
-// GET /results/{id} waits (up to 10 s) for the task's result.
-app.MapGet("/results/{id}", async (string id, ICeleriacClient celeriac, CancellationToken ct) =>
-    Results.Ok(new { id, result = await celeriac.AsyncResult(id).GetAsync(TimeSpan.FromSeconds(10), ct) }));
-
-app.Run();
-
-public static class Tasks
+app.MapGet("/tasks/{id}", async (string id, ICeleriacClient celeriac, CancellationToken ct) =>
 {
-    [CeleriacTask("tasks.add")]
-    public static long Add(long x, long y) => x + y;
-}
+    AsyncResult result = celeriac.AsyncResult(id);
+    await result.RefreshAsync(ct);
+    return Results.Ok(new { id, state = result.State, value = result.Successful ? result.Info : null });
+});
+app.Run();
