@@ -65,7 +65,7 @@ public sealed partial class NewcomerTests(PackedFeed feed)
     {
         var clock = Stopwatch.StartNew();
         string dir = Directory.CreateDirectory(Path.Join(feed.Root, "NewcomerWeb")).FullName;
-        (string program, string source) = ReadmeProgram(AspNetStartMarker, AspNetEndMarker, "AspNetCore.cs");
+        (string program, string source) = ReadmeProgram(AspNetStartMarker, AspNetEndMarker);
 
         await Run(dir, "new", "web", "--name", "NewcomerWeb", "--output", dir, "--no-update-check", "--force");
         File.Copy(feed.NuGetConfig, Path.Join(dir, "nuget.config"));
@@ -110,16 +110,13 @@ public sealed partial class NewcomerTests(PackedFeed feed)
         return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>The README's newcomer Program.cs when it has one between the markers, else docs/newcomer/Program.cs.</summary>
-    internal static (string Program, string Source) ReadmeProgram(string startMarker = StartMarker, string endMarker = EndMarker, string fallback = "Program.cs")
+    /// <summary>The README's newcomer program between the markers: the test fails when the README lost it.</summary>
+    internal static (string Program, string Source) ReadmeProgram(string startMarker = StartMarker, string endMarker = EndMarker)
     {
-        string readme = Path.Join(PackedFeed.RepoRoot, "README.md");
-        if (File.Exists(readme) && MarkedProgram(File.ReadAllText(readme), startMarker, endMarker) is { } program)
-        {
-            return (program, "README.md");
-        }
-
-        return (File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "docs", "newcomer", fallback)), "docs/newcomer/" + fallback);
+        string readme = File.ReadAllText(Path.Join(PackedFeed.RepoRoot, "README.md"));
+        string? program = MarkedProgram(readme, startMarker, endMarker);
+        Assert.True(program is not null, $"README.md has no ```csharp block between {startMarker} and {endMarker}");
+        return (program, "README.md");
     }
 
     /// <summary>The ```csharp block between the markers of <paramref name="markdown"/>, or null without markers.</summary>
