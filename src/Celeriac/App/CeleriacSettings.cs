@@ -49,6 +49,11 @@ public static class CeleriacSettings
         ("QueueType", "CELERIAC_QUEUE_TYPE", static (o, v) => o.QueueType = v),
         ("Queues", "CELERIAC_QUEUES", static (o, v) => SetQueues(o, v)),
         ("NodeName", "CELERIAC_HOSTNAME", static (o, v) => o.NodeName = v),
+        ("SecurityKey", "CELERIAC_SECURITY_KEY", static (o, v) => o.Security.Key = v is "" ? null : v),
+        ("SecurityKeyPassword", "CELERIAC_SECURITY_KEY_PASSWORD", static (o, v) => o.Security.KeyPassword = v is "" ? null : v),
+        ("SecurityCertificate", "CELERIAC_SECURITY_CERTIFICATE", static (o, v) => o.Security.Certificate = v is "" ? null : v),
+        ("SecurityCertStore", "CELERIAC_SECURITY_CERT_STORE", static (o, v) => o.Security.CertStore = v is "" ? null : v),
+        ("SecurityDigest", "CELERIAC_SECURITY_DIGEST", static (o, v) => o.Security.Digest = v),
     ];
 
     /// <summary>The environment variable of each setting, for documentation and help text.</summary>
