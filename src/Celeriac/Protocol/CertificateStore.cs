@@ -33,11 +33,12 @@ public sealed class CertificateStore : IDisposable
             foreach (string file in Expand(Directory.Exists(path) ? Path.Combine(path, "*") : path))
             {
                 X509Certificate2 cert = ReadPem(File.ReadAllText(file), file);
-                if (time.GetUtcNow() >= cert.NotAfter.ToUniversalTime())
+                DateTime notAfter = cert.NotAfter.ToUniversalTime();
+                if (time.GetUtcNow() >= notAfter)
                 {
                     string id = SignerId(cert);
                     cert.Dispose();
-                    throw new MessageSecurityException($"Expired certificate: '{id}' ({file}, not valid after {cert.NotAfter.ToUniversalTime():u})");
+                    throw new MessageSecurityException($"Expired certificate: '{id}' ({file}, not valid after {notAfter:u})");
                 }
 
                 store.Add(cert, file);
