@@ -89,11 +89,6 @@ public sealed partial class CeleriacApp
             CertificateStore store = CertificateStore.Load(o.CertStore, Time);
             try
             {
-                if (store.Ids.Count == 0)
-                {
-                    throw new MessageSecurityException($"the trusted certificate store '{o.CertStore}' holds no certificate");
-                }
-
                 return new MessageSigner(keyPem, o.KeyPassword, certPem, store, o.Digest, Time);
             }
             catch

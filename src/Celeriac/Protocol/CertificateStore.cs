@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Formats.Asn1;
 using System.Globalization;
 using System.Numerics;
@@ -13,10 +14,12 @@ namespace Celeriac.Protocol;
 /// </summary>
 public sealed class CertificateStore : IDisposable
 {
-    private readonly Dictionary<string, X509Certificate2> _certificates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, X509Certificate2> _certificates = new(StringComparer.Ordinal);
+    private readonly Lock _refreshGate = new();
+    private string? _path;
 
     /// <summary>The ids of the certificates held.</summary>
-    public IReadOnlyCollection<string> Ids => _certificates.Keys;
+    public IReadOnlyCollection<string> Ids => [.. _certificates.Keys];
 
     /// <summary>
     /// Reads every file <paramref name="path"/> names: a folder (all its files) or a glob (<c>/etc/certs/*.pem</c>;
@@ -27,7 +30,7 @@ public sealed class CertificateStore : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         time ??= TimeProvider.System;
-        var store = new CertificateStore();
+        var store = new CertificateStore { _path = path };
         try
         {
             foreach (string file in Expand(Directory.Exists(path) ? Path.Combine(path, "*") : path))
@@ -51,6 +54,47 @@ public sealed class CertificateStore : IDisposable
         }
 
         return store;
+    }
+
+    /// <summary>
+    /// Reads the folder or glob it was loaded from again and adds the certificates that are new there (a certificate put
+    /// in the store after the start is trusted without a restart); files that are not certificates, expired ones and
+    /// ids already held are skipped. Returns how many were added. Not in Celery, which reads its store once.
+    /// </summary>
+    public int Refresh(TimeProvider? time = null)
+    {
+        if (_path is null)
+        {
+            return 0;
+        }
+
+        time ??= TimeProvider.System;
+        lock (_refreshGate)
+        {
+            int added = 0;
+            foreach (string file in Expand(Directory.Exists(_path) ? Path.Combine(_path, "*") : _path))
+            {
+                X509Certificate2 cert;
+                try
+                {
+                    cert = ReadPem(File.ReadAllText(file), file);
+                }
+                catch (Exception ex) when (ex is MessageSecurityException or IOException or UnauthorizedAccessException)
+                {
+                    continue;
+                }
+
+                if (time.GetUtcNow() >= cert.NotAfter.ToUniversalTime() || !_certificates.TryAdd(SignerId(cert), cert))
+                {
+                    cert.Dispose();
+                    continue;
+                }
+
+                added++;
+            }
+
+            return added;
+        }
     }
 
     /// <summary>Adds a certificate (the store owns it from now on).</summary>

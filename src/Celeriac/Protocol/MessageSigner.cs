@@ -139,7 +139,7 @@ public sealed class MessageSigner : IDisposable
         }
 
         string signer = Encoding.UTF8.GetString(raw, 0, first);
-        X509Certificate2? cert = _store.Find(signer);
+        X509Certificate2? cert = _store.Find(signer) ?? Refreshed(signer);
         if (cert is null)
         {
             error = $"Unknown certificate: '{signer}' is not in the trusted certificate store";
@@ -202,6 +202,32 @@ public sealed class MessageSigner : IDisposable
             return true;
         }
     }
+
+    /// <summary>
+    /// The store read again for an unknown signer, at most once per <see cref="RefreshInterval"/> so that a flood of
+    /// made-up signers costs no more than one folder read per interval.
+    /// </summary>
+    private X509Certificate2? Refreshed(string signer)
+    {
+        DateTimeOffset now = _time.GetUtcNow();
+        lock (_gate)
+        {
+            if (now - _lastRefresh < RefreshInterval)
+            {
+                return null;
+            }
+
+            _lastRefresh = now;
+        }
+
+        _store.Refresh(_time);
+        return _store.Find(signer);
+    }
+
+    /// <summary>The least time between two reads of the store for unknown signers. <value>5 seconds</value></summary>
+    public static TimeSpan RefreshInterval { get; } = TimeSpan.FromSeconds(5);
+
+    private DateTimeOffset _lastRefresh = DateTimeOffset.MinValue;
 
     private RSAParameters PublicKey(string signer, X509Certificate2 cert)
     {

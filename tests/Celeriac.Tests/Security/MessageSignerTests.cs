@@ -134,6 +134,34 @@ public sealed class MessageSignerTests(MessageSignerTests.Keys keys) : IClassFix
     }
 
     [Fact]
+    public void Verify_ACertificatePutInTheStoreAfterTheStart_IsTrustedAfterTheNextRead_AtMostOneReadPer5s()
+    {
+        var time = new FakeTimeProvider(TimeProvider.System.GetUtcNow());
+        string folder = Directory.CreateTempSubdirectory("celeriac-store-").FullName;
+        try
+        {
+            File.Copy(K.Alice.CertificatePath, Path.Combine(folder, "alice.pem"));
+            using var alice = new MessageSigner(K.Alice.KeyPem, null, K.Alice.CertificatePem, CertificateStore.Load(Path.Combine(folder, "*.pem"), time), "sha256", time);
+            using MessageSigner mallory = Signer(K.Mallory);
+            TransportMessage signed = mallory.Sign(Json(s_body));
+            Assert.False(alice.TryVerify(signed, out _, out string? before));
+            Assert.StartsWith("Unknown certificate", before, StringComparison.Ordinal);
+
+            File.Copy(K.Mallory.CertificatePath, Path.Combine(folder, "mallory.pem"));
+            Assert.False(alice.TryVerify(signed, out _, out string? tooSoon));
+            Assert.StartsWith("Unknown certificate", tooSoon, StringComparison.Ordinal);
+            time.Advance(MessageSigner.RefreshInterval);
+
+            Assert.True(alice.TryVerify(signed, out TransportMessage? verified, out string? error), error);
+            Assert.Equal(s_body, verified!.Body.ToArray());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public void LoadStore_AGlob_TakesOnlyTheFilesItMatches()
     {
         using CertificateStore all = CertificateStore.Load(K.Store);
