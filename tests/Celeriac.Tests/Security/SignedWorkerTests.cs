@@ -42,6 +42,28 @@ public sealed class SignedWorkerTests(MessageSignerTests.Keys keys) : IClassFixt
     }
 
     [Fact]
+    public async Task RetryAndChain_TheWorkersOwnMessagesAreSignedToo_AndRun()
+    {
+        string broker = "memory://" + Guid.NewGuid().ToString("N");
+        var logs = new CollectingLoggerFactory();
+        await using CeleriacApp app = SignedApp(K.Alice, broker);
+        app.Options.LoggerFactory = logs;
+        app.Task("tasks.flaky", async (int x, TaskContext context) =>
+            context.Retries < 1 ? throw await context.RetryAsync(countdown: TimeSpan.FromMilliseconds(300)) : x * 10);
+        app.Task("tasks.add", (int x, int y) => x + y);
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        CancellationToken ct = TestContext.Current.CancellationToken;
+
+        AsyncResult retried = await app.SendTaskAsync("tasks.flaky", [4], ct: ct);
+        CeleriacTask add = app.Signature("tasks.add");
+        AsyncResult chained = await app.ApplyAsync(add.S(1, 2) | add.S(10), ct: ct);
+
+        Assert.Equal(40, await retried.GetAsync<int>(s_wait, ct));
+        Assert.Equal(13, await chained.GetAsync<int>(s_wait, ct));
+        Assert.Equal(0, logs.Count(RefusedEvent));
+    }
+
+    [Fact]
     public async Task UnsignedTamperedAndStrangers_AreRefusedWithOneLineEach_NotRun_NoResult()
     {
         string broker = "memory://" + Guid.NewGuid().ToString("N");
