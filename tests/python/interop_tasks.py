@@ -33,6 +33,18 @@ app.conf.update(
 )
 # Settings of a backend configured by settings rather than its URL (s3_bucket, s3_endpoint_url, ...), as a JSON object.
 app.conf.update(json.loads(os.environ.get("CELERY_BACKEND_SETTINGS") or "{}"))
+# Message signing (Celery's auth serializer, app.setup_security()) when CELERY_SECURITY_KEY, CELERY_SECURITY_CERTIFICATE
+# and CELERY_SECURITY_CERT_STORE are set: task messages are signed and only signed ones are accepted; results stay json.
+if os.environ.get("CELERY_SECURITY_KEY"):
+    app.conf.update(
+        security_key=os.environ["CELERY_SECURITY_KEY"],
+        security_certificate=os.environ["CELERY_SECURITY_CERTIFICATE"],
+        security_cert_store=os.environ["CELERY_SECURITY_CERT_STORE"],
+        task_serializer="auth",
+        accept_content=["auth"],
+        result_accept_content=["json"],
+    )
+    app.setup_security()
 
 
 @app.task(name="tasks.add")

@@ -12,7 +12,7 @@ namespace Celeriac;
 /// Hold one per process (or register it with <c>AddCeleriac</c>); there is no static current app.
 /// Connections open on first use and close when the app is disposed, after pending publishes are flushed.
 /// </summary>
-public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
+public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
 {
     private readonly Lock _gate = new();
     private ITransport? _transport;
@@ -407,7 +407,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
         string? expiration = headers.Expires is { } expires
             ? ((long)Math.Max(0, (expires - now).TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture)
             : null;
-        return TaskMessage.Encode(headers, args, kwargs, embed, replyTo ?? ReplyTo, options.Priority, expiration);
+        return SignIfOn(TaskMessage.Encode(headers, args, kwargs, embed, replyTo ?? ReplyTo, options.Priority, expiration));
     }
 
     private static readonly ApplyOptions s_noOptions = new();

@@ -231,6 +231,9 @@ public sealed class CeleriacOptions
     /// </summary>
     public IDictionary<string, string> TaskRoutes { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>Message signing (Celery's <c>auth</c> serializer): key, certificate, trusted store, digest. <value>off</value></summary>
+    public SecurityOptions Security { get; } = new();
+
     /// <summary>The clock used for ETA, expiry and result dates. <value>TimeProvider.System</value></summary>
     public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
 

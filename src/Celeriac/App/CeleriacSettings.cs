@@ -63,6 +63,11 @@ public static class CeleriacSettings
         ("QueueType", "CELERIAC_QUEUE_TYPE", false, static (o, v) => o.QueueType = v),
         ("Queues", "CELERIAC_QUEUES", true, static (o, v) => SetQueues(o, v)),
         ("NodeName", "CELERIAC_HOSTNAME", true, static (o, v) => o.NodeName = v),
+        ("SecurityKey", "CELERIAC_SECURITY_KEY", false, static (o, v) => o.Security.Key = v is "" ? null : v),
+        ("SecurityKeyPassword", "CELERIAC_SECURITY_KEY_PASSWORD", false, static (o, v) => o.Security.KeyPassword = v is "" ? null : v),
+        ("SecurityCertificate", "CELERIAC_SECURITY_CERTIFICATE", false, static (o, v) => o.Security.Certificate = v is "" ? null : v),
+        ("SecurityCertStore", "CELERIAC_SECURITY_CERT_STORE", false, static (o, v) => o.Security.CertStore = v is "" ? null : v),
+        ("SecurityDigest", "CELERIAC_SECURITY_DIGEST", false, static (o, v) => o.Security.Digest = v),
     ];
 
 

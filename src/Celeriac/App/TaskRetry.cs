@@ -42,7 +42,7 @@ internal static class TaskRetry
 
         // As Celery's as_task_v2: a countdown wins over an eta, and a zero countdown means now.
         DateTimeOffset? due = countdown is { } c && c > TimeSpan.Zero ? now + c : eta;
-        TransportMessage retry = Build(message, app.Origin, due, now);
+        TransportMessage retry = app.SignIfOn(Build(message, app.Origin, due, now));
         ITransport transport = app.Transport;
         string destination = queue is { Length: > 0 } ? queue : message.Transport.RoutingKey is { Length: > 0 } key ? key : deliveryQueue;
         System.Diagnostics.Activity? span = PublishTelemetry.Start(retry, destination, app.MessagingSystem);

@@ -77,6 +77,8 @@ public sealed class TaskMessage : IDisposable
         {
             error = message.ContentType is "application/x-python-serialize"
                 ? "refusing to decode a pickle message: only application/json is accepted"
+                : message.ContentType is MessageSigner.ContentType
+                ? "a signed message (Celery's auth serializer, application/data) and message signing is not set up on this worker (Security:Key, Security:Certificate, Security:CertStore)"
                 : $"unsupported content type '{message.ContentType}': only application/json is accepted";
             return false;
         }

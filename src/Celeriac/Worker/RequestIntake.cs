@@ -23,6 +23,17 @@ internal sealed class RequestIntake(CeleriacApp app, object sender, StoreResultS
             return false;
         }
 
+        if (app.Signer is { } signer)
+        {
+            if (!signer.TryVerify(transportMessage, out TransportMessage? verified, out string? refusal))
+            {
+                await RefuseAsync(delivery, transportMessage, refusal!, abort).ConfigureAwait(false);
+                return false;
+            }
+
+            transportMessage = verified!;
+        }
+
         if (!TaskMessage.TryDecode(transportMessage, out TaskMessage? message, out string? id, out string? name, out string? error))
         {
             Log.InvalidMessage(logger, delivery.Queue, error!, id is null ? "" : $" (task {name}[{id}])");
@@ -60,6 +71,26 @@ internal sealed class RequestIntake(CeleriacApp app, object sender, StoreResultS
         request.Message = message;
         request.Task = task;
         return true;
+    }
+
+    /// <summary>
+    /// A message that fails verification is dropped as Celery drops it (an unsigned one rejected as ContentDisallowed, a
+    /// bad signature acked as a DecodeError), with no result stored: its id is the sender's word, which is not trusted.
+    /// </summary>
+    private async ValueTask RefuseAsync(Delivery delivery, TransportMessage message, string reason, CancellationToken abort)
+    {
+        string? id = message.Headers.TryGetValue("id", out object? idv) ? idv as string : null;
+        string? name = message.Headers.TryGetValue("task", out object? namev) ? namev as string : null;
+        Log.MessageRefused(logger, delivery.Queue, reason, id is null ? "" : $" (task {name}[{id}])");
+        app.Signals.OnTaskRejected(sender, new TaskSignalEventArgs { TaskId = id ?? "", TaskName = name ?? "", Queue = delivery.Queue, Message = message, Reason = reason });
+        if (MessageSigner.IsSigned(message))
+        {
+            await delivery.AckAsync(abort).ConfigureAwait(false);
+        }
+        else
+        {
+            await delivery.RejectAsync(requeue: false, abort).ConfigureAwait(false);
+        }
     }
 
     private static bool IsPlausibleId(string id) => id.Length is > 0 and <= 255;
