@@ -49,6 +49,8 @@ public static class CeleriacSettings
         ("QueueType", "CELERIAC_QUEUE_TYPE", static (o, v) => o.QueueType = v),
         ("Queues", "CELERIAC_QUEUES", static (o, v) => SetQueues(o, v)),
         ("NodeName", "CELERIAC_HOSTNAME", static (o, v) => o.NodeName = v),
+        ("TaskAlwaysEager", "CELERIAC_TASK_ALWAYS_EAGER", static (o, v) => o.TaskAlwaysEager = Bool("TaskAlwaysEager", v)),
+        ("TaskEagerPropagates", "CELERIAC_TASK_EAGER_PROPAGATES", static (o, v) => o.TaskEagerPropagates = Bool("TaskEagerPropagates", v)),
     ];
 
     /// <summary>The environment variable of each setting, for documentation and help text.</summary>
