@@ -58,6 +58,12 @@ public sealed class CeleriacTestHarness : IAsyncDisposable
             o.Concurrency = 4;
         }
 
+        // An app that already sent holds its connection: the harness could not see or run what it sends. Say so now.
+        if (app.Transport is not HarnessTransport)
+        {
+            throw new InvalidOperationException("The test harness must be created before the app's first send or worker start: this app already has a broker connection. Create the harness right after registering the tasks.");
+        }
+
         Subscribe(app.Signals);
         Worker = new CeleriacWorker(app);
         _run = Task.Run(() => Worker.RunAsync(_stop.Token));

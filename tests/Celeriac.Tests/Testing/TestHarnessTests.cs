@@ -243,4 +243,16 @@ public sealed class TestHarnessTests
         Assert.False(await b.Received.Any(ct: Ct));
         Assert.StartsWith("celeriac-harness://", first.Options.BrokerUrl, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Harness_CreatedAfterTheAppsFirstSend_ClearError()
+    {
+        await using CeleriacApp app = RunningWorker.NewApp();
+        CeleriacTask add = app.Task("tasks.add", (int x, int y) => x + y);
+        await add.DelayAsync(1, 2);
+
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => new CeleriacTestHarness(app));
+
+        Assert.Contains("before the app's first send", error.Message, StringComparison.Ordinal);
+    }
 }
