@@ -462,7 +462,10 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     public Signature Sig(string name, params object?[] args) => Signature(name).S(args);
 
     /// <summary>A handle on a task's result by id (in eager mode, on the results of eager runs).</summary>
-    public AsyncResult AsyncResult(string taskId) => new(taskId, Options.TaskAlwaysEager ? Eager.Backend : ResultBackend) { App = this };
+    public AsyncResult AsyncResult(string taskId) => new(taskId, ReadBackend) { App = this };
+
+    /// <summary>Where results are read by id: the eager store in eager mode, else the result backend.</summary>
+    internal IResultBackend ReadBackend => Options.TaskAlwaysEager ? Eager.Backend : ResultBackend;
 
     /// <inheritdoc />
     public Task<GroupResult?> RestoreGroupAsync(string groupId, CancellationToken ct = default) => GroupResult.RestoreAsync(this, groupId, ct);

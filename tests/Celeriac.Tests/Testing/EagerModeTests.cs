@@ -193,6 +193,8 @@ public sealed class EagerModeTests
 
         Assert.Equal([1, 4, 9], await group.GetAsync<List<int>>(TimeSpan.Zero, Ct) ?? []);
         Assert.Equal(14, await chord.GetAsync<int>(TimeSpan.Zero, Ct));
+        GroupResult? restored = await app.RestoreGroupAsync(group.Id, Ct);
+        Assert.Equal([1, 4, 9], await restored!.GetAsync<List<int>>(TimeSpan.Zero, Ct) ?? []);
     }
 
     [Fact]
