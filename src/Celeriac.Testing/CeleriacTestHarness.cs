@@ -64,10 +64,36 @@ public sealed class CeleriacTestHarness : IAsyncDisposable
             throw new InvalidOperationException("The test harness must be created before the app's first send or worker start: this app already has a broker connection. Create the harness right after registering the tasks.");
         }
 
+        // The worker serves every queue the app's tasks go to (their own queues and the routes), not only the default.
+        foreach (string queue in QueuesOf(app))
+        {
+            if (!o.Queues.Contains(queue))
+            {
+                o.Queues.Add(queue);
+            }
+        }
+
         Subscribe(app.Signals);
         Worker = new CeleriacWorker(app);
         _run = Task.Run(() => Worker.RunAsync(_stop.Token));
         _clock = Task.Run(() => AdvanceWhenIdleAsync(_stop.Token));
+    }
+
+    private static IEnumerable<string> QueuesOf(CeleriacApp app)
+    {
+        yield return app.Options.DefaultQueue;
+        foreach (string name in app.Tasks.Names)
+        {
+            if (app.Tasks.TryGet(name, out CeleriacTask? task) && task.Options.Queue is { Length: > 0 } own)
+            {
+                yield return own;
+            }
+        }
+
+        foreach (string routed in app.Options.TaskRoutes.Values)
+        {
+            yield return routed;
+        }
     }
 
     /// <summary>The app under test.</summary>

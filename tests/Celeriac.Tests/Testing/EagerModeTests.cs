@@ -248,4 +248,25 @@ public sealed class EagerModeTests
         Assert.True(options.TaskAlwaysEager);
         Assert.True(options.TaskEagerPropagates);
     }
+
+    public sealed class Greeter
+    {
+        public string Greeting { get; } = "hello";
+
+        public string Greet(string name) => Greeting + " " + name;
+    }
+
+    [Fact]
+    public async Task TaskWithAService_Eager_GetsItFromDI()
+    {
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddScoped<Greeter>(services);
+        await using Microsoft.Extensions.DependencyInjection.ServiceProvider provider = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = "nowhere://", TaskAlwaysEager = true, Services = provider });
+        CeleriacTask greet = app.Task("tasks.greet", ([Inject] Greeter greeter, string name) => greeter.Greet(name));
+
+        AsyncResult result = await greet.DelayAsync("ada");
+
+        Assert.Equal("hello ada", await result.GetAsync<string>(TimeSpan.Zero, Ct));
+    }
 }

@@ -255,4 +255,21 @@ public sealed class TestHarnessTests
 
         Assert.Contains("before the app's first send", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TasksOnOtherQueues_OwnQueueAndRoute_RunToo()
+    {
+        await using CeleriacApp app = NewApp();
+        app.Options.TaskRoutes["reports.*"] = "reports";
+        CeleriacTask mail = app.Task("mail.send", (string to) => "sent to " + to, new TaskOptions { Queue = "emails" });
+        CeleriacTask daily = app.Task("reports.daily", () => "report");
+        await using var harness = new CeleriacTestHarness(app);
+
+        await mail.DelayAsync("ada@example.org");
+        await daily.DelayAsync();
+
+        Assert.True(await harness.Succeeded.Any(mail, t => t.Result<string>() == "sent to ada@example.org", Ct));
+        Assert.True(await harness.Succeeded.Any(daily, ct: Ct));
+        Assert.Equal(["emails", "reports"], harness.Sent.Snapshot().Select(s => s.Queue).Order());
+    }
 }
