@@ -30,6 +30,9 @@ public sealed class RabbitMqTransport : ITransport
     /// <summary>RabbitMQ's own default <c>consumer_timeout</c> (30 min).</summary>
     private static readonly TimeSpan s_defaultConsumerTimeout = TimeSpan.FromMinutes(30);
 
+    // The TLS settings each factory was made with, for the error of a failed connect.
+    private static readonly ConditionalWeakTable<ConnectionFactory, BrokerTls> s_tls = [];
+
     private readonly ConnectionFactory _factory;
     private readonly string _display;
     private readonly ILogger _logger;
@@ -51,7 +54,7 @@ public sealed class RabbitMqTransport : ITransport
         _logger = options.LoggerFactory.CreateLogger("Celeriac.RabbitMQ");
         _factory = CreateFactory(options.Url, _display);
         _consumerTimeout = ConsumerTimeoutOf(options.Url, _display);
-        _connection = new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac"));
+        _connection = new Lazy<Task<IConnection>>(() => ConnectAsync(_factory, "celeriac"));
     }
 
     internal static ConnectionFactory CreateFactory(Uri url, string display)
@@ -84,10 +87,33 @@ public sealed class RabbitMqTransport : ITransport
 
         if (url.Scheme == "amqps")
         {
-            factory.Ssl = new SslOption { Enabled = true, ServerName = url.Host };
+            // The server is verified (against ssl_ca_certs, or the system's store) unless ssl_cert_reqs=none says
+            // otherwise; the verdict is remembered, so that a failed handshake is reported as what it is.
+            BrokerTls tls = BrokerTls.FromUrl(url);
+            factory.Ssl = new SslOption
+            {
+                Enabled = true,
+                ServerName = tls.Host,
+                CertificateValidationCallback = (_, certificate, chain, errors) => tls.Validate(certificate, chain, errors),
+                Certs = tls.ClientCertificate is { } client ? [client] : null,
+            };
+            s_tls.AddOrUpdate(factory, tls);
         }
 
         return factory;
+    }
+
+    /// <summary>Connects; a TLS failure is thrown as a <see cref="CeleriacConfigurationException"/> that says why and what to set.</summary>
+    internal static async Task<IConnection> ConnectAsync(ConnectionFactory factory, string name)
+    {
+        try
+        {
+            return await factory.CreateConnectionAsync(name).ConfigureAwait(false);
+        }
+        catch (Exception e) when (s_tls.TryGetValue(factory, out BrokerTls? tls) && tls.Explain(e, closedMeansRefused: true) is { } clear)
+        {
+            throw clear;
+        }
     }
 
     /// <summary>

@@ -34,7 +34,7 @@ public sealed class RpcResultBackend : IResultBackend, IReplyQueueResultBackend
             : throw new CeleriacConfigurationException($"The rpc:// result backend sends results through an AMQP broker; the broker is '{(options.BrokerUrl is null ? "none" : UrlText.Mask(options.BrokerUrl))}'. Use amqp:// as the broker, or another result backend.");
         _factory = RabbitMqTransport.CreateFactory(broker, UrlText.Mask(broker));
         _replyTo = options.ReplyTo;
-        _connection = new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac-rpc"));
+        _connection = new Lazy<Task<IConnection>>(() => RabbitMqTransport.ConnectAsync(_factory, "celeriac-rpc"));
     }
 
     /// <inheritdoc />

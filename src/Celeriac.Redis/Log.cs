@@ -25,4 +25,8 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 406, Level = LogLevel.Error, Message = "Could not restore the unacknowledged message {Tag}")]
     public static partial void RestoreFailed(ILogger logger, string tag, Exception exception);
+
+    // The reason names the broker and says what to set (BrokerTls).
+    [LoggerMessage(EventId = 420, Level = LogLevel.Error, Message = "{Reason}")]
+    public static partial void TlsFailed(ILogger logger, string reason);
 }

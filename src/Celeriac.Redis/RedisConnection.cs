@@ -27,7 +27,7 @@ internal sealed class RedisConnection
     {
         Endpoint = endpoint;
         _logger = logger;
-        _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint.Configuration));
+        _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint));
     }
 
     /// <summary>Where it connects.</summary>
@@ -85,7 +85,7 @@ internal sealed class RedisConnection
     public async ValueTask<IDatabase> DatabaseAsync(int db) => (await MultiplexerAsync().ConfigureAwait(false)).GetDatabase(db);
 
     /// <summary>Opens a connection of its own (for blocking commands, which would stall the shared one).</summary>
-    public Task<ConnectionMultiplexer> OpenDedicatedAsync() => ConnectAsync(Endpoint.Configuration);
+    public Task<ConnectionMultiplexer> OpenDedicatedAsync() => ConnectAsync(Endpoint);
 
     /// <summary>Whether <paramref name="e"/> says Redis is away or not ready yet, rather than that the command was wrong.</summary>
     public static bool IsOutage(Exception e) => e switch
@@ -107,13 +107,19 @@ internal sealed class RedisConnection
         {
             try
             {
-                T result = await operation().ConfigureAwait(false);
+                T result = await UnlessTlsFailsAsync(operation()).ConfigureAwait(false);
                 MarkUp();
                 return result;
             }
             catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
             {
                 MarkDown(e);
+                if (Endpoint.Tls?.Explain(e) is { } tls)
+                {
+                    // A handshake that failed fails again: waiting out the patience would only hide why.
+                    throw tls;
+                }
+
                 if (Stopwatch.GetElapsedTime(start) + delay > patience)
                 {
                     throw;
@@ -123,6 +129,24 @@ internal sealed class RedisConnection
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
         }
+    }
+
+    // While the first connect is under way (the client waits its whole connect timeout before it gives up), a failed
+    // TLS handshake ends the wait at once: it will fail again, and the caller should hear why now.
+    private async Task<T> UnlessTlsFailsAsync<T>(Task<T> attempt)
+    {
+        if (Endpoint.Tls is { } tls && !attempt.IsCompleted && _multiplexer.IsValueCreated && !_multiplexer.Value.IsCompleted)
+        {
+            await Task.WhenAny(attempt, tls.Failed).ConfigureAwait(false);
+            if (!attempt.IsCompleted && tls.RecentError() is { } error)
+            {
+                _ = attempt.ContinueWith(static t => t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                MarkDown(error);
+                throw error;
+            }
+        }
+
+        return await attempt.ConfigureAwait(false);
     }
 
     /// <summary>Notes that Redis failed (logs once per outage).</summary>
@@ -137,6 +161,12 @@ internal sealed class RedisConnection
             }
 
             _outageStarted = _lastFailure;
+        }
+
+        if (Endpoint.Tls?.Explain(e) is { } tls)
+        {
+            Log.TlsFailed(_logger, tls.Message);
+            return;
         }
 
         Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
@@ -170,9 +200,24 @@ internal sealed class RedisConnection
         }
     }
 
-    private static async Task<ConnectionMultiplexer> ConnectAsync(ConfigurationOptions configuration)
+    private static async Task<ConnectionMultiplexer> ConnectAsync(RedisEndpoint endpoint)
     {
         // With AbortOnConnectFail off this returns even when Redis is down, and connects in the background.
-        return await ConnectionMultiplexer.ConnectAsync(configuration.Clone()).ConfigureAwait(false);
+        ConnectionMultiplexer multiplexer = await ConnectionMultiplexer.ConnectAsync(endpoint.Configuration.Clone()).ConfigureAwait(false);
+        if (endpoint.Tls is { } tls)
+        {
+            // A server that refuses the handshake (no client certificate, an untrusted one) shows only here.
+            multiplexer.ConnectionFailed += (_, failed) =>
+            {
+                if (failed.FailureType == ConnectionFailureType.AuthenticationFailure && failed.Exception is { } e && tls.RecentFailure is null)
+                {
+                    tls.NoteFailure(Innermost(e).Message);
+                }
+            };
+        }
+
+        return multiplexer;
     }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 }

@@ -7,10 +7,10 @@ namespace Celeriac.Redis;
 
 /// <summary>
 /// A Redis URL as kombu and Celery read it: <c>redis://[[user]:password@]host[:port][/db]</c>, <c>rediss://</c>
-/// (TLS; <c>?ssl_cert_reqs=none</c> accepts any certificate) and <c>redis+socket:///path.sock[?virtual_host=db]</c>,
+/// (TLS, the server verified: <c>ssl_ca_certs</c>, <c>ssl_certfile</c>, <c>ssl_keyfile</c>, <c>ssl_cert_reqs=none</c>; see <see cref="BrokerTls"/>) and <c>redis+socket:///path.sock[?virtual_host=db]</c>,
 /// with the transport option <c>global_keyprefix</c> as a query parameter.
 /// </summary>
-internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Configuration, int Database, string KeyPrefix, string Display)
+internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Configuration, int Database, string KeyPrefix, string Display, BrokerTls? Tls = null)
 {
     private const int DefaultPort = 6379;
 
@@ -36,6 +36,7 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
         };
 
         int db;
+        BrokerTls? tls = null;
         string scheme = url.Scheme.ToLowerInvariant();
         if (scheme == "redis+socket")
         {
@@ -62,15 +63,7 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
             db = path.Length == 0 ? 0 : ParseDb(path, masked);
             if (scheme == "rediss")
             {
-                config.Ssl = true;
-                config.SslHost = host;
-                if (query.TryGetValue("ssl_cert_reqs", out string? reqs) && reqs.Equals("none", StringComparison.OrdinalIgnoreCase) || reqs is "CERT_NONE")
-                {
-                    // The user asked for it by name (kombu's ssl_cert_reqs=none), as for a self-signed test server.
-#pragma warning disable CA5359
-                    config.CertificateValidation += static (_, _, _, _) => true;
-#pragma warning restore CA5359
-                }
+                tls = ConfigureTls(config, url, host);
             }
         }
 
@@ -99,9 +92,30 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
 
         // One connection per database: a broker on db 0 and a backend on db 1 sharing one would make the client
         // switch databases (SELECT) between most commands.
-        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl, db);
-        return new RedisEndpoint(serverKey, config, db, prefix, masked);
+        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl, db, TlsKey(query));
+        return new RedisEndpoint(serverKey, config, db, prefix, masked, tls);
     }
+
+    // The server is verified (against ssl_ca_certs, or the system's store) unless ssl_cert_reqs=none says otherwise; the
+    // verdict is remembered, so that a failed handshake is reported as what it is rather than as an outage.
+    private static BrokerTls ConfigureTls(ConfigurationOptions config, Uri url, string host)
+    {
+        BrokerTls tls = BrokerTls.FromUrl(url);
+        config.Ssl = true;
+        config.SslHost = host;
+        config.CertificateValidation += (_, certificate, chain, errors) => tls.Validate(certificate, chain, errors);
+        if (tls.ClientCertificate is { } client)
+        {
+            config.CertificateSelection += (_, _, _, _, _) => client;
+        }
+
+        return tls;
+    }
+
+    // Two URLs share a connection only when their TLS settings are the same.
+    private static string TlsKey(Dictionary<string, string> query) =>
+        string.Join('&', query.Where(kv => kv.Key.StartsWith("ssl_", StringComparison.OrdinalIgnoreCase) || kv.Key is "cert_reqs" or "ca_certs" or "certfile" or "keyfile" or "check_hostname")
+            .OrderBy(kv => kv.Key, StringComparer.OrdinalIgnoreCase).Select(kv => kv.Key + "=" + kv.Value));
 
     private static int ParseDb(string text, string masked) =>
         int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int db) && db is >= 0 and < 100_000

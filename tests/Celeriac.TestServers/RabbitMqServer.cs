@@ -68,7 +68,22 @@ public sealed class RabbitMqServer : IAsyncDisposable
     /// <summary>What the node printed (its log goes to the console at info level).</summary>
     public string Log => _node.Log;
 
+    /// <summary>The AMQPS (TLS) port on 127.0.0.1 (0 unless started with <see cref="StartTlsAsync"/>).</summary>
+    public int TlsPort { get; private set; }
+
+    /// <summary>The certificates of the TLS listener, if it has one.</summary>
+    public TestCertificates? Certificates { get; private set; }
+
+    private bool RequireClientCertificates { get; set; }
+
     private string HomeDirectory => Path.Join(Directory, "home");
+
+    /// <summary>
+    /// The <c>amqps://</c> URL of <paramref name="vhost"/> on the TLS port as user guest, with <paramref name="query"/>
+    /// (<c>ssl_ca_certs=...</c>) appended as it is.
+    /// </summary>
+    public string TlsUrl(string vhost = "/", string query = "") =>
+        string.Create(CultureInfo.InvariantCulture, $"amqps://guest:guest@127.0.0.1:{TlsPort}/{Uri.EscapeDataString(vhost)}{(query.Length > 0 ? "?" + query : "")}");
 
     /// <summary>The AMQP URL of <paramref name="vhost"/> as user guest (allowed on loopback), the vhost escaped (<c>/</c> is <c>%2F</c>).</summary>
     public string Url(string vhost = "/") =>
@@ -81,7 +96,20 @@ public sealed class RabbitMqServer : IAsyncDisposable
     /// Starts a node with settings of the <c>rabbit</c> application in its <c>advanced.config</c>, as Erlang terms
     /// (<c>"{consumer_timeout, 4000}, {channel_tick_interval, 500}"</c>).
     /// </summary>
-    public static async Task<RabbitMqServer> StartAsync(string rabbitSettings, CancellationToken ct = default)
+    public static Task<RabbitMqServer> StartAsync(string rabbitSettings, CancellationToken ct = default) => StartAsync(rabbitSettings, null, false, ct);
+
+    /// <summary>
+    /// Starts a node with a TLS listener as well (the plain one stays, for the fixture's own checks), its certificate
+    /// signed by <paramref name="certificates"/>' CA; with <paramref name="requireClientCertificates"/> a client must
+    /// show a certificate of that CA (<c>fail_if_no_peer_cert</c>), otherwise one it shows is still verified.
+    /// </summary>
+    public static Task<RabbitMqServer> StartTlsAsync(TestCertificates certificates, bool requireClientCertificates, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(certificates);
+        return StartAsync("", certificates, requireClientCertificates, ct);
+    }
+
+    private static async Task<RabbitMqServer> StartAsync(string rabbitSettings, TestCertificates? certificates, bool requireClientCertificates, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(rabbitSettings);
         if (!File.Exists(ServerScript) || !File.Exists(CtlScript))
@@ -98,7 +126,22 @@ public sealed class RabbitMqServer : IAsyncDisposable
             distributionPort = FreePort.Next();
         }
 
-        var server = new RabbitMqServer("celeriac-" + id + "@localhost", port, distributionPort, dir);
+        var server = new RabbitMqServer("celeriac-" + id + "@localhost", port, distributionPort, dir)
+        {
+            Certificates = certificates,
+            RequireClientCertificates = requireClientCertificates,
+        };
+        if (certificates is not null)
+        {
+            int tlsPort = FreePort.Next();
+            while (tlsPort == port || tlsPort == distributionPort)
+            {
+                tlsPort = FreePort.Next();
+            }
+
+            server.TlsPort = tlsPort;
+        }
+
         server.WriteFiles(rabbitSettings);
         try
         {
@@ -215,6 +258,18 @@ public sealed class RabbitMqServer : IAsyncDisposable
             disk_free_limit.absolute = 10MB
 
             """));
+        if (Certificates is { } certs)
+        {
+            File.AppendAllText(Path.Join(Directory, "rabbitmq.conf"), string.Create(CultureInfo.InvariantCulture, $"""
+                listeners.ssl.default = 127.0.0.1:{TlsPort}
+                ssl_options.cacertfile = {certs.CaFile}
+                ssl_options.certfile = {certs.ServerCertFile}
+                ssl_options.keyfile = {certs.ServerKeyFile}
+                ssl_options.verify = verify_peer
+                ssl_options.fail_if_no_peer_cert = {(RequireClientCertificates ? "true" : "false")}
+
+                """));
+        }
     }
 
     // What the node and the CLI share: no RABBITMQ_*/ERL_* settings or systemd socket from the caller, this node's

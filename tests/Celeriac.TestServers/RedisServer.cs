@@ -36,6 +36,21 @@ public sealed class RedisServer : IAsyncDisposable
     /// <summary>What the server printed.</summary>
     public string Log => _server.Log;
 
+    /// <summary>The TLS port on 127.0.0.1 (0 unless started with <see cref="StartTlsAsync"/>).</summary>
+    public int TlsPort { get; private set; }
+
+    /// <summary>The certificates of the TLS port, if it has one.</summary>
+    public TestCertificates? Certificates { get; private set; }
+
+    private string? TlsAuthClients { get; set; }
+
+    /// <summary>
+    /// The <c>rediss://</c> URL of database <paramref name="db"/> on the TLS port, with <paramref name="query"/>
+    /// (<c>ssl_ca_certs=...</c>) appended as it is.
+    /// </summary>
+    public string TlsUrl(int db = 0, string query = "") =>
+        string.Create(CultureInfo.InvariantCulture, $"rediss://127.0.0.1:{TlsPort}/{db}{(query.Length > 0 ? "?" + query : "")}");
+
     /// <summary>The URL of database <paramref name="db"/>.</summary>
     public string Url(int db = 0) => string.Create(CultureInfo.InvariantCulture, $"redis://127.0.0.1:{Port}/{db}");
 
@@ -50,6 +65,33 @@ public sealed class RedisServer : IAsyncDisposable
         string dir = Path.Combine(Path.GetTempPath(), "celeriac-redis-" + Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(dir);
         var server = new RedisServer(FreePort.Next(), dir);
+        await server.StartAgainAsync(ct).ConfigureAwait(false);
+        return server;
+    }
+
+    /// <summary>
+    /// Starts a server with a TLS port as well (the plain one stays, for the fixture's own checks), its certificate
+    /// signed by <paramref name="certificates"/>' CA; with <paramref name="requireClientCertificates"/> a client must
+    /// show a certificate of that CA (<c>--tls-auth-clients yes</c>), otherwise it need not (<c>optional</c>).
+    /// </summary>
+    public static async Task<RedisServer> StartTlsAsync(TestCertificates certificates, bool requireClientCertificates, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(certificates);
+        string dir = Path.Combine(Path.GetTempPath(), "celeriac-redis-" + Guid.NewGuid().ToString("N")[..12]);
+        System.IO.Directory.CreateDirectory(dir);
+        int port = FreePort.Next();
+        int tlsPort = FreePort.Next();
+        while (tlsPort == port)
+        {
+            tlsPort = FreePort.Next();
+        }
+
+        var server = new RedisServer(port, dir)
+        {
+            TlsPort = tlsPort,
+            Certificates = certificates,
+            TlsAuthClients = requireClientCertificates ? "yes" : "optional",
+        };
         await server.StartAgainAsync(ct).ConfigureAwait(false);
         return server;
     }
@@ -69,6 +111,16 @@ public sealed class RedisServer : IAsyncDisposable
             "--protected-mode", "yes", "--databases", "16", "--loglevel", "warning"])
         {
             start.ArgumentList.Add(a);
+        }
+
+        if (Certificates is { } certs)
+        {
+            foreach (string a in (string[])[
+                "--tls-port", TlsPort.ToString(CultureInfo.InvariantCulture), "--tls-cert-file", certs.ServerCertFile,
+                "--tls-key-file", certs.ServerKeyFile, "--tls-ca-cert-file", certs.CaFile, "--tls-auth-clients", TlsAuthClients!])
+            {
+                start.ArgumentList.Add(a);
+            }
         }
 
         await _server.StartAsync(start, PingAsync, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);

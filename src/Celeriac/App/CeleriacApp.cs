@@ -31,13 +31,21 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
 
     /// <summary>
     /// Creates an app: the defaults, then <paramref name="configure"/>, then <c>appsettings.json</c>'s
-    /// <c>Celeriac</c> section, then <c>CELERIAC_*</c> environment variables.
+    /// <c>Celeriac</c> section, then environment variables (<c>CELERIAC_*</c>), read as a host reads them
+    /// (<see cref="CeleriacSettings"/>).
     /// </summary>
-    public static CeleriacApp Create(Action<CeleriacOptions>? configure = null)
+    public static CeleriacApp Create(Action<CeleriacOptions>? configure = null) => Create([], configure);
+
+    /// <summary>
+    /// Creates an app as <see cref="Create(Action{CeleriacOptions})"/> does, with the command line last
+    /// (<c>--Celeriac:Concurrency=4</c>, <c>--Celeriac:BrokerUrl=redis://...</c>).
+    /// </summary>
+    public static CeleriacApp Create(string[] args, Action<CeleriacOptions>? configure = null)
     {
+        ArgumentNullException.ThrowIfNull(args);
         var options = new CeleriacOptions();
         configure?.Invoke(options);
-        CeleriacSettings.Apply(options);
+        CeleriacSettings.Bind(options, CeleriacSettings.BuildConfiguration(args: args));
         return new CeleriacApp(options);
     }
 

@@ -1,10 +1,11 @@
 namespace Celeriac;
 
 /// <summary>
-/// The settings of a Celeriac app and its worker. Each mirrors a Celery setting (named in its doc).
-/// Precedence, lowest first: these defaults, code (<c>CeleriacApp.Create(o =&gt; ...)</c> or
-/// <c>AddCeleriac(o =&gt; ...)</c>), the <c>Celeriac</c> section of <c>appsettings.json</c>, environment
-/// variables (<c>CELERIAC_*</c>), command-line flags.
+/// The settings of a Celeriac app and the effective settings of its worker (see <see cref="CeleriacWorkerOptions"/>).
+/// Each mirrors a Celery setting (named in its doc). Precedence, lowest first: these defaults, code
+/// (<c>CeleriacApp.Create(o =&gt; ...)</c> or <c>AddCeleriac(o =&gt; ...)</c>, then <c>AddWorker(w =&gt; ...)</c>), the
+/// <c>Celeriac</c> section of <c>appsettings.json</c>, environment variables (<c>CELERIAC_*</c>), the command line, all
+/// read by <see cref="CeleriacSettings"/>.
 /// </summary>
 public sealed class CeleriacOptions
 {
@@ -303,62 +304,62 @@ public sealed class CeleriacOptions
 
         if (PrefetchMultiplier < 0)
         {
-            throw new CeleriacConfigurationException($"The prefetch multiplier must be 0 (unlimited) or more (got {PrefetchMultiplier}).");
+            throw new CeleriacConfigurationException($"PrefetchMultiplier: the prefetch multiplier must be 0 (unlimited) or more (got {PrefetchMultiplier}).");
         }
 
         if (string.IsNullOrWhiteSpace(DefaultQueue))
         {
-            throw new CeleriacConfigurationException("The default queue name is empty.");
+            throw new CeleriacConfigurationException("DefaultQueue: the default queue name is empty.");
         }
 
         if (QueueMaxPriority is < 1 or > 255)
         {
-            throw new CeleriacConfigurationException($"The queue max priority must be between 1 and 255 (got {QueueMaxPriority}).");
+            throw new CeleriacConfigurationException($"QueueMaxPriority: the queue max priority must be between 1 and 255 (got {QueueMaxPriority}).");
         }
 
         if (!string.Equals(QueueType, "classic", StringComparison.OrdinalIgnoreCase) && !string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase))
         {
-            throw new CeleriacConfigurationException($"The queue type must be classic or quorum (got '{QueueType}').");
+            throw new CeleriacConfigurationException($"QueueType: the queue type must be classic or quorum (got '{QueueType}').");
         }
 
         if (string.Equals(QueueType, "quorum", StringComparison.OrdinalIgnoreCase) && QueueMaxPriority is not null)
         {
-            throw new CeleriacConfigurationException("Quorum queues have no priorities: unset the queue max priority or use classic queues.");
+            throw new CeleriacConfigurationException("QueueType, QueueMaxPriority: quorum queues have no priorities: unset the queue max priority or use classic queues.");
         }
 
         if (ColdShutdownGrace < TimeSpan.Zero)
         {
-            throw new CeleriacConfigurationException($"The cold shutdown grace cannot be negative (got {ColdShutdownGrace}).");
+            throw new CeleriacConfigurationException($"ColdShutdownGrace: the cold shutdown grace cannot be negative (got {ColdShutdownGrace}).");
         }
 
         if (!Celeriac.Concurrency.PoolNames.IsKnown(Pool))
         {
-            throw new CeleriacConfigurationException($"Unknown pool '{Pool}': use async, threads, prefork (processes) or solo.");
+            throw new CeleriacConfigurationException($"Pool: unknown pool '{Pool}': use async, threads, prefork (processes) or solo.");
         }
 
         if (Autoscale is not null && !TryParseAutoscale(Autoscale, out _, out _))
         {
-            throw new CeleriacConfigurationException($"Autoscale must be MAX,MIN with 1 <= MIN <= MAX (got '{Autoscale}').");
+            throw new CeleriacConfigurationException($"Autoscale: must be MAX,MIN with 1 <= MIN <= MAX (got '{Autoscale}').");
         }
 
         if (SoftShutdownTimeout < TimeSpan.Zero)
         {
-            throw new CeleriacConfigurationException($"The soft shutdown timeout cannot be negative (got {SoftShutdownTimeout}).");
+            throw new CeleriacConfigurationException($"SoftShutdownTimeout: the soft shutdown timeout cannot be negative (got {SoftShutdownTimeout}).");
         }
 
         if (MaxTasksPerChild is < 1 || MaxMemoryPerChild is < 1)
         {
-            throw new CeleriacConfigurationException("The max tasks and max memory per child must be at least 1 when set.");
+            throw new CeleriacConfigurationException($"MaxTasksPerChild, MaxMemoryPerChild: the max tasks and max memory per child must be at least 1 when set (got {MaxTasksPerChild?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}, {MaxMemoryPerChild?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}).");
         }
 
         if (HeartbeatInterval <= TimeSpan.Zero)
         {
-            throw new CeleriacConfigurationException($"The heartbeat interval must be positive (got {HeartbeatInterval}).");
+            throw new CeleriacConfigurationException($"HeartbeatInterval: the heartbeat interval must be positive (got {HeartbeatInterval}).");
         }
 
         if (VisibilityTimeout <= TimeSpan.Zero)
         {
-            throw new CeleriacConfigurationException("The visibility timeout must be positive.");
+            throw new CeleriacConfigurationException($"VisibilityTimeout: the visibility timeout must be positive (got {VisibilityTimeout}).");
         }
     }
 }

@@ -1,137 +1,130 @@
 using System.Globalization;
-using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 
 namespace Celeriac;
 
 /// <summary>
-/// Reads <see cref="CeleriacOptions"/> from the <c>Celeriac</c> section of <c>appsettings.json</c> and from
-/// <c>CELERIAC_*</c> environment variables, in that order (the later wins).
+/// The one reader of Celeriac's settings, on <see cref="IConfiguration"/>: the <c>Celeriac</c> section (a worker's
+/// settings also under <c>Celeriac:Worker</c>) and the documented <c>CELERIAC_*</c> environment variables, the later
+/// configuration source winning (appsettings.json &lt; environment &lt; command line, as a .NET host stacks them).
+/// <c>AddCeleriac</c> reads the host's configuration with it; <c>CeleriacApp.Create</c> and the CLI read the stack
+/// <see cref="BuildConfiguration"/> makes. Settings given in code come before all of them.
 /// </summary>
 public static class CeleriacSettings
 {
-    /// <summary>The setting names, their environment variables and how each applies.</summary>
-    private static readonly (string Key, string Env, Action<CeleriacOptions, string> Apply)[] s_settings =
+    /// <summary>The configuration section of Celeriac's settings.</summary>
+    public const string SectionName = "Celeriac";
+
+    /// <summary>The sub-section of a worker's settings (<c>Celeriac:Worker</c>), beside their flat keys.</summary>
+    public const string WorkerSectionName = "Worker";
+
+    private static readonly string[] s_sections = ["TaskRoutes", "ResultBackendSettings", "BeatSchedule", WorkerSectionName];
+
+    /// <summary>
+    /// The one table of setting names: each setting's key (under <c>Celeriac</c>, and under <c>Celeriac:Worker</c> for a
+    /// worker's), its documented environment variable, whether it is the worker's, and how its text applies.
+    /// </summary>
+    private static readonly (string Key, string Env, bool Worker, Action<CeleriacOptions, string> Apply)[] s_settings =
     [
-        ("BrokerUrl", "CELERIAC_BROKER_URL", static (o, v) => o.BrokerUrl = v),
-        ("ResultBackend", "CELERIAC_RESULT_BACKEND", static (o, v) => o.ResultBackend = v),
-        ("DefaultQueue", "CELERIAC_DEFAULT_QUEUE", static (o, v) => o.DefaultQueue = v),
-        ("ResultExpires", "CELERIAC_RESULT_EXPIRES", static (o, v) => o.ResultExpires = v is "" or "none" or "null" ? null : Seconds("ResultExpires", v)),
-        ("PrefetchMultiplier", "CELERIAC_PREFETCH_MULTIPLIER", static (o, v) => o.PrefetchMultiplier = Int("PrefetchMultiplier", v)),
-        ("DisablePrefetch", "CELERIAC_DISABLE_PREFETCH", static (o, v) => o.DisablePrefetch = Bool("DisablePrefetch", v)),
-        ("AcksLate", "CELERIAC_ACKS_LATE", static (o, v) => o.AcksLate = Bool("AcksLate", v)),
-        ("TaskTimeLimit", "CELERIAC_TASK_TIME_LIMIT", static (o, v) => o.TaskTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskTimeLimit", v)),
-        ("TaskSoftTimeLimit", "CELERIAC_TASK_SOFT_TIME_LIMIT", static (o, v) => o.TaskSoftTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskSoftTimeLimit", v)),
-        ("AcksOnFailureOrTimeout", "CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT", static (o, v) => o.AcksOnFailureOrTimeout = Bool("AcksOnFailureOrTimeout", v)),
-        ("RejectOnWorkerLost", "CELERIAC_REJECT_ON_WORKER_LOST", static (o, v) => o.RejectOnWorkerLost = Bool("RejectOnWorkerLost", v)),
-        ("ColdShutdownGrace", "CELERIAC_COLD_SHUTDOWN_GRACE", static (o, v) => o.ColdShutdownGrace = Seconds("ColdShutdownGrace", v)),
-        ("StateDb", "CELERIAC_STATEDB", static (o, v) => o.StateDb = v is "" ? null : v),
-        ("Concurrency", "CELERIAC_CONCURRENCY", static (o, v) => o.Concurrency = Int("Concurrency", v)),
-        ("Pool", "CELERIAC_POOL", static (o, v) => o.Pool = v),
-        ("Autoscale", "CELERIAC_AUTOSCALE", static (o, v) => o.Autoscale = v is "" or "none" or "null" ? null : v),
-        ("AutoscaleKeepAlive", "CELERIAC_AUTOSCALE_KEEPALIVE", static (o, v) => o.AutoscaleKeepAlive = Seconds("AutoscaleKeepAlive", v)),
-        ("SoftShutdownTimeout", "CELERIAC_SOFT_SHUTDOWN_TIMEOUT", static (o, v) => o.SoftShutdownTimeout = Seconds("SoftShutdownTimeout", v)),
-        ("MaxTasksPerChild", "CELERIAC_MAX_TASKS_PER_CHILD", static (o, v) => o.MaxTasksPerChild = v is "" or "none" or "null" ? null : Int("MaxTasksPerChild", v)),
-        ("MaxMemoryPerChild", "CELERIAC_MAX_MEMORY_PER_CHILD", static (o, v) => o.MaxMemoryPerChild = v is "" or "none" or "null" ? null : Int("MaxMemoryPerChild", v)),
-        ("TrackStarted", "CELERIAC_TRACK_STARTED", static (o, v) => o.TrackStarted = Bool("TrackStarted", v)),
-        ("TaskEvents", "CELERIAC_TASK_EVENTS", static (o, v) => o.TaskEvents = Bool("TaskEvents", v)),
-        ("WithoutHeartbeat", "CELERIAC_WITHOUT_HEARTBEAT", static (o, v) => o.WithoutHeartbeat = Bool("WithoutHeartbeat", v)),
-        ("WithoutMingle", "CELERIAC_WITHOUT_MINGLE", static (o, v) => o.WithoutMingle = Bool("WithoutMingle", v)),
-        ("Timezone", "CELERIAC_TIMEZONE", static (o, v) => o.Timezone = v),
-        ("BeatScheduleUrl", "CELERIAC_BEAT_SCHEDULE", static (o, v) => o.BeatScheduleUrl = v is "" ? null : v),
-        ("BeatMaxInterval", "CELERIAC_BEAT_MAX_INTERVAL", static (o, v) => o.BeatMaxInterval = Seconds("BeatMaxInterval", v)),
-        ("BeatLeaseTime", "CELERIAC_BEAT_LEASE_TIME", static (o, v) => o.BeatLeaseTime = Seconds("BeatLeaseTime", v)),
-        ("BeatMisfireGrace", "CELERIAC_BEAT_MISFIRE_GRACE", static (o, v) => o.BeatMisfireGrace = Seconds("BeatMisfireGrace", v)),
-        ("HeartbeatInterval", "CELERIAC_HEARTBEAT_INTERVAL", static (o, v) => o.HeartbeatInterval = Seconds("HeartbeatInterval", v)),
-        ("TaskSendSentEvent", "CELERIAC_TASK_SEND_SENT_EVENT", static (o, v) => o.TaskSendSentEvent = Bool("TaskSendSentEvent", v)),
-        ("ResultExtended", "CELERIAC_RESULT_EXTENDED", static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),
-        ("VisibilityTimeout", "CELERIAC_VISIBILITY_TIMEOUT", static (o, v) => o.VisibilityTimeout = Seconds("VisibilityTimeout", v)),
-        ("QueueMaxPriority", "CELERIAC_QUEUE_MAX_PRIORITY", static (o, v) => o.QueueMaxPriority = v is "" or "none" or "null" ? null : Int("QueueMaxPriority", v)),
-        ("QueueType", "CELERIAC_QUEUE_TYPE", static (o, v) => o.QueueType = v),
-        ("Queues", "CELERIAC_QUEUES", static (o, v) => SetQueues(o, v)),
-        ("NodeName", "CELERIAC_HOSTNAME", static (o, v) => o.NodeName = v),
-        ("TaskAlwaysEager", "CELERIAC_TASK_ALWAYS_EAGER", static (o, v) => o.TaskAlwaysEager = Bool("TaskAlwaysEager", v)),
-        ("TaskEagerPropagates", "CELERIAC_TASK_EAGER_PROPAGATES", static (o, v) => o.TaskEagerPropagates = Bool("TaskEagerPropagates", v)),
+        ("BrokerUrl", "CELERIAC_BROKER_URL", false, static (o, v) => o.BrokerUrl = v),
+        ("ResultBackend", "CELERIAC_RESULT_BACKEND", false, static (o, v) => o.ResultBackend = v),
+        ("DefaultQueue", "CELERIAC_DEFAULT_QUEUE", false, static (o, v) => o.DefaultQueue = v),
+        ("ResultExpires", "CELERIAC_RESULT_EXPIRES", false, static (o, v) => o.ResultExpires = v is "" or "none" or "null" ? null : Seconds("ResultExpires", v)),
+        ("PrefetchMultiplier", "CELERIAC_PREFETCH_MULTIPLIER", true, static (o, v) => o.PrefetchMultiplier = Int("PrefetchMultiplier", v)),
+        ("DisablePrefetch", "CELERIAC_DISABLE_PREFETCH", true, static (o, v) => o.DisablePrefetch = Bool("DisablePrefetch", v)),
+        ("AcksLate", "CELERIAC_ACKS_LATE", true, static (o, v) => o.AcksLate = Bool("AcksLate", v)),
+        ("TaskTimeLimit", "CELERIAC_TASK_TIME_LIMIT", true, static (o, v) => o.TaskTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskTimeLimit", v)),
+        ("TaskSoftTimeLimit", "CELERIAC_TASK_SOFT_TIME_LIMIT", true, static (o, v) => o.TaskSoftTimeLimit = v is "" or "none" or "null" ? null : Seconds("TaskSoftTimeLimit", v)),
+        ("AcksOnFailureOrTimeout", "CELERIAC_ACKS_ON_FAILURE_OR_TIMEOUT", true, static (o, v) => o.AcksOnFailureOrTimeout = Bool("AcksOnFailureOrTimeout", v)),
+        ("RejectOnWorkerLost", "CELERIAC_REJECT_ON_WORKER_LOST", true, static (o, v) => o.RejectOnWorkerLost = Bool("RejectOnWorkerLost", v)),
+        ("ColdShutdownGrace", "CELERIAC_COLD_SHUTDOWN_GRACE", true, static (o, v) => o.ColdShutdownGrace = Seconds("ColdShutdownGrace", v)),
+        ("StateDb", "CELERIAC_STATEDB", true, static (o, v) => o.StateDb = v is "" ? null : v),
+        ("Concurrency", "CELERIAC_CONCURRENCY", true, static (o, v) => o.Concurrency = Int("Concurrency", v)),
+        ("Pool", "CELERIAC_POOL", true, static (o, v) => o.Pool = v),
+        ("Autoscale", "CELERIAC_AUTOSCALE", true, static (o, v) => o.Autoscale = v is "" or "none" or "null" ? null : v),
+        ("AutoscaleKeepAlive", "CELERIAC_AUTOSCALE_KEEPALIVE", true, static (o, v) => o.AutoscaleKeepAlive = Seconds("AutoscaleKeepAlive", v)),
+        ("SoftShutdownTimeout", "CELERIAC_SOFT_SHUTDOWN_TIMEOUT", true, static (o, v) => o.SoftShutdownTimeout = Seconds("SoftShutdownTimeout", v)),
+        ("MaxTasksPerChild", "CELERIAC_MAX_TASKS_PER_CHILD", true, static (o, v) => o.MaxTasksPerChild = v is "" or "none" or "null" ? null : Int("MaxTasksPerChild", v)),
+        ("MaxMemoryPerChild", "CELERIAC_MAX_MEMORY_PER_CHILD", true, static (o, v) => o.MaxMemoryPerChild = v is "" or "none" or "null" ? null : Int("MaxMemoryPerChild", v)),
+        ("TrackStarted", "CELERIAC_TRACK_STARTED", true, static (o, v) => o.TrackStarted = Bool("TrackStarted", v)),
+        ("TaskEvents", "CELERIAC_TASK_EVENTS", true, static (o, v) => o.TaskEvents = Bool("TaskEvents", v)),
+        ("WithoutHeartbeat", "CELERIAC_WITHOUT_HEARTBEAT", true, static (o, v) => o.WithoutHeartbeat = Bool("WithoutHeartbeat", v)),
+        ("WithoutMingle", "CELERIAC_WITHOUT_MINGLE", true, static (o, v) => o.WithoutMingle = Bool("WithoutMingle", v)),
+        ("Timezone", "CELERIAC_TIMEZONE", false, static (o, v) => o.Timezone = v),
+        ("BeatScheduleUrl", "CELERIAC_BEAT_SCHEDULE", false, static (o, v) => o.BeatScheduleUrl = v is "" ? null : v),
+        ("BeatMaxInterval", "CELERIAC_BEAT_MAX_INTERVAL", false, static (o, v) => o.BeatMaxInterval = Seconds("BeatMaxInterval", v)),
+        ("BeatLeaseTime", "CELERIAC_BEAT_LEASE_TIME", false, static (o, v) => o.BeatLeaseTime = Seconds("BeatLeaseTime", v)),
+        ("BeatMisfireGrace", "CELERIAC_BEAT_MISFIRE_GRACE", false, static (o, v) => o.BeatMisfireGrace = Seconds("BeatMisfireGrace", v)),
+        ("HeartbeatInterval", "CELERIAC_HEARTBEAT_INTERVAL", true, static (o, v) => o.HeartbeatInterval = Seconds("HeartbeatInterval", v)),
+        ("TaskSendSentEvent", "CELERIAC_TASK_SEND_SENT_EVENT", false, static (o, v) => o.TaskSendSentEvent = Bool("TaskSendSentEvent", v)),
+        ("ResultExtended", "CELERIAC_RESULT_EXTENDED", false, static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),
+        ("VisibilityTimeout", "CELERIAC_VISIBILITY_TIMEOUT", false, static (o, v) => o.VisibilityTimeout = Seconds("VisibilityTimeout", v)),
+        ("QueueMaxPriority", "CELERIAC_QUEUE_MAX_PRIORITY", false, static (o, v) => o.QueueMaxPriority = v is "" or "none" or "null" ? null : Int("QueueMaxPriority", v)),
+        ("QueueType", "CELERIAC_QUEUE_TYPE", false, static (o, v) => o.QueueType = v),
+        ("Queues", "CELERIAC_QUEUES", true, static (o, v) => SetQueues(o, v)),
+        ("NodeName", "CELERIAC_HOSTNAME", true, static (o, v) => o.NodeName = v),
+        ("TaskAlwaysEager", "CELERIAC_TASK_ALWAYS_EAGER", false, static (o, v) => o.TaskAlwaysEager = Bool("TaskAlwaysEager", v)),
+        ("TaskEagerPropagates", "CELERIAC_TASK_EAGER_PROPAGATES", false, static (o, v) => o.TaskEagerPropagates = Bool("TaskEagerPropagates", v)),
     ];
+
 
     /// <summary>The environment variable of each setting, for documentation and help text.</summary>
     public static IEnumerable<(string Setting, string Variable)> Variables => s_settings.Select(s => (s.Key, s.Env));
+
+    /// <summary>The settings that are the worker's (those <see cref="CeleriacWorkerOptions"/> holds).</summary>
+    public static IEnumerable<string> WorkerSettings => s_settings.Where(s => s.Worker).Select(s => s.Key);
+
+    /// <summary>
+    /// The configuration Celeriac reads outside a host, lowest first: <paramref name="appSettingsPath"/> (if it exists),
+    /// the environment (<paramref name="environment"/>, else the process's), the command line
+    /// (<c>--Celeriac:Concurrency=4</c>). Throws <see cref="CeleriacConfigurationException"/> for a file that is not JSON.
+    /// </summary>
+    public static IConfiguration BuildConfiguration(string? appSettingsPath = "appsettings.json", string[]? args = null, Func<string, string?>? environment = null)
+    {
+        var builder = new ConfigurationBuilder();
+        if (appSettingsPath is not null && File.Exists(appSettingsPath))
+        {
+            builder.AddJsonFile(Path.GetFullPath(appSettingsPath), optional: true, reloadOnChange: false);
+        }
+
+        if (environment is null)
+        {
+            builder.AddEnvironmentVariables();
+        }
+        else
+        {
+            builder.Add(new DocumentedVariablesSource(environment));
+        }
+
+        if (args is { Length: > 0 })
+        {
+            builder.AddCommandLine(args);
+        }
+
+        return Build(builder, appSettingsPath ?? "appsettings.json");
+    }
+
+    /// <summary>
+    /// Applies the settings <paramref name="configuration"/> holds onto <paramref name="options"/>: each setting from the
+    /// last configuration source that has it under any of its names (<c>Celeriac:Worker:X</c>, <c>Celeriac:X</c>,
+    /// <c>CELERIAC_X</c>). Throws <see cref="CeleriacConfigurationException"/> naming the key and the value for a bad
+    /// value, and for an unknown key under <c>Celeriac</c>.
+    /// </summary>
+    public static void Bind(CeleriacOptions options, IConfiguration configuration) => Bind(options, configuration, fallback: null);
 
     /// <summary>Applies <c>appsettings.json</c> (if the file exists) and then the environment.</summary>
     public static void Apply(CeleriacOptions options, string? appSettingsPath = "appsettings.json", Func<string, string?>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (appSettingsPath is not null && File.Exists(appSettingsPath))
-        {
-            ApplyJson(options, File.ReadAllBytes(appSettingsPath), appSettingsPath);
-        }
-
-        ApplyEnvironment(options, environment ?? Environment.GetEnvironmentVariable);
+        Bind(options, BuildConfiguration(appSettingsPath, null, environment));
     }
 
     /// <summary>Applies the <c>Celeriac</c> object of an <c>appsettings.json</c> document.</summary>
     public static void ApplyJson(CeleriacOptions options, ReadOnlySpan<byte> json, string source = "appsettings.json")
     {
         ArgumentNullException.ThrowIfNull(options);
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
-        }
-        catch (JsonException ex)
-        {
-            throw new CeleriacConfigurationException($"{source} is not valid JSON: {ex.Message}", ex);
-        }
-
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("Celeriac", out JsonElement section))
-            {
-                return;
-            }
-
-            foreach (JsonProperty p in section.EnumerateObject())
-            {
-                if (p.NameEquals("TaskRoutes") && p.Value.ValueKind == JsonValueKind.Object)
-                {
-                    foreach (JsonProperty route in p.Value.EnumerateObject())
-                    {
-                        options.TaskRoutes[route.Name] = route.Value.GetString() ?? "";
-                    }
-
-                    continue;
-                }
-
-                if (p.NameEquals("ResultBackendSettings") && p.Value.ValueKind == JsonValueKind.Object)
-                {
-                    foreach (JsonProperty setting in p.Value.EnumerateObject())
-                    {
-                        options.ResultBackendSettings[setting.Name] = setting.Value.ValueKind == JsonValueKind.String ? setting.Value.GetString()! : setting.Value.GetRawText();
-                    }
-
-                    continue;
-                }
-
-                if (p.NameEquals("BeatSchedule") && p.Value.ValueKind == JsonValueKind.Object)
-                {
-                    // Kept as written: beat reads each entry (and names the bad ones) when it starts.
-                    foreach (JsonProperty entry in p.Value.EnumerateObject())
-                    {
-                        options.BeatSchedule[entry.Name] = entry.Value.Clone();
-                    }
-
-                    continue;
-                }
-
-                string value = p.Value.ValueKind switch
-                {
-                    JsonValueKind.String => p.Value.GetString()!,
-                    JsonValueKind.Array => string.Join(',', p.Value.EnumerateArray().Select(e => e.ToString())),
-                    JsonValueKind.Null => "",
-                    _ => p.Value.GetRawText(),
-                };
-                ApplySetting(options, p.Name, value, source);
-            }
-        }
+        var builder = new ConfigurationBuilder().AddJsonStream(new MemoryStream(json.ToArray()));
+        Bind(options, Build(builder, source));
     }
 
     /// <summary>Applies one setting by its name (<c>BrokerUrl</c>, <c>Concurrency</c>, ...), case-insensitive.</summary>
@@ -141,7 +134,7 @@ public static class CeleriacSettings
         var setting = s_settings.FirstOrDefault(s => string.Equals(s.Key, name, StringComparison.OrdinalIgnoreCase));
         if (setting.Apply is null)
         {
-            throw new CeleriacConfigurationException($"{source}: unknown setting Celeriac:{name} (known: {string.Join(", ", s_settings.Select(s => s.Key))}, TaskRoutes, BeatSchedule, ResultBackendSettings).");
+            throw new CeleriacConfigurationException($"{source}: unknown setting Celeriac:{name} (known: {string.Join(", ", s_settings.Select(s => s.Key))}, {string.Join(", ", s_sections)}).");
         }
 
         setting.Apply(options, value);
@@ -152,11 +145,175 @@ public static class CeleriacSettings
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(environment);
-        foreach ((string _, string env, Action<CeleriacOptions, string> apply) in s_settings)
+        Bind(options, new ConfigurationBuilder().Add(new DocumentedVariablesSource(environment)).Build());
+    }
+
+    /// <summary>
+    /// <see cref="Bind(CeleriacOptions, IConfiguration)"/> with the process's documented variables that
+    /// <paramref name="configuration"/> lacks (a configuration built without the environment) applied last, as they
+    /// were before configuration came through the host.
+    /// </summary>
+    internal static void BindWithEnvironment(CeleriacOptions options, IConfiguration configuration) =>
+        Bind(options, configuration, new DocumentedVariablesSource(name => configuration[name] is null ? Environment.GetEnvironmentVariable(name) : null).BuildProvider());
+
+    private static void Bind(CeleriacOptions options, IConfiguration configuration, IConfigurationProvider? fallback)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configuration);
+        IConfigurationSection section = configuration.GetSection(SectionName);
+        CheckKeys(section);
+        foreach ((string name, string env, bool worker, Action<CeleriacOptions, string> apply) in s_settings)
         {
-            if (environment(env) is { } value)
+            string[] keys = worker
+                ? [$"{SectionName}:{WorkerSectionName}:{name}", $"{SectionName}:{name}", env]
+                : [$"{SectionName}:{name}", env];
+            if (Resolve(configuration, fallback, keys) is not var (key, value))
+            {
+                continue;
+            }
+
+            try
             {
                 apply(options, value);
+            }
+            catch (CeleriacConfigurationException ex)
+            {
+                throw new CeleriacConfigurationException($"{key}: {ex.Message}", ex);
+            }
+        }
+
+        foreach (IConfigurationSection route in section.GetSection("TaskRoutes").GetChildren())
+        {
+            options.TaskRoutes[route.Key] = route.Value ?? "";
+        }
+
+        foreach (IConfigurationSection setting in section.GetSection("ResultBackendSettings").GetChildren())
+        {
+            options.ResultBackendSettings[setting.Key] = setting.Value ?? ConfigurationJson.ToJson(setting).GetRawText();
+        }
+
+        // Kept as written: beat reads each entry (and names the bad ones) when it starts.
+        foreach (IConfigurationSection entry in section.GetSection("BeatSchedule").GetChildren())
+        {
+            options.BeatSchedule[entry.Key] = ConfigurationJson.ToJson(entry);
+        }
+    }
+
+    private static void CheckKeys(IConfigurationSection section)
+    {
+        foreach (IConfigurationSection child in section.GetChildren())
+        {
+            if (string.Equals(child.Key, WorkerSectionName, StringComparison.OrdinalIgnoreCase))
+            {
+                foreach (IConfigurationSection w in child.GetChildren())
+                {
+                    if (!s_settings.Any(s => s.Worker && string.Equals(s.Key, w.Key, StringComparison.OrdinalIgnoreCase)))
+                    {
+                        throw new CeleriacConfigurationException($"configuration: unknown setting {w.Path} (a worker's: {string.Join(", ", WorkerSettings)}).");
+                    }
+                }
+            }
+            else if (!s_sections.Contains(child.Key, StringComparer.OrdinalIgnoreCase)
+                && !s_settings.Any(s => string.Equals(s.Key, child.Key, StringComparison.OrdinalIgnoreCase)))
+            {
+                throw new CeleriacConfigurationException($"configuration: unknown setting {child.Path} (known: {string.Join(", ", s_settings.Select(s => s.Key))}, {string.Join(", ", s_sections)}).");
+            }
+        }
+    }
+
+    /// <summary>The value of the last source (the fallback last of all) that has any of <paramref name="keys"/>, and which key.</summary>
+    private static (string Key, string Value)? Resolve(IConfiguration configuration, IConfigurationProvider? fallback, string[] keys)
+    {
+        IEnumerable<IConfigurationProvider> providers = configuration is IConfigurationRoot root ? root.Providers : [];
+        if (fallback is not null)
+        {
+            providers = providers.Append(fallback);
+        }
+
+        foreach (IConfigurationProvider provider in providers.Reverse())
+        {
+            foreach (string key in keys)
+            {
+                if (provider.TryGet(key, out string? value))
+                {
+                    return (key, value ?? "");
+                }
+
+                // A list (Queues: ["a", "b"]) is keys 0..n below its name.
+                string[] items = [.. provider.GetChildKeys([], key).Distinct(StringComparer.OrdinalIgnoreCase)];
+                if (items.Length > 0)
+                {
+                    IEnumerable<string> ordered = items.OrderBy(i => int.TryParse(i, NumberStyles.None, CultureInfo.InvariantCulture, out int n) ? n : int.MaxValue);
+                    return (key, string.Join(',', ordered.Select(i => provider.TryGet($"{key}:{i}", out string? v) ? v : null).Where(v => v is not null)));
+                }
+            }
+        }
+
+        if (configuration is IConfigurationRoot)
+        {
+            return null;
+        }
+
+        // Not a root (a section, a hand-made IConfiguration): no sources to order, so the environment's name, usually
+        // the later source, wins.
+        foreach (string key in keys.Reverse())
+        {
+            IConfigurationSection s = configuration.GetSection(key);
+            if (s.Value is { } v)
+            {
+                return (key, v);
+            }
+
+            if (s.GetChildren().Any())
+            {
+                return (key, string.Join(',', s.GetChildren().Select(c => c.Value)));
+            }
+        }
+
+        return null;
+    }
+
+    private static IConfiguration Build(IConfigurationBuilder builder, string source)
+    {
+        try
+        {
+            return builder.Build();
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException)
+        {
+            Exception inner = ex;
+            while (inner.InnerException is not null)
+            {
+                inner = inner.InnerException;
+            }
+
+            throw new CeleriacConfigurationException($"{source} is not valid JSON: {inner.Message}", ex);
+        }
+    }
+
+    /// <summary>The documented <c>CELERIAC_*</c> variables that a function (an environment) has.</summary>
+    private sealed class DocumentedVariablesSource(Func<string, string?> environment) : IConfigurationSource
+    {
+        public IConfigurationProvider Build(IConfigurationBuilder builder) => BuildProvider();
+
+        public IConfigurationProvider BuildProvider()
+        {
+            var provider = new Provider(environment);
+            provider.Load();
+            return provider;
+        }
+
+        private sealed class Provider(Func<string, string?> environment) : ConfigurationProvider
+        {
+            public override void Load()
+            {
+                foreach ((string _, string env, bool _, Action<CeleriacOptions, string> _) in s_settings)
+                {
+                    if (environment(env) is { } value)
+                    {
+                        Data[env] = value;
+                    }
+                }
             }
         }
     }

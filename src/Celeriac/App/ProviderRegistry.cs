@@ -92,6 +92,23 @@ public sealed class ProviderRegistry
         }
     }
 
+    /// <summary>
+    /// Registers a package's schemes explicitly (what <c>UseRedis(...)</c>-style builder calls do): its assembly is then
+    /// never looked up by name, which trimmed and NativeAOT apps need.
+    /// </summary>
+    public void Add(ICeleriacProvider provider)
+    {
+        ArgumentNullException.ThrowIfNull(provider);
+        provider.Register(this);
+        if (provider.GetType().Assembly.GetName().Name is { } name)
+        {
+            lock (_gate)
+            {
+                _loaded.Add(name);
+            }
+        }
+    }
+
     /// <summary>Creates the transport for a broker URL; throws <see cref="CeleriacConfigurationException"/> with a clear reason.</summary>
     public ITransport CreateTransport(TransportOptions options)
     {

@@ -1,0 +1,124 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using Celeriac.TestServers;
+
+namespace Celeriac.Tests.Tls;
+
+/// <summary>Certificates made once for a test class (RSA keys take a moment to make).</summary>
+public sealed class TestCertificatesFixture : IDisposable
+{
+    public TestCertificates Certificates { get; } = TestCertificates.Create();
+
+    public void Dispose() => Certificates.Dispose();
+}
+
+/// <summary>The TLS options of a <c>rediss://</c> or <c>amqps://</c> URL as kombu, redis-py and Celery spell them.</summary>
+public sealed class BrokerTlsTests(TestCertificatesFixture fixture) : IClassFixture<TestCertificatesFixture>
+{
+    private readonly TestCertificates _certs = fixture.Certificates;
+
+    [Fact]
+    public void NoOptions_ServerVerified_HostNameChecked_NoClientCertificate()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("rediss://:secret@127.0.0.1:6380/0"));
+
+        Assert.Equal(TlsVerification.Required, tls.Verification);
+        Assert.True(tls.CheckHostName);
+        Assert.Null(tls.CaFile);
+        Assert.Null(tls.ClientCertificate);
+        Assert.Equal("127.0.0.1", tls.Host);
+        Assert.Equal("rediss://:**@127.0.0.1:6380/0", tls.Display);
+    }
+
+    [Theory]
+    [InlineData("ssl_cert_reqs=required", TlsVerification.Required)]
+    [InlineData("ssl_cert_reqs=CERT_REQUIRED", TlsVerification.Required)]
+    [InlineData("ssl_cert_reqs=optional", TlsVerification.Required)] // Python: a client's CERT_OPTIONAL is CERT_REQUIRED.
+    [InlineData("ssl_cert_reqs=CERT_OPTIONAL", TlsVerification.Required)]
+    [InlineData("ssl_cert_reqs=none", TlsVerification.None)]
+    [InlineData("ssl_cert_reqs=CERT_NONE", TlsVerification.None)]
+    [InlineData("cert_reqs=CERT_NONE", TlsVerification.None)]
+    public void CertReqs_KombuSpellings(string query, TlsVerification expected) =>
+        Assert.Equal(expected, BrokerTls.FromUrl(new Uri("amqps://h/?" + query)).Verification);
+
+    [Fact]
+    public void CertReqs_Unknown_ClearErrorListingTheValues()
+    {
+        var e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri("rediss://u:pw@h:1/0?ssl_cert_reqs=sometimes")));
+        Assert.Equal("'rediss://u:**@h:1/0?ssl_cert_reqs=sometimes': ssl_cert_reqs must be required, optional or none (CERT_REQUIRED, CERT_OPTIONAL, CERT_NONE), not 'sometimes'.", e.Message);
+    }
+
+    [Fact]
+    public void CheckHostName_False_AndBadValue()
+    {
+        Assert.False(BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_check_hostname=false")).CheckHostName);
+        var e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_check_hostname=maybe")));
+        Assert.Contains("ssl_check_hostname must be true or false, not 'maybe'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CaFile_LoadedFromPem_MissingOrEmptyIsAClearError()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_ca_certs=" + Uri.EscapeDataString(_certs.CaFile)));
+        Assert.Equal(_certs.CaFile, tls.CaFile);
+
+        string missing = Path.Join(_certs.Directory, "missing.pem");
+        var e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_ca_certs=" + Uri.EscapeDataString(missing))));
+        Assert.Contains($"ssl_ca_certs '{missing}' cannot be read as PEM certificates", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_ca_certs=" + Uri.EscapeDataString(_certs.ServerKeyFile))));
+        Assert.Contains("holds no PEM certificate", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ClientCertificate_LoadedWithItsKey_KeyAloneOrWrongFileIsAClearError()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri($"amqps://h/?certfile={Uri.EscapeDataString(_certs.ClientCertFile)}&keyfile={Uri.EscapeDataString(_certs.ClientKeyFile)}"));
+        Assert.NotNull(tls.ClientCertificate);
+        Assert.True(tls.ClientCertificate.HasPrivateKey);
+        Assert.Equal("CN=celeriac-client", tls.ClientCertificate.Subject);
+
+        var e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri($"amqps://h/?ssl_keyfile={Uri.EscapeDataString(_certs.ClientKeyFile)}")));
+        Assert.Contains("ssl_keyfile is set without ssl_certfile", e.Message, StringComparison.Ordinal);
+
+        e = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.FromUrl(new Uri($"amqps://h/?ssl_certfile={Uri.EscapeDataString(_certs.ClientCertFile)}&ssl_keyfile={Uri.EscapeDataString(_certs.ServerKeyFile)}")));
+        Assert.Contains($"the client certificate ssl_certfile '{_certs.ClientCertFile}' with ssl_keyfile '{_certs.ServerKeyFile}' cannot be loaded", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Explain_AnErrorThatIsNotTls_IsNull_ARefusedHandshakeSaysWhatToSet()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("rediss://:pw@h/0"));
+
+        Assert.Null(tls.Explain(new IOException("connection reset")));
+        Assert.Null(tls.RecentFailure);
+
+        CeleriacConfigurationException? clear = tls.Explain(new IOException("read failed", new AuthenticationException("tlsv13 alert certificate required")));
+        Assert.NotNull(clear);
+        Assert.Equal("TLS to 'rediss://:**@h/0' failed: the server refused the handshake (tlsv13 alert certificate required); if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL.", clear.Message);
+    }
+
+    [Fact]
+    public void Explain_AConnectionReset_IsARefusedHandshakeOnlyForAFreshConnect()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("amqps://guest:guest@h/"));
+        var reset = new IOException("write failed", new SocketException((int)SocketError.ConnectionReset));
+
+        Assert.Null(tls.Explain(reset));
+        Assert.Equal(
+            "TLS to 'amqps://guest:**@h/' failed: the server refused the handshake (Connection reset by peer); if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL.",
+            tls.Explain(reset, closedMeansRefused: true)?.Message);
+    }
+
+    [Fact]
+    public void Validate_CertReqsNone_AcceptsAnything_RequiredRejectsAMissingCertificateAndRemembersWhy()
+    {
+        Assert.True(BrokerTls.FromUrl(new Uri("rediss://h/0?ssl_cert_reqs=none")).Validate(null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
+
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("rediss://h/0"));
+        Assert.False(tls.Validate(null, null, SslPolicyErrors.RemoteCertificateNotAvailable));
+        Assert.Equal("the server sent no certificate", tls.RecentFailure);
+        Assert.Equal("TLS to 'rediss://h/0' failed: the server sent no certificate.", tls.Explain(new IOException("x"))?.Message);
+    }
+}
