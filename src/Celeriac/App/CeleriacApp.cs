@@ -251,6 +251,11 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     public async Task<AsyncResult> SendTaskAsync(string name, IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (Eager.Runs(name))
+        {
+            return await Eager.RunAsync(name, args, kwargs, options, ct).ConfigureAwait(false);
+        }
+
         TransportMessage message = BuildMessage(name, args, kwargs, options, out string queue);
         ITransport transport = Transport;
         await EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
@@ -436,6 +441,11 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     /// <summary>The broker as OpenTelemetry's <c>messaging.system</c> names it (<c>redis</c>, <c>rabbitmq</c>, ...).</summary>
     internal string MessagingSystem => _messagingSystem ??= Diagnostics.CeleriacDiagnostics.SystemOf(Options.BrokerUrl);
 
+    private EagerRunner? _eager;
+
+    /// <summary>Runs calls here and now when <see cref="CeleriacOptions.TaskAlwaysEager"/> is on.</summary>
+    internal EagerRunner Eager => _eager ??= new EagerRunner(this);
+
     /// <summary>Sends signatures as Celery's canvas does.</summary>
     internal CanvasRunner Canvas => _canvas ??= new CanvasRunner(this);
 
@@ -446,6 +456,11 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     public async Task<AsyncResult> ApplyAsync(Signature signature, IEnumerable<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(signature);
+        if (Options.TaskAlwaysEager)
+        {
+            return await Eager.ApplyAsync(signature, args, kwargs, options?.TaskId, ct).ConfigureAwait(false);
+        }
+
         TaskContext? parent = TaskContext.Current;
         return await Canvas.ApplyAsync(signature, args, kwargs, options.ToJson(), parent is null ? null : parent.AddChild, ct).ConfigureAwait(false)
             ?? throw new InvalidOperationException("Cannot apply an empty chain");
@@ -454,8 +469,11 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     /// <summary>A signature of a task by name, bound to this app: <c>app.Signature("tasks.add", 2, 2)</c>.</summary>
     public Signature Sig(string name, params object?[] args) => Signature(name).S(args);
 
-    /// <summary>A handle on a task's result by id.</summary>
-    public AsyncResult AsyncResult(string taskId) => new(taskId, ResultBackend) { App = this };
+    /// <summary>A handle on a task's result by id (in eager mode, on the results of eager runs).</summary>
+    public AsyncResult AsyncResult(string taskId) => new(taskId, ReadBackend) { App = this };
+
+    /// <summary>Where results are read by id: the eager store in eager mode, else the result backend.</summary>
+    internal IResultBackend ReadBackend => Options.TaskAlwaysEager ? Eager.Backend : ResultBackend;
 
     /// <inheritdoc />
     public Task<GroupResult?> RestoreGroupAsync(string groupId, CancellationToken ct = default) => GroupResult.RestoreAsync(this, groupId, ct);

@@ -243,6 +243,20 @@ public sealed class CeleriacOptions
     /// <summary>Where tasks resolve their dependencies; each run gets its own scope. <value>null</value></summary>
     public IServiceProvider? Services { get; set; }
 
+    /// <summary>
+    /// Celery's <c>task_always_eager</c>: a call of a task registered in this app (<c>DelayAsync</c>, <c>SendTaskAsync</c>,
+    /// <c>ApplyAsync</c> of a signature) runs it here and now, and returns a result that is already there; nothing is
+    /// sent. Chains run in order, groups one by one, a chord's body after its header; a retry runs again at once.
+    /// For tests. A task not registered here is sent as usual, as Celery's <c>send_task</c> does. <value>false</value>
+    /// </summary>
+    public bool TaskAlwaysEager { get; set; }
+
+    /// <summary>
+    /// Celery's <c>task_eager_propagates</c>: with <see cref="TaskAlwaysEager"/>, a task's exception is thrown by the call
+    /// itself instead of being stored as FAILURE (which <c>GetAsync</c> throws as <see cref="TaskFailedException"/>). <value>false</value>
+    /// </summary>
+    public bool TaskEagerPropagates { get; set; }
+
     /// <summary>The queues a worker consumes and <c>purge</c> empties: <see cref="Queues"/>, or the <see cref="DefaultQueue"/> when it is empty.</summary>
     public IReadOnlyList<string> EffectiveQueues => Queues.Count > 0 ? [.. Queues] : [DefaultQueue];
 

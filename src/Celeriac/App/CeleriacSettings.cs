@@ -68,6 +68,8 @@ public static class CeleriacSettings
         ("SecurityCertificate", "CELERIAC_SECURITY_CERTIFICATE", false, static (o, v) => o.Security.Certificate = v is "" ? null : v),
         ("SecurityCertStore", "CELERIAC_SECURITY_CERT_STORE", false, static (o, v) => o.Security.CertStore = v is "" ? null : v),
         ("SecurityDigest", "CELERIAC_SECURITY_DIGEST", false, static (o, v) => o.Security.Digest = v),
+        ("TaskAlwaysEager", "CELERIAC_TASK_ALWAYS_EAGER", false, static (o, v) => o.TaskAlwaysEager = Bool("TaskAlwaysEager", v)),
+        ("TaskEagerPropagates", "CELERIAC_TASK_EAGER_PROPAGATES", false, static (o, v) => o.TaskEagerPropagates = Bool("TaskEagerPropagates", v)),
     ];
 
 

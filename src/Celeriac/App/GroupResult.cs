@@ -176,8 +176,8 @@ public sealed class GroupResult : AsyncResult
     public static async Task<GroupResult?> RestoreAsync(CeleriacApp app, string groupId, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(app);
-        IReadOnlyList<string>? ids = await app.ResultBackend.RestoreGroupAsync(groupId, ct).ConfigureAwait(false);
-        return ids is null ? null : new GroupResult(groupId, ids.Select(app.AsyncResult), app.ResultBackend) { App = app };
+        IReadOnlyList<string>? ids = await app.ReadBackend.RestoreGroupAsync(groupId, ct).ConfigureAwait(false);
+        return ids is null ? null : new GroupResult(groupId, ids.Select(app.AsyncResult), app.ReadBackend) { App = app };
     }
 
     internal override JsonNode AsTuple() =>

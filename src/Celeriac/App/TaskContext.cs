@@ -35,6 +35,9 @@ public sealed class TaskContext
     /// <summary>The running task, when a worker runs it (its options and app are what a retry needs).</summary>
     internal CeleriacTask? Definition { get; init; }
 
+    /// <summary>Whether eager mode runs it (Celery's <c>request.is_eager</c>): a retry runs it again at once, nothing is sent.</summary>
+    internal bool IsEager { get; init; }
+
     private List<System.Text.Json.Nodes.JsonNode>? _children;
 
     /// <summary>The app running the task, when a worker runs it (to build and send signatures from inside a task).</summary>
@@ -179,6 +182,11 @@ public sealed class TaskContext
         {
             // Not run by a worker (Celery's called_directly): there is nothing to send again.
             throw exc ?? new RetryException("Task can be retried");
+        }
+
+        if (IsEager)
+        {
+            return ValueTask.FromResult(EagerRunner.Retry(task, Message, exc, countdown, eta, maxRetries));
         }
 
         return TaskRetry.RetryAsync(task, Message, Queue, exc, countdown, eta, maxRetries, queue, ct.CanBeCanceled ? ct : CancellationToken);
