@@ -20,7 +20,7 @@ if ! dotnet build Celeriac.slnx -c Release -warnaserror -nologo -v q; then
 fi
 
 status=0
-for proj in tests/*Tests/*.csproj; do
+for proj in tests/*Tests/*.csproj samples/Testing/*.csproj; do
   name=$(basename "$proj" .csproj)
   echo "== $name"
   if ! timeout 1500 dotnet test "$proj" -c Release --no-build --nologo \
@@ -62,7 +62,7 @@ for trx in "$results"/*.trx; do
 done
 
 # A test project that crashed writes no result file: count it as a failure, not as nothing.
-projects=$(ls tests/*Tests/*.csproj | wc -l)
+projects=$(ls tests/*Tests/*.csproj samples/Testing/*.csproj | wc -l)
 reports=$(ls "$results"/*.trx 2>/dev/null | wc -l)
 if [ "$reports" -lt "$projects" ]; then
   failed=$((failed + projects - reports))
