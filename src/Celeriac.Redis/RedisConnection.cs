@@ -22,6 +22,7 @@ internal sealed class RedisConnection
     private long _outageStarted;
     private long _lastFailure;
     private int _users;
+    private bool _answered;
 
     private RedisConnection(RedisEndpoint endpoint, ILogger logger)
     {
@@ -108,12 +109,22 @@ internal sealed class RedisConnection
             try
             {
                 T result = await operation().ConfigureAwait(false);
+                Volatile.Write(ref _answered, true);
                 MarkUp();
                 return result;
             }
             catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
             {
                 MarkDown(e);
+
+                // A server that has never answered is more likely a wrong address or one not started than a restart:
+                // the caller hears so within the connect timeout rather than after the patience meant for outages.
+                TimeSpan connectTimeout = TimeSpan.FromMilliseconds(Endpoint.Configuration.ConnectTimeout);
+                if (!Volatile.Read(ref _answered) && Stopwatch.GetElapsedTime(start) + delay > connectTimeout)
+                {
+                    throw new BrokerUnreachableException(Endpoint.Display, connectTimeout, e);
+                }
+
                 if (Stopwatch.GetElapsedTime(start) + delay > patience)
                 {
                     throw;

@@ -18,6 +18,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     private ITransport? _transport;
     private IResultBackend? _backend;
     private bool _frozen;
+    private bool _disposed;
     private readonly HashSet<string> _declaredQueues = new(StringComparer.Ordinal);
 
     /// <summary>Creates an app from options as given (no files or environment read).</summary>
@@ -129,6 +130,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
         {
             lock (_gate)
             {
+                // A disposed app must not quietly open a new connection and send on it.
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_transport is null)
                 {
                     Freeze();
@@ -136,6 +139,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
                     {
                         Url = UrlText.Parse(Options.BrokerUrl, "broker"),
                         VisibilityTimeout = Options.VisibilityTimeout,
+                        ConnectTimeout = Options.BrokerConnectTimeout,
                         TimeProvider = Time,
                         LoggerFactory = LoggerFactory,
                     });
@@ -153,6 +157,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
         {
             lock (_gate)
             {
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_backend is null)
                 {
                     Freeze();
@@ -166,6 +171,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
                             ReplyTo = ReplyTo,
                             ResultExpires = Options.ResultExpires,
                             ResultExtended = Options.ResultExtended,
+                            ConnectTimeout = Options.BrokerConnectTimeout,
                             Settings = new Dictionary<string, string>(Options.ResultBackendSettings, StringComparer.OrdinalIgnoreCase),
                             TimeProvider = Time,
                             LoggerFactory = LoggerFactory,
@@ -243,6 +249,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     public async Task<AsyncResult> SendTaskAsync(string name, IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         TransportMessage message = BuildMessage(name, args, kwargs, options, out string queue);
         ITransport transport = Transport;
         await EnsureQueueAsync(transport, queue, ct).ConfigureAwait(false);
@@ -271,7 +278,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
         }
 
         Signals.OnAfterTaskPublish(this, signal);
-        var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this };
+        var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this, Name = name };
         TaskContext.Current?.AddChild(result);
         return result;
     }
@@ -463,6 +470,7 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
         IResultBackend? backend;
         lock (_gate)
         {
+            _disposed = true;
             transport = _transport;
             backend = _backend;
             _transport = null;

@@ -45,6 +45,7 @@ public static class CeleriacSettings
         ("TaskSendSentEvent", "CELERIAC_TASK_SEND_SENT_EVENT", static (o, v) => o.TaskSendSentEvent = Bool("TaskSendSentEvent", v)),
         ("ResultExtended", "CELERIAC_RESULT_EXTENDED", static (o, v) => o.ResultExtended = Bool("ResultExtended", v)),
         ("VisibilityTimeout", "CELERIAC_VISIBILITY_TIMEOUT", static (o, v) => o.VisibilityTimeout = Seconds("VisibilityTimeout", v)),
+        ("BrokerConnectTimeout", "CELERIAC_BROKER_CONNECT_TIMEOUT", static (o, v) => o.BrokerConnectTimeout = Seconds("BrokerConnectTimeout", v)),
         ("QueueMaxPriority", "CELERIAC_QUEUE_MAX_PRIORITY", static (o, v) => o.QueueMaxPriority = v is "" or "none" or "null" ? null : Int("QueueMaxPriority", v)),
         ("QueueType", "CELERIAC_QUEUE_TYPE", static (o, v) => o.QueueType = v),
         ("Queues", "CELERIAC_QUEUES", static (o, v) => SetQueues(o, v)),
