@@ -38,18 +38,25 @@ public sealed class CeleriacTask
     /// overloads that end with one (<c>DelayAsync(2, 3, ct)</c>) or <see cref="ApplyAsync"/>: a token among
     /// <paramref name="args"/> is refused, not sent as an argument.
     /// </summary>
-    public Task<AsyncResult> DelayAsync(params object?[] args)
+    public Task<AsyncResult> DelayAsync(params object?[] args) =>
+        App.SendTaskAsync(Name, RefuseTokens(args, "ApplyAsync(args, ct: token), or DelayAsync with at most four arguments and the token last"), null, null, CancellationToken.None);
+
+    /// <summary>
+    /// The arguments of a <c>params</c> call, refusing a <see cref="CancellationToken"/> among them: it would be sent as
+    /// a task argument (and fail to encode) while the caller believes the send can be cancelled.
+    /// </summary>
+    internal static object?[] RefuseTokens(object?[] args, string instead)
     {
         ArgumentNullException.ThrowIfNull(args);
         foreach (object? arg in args)
         {
             if (arg is CancellationToken)
             {
-                throw new ArgumentException($"A CancellationToken is not a task argument: call {Name} with ApplyAsync(args, ct: token), or DelayAsync with at most four arguments and the token last.", nameof(args));
+                throw new ArgumentException($"A CancellationToken is not a task argument: to pass one, call {instead}.", nameof(args));
             }
         }
 
-        return App.SendTaskAsync(Name, args, null, null, CancellationToken.None);
+        return args;
     }
 
     /// <summary>Sends a call with no arguments (Celery's <c>delay()</c>).</summary>
