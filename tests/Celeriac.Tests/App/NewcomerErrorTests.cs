@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace Celeriac.Tests.App;
 
 /// <summary>What a new user sees when something is wrong: each error names what went wrong and what to do (issue 18, part 8).</summary>
-public sealed class NewcomerErrorTests
+public sealed class NewcomerErrorTests(ITestOutputHelper output)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -38,6 +38,7 @@ public sealed class NewcomerErrorTests
         var clock = Stopwatch.StartNew();
         BrokerUnreachableException error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => add.DelayAsync(2, 3, Ct));
         TimeSpan took = clock.Elapsed;
+        output.WriteLine($"Redis on a closed port: BrokerUnreachableException after {took.TotalMilliseconds:F0} ms (timeout 1 s): {error.Message}");
 
         Assert.True(took < TimeSpan.FromSeconds(1) + TimeSpan.FromSeconds(3), $"took {took}");
         Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
@@ -50,6 +51,32 @@ public sealed class NewcomerErrorTests
         LogEntry[] lines = [.. logs.Entries.Where(e => e.Level >= LogLevel.Warning && e.Message.Contains($"127.0.0.1:{port}", StringComparison.Ordinal))];
         Assert.Single(lines);
         Assert.DoesNotContain("s3cretpw", lines[0].Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DelayAsync_RabbitMqNotListening_ThrowsBrokerUnreachableNamingBrokerWithoutPassword()
+    {
+        int port = ClosedPort();
+        var logs = new CollectingLoggerFactory();
+        await using var app = new CeleriacApp(new CeleriacOptions
+        {
+            BrokerUrl = $"amqp://guest:s3cretpw@127.0.0.1:{port}//",
+            ResultBackend = "memory://",
+            BrokerConnectTimeout = TimeSpan.FromSeconds(1),
+            LoggerFactory = logs,
+        });
+
+        var clock = Stopwatch.StartNew();
+        BrokerUnreachableException error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => app.Signature("tasks.add").DelayAsync(2, 3, Ct));
+        TimeSpan took = clock.Elapsed;
+        output.WriteLine($"RabbitMQ on a closed port: BrokerUnreachableException after {took.TotalMilliseconds:F0} ms (timeout 1 s): {error.Message}");
+
+        Assert.True(took < TimeSpan.FromSeconds(4), $"took {took}");
+        Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cretpw", error.Message, StringComparison.Ordinal);
+        Assert.NotNull(error.InnerException);
+        LogEntry line = Assert.Single(logs.Entries, e => e.Level >= LogLevel.Warning && e.Message.Contains($"127.0.0.1:{port}", StringComparison.Ordinal));
+        Assert.DoesNotContain("s3cretpw", line.Message, StringComparison.Ordinal);
     }
 
     [Fact]
