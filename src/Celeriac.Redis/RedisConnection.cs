@@ -108,7 +108,20 @@ internal sealed class RedisConnection
         {
             try
             {
-                T result = await operation().ConfigureAwait(false);
+                Task<T> attempt = operation();
+                T result;
+                if (Volatile.Read(ref _answered))
+                {
+                    result = await attempt.ConfigureAwait(false);
+                }
+                else
+                {
+                    // Until the server first answers, a caller waits no longer than the connect timeout in all: the
+                    // client's own first connect can take longer than its ConnectTimeout (a TimeoutException is an outage).
+                    TimeSpan left = TimeSpan.FromMilliseconds(Endpoint.Configuration.ConnectTimeout) - Stopwatch.GetElapsedTime(start);
+                    result = await attempt.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, ct).ConfigureAwait(false);
+                }
+
                 Volatile.Write(ref _answered, true);
                 MarkUp();
                 return result;

@@ -64,13 +64,14 @@ public sealed class BrokerUnreachableException : CeleriacException
 
     private static string Describe(string url, TimeSpan? timeout, Exception? inner)
     {
-        var text = new StringBuilder("Cannot reach ").Append(url);
+        var text = new StringBuilder("Cannot reach ").Append(url).Append(" (is it running, and is the address right?");
         if (timeout is { } t)
         {
-            text.Append(" within ").Append(t.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)).Append(" s");
+            text.Append(" connect timeout ").Append(t.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture))
+                .Append(" s, CeleriacOptions.BrokerConnectTimeout");
         }
 
-        text.Append(" (is it running, and is the address right? the connect timeout is CeleriacOptions.BrokerConnectTimeout)");
+        text.Append(')');
         if (inner is not null)
         {
             text.Append(": ").Append(inner.GetType().Name).Append(": ").Append(FirstLine(inner.Message));

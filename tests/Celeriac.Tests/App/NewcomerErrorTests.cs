@@ -54,6 +54,22 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task DelayAsync_RealRedisStopped_ThrowsBrokerUnreachableWithinTimeout()
+    {
+        await using Celeriac.TestServers.RedisServer redis = await Celeriac.TestServers.RedisServer.StartAsync(Ct);
+        string url = redis.Url(3);
+        await redis.StopAsync();
+        Assert.False(redis.IsRunning);
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = url, BrokerConnectTimeout = TimeSpan.FromSeconds(1) });
+
+        var clock = Stopwatch.StartNew();
+        BrokerUnreachableException error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => app.Signature("tasks.add").DelayAsync(2, 3, Ct));
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(4), $"took {clock.Elapsed}");
+        Assert.Contains($"127.0.0.1:{redis.Port}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task DelayAsync_RabbitMqNotListening_ThrowsBrokerUnreachableNamingBrokerWithoutPassword()
     {
         int port = ClosedPort();
