@@ -163,7 +163,15 @@ internal sealed class RedisConnection
             _outageStarted = _lastFailure;
         }
 
-        Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+        // A server never reached is given up on after the connect timeout, one that went away is waited for: say which.
+        if (Volatile.Read(ref _answered))
+        {
+            Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+        }
+        else
+        {
+            Log.NeverReached(_logger, Endpoint.Display, e.Message.Split('\n')[0], Endpoint.Configuration.ConnectTimeout / 1000.0);
+        }
     }
 
     /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>
