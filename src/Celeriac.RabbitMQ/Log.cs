@@ -5,6 +5,9 @@ namespace Celeriac.RabbitMQ;
 /// <summary>The log lines of the RabbitMQ broker.</summary>
 internal static partial class Log
 {
+    [LoggerMessage(EventId = 507, Level = LogLevel.Error, Message = "RabbitMQ at {Server} is unreachable ({Reason})")]
+    public static partial void Unreachable(ILogger logger, string server, string reason);
+
     [LoggerMessage(EventId = 500, Level = LogLevel.Error, Message = "Fanout subscriber of exchange '{Exchange}' failed")]
     public static partial void SubscriberFailed(ILogger logger, string exchange, Exception exception);
 

@@ -36,7 +36,8 @@ public sealed class RabbitMqTransport : ITransport
     private readonly ConnectionFactory _factory;
     private readonly string _display;
     private readonly ILogger _logger;
-    private readonly Lazy<Task<IConnection>> _connection;
+    private Lazy<Task<IConnection>> _connection;
+    private readonly TimeSpan _connectTimeout;
     private readonly SemaphoreSlim _publishGate = new(1, 1);
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IChannel, byte> _consumerChannels = new();
@@ -53,6 +54,8 @@ public sealed class RabbitMqTransport : ITransport
         _display = UrlText.Mask(options.Url);
         _logger = options.LoggerFactory.CreateLogger("Celeriac.RabbitMQ");
         _factory = CreateFactory(options.Url, _display);
+        _connectTimeout = options.ConnectTimeout;
+        _factory.RequestedConnectionTimeout = options.ConnectTimeout;
         _consumerTimeout = ConsumerTimeoutOf(options.Url, _display);
         _connection = new Lazy<Task<IConnection>>(() => ConnectAsync(_factory, "celeriac"));
     }
@@ -137,7 +140,23 @@ public sealed class RabbitMqTransport : ITransport
         return s_defaultConsumerTimeout;
     }
 
-    private Task<IConnection> ConnectionAsync() => _connection.Value;
+    private async Task<IConnection> ConnectionAsync()
+    {
+        Lazy<Task<IConnection>> connecting = Volatile.Read(ref _connection);
+        try
+        {
+            return await connecting.Value.ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.BrokerUnreachableException e)
+        {
+            // The first connection failed (once connected, the client recovers by itself): say so once, name the broker,
+            // and let the next call try again rather than keep the failed attempt.
+            Interlocked.CompareExchange(ref _connection, new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac")), connecting);
+            Exception cause = e.InnerException ?? e;
+            Log.Unreachable(_logger, _display, cause.Message.Split('\n')[0]);
+            throw new global::Celeriac.BrokerUnreachableException(_display, _connectTimeout, e);
+        }
+    }
 
     /// <summary>Runs <paramref name="work"/> on a short-lived channel (a failed declare closes its channel in AMQP).</summary>
     private async Task<T> OnTemporaryChannelAsync<T>(Func<IChannel, Task<T>> work, CancellationToken ct)

@@ -8,6 +8,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Redis at {Server} is unreachable ({Reason}); retrying with back-off until it is back")]
     public static partial void Unreachable(ILogger logger, string server, string reason);
 
+    [LoggerMessage(EventId = 407, Level = LogLevel.Error, Message = "Redis at {Server} is unreachable ({Reason}); giving up after the connect timeout of {Seconds:F1} s if it does not answer")]
+    public static partial void NeverReached(ILogger logger, string server, string reason, double seconds);
+
     [LoggerMessage(EventId = 401, Level = LogLevel.Warning, Message = "Redis at {Server} is reachable again after {Seconds:F1} s")]
     public static partial void Reachable(ILogger logger, string server, double seconds);
 

@@ -22,6 +22,7 @@ internal sealed class RedisConnection
     private long _outageStarted;
     private long _lastFailure;
     private int _users;
+    private bool _answered;
 
     private RedisConnection(RedisEndpoint endpoint, ILogger logger)
     {
@@ -107,7 +108,21 @@ internal sealed class RedisConnection
         {
             try
             {
-                T result = await UnlessTlsFailsAsync(operation()).ConfigureAwait(false);
+                Task<T> attempt = UnlessTlsFailsAsync(operation());
+                T result;
+                if (Volatile.Read(ref _answered))
+                {
+                    result = await attempt.ConfigureAwait(false);
+                }
+                else
+                {
+                    // Until the server first answers, a caller waits no longer than the connect timeout in all: the
+                    // client's own first connect can take longer than its ConnectTimeout (a TimeoutException is an outage).
+                    TimeSpan left = TimeSpan.FromMilliseconds(Endpoint.Configuration.ConnectTimeout) - Stopwatch.GetElapsedTime(start);
+                    result = await attempt.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, ct).ConfigureAwait(false);
+                }
+
+                Volatile.Write(ref _answered, true);
                 MarkUp();
                 return result;
             }
@@ -118,6 +133,14 @@ internal sealed class RedisConnection
                 {
                     // A handshake that failed fails again: waiting out the patience would only hide why.
                     throw tls;
+                }
+
+                // A server that has never answered is more likely a wrong address or one not started than a restart:
+                // the caller hears so within the connect timeout rather than after the patience meant for outages.
+                TimeSpan connectTimeout = TimeSpan.FromMilliseconds(Endpoint.Configuration.ConnectTimeout);
+                if (!Volatile.Read(ref _answered) && Stopwatch.GetElapsedTime(start) + delay > connectTimeout)
+                {
+                    throw new BrokerUnreachableException(Endpoint.Display, connectTimeout, e);
                 }
 
                 if (Stopwatch.GetElapsedTime(start) + delay > patience)
@@ -169,7 +192,15 @@ internal sealed class RedisConnection
             return;
         }
 
-        Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+        // A server never reached is given up on after the connect timeout, one that went away is waited for: say which.
+        if (Volatile.Read(ref _answered))
+        {
+            Log.Unreachable(_logger, Endpoint.Display, e.Message.Split('\n')[0]);
+        }
+        else
+        {
+            Log.NeverReached(_logger, Endpoint.Display, e.Message.Split('\n')[0], Endpoint.Configuration.ConnectTimeout / 1000.0);
+        }
     }
 
     /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>

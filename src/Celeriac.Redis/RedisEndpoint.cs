@@ -15,7 +15,10 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
     private const int DefaultPort = 6379;
 
     /// <summary>Parses a URL; throws <see cref="CeleriacConfigurationException"/> with the reason.</summary>
-    public static RedisEndpoint Parse(Uri url)
+    public static RedisEndpoint Parse(Uri url) => Parse(url, null);
+
+    /// <summary>Parses a URL, with the time a first connection may take (else 5 s).</summary>
+    public static RedisEndpoint Parse(Uri url, TimeSpan? connectTimeout)
     {
         ArgumentNullException.ThrowIfNull(url);
         string masked = UrlText.Mask(url);
@@ -23,7 +26,7 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
         var config = new ConfigurationOptions
         {
             AbortOnConnectFail = false,
-            ConnectTimeout = 5000,
+            ConnectTimeout = (int)Math.Clamp((connectTimeout ?? TimeSpan.FromSeconds(5)).TotalMilliseconds, 1, int.MaxValue),
             AsyncTimeout = 10_000,
             SyncTimeout = 10_000,
             KeepAlive = 10,

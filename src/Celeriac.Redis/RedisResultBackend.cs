@@ -30,7 +30,7 @@ public sealed class RedisResultBackend : KeyValueResultBackend
     public RedisResultBackend(ResultBackendOptions options)
         : base(options)
     {
-        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url);
+        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url, options.ConnectTimeout);
         _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory);
         _db = endpoint.Database;
         _onPublished = (channel, _) => Wake(channel.ToString());

@@ -70,7 +70,7 @@ public sealed class RedisTransport : ITransport
     internal RedisTransport(TransportOptions options, bool ownConnection)
     {
         ArgumentNullException.ThrowIfNull(options);
-        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url);
+        RedisEndpoint endpoint = RedisEndpoint.Parse(options.Url, options.ConnectTimeout);
         _connection = RedisConnection.Acquire(endpoint, options.LoggerFactory, ownConnection);
         _db = endpoint.Database;
         _prefix = endpoint.KeyPrefix;

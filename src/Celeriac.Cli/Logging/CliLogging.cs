@@ -25,6 +25,10 @@ public static class CliLogging
     public static ILoggerFactory CreateFactory(LogLevel minimum, TimeProvider? timeProvider = null) =>
         LoggerFactory.Create(builder => builder
             .SetMinimumLevel(minimum)
+
+            // The worker's ready and warm-shutdown lines are Information (.NET's convention); the CLI shows them at
+            // Celery's default WARNING level as it always has, in Celery's format.
+            .AddFilter(Celeriac.Worker.CeleriacWorker.LifecycleCategory, minimum <= LogLevel.Warning ? LogLevel.Information : minimum)
             .AddConsole(o =>
             {
                 o.FormatterName = CeleryConsoleFormatter.FormatterName;

@@ -23,6 +23,15 @@ public class AsyncResult
     /// <summary>The task id.</summary>
     public string Id { get; }
 
+    /// <summary>The task's name, when this handle knows it (it sent the task, or read an extended result); else <see langword="null"/>.</summary>
+    public string? Name
+    {
+        get => _name ?? _meta?.Extended?.Name;
+        init => _name = value;
+    }
+
+    private readonly string? _name;
+
     /// <summary>The backend it reads.</summary>
     protected IResultBackend Backend => _backend;
 
@@ -42,6 +51,12 @@ public class AsyncResult
 
     /// <summary>The last read state; PENDING before any read or when nothing is stored.</summary>
     public string State => _meta?.Status ?? TaskStates.Pending;
+
+    /// <summary>
+    /// The last read state as a value to switch on (<see cref="Celeriac.TaskState.Custom"/> for a state of the task's
+    /// own, whose name is in <see cref="State"/>).
+    /// </summary>
+    public TaskState TaskState => TaskStates.Parse(State);
 
     /// <summary>Whether the last read state is final.</summary>
     public virtual bool Ready => TaskStates.IsReady(State);
@@ -103,7 +118,20 @@ public class AsyncResult
             throw new TaskFailedException(Id, meta.Status, meta.Exception ?? new ExceptionInfo("Exception", meta.Status, null), meta.Traceback);
         }
 
-        return JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options);
+        return ReadValue<T>(meta, Id, Name);
+    }
+
+    /// <summary>A stored success's value as <typeparamref name="T"/>; a value of another shape is a <see cref="ResultTypeException"/> that says what came.</summary>
+    internal static T? ReadValue<T>(TaskResultMeta meta, string id, string? name)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options);
+        }
+        catch (JsonException ex)
+        {
+            throw new ResultTypeException(id, meta.Extended?.Name ?? name, typeof(T), System.Text.Encoding.UTF8.GetString(meta.Result.Span), ex);
+        }
     }
 
     /// <summary>Waits for the result and returns its JSON value.</summary>

@@ -16,6 +16,7 @@ public class AsyncResult<TResult> : AsyncResult
         : base((untyped ?? throw new ArgumentNullException(nameof(untyped))).Id, untyped.ReadBackend)
     {
         App = untyped.App;
+        Name = untyped.Name;
         Parent = untyped.Parent;
     }
 

@@ -18,6 +18,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     private ITransport? _transport;
     private IResultBackend? _backend;
     private bool _frozen;
+    private bool _disposed;
     private readonly HashSet<string> _declaredQueues = new(StringComparer.Ordinal);
 
     /// <summary>Creates an app from options as given (no files or environment read).</summary>
@@ -137,6 +138,8 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
         {
             lock (_gate)
             {
+                // A disposed app must not quietly open a new connection and send on it.
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_transport is null)
                 {
                     Freeze();
@@ -144,6 +147,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
                     {
                         Url = UrlText.Parse(Options.BrokerUrl, "broker"),
                         VisibilityTimeout = Options.VisibilityTimeout,
+                        ConnectTimeout = Options.BrokerConnectTimeout,
                         TimeProvider = Time,
                         LoggerFactory = LoggerFactory,
                     });
@@ -161,6 +165,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
         {
             lock (_gate)
             {
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 if (_backend is null)
                 {
                     Freeze();
@@ -174,6 +179,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
                             ReplyTo = ReplyTo,
                             ResultExpires = Options.ResultExpires,
                             ResultExtended = Options.ResultExtended,
+                            ConnectTimeout = Options.BrokerConnectTimeout,
                             Settings = new Dictionary<string, string>(Options.ResultBackendSettings, StringComparer.OrdinalIgnoreCase),
                             TimeProvider = Time,
                             LoggerFactory = LoggerFactory,
@@ -251,6 +257,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     public async Task<AsyncResult> SendTaskAsync(string name, IReadOnlyList<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (Eager.Runs(name))
         {
             return await Eager.RunAsync(name, args, kwargs, options, ct).ConfigureAwait(false);
@@ -284,7 +291,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
         }
 
         Signals.OnAfterTaskPublish(this, signal);
-        var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this };
+        var result = new AsyncResult(message.CorrelationId!, ResultBackend) { App = this, Name = name };
         TaskContext.Current?.AddChild(result);
         return result;
     }
@@ -489,6 +496,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
         IResultBackend? backend;
         lock (_gate)
         {
+            _disposed = true;
             transport = _transport;
             backend = _backend;
             _transport = null;

@@ -205,6 +205,14 @@ public sealed class CeleriacOptions
     public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// How long a send or a result read waits for a broker or result backend that has never answered before it throws
+    /// <see cref="BrokerUnreachableException"/> (<c>CELERIAC_BROKER_CONNECT_TIMEOUT</c>, seconds; Celery's
+    /// <c>broker_connection_timeout</c>). Once connected, a store that goes away for a while (a restart) is waited for
+    /// longer, as before. <value>5 seconds</value>
+    /// </summary>
+    public TimeSpan BrokerConnectTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// The highest message priority the queues honour (<c>CELERIAC_QUEUE_MAX_PRIORITY</c>; Celery's
     /// <c>task_queue_max_priority</c>): on RabbitMQ the queues are declared with <c>x-max-priority</c>, and a higher
     /// number is served first. Redis and SQLite always honour priorities 0–9, a lower number first (kombu's meaning
@@ -363,6 +371,11 @@ public sealed class CeleriacOptions
         if (VisibilityTimeout <= TimeSpan.Zero)
         {
             throw new CeleriacConfigurationException($"VisibilityTimeout: the visibility timeout must be positive (got {VisibilityTimeout}).");
+        }
+
+        if (BrokerConnectTimeout <= TimeSpan.Zero)
+        {
+            throw new CeleriacConfigurationException($"The broker connect timeout must be positive (got {BrokerConnectTimeout}).");
         }
     }
 }

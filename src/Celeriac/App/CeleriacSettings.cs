@@ -70,6 +70,7 @@ public static class CeleriacSettings
         ("SecurityDigest", "CELERIAC_SECURITY_DIGEST", false, static (o, v) => o.Security.Digest = v),
         ("TaskAlwaysEager", "CELERIAC_TASK_ALWAYS_EAGER", false, static (o, v) => o.TaskAlwaysEager = Bool("TaskAlwaysEager", v)),
         ("TaskEagerPropagates", "CELERIAC_TASK_EAGER_PROPAGATES", false, static (o, v) => o.TaskEagerPropagates = Bool("TaskEagerPropagates", v)),
+        ("BrokerConnectTimeout", "CELERIAC_BROKER_CONNECT_TIMEOUT", false, static (o, v) => o.BrokerConnectTimeout = Seconds("BrokerConnectTimeout", v)),
     ];
 
 

@@ -63,7 +63,7 @@ public class ResultSet
                 throw new TaskFailedException(Results[i].Id, meta.Status, meta.Exception ?? new ExceptionInfo("Exception", meta.Status, null), meta.Traceback);
             }
 
-            values.Add(JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options));
+            values.Add(AsyncResult.ReadValue<T>(meta, Results[i].Id, Results[i].Name));
         }
 
         return values;

@@ -197,13 +197,89 @@ public sealed class ProviderRegistry
             throw new CeleriacConfigurationException($"The {what} URL scheme '{scheme}://' needs the {assembly} package: add a reference to it.");
         }
 
-        string known;
+        throw new CeleriacConfigurationException(UnknownSchemeMessage(map, url, what));
+    }
+
+    // Which of the packages' schemes are brokers (the rest are result backends only), so that a broker's error lists
+    // only what could stand in its place.
+    private static readonly HashSet<string> s_brokerSchemes = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "sqlite", "redis", "rediss", "redis+socket", "amqp", "amqps", "postgresql", "postgres",
+    };
+
+    /// <summary>
+    /// The error for a scheme nobody knows: every scheme that could stand there, grouped by the package that brings it,
+    /// and the nearest of them when the scheme is a typo of one (at most two edits: <c>sqllite</c>, <c>reddis</c>).
+    /// </summary>
+    private string UnknownSchemeMessage<TOptions, T>(Dictionary<string, Func<TOptions, T>> map, Uri url, string what)
+    {
+        string scheme = url.Scheme;
+        bool broker = what == "broker";
+        var byPackage = new SortedDictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+        void Add(string package, string name) =>
+            (byPackage.TryGetValue(package, out SortedSet<string>? set) ? set : byPackage[package] = new SortedSet<string>(StringComparer.Ordinal)).Add(name.ToLowerInvariant());
+
         lock (_gate)
         {
-            known = string.Join(", ", map.Keys.Order(StringComparer.Ordinal).Select(k => k + "://"));
+            foreach (string key in map.Keys)
+            {
+                Add(s_knownAssemblies.FirstOrDefault(kv => string.Equals(kv.Key, key, StringComparison.OrdinalIgnoreCase)).Value ?? "Celeriac", key);
+            }
         }
 
-        throw new CeleriacConfigurationException($"Unknown {what} URL scheme '{scheme}://' in '{UrlText.Mask(url)}' (known: {known}).");
+        foreach (KeyValuePair<string, string> kv in s_knownAssemblies)
+        {
+            if (!broker || s_brokerSchemes.Contains(kv.Key))
+            {
+                Add(kv.Value, kv.Key);
+            }
+        }
+
+        // The core first: it needs no package.
+        IEnumerable<KeyValuePair<string, SortedSet<string>>> ordered = byPackage.OrderBy(kv => kv.Key == "Celeriac" ? 0 : 1).ThenBy(kv => kv.Key, StringComparer.Ordinal);
+        string known = string.Join("; ", ordered.Select(kv => string.Join(", ", kv.Value.Select(k => k + "://")) + (kv.Key == "Celeriac" ? " (built in)" : $" ({kv.Key})")));
+        string[] near = NearestSchemes(scheme, byPackage.Values.SelectMany(v => v));
+        string hint = near.Length == 0 ? "" : $" Did you mean {string.Join(" or ", near.Select(n => $"'{n}://'"))}?";
+        return $"Unknown {what} URL scheme '{scheme}://' in '{UrlText.Mask(url)}'.{hint} Known schemes: {known}.";
+    }
+
+    /// <summary>The known schemes nearest to <paramref name="scheme"/>, at most two edits away.</summary>
+    internal static string[] NearestSchemes(string scheme, IEnumerable<string> known)
+    {
+        string lower = scheme.ToLowerInvariant();
+        (string Name, int Distance)[] scored = [.. known.Distinct(StringComparer.Ordinal).Select(k => (k, EditDistance(lower, k))).Where(x => x.Item2 <= 2)];
+        if (scored.Length == 0)
+        {
+            return [];
+        }
+
+        int best = scored.Min(x => x.Distance);
+        return [.. scored.Where(x => x.Distance == best).Select(x => x.Name).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>Levenshtein distance (schemes are short: the quadratic table costs nothing).</summary>
+    private static int EditDistance(string a, string b)
+    {
+        int[] previous = new int[b.Length + 1];
+        int[] current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+        {
+            previous[j] = j;
+        }
+
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
+            }
+
+            (previous, current) = (current, previous);
+        }
+
+        return previous[b.Length];
     }
 
     private bool TryFind<TOptions, T>(Dictionary<string, Func<TOptions, T>> map, string scheme, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Func<TOptions, T>? factory)

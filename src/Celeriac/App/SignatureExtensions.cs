@@ -21,14 +21,14 @@ public static class SignatureExtensions
     }
 
     /// <summary>Sends the signature with positional arguments put before its own (Celery's <c>delay</c>).</summary>
-    public static Task<AsyncResult> DelayAsync(this Signature signature, params object?[] args) => signature.ApplyAsync(args);
+    public static Task<AsyncResult> DelayAsync(this Signature signature, params object?[] args) => signature.ApplyAsync(CeleriacTask.RefuseTokens(args, "ApplyAsync(args, ct: token)"));
 
     /// <summary>Sends the group and returns its <see cref="GroupResult"/>.</summary>
     public static async Task<GroupResult> ApplyAsync(this Group group, IEnumerable<object?>? args = null, IReadOnlyDictionary<string, object?>? kwargs = null, ApplyOptions? options = null, CancellationToken ct = default) =>
         (GroupResult)await ((Signature)group).ApplyAsync(args, kwargs, options, ct).ConfigureAwait(false);
 
     /// <summary>Sends the group with positional arguments put before each member's own.</summary>
-    public static Task<GroupResult> DelayAsync(this Group group, params object?[] args) => group.ApplyAsync(args);
+    public static Task<GroupResult> DelayAsync(this Group group, params object?[] args) => group.ApplyAsync(CeleriacTask.RefuseTokens(args, "ApplyAsync(args, ct: token)"));
 
     /// <summary>Celery's apply options as a signature's <c>options</c>.</summary>
     internal static JsonObject? ToJson(this ApplyOptions? options)

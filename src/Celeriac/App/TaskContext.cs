@@ -24,6 +24,34 @@ public sealed class TaskContext
     internal TaskMessage Message { get; }
 
     /// <summary>
+    /// A context as a worker would give a task, for calling a task's method directly in a unit test: the id, name,
+    /// arguments and retries given here are what the task reads. With <paramref name="task"/> (a task of an app),
+    /// <see cref="App"/> is its app and <see cref="RetryAsync"/> sends the retry through it; without, a retry throws
+    /// its exception, as Celery's <c>called_directly</c>.
+    /// </summary>
+    public static TaskContext ForTest(
+        string? id = null,
+        string name = "tasks.test",
+        IReadOnlyList<object?>? args = null,
+        IReadOnlyDictionary<string, object?>? kwargs = null,
+        int retries = 0,
+        string queue = "celery",
+        string hostname = "celery@test",
+        CeleriacTask? task = null,
+        CancellationToken cancellation = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        var headers = new TaskHeaders { Task = task?.Name ?? name, Id = id ?? Guid.NewGuid().ToString(), Retries = retries };
+        Transport.TransportMessage encoded = TaskMessage.Encode(headers, args, kwargs, null, null, null) with { RoutingKey = queue };
+        if (!TaskMessage.TryDecode(encoded, out TaskMessage? message, out _, out _, out string? error))
+        {
+            throw new ArgumentException("the arguments cannot be sent as JSON: " + error);
+        }
+
+        return new TaskContext(message!, queue, hostname, cancellation) { Definition = task };
+    }
+
+    /// <summary>
     /// The task running on this flow of control (Celery's <c>current_task.request</c>), or <see langword="null"/> outside
     /// a task. A task sent from inside another gets it as its parent, and its root, as in Celery.
     /// </summary>

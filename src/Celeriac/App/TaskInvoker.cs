@@ -35,6 +35,12 @@ internal sealed class TaskInvoker
         (_call, _await, ReturnType) = Compile(method);
     }
 
+    /// <summary>The type an instance method runs on, built from DI for each run; <see langword="null"/> for a static method or a delegate.</summary>
+    internal Type? TargetType => _targetType;
+
+    /// <summary>The parameters filled from DI, as name and type.</summary>
+    internal IEnumerable<(string Name, Type Type)> ServiceParameters => _parameters.Where(p => p.Kind == ParameterKind.Service).Select(p => (p.Name, p.Type));
+
     /// <summary>Whether a run needs a DI scope (an instance method or an injected parameter).</summary>
     public bool NeedsServices { get; }
 

@@ -16,7 +16,7 @@ namespace Celeriac.Control;
 /// Get it as <c>app.Control</c>.
 /// </summary>
 #pragma warning disable CA1001 // One client per app, for the app's life; its listener's token source is disposed when the last waiter leaves.
-public sealed class ControlClient
+public sealed class ControlClient : ICeleriacControl
 #pragma warning restore CA1001
 {
     /// <summary>Celery's default reply timeout (<c>celery inspect -t</c>).</summary>
@@ -199,7 +199,7 @@ public sealed class ControlClient
         return byNode;
     }
 
-    private static ControlOptions Replying(ControlOptions? options) => (options ?? new ControlOptions()) with { Reply = true };
+    internal static ControlOptions Replying(ControlOptions? options) => (options ?? new ControlOptions()) with { Reply = true };
 
     /// <summary>A request's keyword arguments from name/value pairs.</summary>
     internal static Dictionary<string, object?> Args(params (string Key, object? Value)[] pairs)

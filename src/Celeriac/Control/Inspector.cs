@@ -11,13 +11,15 @@ namespace Celeriac.Control;
 /// </summary>
 public sealed class Inspector
 {
-    private readonly ControlClient _client;
+    private readonly ICeleriacControl _client;
     private readonly ControlOptions _options;
 
-    internal Inspector(ControlClient client, ControlOptions options)
+    /// <summary>An inspector that asks through <paramref name="control"/> (a fake one in a test) the workers <paramref name="options"/> name.</summary>
+    public Inspector(ICeleriacControl control, ControlOptions? options = null)
     {
-        _client = client;
-        _options = options with { Reply = true };
+        ArgumentNullException.ThrowIfNull(control);
+        _client = control;
+        _options = (options ?? new ControlOptions()) with { Reply = true };
     }
 
     /// <summary><c>ping</c>: <c>"pong"</c> by node.</summary>

@@ -23,10 +23,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "Task {Name}[{Id}] expired at {Expires}: revoked without running")]
     public static partial void TaskExpired(ILogger logger, string name, string id, string expires);
 
-    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "{Node} ready.")]
+    // Information, as .NET hosts log their lifecycle (and Celery logs 'ready.'); on its own category, so that the CLI,
+    // whose default level is Celery's WARNING, can still show it.
+    [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "{Node} ready.")]
     public static partial void WorkerReady(ILogger logger, string node);
 
-    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Warm shutdown: finishing {Running} running task(s), returning {Prefetched} prefetched message(s)")]
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Warm shutdown: finishing {Running} running task(s), returning {Prefetched} prefetched message(s)")]
     public static partial void WarmShutdown(ILogger logger, int running, int prefetched);
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Cold shutdown: cancelling {Running} running task(s)")]
@@ -70,6 +72,9 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 34, Level = LogLevel.Information, Message = "Task {Name}[{Id}] rejected by itself (requeue: {Requeue}): {Reason}")]
     public static partial void TaskRejected(ILogger logger, string name, string id, bool requeue, string reason);
+
+    [LoggerMessage(EventId = 39, Level = LogLevel.Error, Message = "Task {Name} cannot be built: {Reason}")]
+    public static partial void TaskCannotBeBuilt(ILogger logger, string name, string reason);
 
     [LoggerMessage(EventId = 35, Level = LogLevel.Error, Message = "A handler of the signal {Signal} failed")]
     public static partial void SignalHandlerFailed(ILogger logger, string signal, Exception exception);

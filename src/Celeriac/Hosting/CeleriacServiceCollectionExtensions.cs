@@ -54,6 +54,7 @@ public static class CeleriacServiceCollectionExtensions
             return app;
         });
         services.TryAddSingleton<ICeleriacClient>(static sp => sp.GetRequiredService<CeleriacApp>());
+        services.TryAddSingleton<Control.ICeleriacControl>(static sp => Control.ControlClient.For(sp.GetRequiredService<CeleriacApp>()));
         return builder;
     }
 
@@ -270,6 +271,17 @@ internal sealed class WorkerHostedService(CeleriacApp app, IEnumerable<IPostRunS
 {
     /// <summary>The worker, once the host has started it (null in a prefork child).</summary>
     public CeleriacWorker? Worker { get; private set; }
+
+    /// <summary>Refuses to start, before the host reports started, when DI cannot build a task the worker serves.</summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!PoolChild.IsCurrentProcess && app.Options.Services is { } services)
+        {
+            TaskBuildCheck.ThrowIfAny(app, services, app.LoggerFactory.CreateLogger("Celeriac.Worker"));
+        }
+
+        return base.StartAsync(cancellationToken);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

@@ -45,6 +45,12 @@ public sealed class ResultBackendOptions
         return Settings.TryGetValue(name, out string? value) ? value : null;
     }
 
+    /// <summary>
+    /// How long to try a store that has never answered before an operation throws <c>BrokerUnreachableException</c>.
+    /// <value>5 seconds</value>
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

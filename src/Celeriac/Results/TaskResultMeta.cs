@@ -23,6 +23,9 @@ public sealed class TaskResultMeta
     /// <summary>One of <see cref="TaskStates"/>, or a custom state.</summary>
     public required string Status { get; init; }
 
+    /// <summary>The state as a value to switch on; <see cref="TaskState.Custom"/> for a state of the task's own (its name is in <see cref="Status"/>).</summary>
+    public TaskState TaskState => TaskStates.Parse(Status);
+
     /// <summary>The result value as JSON (for failures, Celery's exception dict). <value>null</value></summary>
     public ReadOnlyMemory<byte> Result { get; init; } = s_null;
 

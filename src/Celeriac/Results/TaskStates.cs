@@ -24,6 +24,30 @@ public static class TaskStates
     /// <summary>Revoked: will not run.</summary>
     public const string Revoked = "REVOKED";
 
+    /// <summary>Refused by a worker (events only).</summary>
+    public const string Rejected = "REJECTED";
+
+    /// <summary>Ran and stored nothing on purpose (events only).</summary>
+    public const string Ignored = "IGNORED";
+
+    /// <summary>
+    /// The <see cref="TaskState"/> of one of Celery's state names (exact, upper case as on the wire); any other name
+    /// is <see cref="TaskState.Custom"/>.
+    /// </summary>
+    public static TaskState Parse(string? state) => state switch
+    {
+        null or Pending => TaskState.Pending,
+        Received => TaskState.Received,
+        Started => TaskState.Started,
+        Success => TaskState.Success,
+        Failure => TaskState.Failure,
+        Retry => TaskState.Retry,
+        Revoked => TaskState.Revoked,
+        Rejected => TaskState.Rejected,
+        Ignored => TaskState.Ignored,
+        _ => TaskState.Custom,
+    };
+
     /// <summary>Whether a state is final (SUCCESS, FAILURE, REVOKED).</summary>
     public static bool IsReady(string state) => state is Success or Failure or Revoked;
 

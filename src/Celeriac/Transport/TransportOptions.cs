@@ -16,6 +16,12 @@ public sealed class TransportOptions
     /// </summary>
     public TimeSpan VisibilityTimeout { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How long to try a broker that has never answered before an operation throws <c>BrokerUnreachableException</c>.
+    /// <value>5 seconds</value>
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>The clock.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

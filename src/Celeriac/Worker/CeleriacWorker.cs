@@ -20,6 +20,13 @@ public sealed partial class CeleriacWorker
 {
     private readonly CeleriacApp _app;
     private readonly ILogger _logger;
+    private readonly ILogger _lifecycle;
+
+    /// <summary>
+    /// The log category of the worker's ready and warm-shutdown lines (Information, as a .NET host's own), apart from
+    /// <c>Celeriac.Worker</c> so that a console at Celery's WARNING level can still let them through.
+    /// </summary>
+    public const string LifecycleCategory = "Celeriac.Worker.Lifecycle";
     private readonly string _node;
     private volatile string[] _queues;
     private readonly int _prefetch;
@@ -54,6 +61,7 @@ public sealed partial class CeleriacWorker
         ArgumentNullException.ThrowIfNull(app);
         _app = app;
         _logger = app.LoggerFactory.CreateLogger("Celeriac.Worker");
+        _lifecycle = app.LoggerFactory.CreateLogger(LifecycleCategory);
         CeleriacOptions o = app.Options;
         o.Validate();
         _node = o.EffectiveNodeName;
@@ -192,7 +200,7 @@ public sealed partial class CeleriacWorker
         Task heart = _events is null || _app.Options.WithoutHeartbeat ? Task.CompletedTask : HeartAsync(heartStop.Token);
         Task consumer = ConsumeAsync(transport, window.Writer, stopOrAbort.Token);
         Task autoscale = _autoscaler?.RunAsync(stopOrAbort.Token) ?? Task.CompletedTask;
-        Log.WorkerReady(_logger, _node);
+        Log.WorkerReady(_lifecycle, _node);
         _ready.TrySetResult();
         _app.Signals.OnWorkerReady(this, new WorkerSignalEventArgs(this));
 
@@ -206,7 +214,7 @@ public sealed partial class CeleriacWorker
         }
         else
         {
-            Log.WarmShutdown(_logger, running, window.Reader.Count);
+            Log.WarmShutdown(_lifecycle, running, window.Reader.Count);
         }
 
         await WaitForSlotsAsync(linkedAbort).ConfigureAwait(false);

@@ -113,10 +113,12 @@ public sealed class SoftShutdownTests(RedisServerFixture redis, RabbitMqServerFi
             }
 
             Assert.True(await Poll.UntilAsync(() => again.Worker.Processed == 1, s_wait));
+
+            // Read while the app is alive: disposing the worker disposes its app, and a disposed app no longer reconnects.
+            Assert.Equal(0, await second.Transport.GetQueueLengthAsync(queue, Ct));
         }
 
         Assert.Equal(1, Volatile.Read(ref runs));
-        Assert.Equal(0, await second.Transport.GetQueueLengthAsync(queue, Ct));
     }
 
     [Fact]
