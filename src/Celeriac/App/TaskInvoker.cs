@@ -187,6 +187,17 @@ public static class TaskBinding
         throw new TaskValidationException($"{text}", taskName, name, [.. results.SelectMany(r => r.MemberNames).Distinct(StringComparer.Ordinal)]);
     }
 
+    /// <summary>A provider with no services, for instance tasks run without DI.</summary>
+    public static IServiceProvider NoServices { get; } = new EmptyServiceProvider();
+
+    /// <summary>A signature of a call with positional arguments (what typed handles' <c>S</c> and <c>Si</c> return).</summary>
+    public static Signature Signature(ICeleriacClient client, string taskName, object?[] args, bool immutable)
+    {
+        var sig = new Signature(taskName) { App = client as ICanvasApp };
+        sig.PrependArgs(args);
+        return immutable ? sig.SetImmutable() : sig;
+    }
+
     /// <summary>Awaits a task's result as an object.</summary>
     public static ValueTask<object?> Box<T>(Task<T> task)
     {
@@ -257,6 +268,11 @@ public static class TaskBinding
 
     /// <summary>Runs the module initializer of an assembly, where generated code registers its tasks.</summary>
     internal static void RunModuleInitializer(Assembly assembly) => RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+}
+
+internal sealed class EmptyServiceProvider : IServiceProvider
+{
+    public object? GetService(Type serviceType) => null;
 }
 
 /// <summary>The message's arguments do not fit the task's parameters (Python's <c>TypeError</c>).</summary>
