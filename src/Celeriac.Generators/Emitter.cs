@@ -36,7 +36,9 @@ internal static class Emitter
 
         // Handle names: the method's, or the declaring type's and the method's when two share one.
         var counts = tasks.GroupBy(t => t.HandleName).ToDictionary(g => g.Key, g => g.Count());
-        var handles = tasks.Select(t => counts[t.HandleName] > 1 ? TypeShortName(t.ContainingType) + t.HandleName : t.HandleName).ToList();
+        var handles = tasks.Select(t => counts[t.HandleName] > 1 ? Pascal(t.MethodName) : t.HandleName).ToList();
+        counts = handles.GroupBy(h => h).ToDictionary(g => g.Key, g => g.Count());
+        handles = handles.Select((h, i) => counts[h] > 1 ? TypeShortName(tasks[i].ContainingType) + h : h).ToList();
         var used = new HashSet<string>();
         for (int i = 0; i < handles.Count; i++)
         {
@@ -178,7 +180,7 @@ internal static class Emitter
         sb.AppendLine($"        internal sealed class Invoker{index} : global::Celeriac.TaskInvoker");
         sb.AppendLine("        {");
         sb.AppendLine($"            private static readonly string[] s_names = new string[] {{ {string.Join(", ", jsonParams.Select(p => Str(p.Name)))} }};");
-        sb.AppendLine($"            private static readonly global::Celeriac.TaskParameter[] s_parameters = new global::Celeriac.TaskParameter[] {{ {string.Join(", ", jsonParams.Select(p => $"new global::Celeriac.TaskParameter({Str(p.Name)}, typeof({StripNullable(p.Type)}), {(p.HasDefault ? "true" : "false")})"))} }};");
+        sb.AppendLine($"            private static readonly global::Celeriac.TaskParameter[] s_parameters = new global::Celeriac.TaskParameter[] {{ {string.Join(", ", jsonParams.Select(p => $"new global::Celeriac.TaskParameter({Str(p.Name)}, typeof({p.TypeOf}), {(p.HasDefault ? "true" : "false")})"))} }};");
         sb.AppendLine();
         sb.AppendLine($"            public Invoker{index}() : base({Str(t.TaskName)}) {{ }}");
         sb.AppendLine();
@@ -219,7 +221,7 @@ internal static class Emitter
                     sb.AppendLine($"                global::Celeriac.TaskContext {v} = context;");
                     break;
                 case ParamKind.Service:
-                    sb.AppendLine($"                {p.Type} {v} = ({p.Type})(services?.GetService(typeof({StripNullable(p.Type)})) ?? throw global::Celeriac.TaskBinding.NoService(TaskName, {Str(p.Name)}, typeof({StripNullable(p.Type)})));");
+                    sb.AppendLine($"                {p.Type} {v} = ({p.Type})(services?.GetService(typeof({p.TypeOf})) ?? throw global::Celeriac.TaskBinding.NoService(TaskName, {Str(p.Name)}, typeof({p.TypeOf})));");
                     break;
                 case ParamKind.VarKwargs:
                     sb.AppendLine($"                var {v} = new global::System.Collections.Generic.Dictionary<string, global::System.Text.Json.JsonElement>(global::System.StringComparer.Ordinal);");

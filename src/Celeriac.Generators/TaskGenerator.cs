@@ -328,7 +328,8 @@ internal static class ModelBuilder
             null,
             element,
             elementConversion,
-            core.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat));
+            core.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat),
+            t.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat));
     }
 
     private static Conversion ConversionOf(ITypeSymbol t) => t.SpecialType switch

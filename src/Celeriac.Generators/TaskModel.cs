@@ -86,7 +86,8 @@ internal sealed record ParamModel(
     string? JsonContext,
     string? ElementType,
     Conversion ElementConversion,
-    string DescribeType);
+    string DescribeType,
+    string TypeOf);
 
 /// <summary>A task as the generator found it: what its handle and its invoker need, as plain text.</summary>
 internal sealed record TaskModel(
