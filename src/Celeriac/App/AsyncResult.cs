@@ -103,7 +103,7 @@ public class AsyncResult
             throw new TaskFailedException(Id, meta.Status, meta.Exception ?? new ExceptionInfo("Exception", meta.Status, null), meta.Traceback);
         }
 
-        return JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options);
+        return JsonSerializer.Deserialize(meta.Result.Span, (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)CeleryJson.Options.GetTypeInfo(typeof(T)));
     }
 
     /// <summary>Waits for the result and returns its JSON value.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Celeriac.Protocol;
 using Celeriac.Results;
@@ -72,6 +73,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     internal TimeProvider Time => Options.TimeProvider;
 
     /// <summary>Registers a task whose code is a delegate: <c>app.Task("tasks.add", (int x, int y) =&gt; x + y)</c>.</summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public CeleriacTask Task(string name, Delegate handler, TaskOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -82,6 +85,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     }
 
     /// <summary>Registers a task from a method; instance methods run on an instance of <paramref name="type"/> from DI.</summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public CeleriacTask Task(string name, MethodInfo method, Type? type = null, TaskOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
@@ -115,6 +120,8 @@ public sealed class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleriacClient
     /// Registers every method and class marked <see cref="CeleriacTaskAttribute"/> in an assembly; returns how many.
     /// Tasks the source generator saw run through its invokers (no reflection); the others are found by reflection.
     /// </summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public int AddTasksFromAssembly(Assembly assembly)
     {
         ArgumentNullException.ThrowIfNull(assembly);

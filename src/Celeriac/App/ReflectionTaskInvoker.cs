@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Linq.Expressions;
 using System.Reflection;
 using System.Text.Json;
@@ -11,8 +12,13 @@ namespace Celeriac;
 /// methods the source generator did not see. Built once per task: the call is a compiled delegate; awaitable results
 /// are awaited without reflection.
 /// </summary>
+[RequiresUnreferencedCode(Why)]
+[RequiresDynamicCode(Why)]
 internal sealed class ReflectionTaskInvoker : TaskInvoker
 {
+    /// <summary>Why trimmed and AOT-compiled apps should register tasks with the generated <c>CeleriacTasks.AddTo(app)</c>.</summary>
+    internal const string Why = "A task registered by reflection (a delegate, a MethodInfo, or an assembly scan) binds its arguments by reflection; in trimmed or NativeAOT apps register [CeleriacTask] methods with the generated CeleriacTasks.AddTo(app).";
+
     private static long s_invocations;
 
     private readonly string _taskName;
@@ -196,7 +202,7 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
                 return JsonValues.Parse(System.Text.Encoding.UTF8.GetBytes(e.GetRawText()));
             }
 
-            return e.Deserialize(p.Type, CeleryJson.Options);
+            return e.Deserialize(CeleryJson.Options.GetTypeInfo(p.Type));
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or NotSupportedException or OverflowException)
         {
