@@ -65,7 +65,7 @@ public static class TaskBinding
 
         foreach (JsonProperty kw in kwargs.EnumerateObject())
         {
-            int index = Array.FindIndex(names, n => kw.NameEquals(n));
+            int index = IndexOf(names, kw);
             if (index < 0 && varKwargs)
             {
                 continue;
@@ -83,6 +83,20 @@ public static class TaskBinding
         }
 
         return given;
+    }
+
+    // A loop, not Array.FindIndex with a lambda: the closure would be one allocation per keyword argument.
+    private static int IndexOf(string[] names, JsonProperty kw)
+    {
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (kw.NameEquals(names[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
     }
 
     /// <summary>
