@@ -20,6 +20,8 @@ PACKAGES=(procps python3-celery python3-redis redis-server rabbitmq-server
   python3-pytest python3-pytest-subtests python3-pytest-rerunfailures python3-pytest-timeout tmux
   postgresql mariadb-server memcached python3-sqlalchemy python3-psycopg2 python3-pymysql python3-pylibmc
   python3-boto3 python3-azure-storage nodejs chromium openssl python3-cryptography)
+# The NativeAOT sample (scripts/aot-sample.sh): the native linker and zlib that ILCompiler links against.
+PACKAGES+=(clang-14 zlib1g-dev)
 
 if ! command -v dotnet >/dev/null 2>&1; then
   echo "provision: the .NET SDK (dotnet) is not on PATH; install the .NET 10 SDK first." >&2

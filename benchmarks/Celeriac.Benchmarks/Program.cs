@@ -11,6 +11,13 @@ if (args.Length > 0 && args[0] == "worker")
     return await CeleriacCli.RunAsync(args, app);
 }
 
+// `invokers`: BenchmarkDotNet, bind + invoke of tasks.add by the reflection invoker against the generated one.
+if (args.Length > 0 && args[0] == "invokers")
+{
+    BenchmarkDotNet.Running.BenchmarkRunner.Run<InvokerBenchmarks>(args: args[1..]);
+    return 0;
+}
+
 BenchOptions options;
 try
 {

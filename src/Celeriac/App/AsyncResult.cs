@@ -126,7 +126,7 @@ public class AsyncResult
     {
         try
         {
-            return JsonSerializer.Deserialize<T>(meta.Result.Span, CeleryJson.Options);
+            return JsonSerializer.Deserialize(meta.Result.Span, (System.Text.Json.Serialization.Metadata.JsonTypeInfo<T>)CeleryJson.Options.GetTypeInfo(typeof(T)));
         }
         catch (JsonException ex)
         {

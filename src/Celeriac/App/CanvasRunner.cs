@@ -381,7 +381,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         JsonArray rest = options["chain"] as JsonArray is { } existing ? (JsonArray)existing.DeepClone() : [];
         foreach (Signature t in tasks)
         {
-            rest.Add(t.ToJson());
+            rest.Add((JsonNode)t.ToJson());
         }
 
         options["chain"] = rest;
@@ -555,7 +555,7 @@ internal sealed class CanvasRunner(CeleriacApp app)
         }
         else
         {
-            await ApplyCoreAsync(body, [new JsonArray()], null, null, null, ct).ConfigureAwait(false);
+            await ApplyCoreAsync(body, [(JsonNode)new JsonArray()], null, null, null, ct).ConfigureAwait(false);
             headerResult = frozen;
         }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Celeriac.Protocol;
 using Celeriac.Results;
@@ -81,21 +82,25 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     internal TimeProvider Time => Options.TimeProvider;
 
     /// <summary>Registers a task whose code is a delegate: <c>app.Task("tasks.add", (int x, int y) =&gt; x + y)</c>.</summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public CeleriacTask Task(string name, Delegate handler, TaskOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(handler);
-        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new TaskInvoker(name, handler.Method, handler.Target, null));
+        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new ReflectionTaskInvoker(name, handler.Method, handler.Target, null));
         Tasks.Add(task);
         return task;
     }
 
     /// <summary>Registers a task from a method; instance methods run on an instance of <paramref name="type"/> from DI.</summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public CeleriacTask Task(string name, MethodInfo method, Type? type = null, TaskOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentNullException.ThrowIfNull(method);
-        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new TaskInvoker(name, method, null, type ?? method.DeclaringType));
+        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), new ReflectionTaskInvoker(name, method, null, type ?? method.DeclaringType));
         Tasks.Add(task);
         return task;
     }
@@ -103,33 +108,73 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     /// <summary>A handle on a task that runs elsewhere (another process or language), to call it by name.</summary>
     public CeleriacTask Signature(string name, TaskOptions? options = null) => new(this, name, options ?? new TaskOptions(), null);
 
-    /// <summary>Registers every method and class marked <see cref="CeleriacTaskAttribute"/> in an assembly; returns how many.</summary>
+    /// <summary>Registers a task whose code is an invoker (what generated code calls: no reflection).</summary>
+    public CeleriacTask Task(string name, TaskInvoker invoker, TaskOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        ArgumentNullException.ThrowIfNull(invoker);
+        var task = new CeleriacTask(this, name, options ?? new TaskOptions(), invoker);
+        Tasks.Add(task);
+        return task;
+    }
+
+    /// <summary>Registers a task declared with <see cref="CeleriacTaskAttribute"/> whose code is a (generated) invoker.</summary>
+    public CeleriacTask Task(CeleriacTaskAttribute attribute, TaskInvoker invoker)
+    {
+        ArgumentNullException.ThrowIfNull(attribute);
+        return Task(attribute.Name, invoker, OptionsOf(attribute));
+    }
+
+    /// <summary>
+    /// Registers every method and class marked <see cref="CeleriacTaskAttribute"/> in an assembly; returns how many.
+    /// Tasks the source generator saw run through its invokers (no reflection); the others are found by reflection.
+    /// </summary>
+    [RequiresUnreferencedCode(ReflectionTaskInvoker.Why)]
+    [RequiresDynamicCode(ReflectionTaskInvoker.Why)]
     public int AddTasksFromAssembly(Assembly assembly)
     {
         ArgumentNullException.ThrowIfNull(assembly);
         int count = 0;
+        HashSet<string> generated = new(StringComparer.Ordinal);
+        if (GeneratedTasks.TryGet(assembly, out GeneratedTasks.Entry? entry))
+        {
+            count += entry.AddTo(this);
+            generated.UnionWith(entry.Names);
+            if (entry.Complete)
+            {
+                return count;
+            }
+        }
+
         foreach ((CeleriacTaskAttribute attribute, MethodInfo method, Type type) in TaskRegistry.Scan(assembly))
         {
-            Task(attribute.Name, method, type, new TaskOptions
+            if (generated.Contains(attribute.Name))
             {
-                Queue = attribute.Queue,
-                AcksLate = attribute.AcksLate ? true : null,
-                IgnoreResult = attribute.IgnoreResult,
-                AutoRetryFor = attribute.AutoRetryFor,
-                MaxRetries = attribute.MaxRetries < 0 ? null : attribute.MaxRetries,
-                DefaultRetryDelay = TimeSpan.FromSeconds(attribute.DefaultRetryDelaySeconds),
-                RetryBackoff = attribute.RetryBackoffSeconds > 0 ? TimeSpan.FromSeconds(attribute.RetryBackoffSeconds) : null,
-                RetryBackoffMax = TimeSpan.FromSeconds(attribute.RetryBackoffMaxSeconds),
-                RetryJitter = attribute.RetryJitter,
-                RateLimit = attribute.RateLimit,
-                TimeLimit = attribute.TimeLimit > 0 ? TimeSpan.FromSeconds(attribute.TimeLimit) : null,
-                SoftTimeLimit = attribute.SoftTimeLimit > 0 ? TimeSpan.FromSeconds(attribute.SoftTimeLimit) : null,
-            });
+                continue;
+            }
+
+            Task(attribute.Name, method, type, OptionsOf(attribute));
             count++;
         }
 
         return count;
     }
+
+    private static TaskOptions OptionsOf(CeleriacTaskAttribute attribute) => new()
+    {
+        Queue = attribute.Queue,
+        AcksLate = attribute.AcksLate ? true : null,
+        IgnoreResult = attribute.IgnoreResult,
+        AutoRetryFor = attribute.AutoRetryFor,
+        MaxRetries = attribute.MaxRetries < 0 ? null : attribute.MaxRetries,
+        DefaultRetryDelay = TimeSpan.FromSeconds(attribute.DefaultRetryDelaySeconds),
+        RetryBackoff = attribute.RetryBackoffSeconds > 0 ? TimeSpan.FromSeconds(attribute.RetryBackoffSeconds) : null,
+        RetryBackoffMax = TimeSpan.FromSeconds(attribute.RetryBackoffMaxSeconds),
+        RetryJitter = attribute.RetryJitter,
+        RateLimit = attribute.RateLimit,
+        TimeLimit = attribute.TimeLimit > 0 ? TimeSpan.FromSeconds(attribute.TimeLimit) : null,
+        SoftTimeLimit = attribute.SoftTimeLimit > 0 ? TimeSpan.FromSeconds(attribute.SoftTimeLimit) : null,
+    };
 
     /// <summary>The broker connection (opened on first use).</summary>
     public ITransport Transport

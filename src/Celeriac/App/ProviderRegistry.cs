@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Celeriac.Results;
 using Celeriac.Transport;
@@ -348,9 +349,10 @@ public interface ICeleriacProvider
 
 /// <summary>Names the <see cref="ICeleriacProvider"/> of an assembly, so the registry finds it by scheme.</summary>
 [AttributeUsage(AttributeTargets.Assembly, AllowMultiple = true)]
-public sealed class CeleriacProviderAttribute(Type providerType) : Attribute
+public sealed class CeleriacProviderAttribute([DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] Type providerType) : Attribute
 {
     /// <summary>The provider type (a public class with a parameterless constructor).</summary>
+    [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)]
     public Type ProviderType { get; } = providerType;
 }
 

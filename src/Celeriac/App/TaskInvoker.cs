@@ -1,230 +1,275 @@
-using System.Linq.Expressions;
+using System.Collections;
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Celeriac.Protocol;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Celeriac;
 
 /// <summary>
-/// Binds a message's JSON arguments to a method's parameters and calls it. Built once per task:
-/// the call is a compiled delegate; awaitable results are awaited without reflection.
+/// The code that runs a task: binds a message's JSON arguments to the task's parameters and calls it. The source
+/// generator writes one per <see cref="CeleriacTaskAttribute"/> method (no reflection on the call path); delegates and
+/// methods it did not see run through a reflection-based one.
 /// </summary>
-internal sealed class TaskInvoker
+public abstract class TaskInvoker
 {
-    private readonly string _taskName;
-    private readonly Parameter[] _parameters;
-    private readonly Parameter[] _jsonParameters;
-    private readonly Func<object?, object?[], object?> _call;
-    private readonly Func<object?, ValueTask<object?>>? _await;
-    private readonly object? _target;
-    private readonly Type? _targetType;
-    private readonly Parameter? _varArgs;
-    private readonly bool _varKwargs;
-
-    public TaskInvoker(string taskName, MethodInfo method, object? target, Type? targetType)
+    /// <summary>Creates the invoker of a task.</summary>
+    protected TaskInvoker(string taskName)
     {
-        _taskName = taskName;
-        _target = target;
-        _targetType = method.IsStatic || target is not null ? null : targetType ?? method.DeclaringType;
-        _parameters = method.GetParameters().Select(Classify).ToArray();
-        _jsonParameters = _parameters.Where(p => p.Kind == ParameterKind.Json).ToArray();
-        _varArgs = _parameters.FirstOrDefault(p => p.Kind == ParameterKind.VarArgs);
-        _varKwargs = _parameters.Any(p => p.Kind == ParameterKind.VarKwargs);
-        NeedsServices = _targetType is not null || _parameters.Any(p => p.Kind == ParameterKind.Service);
-        (_call, _await, ReturnType) = Compile(method);
+        ArgumentException.ThrowIfNullOrWhiteSpace(taskName);
+        TaskName = taskName;
     }
 
-    /// <summary>The type an instance method runs on, built from DI for each run; <see langword="null"/> for a static method or a delegate.</summary>
-    internal Type? TargetType => _targetType;
-
-    /// <summary>The parameters filled from DI, as name and type.</summary>
-    internal IEnumerable<(string Name, Type Type)> ServiceParameters => _parameters.Where(p => p.Kind == ParameterKind.Service).Select(p => (p.Name, p.Type));
+    /// <summary>The task's name, as error messages show it (<c>tasks.add() missing required argument 'y'</c>).</summary>
+    public string TaskName { get; }
 
     /// <summary>Whether a run needs a DI scope (an instance method or an injected parameter).</summary>
-    public bool NeedsServices { get; }
+    public abstract bool NeedsServices { get; }
 
-    /// <summary>The result type after awaiting.</summary>
-    public Type ReturnType { get; }
+    /// <summary>The parameters bound from the message's arguments, in order (injected ones left out).</summary>
+    public abstract IReadOnlyList<TaskParameter> Parameters { get; }
 
-    /// <summary>The parameters bound from the message, in order.</summary>
-    public IEnumerable<(string Name, Type Type, bool Optional)> JsonParameters => _jsonParameters.Select(p => (p.Name, p.Type, p.HasDefault));
+    /// <summary>
+    /// The class an instance task runs on, built from DI for each run (<see langword="null"/> for a static method or a
+    /// delegate): a hosted worker checks at start that DI can build it.
+    /// </summary>
+    public virtual Type? TargetType => null;
+
+    /// <summary>The parameters filled from DI (checked at a hosted worker's start as <see cref="TargetType"/> is).</summary>
+    public virtual IReadOnlyList<TaskParameter> ServiceParameters => [];
 
     /// <summary>Binds and calls. Throws <see cref="TaskArgumentException"/> for arguments that do not fit.</summary>
-    public ValueTask<object?> InvokeAsync(TaskMessage message, TaskContext context, IServiceProvider? services)
+    public abstract ValueTask<object?> InvokeAsync(TaskMessage message, TaskContext context, IServiceProvider? services);
+
+    internal IEnumerable<(string Name, Type Type, bool Optional)> JsonParameters => Parameters.Select(p => (p.Name, p.Type, p.Optional));
+}
+
+/// <summary>A task parameter bound from the message's arguments.</summary>
+/// <param name="Name">The parameter's name (the keyword argument that binds it).</param>
+/// <param name="Type">Its type.</param>
+/// <param name="Optional">Whether it has a default.</param>
+public sealed record TaskParameter(string Name, Type Type, bool Optional);
+
+/// <summary>
+/// What generated invokers call to bind JSON arguments; the reflection invoker shares its checks and messages so that
+/// both paths fail alike. Not meant to be called by hand.
+/// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class TaskBinding
+{
+    /// <summary>Checks the counts and names of the arguments; returns how many positional arguments were given.</summary>
+    public static int Check(string taskName, JsonElement args, JsonElement kwargs, string[] names, bool varArgs, bool varKwargs)
     {
-        object?[] values = Bind(message, context, services);
-        object? target = _target;
-        if (_targetType is not null)
-        {
-            target = ActivatorUtilities.GetServiceOrCreateInstance(services ?? EmptyServices.Instance, _targetType);
-        }
-
-        object? result;
-        try
-        {
-            result = _call(target, values);
-        }
-        catch (TargetInvocationException ex) when (ex.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex.InnerException);
-            throw;
-        }
-
-        return _await is null ? new ValueTask<object?>(result) : _await(result);
-    }
-
-    private object?[] Bind(TaskMessage message, TaskContext context, IServiceProvider? services)
-    {
-        JsonElement args = message.Args;
-        JsonElement kwargs = message.Kwargs;
+        ArgumentNullException.ThrowIfNull(names);
         int given = args.GetArrayLength();
-        if (given > _jsonParameters.Length && _varArgs is null)
+        if (given > names.Length && !varArgs)
         {
-            throw new TaskArgumentException($"{_taskName}() takes {_jsonParameters.Length} positional argument{(_jsonParameters.Length == 1 ? "" : "s")} but {given} were given");
+            throw new TaskArgumentException($"{taskName}() takes {names.Length} positional argument{(names.Length == 1 ? "" : "s")} but {given} were given");
         }
 
         foreach (JsonProperty kw in kwargs.EnumerateObject())
         {
-            int index = Array.FindIndex(_jsonParameters, p => kw.NameEquals(p.Name));
-            if (index < 0 && _varKwargs)
+            int index = IndexOf(names, kw);
+            if (index < 0 && varKwargs)
             {
                 continue;
             }
 
             if (index < 0)
             {
-                throw new TaskArgumentException($"{_taskName}() got an unexpected keyword argument '{kw.Name}'");
+                throw new TaskArgumentException($"{taskName}() got an unexpected keyword argument '{kw.Name}'");
             }
 
             if (index < given)
             {
-                throw new TaskArgumentException($"{_taskName}() got multiple values for argument '{kw.Name}'");
+                throw new TaskArgumentException($"{taskName}() got multiple values for argument '{kw.Name}'");
             }
         }
 
-        object?[] values = new object?[_parameters.Length];
-        int position = 0;
-        for (int i = 0; i < _parameters.Length; i++)
-        {
-            Parameter p = _parameters[i];
-            switch (p.Kind)
-            {
-                case ParameterKind.CancellationToken:
-                    values[i] = context.CancellationToken;
-                    break;
-                case ParameterKind.Context:
-                    values[i] = context;
-                    break;
-                case ParameterKind.VarArgs:
-                    Type element = p.Type.GetElementType()!;
-                    int rest = Math.Max(0, given - position);
-                    var array = Array.CreateInstance(element, rest);
-                    for (int j = 0; j < rest; j++)
-                    {
-                        array.SetValue(Convert(p with { Type = element, TypeCode = Type.GetTypeCode(element), AcceptsNull = true }, args[position + j]), j);
-                    }
-
-                    values[i] = array;
-                    position = Math.Max(position, given);
-                    break;
-                case ParameterKind.VarKwargs:
-                    var extra = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
-                    foreach (JsonProperty kw in kwargs.EnumerateObject())
-                    {
-                        if (Array.FindIndex(_jsonParameters, jp => kw.NameEquals(jp.Name)) < 0)
-                        {
-                            extra[kw.Name] = kw.Value.Clone();
-                        }
-                    }
-
-                    values[i] = extra;
-                    break;
-                case ParameterKind.Service:
-                    values[i] = (services ?? EmptyServices.Instance).GetService(p.Type)
-                        ?? throw new InvalidOperationException($"{_taskName}(): no service of type {p.Type.Name} is registered for parameter '{p.Name}'");
-                    break;
-                default:
-                    if (position < given)
-                    {
-                        values[i] = Convert(p, args[position]);
-                    }
-                    else if (kwargs.TryGetProperty(p.Name, out JsonElement kw))
-                    {
-                        values[i] = Convert(p, kw);
-                    }
-                    else if (p.HasDefault)
-                    {
-                        values[i] = p.Default;
-                    }
-                    else
-                    {
-                        throw new TaskArgumentException($"{_taskName}() missing required argument '{p.Name}'");
-                    }
-
-                    position++;
-                    break;
-            }
-        }
-
-        return values;
+        return given;
     }
 
-    private object? Convert(Parameter p, JsonElement e)
+    // A loop, not Array.FindIndex with a lambda: the closure would be one allocation per keyword argument.
+    private static int IndexOf(string[] names, JsonProperty kw)
+    {
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (kw.NameEquals(names[i]))
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>
+    /// Whether the keyword arguments as a whole are a task's one model parameter (Celery 5.5's <c>pydantic=True</c>
+    /// called with the model's fields as keywords): no positional arguments and no keyword of the parameter's own name.
+    /// </summary>
+    public static bool KwargsAreModel(string parameterName, JsonElement args, JsonElement kwargs) =>
+        args.GetArrayLength() == 0 && kwargs.ValueKind == JsonValueKind.Object && !kwargs.TryGetProperty(parameterName, out _) &&
+        kwargs.EnumerateObject().Any();
+
+    /// <summary>The argument of a parameter: positional at <paramref name="position"/>, else by name; false when neither.</summary>
+    public static bool TryGet(JsonElement args, JsonElement kwargs, int given, int position, string name, out JsonElement value)
+    {
+        if (position < given)
+        {
+            value = args[position];
+            return true;
+        }
+
+        return kwargs.TryGetProperty(name, out value);
+    }
+
+    /// <summary>The error of a required parameter with no argument.</summary>
+    public static TaskArgumentException Missing(string taskName, string name) => new($"{taskName}() missing required argument '{name}'");
+
+    /// <summary>The error of a JSON null for a parameter that takes none.</summary>
+    public static TaskArgumentException NotNull(string taskName, string name, Type type) => new($"{taskName}() argument '{name}' must be {Describe(type)}, not null");
+
+    /// <summary>The error of an argument of the wrong JSON type.</summary>
+    public static TaskArgumentException WrongType(string taskName, string name, Type type, JsonElement e) =>
+        new($"{taskName}() argument '{name}' must be {Describe(type)}, got {DescribeJson(e)}");
+
+    /// <summary>The error of a DI service that is not registered.</summary>
+    public static InvalidOperationException NoService(string taskName, string name, Type type) =>
+        new($"{taskName}(): no service of type {type.Name} is registered for parameter '{name}'");
+
+    /// <summary>An <c>int</c> argument.</summary>
+    public static int ToInt32(string taskName, string name, JsonElement e) =>
+        e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v : Deserialize<int>(taskName, name, e);
+
+    /// <summary>A <c>long</c> argument.</summary>
+    public static long ToInt64(string taskName, string name, JsonElement e) =>
+        e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long v) ? v : Deserialize<long>(taskName, name, e);
+
+    /// <summary>A <c>double</c> argument.</summary>
+    public static double ToDouble(string taskName, string name, JsonElement e) =>
+        e.ValueKind == JsonValueKind.Number ? e.GetDouble() : Deserialize<double>(taskName, name, e);
+
+    /// <summary>A <c>bool</c> argument.</summary>
+    public static bool ToBoolean(string taskName, string name, JsonElement e) =>
+        e.ValueKind is JsonValueKind.True or JsonValueKind.False ? e.GetBoolean() : Deserialize<bool>(taskName, name, e);
+
+    /// <summary>A <c>string</c> argument.</summary>
+    public static string? ToString(string taskName, string name, JsonElement e) =>
+        e.ValueKind == JsonValueKind.String ? e.GetString() : Deserialize<string>(taskName, name, e);
+
+    /// <summary>An <c>object</c> argument: the JSON value as Celeriac reads untyped values (numbers, strings, lists, dicts).</summary>
+    public static object? ToObject(JsonElement e) => JsonValues.Parse(System.Text.Encoding.UTF8.GetBytes(e.GetRawText()));
+
+    /// <summary>An argument of any other type, through <see cref="CeleryJson.Options"/> (source-generated metadata first).</summary>
+    public static T Deserialize<T>(string taskName, string name, JsonElement e) =>
+        Deserialize(taskName, name, e, (JsonTypeInfo<T>)CeleryJson.Options.GetTypeInfo(typeof(T)));
+
+    /// <summary>An argument of any other type, through the metadata of a <see cref="JsonSerializerContext"/> of the user's.</summary>
+    public static T Deserialize<T>(string taskName, string name, JsonElement e, JsonSerializerContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.GetTypeInfo(typeof(T)) is JsonTypeInfo<T> info ? Deserialize(taskName, name, e, info) : Deserialize<T>(taskName, name, e);
+    }
+
+    private static T Deserialize<T>(string taskName, string name, JsonElement e, JsonTypeInfo<T> info)
     {
         try
         {
-            if (p.Type == typeof(JsonElement))
-            {
-                // JSON null is a JsonElement too; a CLR null cannot be unboxed to the struct.
-                return e.Clone();
-            }
-
-            if (e.ValueKind == JsonValueKind.Null)
-            {
-                return p.AcceptsNull ? null : throw new TaskArgumentException($"{_taskName}() argument '{p.Name}' must be {Describe(p.Type)}, not null");
-            }
-
-            switch (p.TypeCode)
-            {
-                case TypeCode.Int32 when e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int i): return i;
-                case TypeCode.Int64 when e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long l): return l;
-                case TypeCode.Double when e.ValueKind == JsonValueKind.Number: return e.GetDouble();
-                case TypeCode.String when e.ValueKind == JsonValueKind.String: return e.GetString();
-                case TypeCode.Boolean when e.ValueKind is JsonValueKind.True or JsonValueKind.False: return e.GetBoolean();
-                default: break;
-            }
-
-            if (p.Type == typeof(object))
-            {
-                return JsonValues.Parse(System.Text.Encoding.UTF8.GetBytes(e.GetRawText()));
-            }
-
-            return e.Deserialize(p.Type, CeleryJson.Options);
+            return e.Deserialize(info)!;
         }
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException or NotSupportedException or OverflowException)
         {
-            throw new TaskArgumentException($"{_taskName}() argument '{p.Name}' must be {Describe(p.Type)}, got {DescribeJson(e)}");
+            throw WrongType(taskName, name, typeof(T), e);
         }
     }
 
-    private static string Describe(Type t)
+    /// <summary>
+    /// Validates a model argument with its DataAnnotations (Celery 5.5's <c>pydantic=True</c>); a failure is a
+    /// <see cref="TaskValidationException"/> that names each field.
+    /// </summary>
+    [RequiresUnreferencedCode("DataAnnotations validation reads the model's properties by reflection.")]
+    public static void Validate(string taskName, string name, object? value)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        var results = new List<ValidationResult>();
+        if (Validator.TryValidateObject(value, new ValidationContext(value), results, validateAllProperties: true))
+        {
+            return;
+        }
+
+        string text = string.Join("; ", results.Select(r => r.MemberNames.Any() ? $"{string.Join(", ", r.MemberNames)}: {r.ErrorMessage}" : r.ErrorMessage));
+        throw new TaskValidationException($"{text}", taskName, name, [.. results.SelectMany(r => r.MemberNames).Distinct(StringComparer.Ordinal)]);
+    }
+
+    /// <summary>A provider with no services, for instance tasks run without DI.</summary>
+    public static IServiceProvider NoServices { get; } = new EmptyServiceProvider();
+
+    /// <summary>A signature of a call with positional arguments (what typed handles' <c>S</c> and <c>Si</c> return).</summary>
+    public static Signature Signature(ICeleriacClient client, string taskName, object?[] args, bool immutable)
+    {
+        var sig = new Signature(taskName) { App = client as ICanvasApp };
+        sig.PrependArgs(args);
+        return immutable ? sig.SetImmutable() : sig;
+    }
+
+    /// <summary>Awaits a task's result as an object.</summary>
+    public static ValueTask<object?> Box<T>(Task<T> task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return task.IsCompletedSuccessfully ? new ValueTask<object?>(task.Result) : Slow(task);
+
+        static async ValueTask<object?> Slow(Task<T> t) => await t.ConfigureAwait(false);
+    }
+
+    /// <summary>Awaits a value task's result as an object.</summary>
+    public static ValueTask<object?> Box<T>(ValueTask<T> task) =>
+        task.IsCompletedSuccessfully ? new ValueTask<object?>(task.Result) : Slow(task);
+
+    /// <summary>Awaits a task that returns nothing.</summary>
+    public static ValueTask<object?> Box(Task task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return task.IsCompletedSuccessfully ? default : SlowVoid(task);
+    }
+
+    /// <summary>Awaits a value task that returns nothing.</summary>
+    public static ValueTask<object?> Box(ValueTask task) => task.IsCompletedSuccessfully ? default : SlowVoid(task.AsTask());
+
+    private static async ValueTask<object?> Slow<T>(ValueTask<T> t) => await t.ConfigureAwait(false);
+
+    private static async ValueTask<object?> SlowVoid(Task t)
+    {
+        await t.ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>How an error message names a .NET type (<c>an integer (int)</c>).</summary>
+    internal static string Describe(Type t)
     {
         Type inner = Nullable.GetUnderlyingType(t) ?? t;
-        string name = Type.GetTypeCode(inner) switch
+        return Type.GetTypeCode(inner) switch
         {
             TypeCode.Int32 => "an integer (int)",
             TypeCode.Int64 => "an integer (long)",
             TypeCode.Double or TypeCode.Single or TypeCode.Decimal => "a number",
             TypeCode.String => "a string",
             TypeCode.Boolean => "a boolean",
-            _ when inner.IsArray || (inner.IsGenericType && inner.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>))) => $"a list ({inner.Name})",
+            _ when inner.IsArray || (inner != typeof(string) && typeof(IEnumerable).IsAssignableFrom(inner) && inner.IsGenericType) => $"a list ({inner.Name})",
             _ => $"a {inner.Name}",
         };
-        return name;
     }
 
-    private static string DescribeJson(JsonElement e)
+    /// <summary>How an error message shows a JSON value (<c>a string "x"</c>).</summary>
+    internal static string DescribeJson(JsonElement e)
     {
         string raw = e.GetRawText();
         string shown = raw.Length > 40 ? raw[..40] + "..." : raw;
@@ -240,134 +285,17 @@ internal sealed class TaskInvoker
         return $"{kind} {shown}";
     }
 
-    private static Parameter Classify(ParameterInfo info)
-    {
-        Type t = info.ParameterType;
-        ParameterKind kind =
-            t == typeof(CancellationToken) ? ParameterKind.CancellationToken :
-            t == typeof(TaskContext) ? ParameterKind.Context :
-            t.IsArray && info.GetCustomAttribute<ParamArrayAttribute>() is not null ? ParameterKind.VarArgs :
-            info.Name == "kwargs" && (t == typeof(IReadOnlyDictionary<string, JsonElement>) || t == typeof(Dictionary<string, JsonElement>) || t == typeof(IDictionary<string, JsonElement>)) ? ParameterKind.VarKwargs :
-            info.GetCustomAttribute<InjectAttribute>() is not null || IsServiceType(t) ? ParameterKind.Service :
-            ParameterKind.Json;
-        bool acceptsNull = !t.IsValueType || Nullable.GetUnderlyingType(t) is not null;
-        if (acceptsNull && !t.IsValueType && t != typeof(object) && t != typeof(JsonElement))
-        {
-            // A context of its own: NullabilityInfoContext caches in a plain Dictionary, and apps may register tasks on
-            // several threads at once (it failed with "same key already added" when two apps started together).
-            acceptsNull = new NullabilityInfoContext().Create(info).WriteState != NullabilityState.NotNull;
-        }
+    /// <summary>Whether a parameter type is a model: a class bound from a JSON object (not a string, list or dict).</summary>
+    internal static bool IsModel(Type t) =>
+        t.IsClass && !t.IsAbstract && t != typeof(string) && t != typeof(object) && !typeof(IEnumerable).IsAssignableFrom(t);
 
-        return new Parameter(
-            info.Name ?? $"arg{info.Position}",
-            t,
-            kind,
-            info.HasDefaultValue,
-            info.HasDefaultValue ? info.DefaultValue : null,
-            acceptsNull || t == typeof(JsonElement),
-            Type.GetTypeCode(t));
-    }
+    /// <summary>Runs the module initializer of an assembly, where generated code registers its tasks.</summary>
+    internal static void RunModuleInitializer(Assembly assembly) => RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+}
 
-    private static bool IsServiceType(Type t)
-    {
-        if (t == typeof(IServiceProvider))
-        {
-            return true;
-        }
-
-        if (!t.IsInterface && !t.IsAbstract)
-        {
-            return false;
-        }
-
-        // Collection interfaces bind from JSON lists and dicts.
-        return !(t.IsGenericType && t.GetGenericTypeDefinition() is { } g &&
-            (g == typeof(IEnumerable<>) || g == typeof(IList<>) || g == typeof(IReadOnlyList<>) || g == typeof(ICollection<>) ||
-             g == typeof(IReadOnlyCollection<>) || g == typeof(IDictionary<,>) || g == typeof(IReadOnlyDictionary<,>) || g == typeof(ISet<>)));
-    }
-
-    private static (Func<object?, object?[], object?> Call, Func<object?, ValueTask<object?>>? Await, Type ReturnType) Compile(MethodInfo method)
-    {
-        ParameterExpression target = Expression.Parameter(typeof(object), "target");
-        ParameterExpression args = Expression.Parameter(typeof(object?[]), "args");
-        Expression[] arguments = method.GetParameters()
-            .Select((p, i) => (Expression)Expression.Convert(Expression.ArrayIndex(args, Expression.Constant(i)), p.ParameterType))
-            .ToArray();
-        Expression? instance = method.IsStatic ? null : Expression.Convert(target, method.DeclaringType!);
-        Expression call = Expression.Call(instance, method, arguments);
-        Expression body = method.ReturnType == typeof(void)
-            ? Expression.Block(call, Expression.Constant(null, typeof(object)))
-            : Expression.Convert(call, typeof(object));
-        Func<object?, object?[], object?> compiled = Expression.Lambda<Func<object?, object?[], object?>>(body, target, args).Compile();
-
-        Type rt = method.ReturnType;
-        if (rt == typeof(Task))
-        {
-            return (compiled, static r => AwaitTask((Task)r!), typeof(void));
-        }
-
-        if (rt == typeof(ValueTask))
-        {
-            return (compiled, static r => AwaitValueTask((ValueTask)r!), typeof(void));
-        }
-
-        if (rt.IsGenericType && (rt.GetGenericTypeDefinition() == typeof(Task<>) || rt.GetGenericTypeDefinition() == typeof(ValueTask<>)))
-        {
-            Type inner = rt.GetGenericArguments()[0];
-            string helper = rt.GetGenericTypeDefinition() == typeof(Task<>) ? nameof(AwaitTaskOf) : nameof(AwaitValueTaskOf);
-            MethodInfo m = typeof(TaskInvoker).GetMethod(helper, BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(inner);
-            ParameterExpression r = Expression.Parameter(typeof(object), "r");
-            var awaiter = Expression.Lambda<Func<object?, ValueTask<object?>>>(Expression.Call(m, Expression.Convert(r, rt)), r).Compile();
-            return (compiled, awaiter, inner);
-        }
-
-        return (compiled, null, rt);
-    }
-
-    private static async ValueTask<object?> AwaitTask(Task t)
-    {
-        await t.ConfigureAwait(false);
-        return null;
-    }
-
-    private static async ValueTask<object?> AwaitValueTask(ValueTask t)
-    {
-        await t.ConfigureAwait(false);
-        return null;
-    }
-
-    private static ValueTask<object?> AwaitTaskOf<T>(Task<T> t) =>
-        t.IsCompletedSuccessfully ? new ValueTask<object?>(t.Result) : Slow(t);
-
-    private static async ValueTask<object?> Slow<T>(Task<T> t) => await t.ConfigureAwait(false);
-
-    private static ValueTask<object?> AwaitValueTaskOf<T>(ValueTask<T> t) =>
-        t.IsCompletedSuccessfully ? new ValueTask<object?>(t.Result) : SlowValue(t);
-
-    private static async ValueTask<object?> SlowValue<T>(ValueTask<T> t) => await t.ConfigureAwait(false);
-
-    private enum ParameterKind
-    {
-        Json,
-        CancellationToken,
-        Context,
-        Service,
-
-        /// <summary>A <c>params</c> array: the positional arguments left over (Python's <c>*args</c>).</summary>
-        VarArgs,
-
-        /// <summary>A dictionary of JSON values named <c>kwargs</c>: the keyword arguments no parameter takes (Python's <c>**kwargs</c>).</summary>
-        VarKwargs,
-    }
-
-    private sealed record Parameter(string Name, Type Type, ParameterKind Kind, bool HasDefault, object? Default, bool AcceptsNull, TypeCode TypeCode);
-
-    private sealed class EmptyServices : IServiceProvider
-    {
-        public static EmptyServices Instance { get; } = new();
-
-        public object? GetService(Type serviceType) => null;
-    }
+internal sealed class EmptyServiceProvider : IServiceProvider
+{
+    public object? GetService(Type serviceType) => null;
 }
 
 /// <summary>The message's arguments do not fit the task's parameters (Python's <c>TypeError</c>).</summary>

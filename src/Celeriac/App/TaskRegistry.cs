@@ -33,7 +33,9 @@ public sealed class TaskRegistry
     public static IReadOnlyList<string> NamesIn(Assembly assembly)
     {
         ArgumentNullException.ThrowIfNull(assembly);
-        return [.. Scan(assembly).Select(t => t.Attribute.Name)];
+        return GeneratedTasks.TryGet(assembly, out GeneratedTasks.Entry? entry) && entry.Complete
+            ? [.. entry.Names]
+            : [.. Scan(assembly).Select(t => t.Attribute.Name)];
     }
 
     /// <summary>The methods and classes of an assembly marked <see cref="CeleriacTaskAttribute"/>.</summary>

@@ -158,7 +158,7 @@ public class Signature
         JsonObject json = sig.ToJson();
         if (!list.Any(n => JsonNode.DeepEquals(n, json)))
         {
-            list.Add(json);
+            list.Add((JsonNode)json);
         }
     }
 

@@ -28,7 +28,11 @@ public static class CeleryJson
             Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
             NumberHandling = JsonNumberHandling.Strict,
             MaxDepth = JsonValues.MaxDepth,
-            TypeInfoResolver = JsonTypeInfoResolver.Combine(CeleriacJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+            // Reflection is the fallback for users' own types, unless the app is trimmed or AOT-compiled with reflection off
+            // (the feature switch lets the trimmer drop it); then their types come from their JsonSerializerContext.
+            TypeInfoResolver = JsonSerializer.IsReflectionEnabledByDefault
+                ? JsonTypeInfoResolver.Combine(CeleriacJsonContext.Default, new DefaultJsonTypeInfoResolver())
+                : CeleriacJsonContext.Default,
             Converters = { new PythonFloatConverter() },
         };
         options.MakeReadOnly();

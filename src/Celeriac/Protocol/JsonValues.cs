@@ -160,7 +160,7 @@ public static class JsonValues
                 writer.WriteEndArray();
                 break;
             default:
-                JsonSerializer.Serialize(writer, value, value.GetType(), CeleryJson.Options);
+                JsonSerializer.Serialize(writer, value, CeleryJson.Options.GetTypeInfo(value.GetType()));
                 break;
         }
     }

@@ -17,6 +17,7 @@ public sealed record ExceptionInfo(string Type, string Message, string? Module)
             TaskFailedException remote => new ExceptionInfo(remote.ExceptionType, remote.RemoteMessage, remote.ExceptionModule),
             MaxRetriesExceededException => new ExceptionInfo("MaxRetriesExceededError", exception.Message, "celery.exceptions"),
             ImproperlyConfiguredException => new ExceptionInfo("ImproperlyConfigured", exception.Message, "celery.exceptions"),
+            TaskValidationException => new ExceptionInfo("ValidationError", exception.Message, exception.GetType().Namespace),
             _ => new ExceptionInfo(exception.GetType().Name, exception.Message, exception.GetType().Namespace),
         };
     }

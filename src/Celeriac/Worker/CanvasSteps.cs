@@ -191,7 +191,7 @@ internal sealed class ChordStep(CeleriacApp app, ILogger logger) : IPostRunStep
         {
             if (t[1].ValueKind == JsonValueKind.Array)
             {
-                list.Add(Nest(t[1], results));
+                list.Add((JsonNode)Nest(t[1], results));
             }
             else
             {

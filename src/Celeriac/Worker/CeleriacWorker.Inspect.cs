@@ -364,7 +364,7 @@ public sealed partial class CeleriacWorker
         text.Append(CultureInfo.InvariantCulture, $"loader -> Celeriac\nsettings -> transport:{BrokerInfo(_app.Options.BrokerUrl)["transport"]} results:{(_app.Options.ResultBackend is { } b ? UrlText.Mask(b) : "(broker's)")}\n\n");
         foreach (KeyValuePair<string, object?> kv in Conf(withDefaults: false))
         {
-            text.Append(CultureInfo.InvariantCulture, $"{kv.Key}: {JsonSerializer.Serialize(kv.Value, CeleryJson.Options)}\n");
+            text.Append(CultureInfo.InvariantCulture, $"{kv.Key}: {JsonSerializer.Serialize(kv.Value, CeleryJson.Options.GetTypeInfo(kv.Value?.GetType() ?? typeof(object)))}\n");
         }
 
         return text.ToString();

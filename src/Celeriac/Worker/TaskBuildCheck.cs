@@ -30,7 +30,7 @@ internal static class TaskBuildCheck
                 continue;
             }
 
-            foreach ((string name, Type parameterType) in invoker.ServiceParameters)
+            foreach ((string name, Type parameterType, _) in invoker.ServiceParameters)
             {
                 if (!IsResolvable(parameterType, services, isService))
                 {
