@@ -21,6 +21,11 @@ public sealed class CancellationTokenTests(ITestOutputHelper output)
 
         // Primitives that hand out one task shared by many callers (a batch, a pulse): a caller gives up on its own
         // wait with Task.WaitAsync(ct); cancelling the shared task itself would cancel everyone's.
+        ["Celeriac.TaskInvoker.InvokeAsync(TaskMessage, TaskContext, IServiceProvider)"] = "the run's token is TaskContext.CancellationToken",
+        ["Celeriac.TaskBinding.Box(Task)"] = "boxes a task's own result for generated invokers; nothing to cancel",
+        ["Celeriac.TaskBinding.Box(Task`1)"] = "boxes a task's own result for generated invokers; nothing to cancel",
+        ["Celeriac.TaskBinding.Box(ValueTask)"] = "boxes a task's own result for generated invokers; nothing to cancel",
+        ["Celeriac.TaskBinding.Box(ValueTask`1)"] = "boxes a task's own result for generated invokers; nothing to cancel",
         ["Celeriac.Concurrency.Batcher`1.Enqueue(T)"] = "shared batch task; callers use Task.WaitAsync(ct)",
         ["Celeriac.Concurrency.Batcher`1.DrainAsync()"] = "shared flush task; callers use Task.WaitAsync(ct)",
         ["Celeriac.Transport.AsyncPulse.WaitAsync()"] = "shared pulse task; callers use Task.WaitAsync(ct)",
