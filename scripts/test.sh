@@ -49,6 +49,13 @@ for script in scripts/suite-backends/*.sh; do
   suite_logs+=("$results/celery-suite-$name.log")
 done
 
+# The NativeAOT sample, published with trim and AOT warnings as errors and run: one test, counted as the suites are.
+echo "== aot-sample"
+if bash scripts/aot-sample.sh > "$results/aot-sample.log" 2>&1; then aot="1 passed, 0 failed"; else aot="0 passed, 1 failed"; fi
+echo "$aot" >> "$results/aot-sample.log"
+cat "$results/aot-sample.log"
+suite_logs+=("$results/aot-sample.log")
+
 passed=0
 failed=0
 for trx in "$results"/*.trx; do
