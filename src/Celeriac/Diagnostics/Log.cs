@@ -73,6 +73,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 34, Level = LogLevel.Information, Message = "Task {Name}[{Id}] rejected by itself (requeue: {Requeue}): {Reason}")]
     public static partial void TaskRejected(ILogger logger, string name, string id, bool requeue, string reason);
 
+    [LoggerMessage(EventId = 40, Level = LogLevel.Error, Message = "consumer: Cannot connect to {Url}: {Reason}. Trying again in {Seconds:F2} seconds... ({Attempt}/{MaxRetries})")]
+    public static partial void CannotConnect(ILogger logger, string url, string reason, double seconds, int attempt, int maxRetries);
+
     [LoggerMessage(EventId = 39, Level = LogLevel.Error, Message = "Task {Name} cannot be built: {Reason}")]
     public static partial void TaskCannotBeBuilt(ILogger logger, string name, string reason);
 

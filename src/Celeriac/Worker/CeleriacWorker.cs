@@ -151,6 +151,48 @@ public sealed partial class CeleriacWorker
         }
     }
 
+    /// <summary>Celery's <c>broker_connection_max_retries</c> on a worker's start (kombu's ensure_connection).</summary>
+    internal const int StartupConnectRetries = 100;
+
+    /// <summary>
+    /// Declares the worker's queues, the first time it reaches the broker. As Celery's
+    /// <c>broker_connection_retry_on_startup</c>: a broker that is not up yet (containers starting together) is tried
+    /// again every 2, 4, ... 30 s, 100 times, with one line per try; false when the stop came first.
+    /// </summary>
+    private async Task<bool> DeclareQueuesAsync(ITransport transport, CancellationToken stop, CancellationToken abort)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                foreach (string q in _queues)
+                {
+                    await transport.DeclareQueueAsync(_app.Options.DeclarationOf(q), abort).ConfigureAwait(false);
+                }
+
+                return true;
+            }
+            catch (BrokerUnreachableException ex) when (attempt < StartupConnectRetries && !abort.IsCancellationRequested)
+            {
+                if (stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                TimeSpan wait = TimeSpan.FromSeconds(Math.Min(2 * attempt, 30));
+                Log.CannotConnect(_logger, ex.Url, ex.InnerException?.Message ?? ex.Message, wait.TotalSeconds, attempt, StartupConnectRetries);
+                try
+                {
+                    await Task.Delay(wait, _app.Time, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
     private async Task RunCoreAsync(CancellationToken stop, CancellationToken abort)
     {
         using var linkedAbort = CancellationTokenSource.CreateLinkedTokenSource(abort);
@@ -163,9 +205,9 @@ public sealed partial class CeleriacWorker
         }
 
         ITransport transport = _app.Transport;
-        foreach (string q in _queues)
+        if (!await DeclareQueuesAsync(transport, stop, abort).ConfigureAwait(false))
         {
-            await transport.DeclareQueueAsync(_app.Options.DeclarationOf(q), abort).ConfigureAwait(false);
+            return;
         }
 
         await _pool.StartAsync(abort).ConfigureAwait(false);

@@ -184,3 +184,52 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
         Assert.Contains("CancellationToken", error.Message, StringComparison.Ordinal);
     }
 }
+
+/// <summary>A worker started before its broker waits for it, as Celery's <c>broker_connection_retry_on_startup</c>.</summary>
+public sealed class WorkerStartupRetryTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task Worker_BrokerNotUpYet_TriesAgainWithALinePerTry_AndAStopEndsIt()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 3, 0, 0, TimeSpan.Zero));
+        var logs = new CollectingLoggerFactory();
+        await using var app = new CeleriacApp(new CeleriacOptions
+        {
+            BrokerUrl = $"amqp://guest:s3cretpw@127.0.0.1:{port}//",
+            ResultBackend = "memory://",
+            BrokerConnectTimeout = TimeSpan.FromSeconds(1),
+            TimeProvider = time,
+            LoggerFactory = logs,
+        });
+        var worker = new Celeriac.Worker.CeleriacWorker(app);
+        using var stop = new CancellationTokenSource();
+        Task running = worker.RunAsync(stop.Token);
+
+        string[] tries = [];
+        for (int attempt = 1; attempt <= 2; attempt++)
+        {
+            // Each try fails at once (nothing listens); the next one comes only when its 2 s (then 4 s) have passed.
+            string expected = $"({attempt}/100)";
+            bool seen = await Poll.UntilAsync(() => logs.Entries.Any(e => e.Message.Contains(expected, StringComparison.Ordinal)), TimeSpan.FromSeconds(20));
+            tries = [.. logs.Entries.Where(e => e.Message.Contains("Cannot connect", StringComparison.Ordinal)).Select(e => e.Message)];
+            Assert.True(seen, $"no try {attempt}: {string.Join(" | ", tries)}");
+            Assert.False(running.IsCompleted, "the worker gave up instead of waiting for its broker");
+            time.Advance(TimeSpan.FromSeconds(2 * attempt));
+        }
+
+        Assert.Contains($"127.0.0.1:{port}", tries[0], StringComparison.Ordinal);
+        Assert.Contains("Trying again in 2.00 seconds... (1/100)", tries[0], StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cretpw", string.Join(" ", tries), StringComparison.Ordinal);
+        Assert.False(worker.Ready.IsCompleted);
+
+        await stop.CancelAsync();
+        Assert.Same(running, await Task.WhenAny(running, Task.Delay(TimeSpan.FromSeconds(20), Ct)));
+        await running;
+    }
+}
