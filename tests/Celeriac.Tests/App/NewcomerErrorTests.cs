@@ -13,7 +13,7 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>A loopback port nobody listens on: bound, read, and closed again.</summary>
-    private static int ClosedPort()
+    internal static int ClosedPort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
@@ -193,10 +193,7 @@ public sealed class WorkerStartupRetryTests
     [Fact]
     public async Task Worker_BrokerNotUpYet_TriesAgainWithALinePerTry_AndAStopEndsIt()
     {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
+        int port = NewcomerErrorTests.ClosedPort();
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 5, 3, 0, 0, TimeSpan.Zero));
         var logs = new CollectingLoggerFactory();
         await using var app = new CeleriacApp(new CeleriacOptions
