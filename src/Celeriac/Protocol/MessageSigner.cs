@@ -290,5 +290,9 @@ public sealed class MessageSigner : IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose() => _store.Dispose();
+    public void Dispose()
+    {
+        _key?.Native?.Dispose();
+        _store.Dispose();
+    }
 }

@@ -25,6 +25,11 @@ internal static class RsaPss
         }
 
         byte[] mHash = Hash(hash, data);
+        if (key.Native is { } native && OpenSslPss.TrySign(native, mHash, hash, (modBits + 7) / 8) is { } fast)
+        {
+            return fast;
+        }
+
         byte[] salt = RandomNumberGenerator.GetBytes(sLen);
         byte[] h = HashOfPrime(hash, mHash, salt);
 
@@ -181,7 +186,11 @@ internal sealed class RsaPrivate
         _dp = new BigInteger(p.DP, isUnsigned: true, isBigEndian: true);
         _dq = new BigInteger(p.DQ, isUnsigned: true, isBigEndian: true);
         _qInv = new BigInteger(p.InverseQ, isUnsigned: true, isBigEndian: true);
+        Native = OpenSslPss.Handle(p);
     }
+
+    /// <summary>The key as OpenSSL holds it, to sign there; <see langword="null"/> off Linux.</summary>
+    public SafeEvpPKeyHandle? Native { get; }
 
     public BigInteger N { get; }
 

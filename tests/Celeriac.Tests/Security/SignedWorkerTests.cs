@@ -70,6 +70,9 @@ public sealed class SignedWorkerTests(MessageSignerTests.Keys keys) : IClassFixt
         var logs = new CollectingLoggerFactory();
         await using CeleriacApp workerApp = SignedApp(K.Alice, broker);
         workerApp.Options.LoggerFactory = logs;
+
+        // One slot, so that messages are checked in the order they came and the last one's result proves the others read.
+        workerApp.Options.Concurrency = 1;
         var ran = new System.Collections.Concurrent.ConcurrentBag<int>();
         workerApp.Task("tasks.add", (int x, int y) => { ran.Add(x); return x + y; });
         await using RunningWorker worker = await RunningWorker.StartAsync(workerApp);
