@@ -19,10 +19,25 @@ internal sealed class PgDatabase : IAsyncDisposable
     private long _outageStarted;
     private long _lastFailure;
 
-    public PgDatabase(Uri url, ILogger logger)
+    private readonly TimeSpan _connectTimeout;
+    private bool _answered;
+
+    /// <summary>
+    /// A database on the server <paramref name="url"/> names. Until the server first answers, a call gives up after
+    /// <paramref name="connectTimeout"/> with a <see cref="BrokerUnreachableException"/>; afterwards outages are waited
+    /// out with each call's patience.
+    /// </summary>
+    public PgDatabase(Uri url, ILogger logger, TimeSpan? connectTimeout = null)
     {
         _logger = logger;
-        ConnectionString = ConnectionStringOf(url);
+        _connectTimeout = connectTimeout is { } t && t > TimeSpan.Zero ? t : TimeSpan.FromSeconds(10);
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionStringOf(url));
+        if (!url.Query.Contains("timeout=", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Timeout = Math.Max(1, (int)Math.Ceiling(_connectTimeout.TotalSeconds));
+        }
+
+        ConnectionString = builder.ConnectionString;
         Display = UrlText.Mask(url);
         DataSource = NpgsqlDataSource.Create(ConnectionString);
     }
@@ -118,6 +133,7 @@ internal sealed class PgDatabase : IAsyncDisposable
                     result = await operation(connection).ConfigureAwait(false);
                 }
 
+                Volatile.Write(ref _answered, true);
                 MarkUp();
                 return result;
             }
@@ -127,6 +143,13 @@ internal sealed class PgDatabase : IAsyncDisposable
 
                 // Pooled connections of the lost server are dead too.
                 DataSource.Clear();
+
+                // A server that never answered is more likely a wrong address or one not started than a restart.
+                if (!Volatile.Read(ref _answered) && Stopwatch.GetElapsedTime(start) + delay > _connectTimeout)
+                {
+                    throw new BrokerUnreachableException(Display, _connectTimeout, e);
+                }
+
                 if (Stopwatch.GetElapsedTime(start) + delay > patience)
                 {
                     throw;

@@ -52,7 +52,7 @@ public sealed partial class PostgreSqlTransport : ITransport
     {
         ArgumentNullException.ThrowIfNull(options);
         _logger = options.LoggerFactory.CreateLogger("Celeriac.PostgreSql");
-        _db = new PgDatabase(options.Url, _logger);
+        _db = new PgDatabase(options.Url, _logger, options.ConnectTimeout);
         _time = options.TimeProvider;
         _visibility = options.VisibilityTimeout > TimeSpan.Zero ? options.VisibilityTimeout : TimeSpan.FromHours(1);
         _listener = new PgListener(_db, OnFanoutNotification, OnReconnected);
