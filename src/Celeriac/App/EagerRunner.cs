@@ -297,7 +297,7 @@ internal sealed class EagerRunner(CeleriacApp app)
             values.Add(ValueOf(meta));
         }
 
-        AsyncResult result = await ApplyAsync(body, [values], null, taskId, ct).ConfigureAwait(false);
+        AsyncResult result = await ApplyAsync(body, new JsonArray((JsonNode)values), null, taskId, ct).ConfigureAwait(false);
         result.Parent = header;
         return result;
     }
