@@ -69,14 +69,16 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
         Assert.Contains($"127.0.0.1:{redis.Port}", error.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task DelayAsync_RabbitMqNotListening_ThrowsBrokerUnreachableNamingBrokerWithoutPassword()
+    [Theory]
+    [InlineData("RabbitMQ", "amqp://guest:s3cretpw@127.0.0.1:{0}//")]
+    [InlineData("PostgreSQL", "postgresql://celeriac:s3cretpw@127.0.0.1:{0}/celeriac")]
+    public async Task DelayAsync_BrokerNotListening_ThrowsBrokerUnreachableNamingBrokerWithoutPassword(string broker, string urlFormat)
     {
         int port = ClosedPort();
         var logs = new CollectingLoggerFactory();
         await using var app = new CeleriacApp(new CeleriacOptions
         {
-            BrokerUrl = $"amqp://guest:s3cretpw@127.0.0.1:{port}//",
+            BrokerUrl = string.Format(System.Globalization.CultureInfo.InvariantCulture, urlFormat, port),
             ResultBackend = "memory://",
             BrokerConnectTimeout = TimeSpan.FromSeconds(1),
             LoggerFactory = logs,
@@ -85,33 +87,7 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         BrokerUnreachableException error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => app.Signature("tasks.add").DelayAsync(2, 3, Ct));
         TimeSpan took = clock.Elapsed;
-        output.WriteLine($"RabbitMQ on a closed port: BrokerUnreachableException after {took.TotalMilliseconds:F0} ms (timeout 1 s): {error.Message}");
-
-        Assert.True(took < TimeSpan.FromSeconds(4), $"took {took}");
-        Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("s3cretpw", error.Message, StringComparison.Ordinal);
-        Assert.NotNull(error.InnerException);
-        LogEntry line = Assert.Single(logs.Entries, e => e.Level >= LogLevel.Warning && e.Message.Contains($"127.0.0.1:{port}", StringComparison.Ordinal));
-        Assert.DoesNotContain("s3cretpw", line.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task DelayAsync_PostgreSqlNotListening_ThrowsBrokerUnreachableNamingBrokerWithoutPassword()
-    {
-        int port = ClosedPort();
-        var logs = new CollectingLoggerFactory();
-        await using var app = new CeleriacApp(new CeleriacOptions
-        {
-            BrokerUrl = $"postgresql://celeriac:s3cretpw@127.0.0.1:{port}/celeriac",
-            ResultBackend = "memory://",
-            BrokerConnectTimeout = TimeSpan.FromSeconds(1),
-            LoggerFactory = logs,
-        });
-
-        var clock = Stopwatch.StartNew();
-        BrokerUnreachableException error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => app.Signature("tasks.add").DelayAsync(2, 3, Ct));
-        TimeSpan took = clock.Elapsed;
-        output.WriteLine($"PostgreSQL on a closed port: BrokerUnreachableException after {took.TotalMilliseconds:F0} ms (timeout 1 s): {error.Message}");
+        output.WriteLine($"{broker} on a closed port: BrokerUnreachableException after {took.TotalMilliseconds:F0} ms (timeout 1 s): {error.Message}");
 
         Assert.True(took < TimeSpan.FromSeconds(4), $"took {took}");
         Assert.Contains($"127.0.0.1:{port}", error.Message, StringComparison.Ordinal);
