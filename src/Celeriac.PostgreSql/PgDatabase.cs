@@ -31,13 +31,7 @@ internal sealed class PgDatabase : IAsyncDisposable
     {
         _logger = logger;
         _connectTimeout = connectTimeout is { } t && t > TimeSpan.Zero ? t : TimeSpan.FromSeconds(10);
-        var builder = new NpgsqlConnectionStringBuilder(ConnectionStringOf(url));
-        if (!url.Query.Contains("timeout=", StringComparison.OrdinalIgnoreCase))
-        {
-            builder.Timeout = Math.Max(1, (int)Math.Ceiling(_connectTimeout.TotalSeconds));
-        }
-
-        ConnectionString = builder.ConnectionString;
+        ConnectionString = ConnectionStringOf(url, Math.Max(1, (int)Math.Ceiling(_connectTimeout.TotalSeconds)));
         Display = UrlText.Mask(url);
         DataSource = NpgsqlDataSource.Create(ConnectionString);
     }
@@ -55,7 +49,10 @@ internal sealed class PgDatabase : IAsyncDisposable
     /// options are Npgsql's connection-string keywords (<c>sslmode</c>, <c>Timeout</c>, ...); the database defaults to
     /// the user's name, as <c>libpq</c>'s does.
     /// </summary>
-    public static string ConnectionStringOf(Uri url)
+    public static string ConnectionStringOf(Uri url) => ConnectionStringOf(url, 10);
+
+    /// <summary>The same, with Npgsql's connect timeout in seconds unless the URL's <c>Timeout</c> option sets it.</summary>
+    public static string ConnectionStringOf(Uri url, int connectTimeoutSeconds)
     {
         ArgumentNullException.ThrowIfNull(url);
         var b = new NpgsqlConnectionStringBuilder
@@ -71,7 +68,7 @@ internal sealed class PgDatabase : IAsyncDisposable
             TcpKeepAlive = true,
             TcpKeepAliveTime = 30,
             TcpKeepAliveInterval = 5,
-            Timeout = 10,
+            Timeout = connectTimeoutSeconds,
         };
         string user = "postgres";
         if (url.UserInfo.Length > 0)
