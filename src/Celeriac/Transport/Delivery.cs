@@ -18,6 +18,7 @@ public abstract class Delivery
     private CancellationTokenSource? _withdrawn;
     private int _settled;
     private int _windowSlotFreed;
+    private int _inReserve;
     private int _state;
     private int _wasDeferred;
 
@@ -33,6 +34,11 @@ public abstract class Delivery
         DecodeError = decodeError;
         Redelivered = redelivered;
         _window = window;
+        if (window is not null)
+        {
+            _inReserve = 1;
+            window.EnterReserve();
+        }
     }
 
     /// <summary>The queue it came from.</summary>
@@ -72,6 +78,13 @@ public abstract class Delivery
             OnDeferred();
         }
     }
+
+    /// <summary>
+    /// Says that the worker has started the delivery's task (after an early ack, or holding it until the task ends with
+    /// late acks): it no longer waits to be started, so the consumer may refill the window around it
+    /// (see <see cref="PrefetchWindow"/>). Settling, deferring or withdrawing a delivery says so too.
+    /// </summary>
+    public void Started() => LeaveReserve();
 
     /// <summary>
     /// Says that the consumer has finished with a delivery it claimed (its task ended). Only a consume with
@@ -175,13 +188,24 @@ public abstract class Delivery
     {
     }
 
+    private void LeaveReserve()
+    {
+        if (_window is not null && Interlocked.Exchange(ref _inReserve, 0) == 1)
+        {
+            _window.LeaveReserve();
+        }
+    }
+
     private void FreeWindowSlot()
     {
-        // Deferral and settling may race: whichever comes first frees the slot, exactly once.
+        // Deferral and settling may race: whichever comes first frees the slot, exactly once. The slot is freed before
+        // the delivery leaves the reserve, so that a consumer woken by the last one leaving finds its room too.
         if (_window is not null && Interlocked.Exchange(ref _windowSlotFreed, 1) == 0)
         {
             _window.Release();
         }
+
+        LeaveReserve();
     }
 
     private ValueTask SettleThenFreeSlot(bool? requeue, CancellationToken ct)

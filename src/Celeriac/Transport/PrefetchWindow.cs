@@ -9,7 +9,9 @@ public sealed class PrefetchWindow
     private readonly Lock _gate = new();
     private readonly int _size;
     private readonly int _wakeAt;
+    private readonly bool _reportsStarts;
     private int _held;
+    private int _reserved;
     private TaskCompletionSource? _waiter;
 
     /// <summary>Creates a window of <paramref name="size"/> (at least 1).</summary>
@@ -22,6 +24,7 @@ public sealed class PrefetchWindow
     public PrefetchWindow(ConsumeOptions options)
         : this(options?.Prefetch ?? throw new ArgumentNullException(nameof(options)), options.CountUntilDone)
     {
+        _reportsStarts = options.ReportsStarts && !options.CountUntilDone;
     }
 
     private PrefetchWindow(int size, bool countsUntilDone)
@@ -61,21 +64,58 @@ public sealed class PrefetchWindow
         }
     }
 
-    /// <summary>Records one delivery as settled (or done) and wakes a waiter once enough of the window is free.</summary>
+    /// <summary>Records one delivery as settled (or done) and wakes a waiter once the window may be refilled.</summary>
     public void Release()
     {
-        TaskCompletionSource? waiter = null;
+        TaskCompletionSource? waiter;
         lock (_gate)
         {
             _held--;
-            if (_waiter is not null && _size - _held >= _wakeAt)
-            {
-                waiter = _waiter;
-                _waiter = null;
-            }
+            waiter = TakeWaiterIfDue();
         }
 
         waiter?.TrySetResult();
+    }
+
+    /// <summary>A delivery was handed out: it waits to be started.</summary>
+    internal void EnterReserve() => Interlocked.Increment(ref _reserved);
+
+    /// <summary>A delivery stopped waiting to be started: it was started, deferred, settled or withdrawn.</summary>
+    internal void LeaveReserve()
+    {
+        // Only the last one to leave can make a waiter due, so the others take no lock.
+        if (Interlocked.Decrement(ref _reserved) != 0)
+        {
+            return;
+        }
+
+        TaskCompletionSource? waiter;
+        lock (_gate)
+        {
+            waiter = TakeWaiterIfDue();
+        }
+
+        waiter?.TrySetResult();
+    }
+
+    /// <summary>
+    /// When a consumer that waits for a full window to open is woken. One that reports starts
+    /// (<see cref="ConsumeOptions.ReportsStarts"/>) refills once nothing in the window waits to be started, and then with
+    /// all the room there is: refilling as soon as a little room opened cost a take (a broker round trip, a write
+    /// transaction) for every few messages, while the pool still has the last started messages to work on during the
+    /// take. Others are woken once a quarter of the window is free.
+    /// </summary>
+    private TaskCompletionSource? TakeWaiterIfDue()
+    {
+        if (_waiter is null || _held >= _size
+            || (_reportsStarts ? Volatile.Read(ref _reserved) > 0 : _size - _held < _wakeAt))
+        {
+            return null;
+        }
+
+        TaskCompletionSource waiter = _waiter;
+        _waiter = null;
+        return waiter;
     }
 
     /// <summary>Waits until at least one delivery may be taken.</summary>

@@ -255,6 +255,8 @@ public sealed partial class CeleriacWorker
             }
         }
 
+        request.Delivery.Started();
+
         string queue = request.Delivery.Queue;
         if (storeResult && (task.Options.TrackStarted ?? _app.Options.TrackStarted))
         {

@@ -372,7 +372,7 @@ public sealed partial class CeleriacWorker
                     await Task.Delay(Timeout.Infinite, swap.Token).ConfigureAwait(false);
                 }
 
-                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff }, swap.Token).ConfigureAwait(false))
+                await foreach (Delivery delivery in transport.ConsumeAsync(new ConsumeOptions { Queues = queues, Prefetch = _prefetch, CountUntilDone = _prefetchOff, ReportsStarts = true }, swap.Token).ConfigureAwait(false))
                 {
                     delay = TimeSpan.FromMilliseconds(100);
                     var request = new WorkerRequest(delivery, this);

@@ -9,6 +9,8 @@ public sealed class RabbitMqTransportConformanceTests(RabbitMqServerFixture rabb
 {
     protected override bool HigherPriorityFirst => true;
 
+    protected override bool BrokerCountsPrefetch => true;
+
     protected override bool RedeliversAtOnceWhenConsumerDies => true;
 
     protected override bool RequeuedComesFirst => false;

@@ -46,6 +46,9 @@ public abstract class TransportConformanceTests : IAsyncDisposable
     /// <summary>Whether a dead consumer's messages come back at once (AMQP: the broker sees the connection close), not after the visibility timeout.</summary>
     protected virtual bool RedeliversAtOnceWhenConsumerDies => false;
 
+    /// <summary>Whether the broker counts the prefetch itself (AMQP's basic.qos): it delivers as soon as room opens.</summary>
+    protected virtual bool BrokerCountsPrefetch => false;
+
     /// <summary>
     /// Whether a requeued message is always delivered again before the messages behind it. RabbitMQ puts it back at
     /// its place, but with a channel-wide prefetch (Celery's and ours) the freed credit may reach the queue before the
@@ -66,9 +69,12 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         return t;
     }
 
-    private Consumer Consume(ITransport transport, int prefetch, params string[] queues)
+    private Consumer Consume(ITransport transport, int prefetch, params string[] queues) =>
+        Consume(transport, new ConsumeOptions { Queues = queues, Prefetch = prefetch });
+
+    private Consumer Consume(ITransport transport, ConsumeOptions options)
     {
-        var c = new Consumer(transport, new ConsumeOptions { Queues = queues, Prefetch = prefetch });
+        var c = new Consumer(transport, options);
         _consumers.Add(c);
         return c;
     }
@@ -202,6 +208,33 @@ public abstract class TransportConformanceTests : IAsyncDisposable
         Delivery d3 = await c.NextAsync();
         Assert.Equal("m3", IdOf(d3));
         Assert.Null(await c.TryNextAsync(s_quiet));
+    }
+
+    [Fact]
+    public async Task ConsumeAsync_ReportsStarts_RefillsOnceNoneWaitsToStart_WithAllTheRoom()
+    {
+        Assert.SkipWhen(BrokerCountsPrefetch, "the broker sends as soon as a place is free (basic.qos)");
+        ITransport t = await NewAsync();
+        string q = Queue();
+        await t.PublishAsync("", q, [.. Enumerable.Range(0, 7).Select(i => Message("m" + i))], Ct);
+
+        Consumer c = Consume(t, new ConsumeOptions { Queues = [q], Prefetch = 3, ReportsStarts = true });
+        Delivery d0 = await c.NextAsync();
+        Delivery d1 = await c.NextAsync();
+        Delivery d2 = await c.NextAsync();
+
+        // Two places free, but d2 still waits to be started: no take yet (the quarter rule would have taken by now, see
+        // ConsumeAsync_Prefetch3_HoldsThreeUntilOneIsAcked).
+        await d0.AckAsync(Ct);
+        await d1.AckAsync(Ct);
+        Assert.Null(await c.TryNextAsync(s_quiet));
+        Assert.Equal(4, await t.GetQueueLengthAsync(q, Ct));
+
+        // Started and still held (a late ack): the window refills with both free places at once.
+        d2.Started();
+        Assert.Equal(["m3", "m4"], [IdOf(await c.NextAsync()), IdOf(await c.NextAsync())]);
+        Assert.Null(await c.TryNextAsync(s_quiet));
+        Assert.Equal(2, await t.GetQueueLengthAsync(q, Ct));
     }
 
     [Fact]
