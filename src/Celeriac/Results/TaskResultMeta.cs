@@ -83,9 +83,8 @@ public sealed class TaskResultMeta
         if (DateDone is { } done)
         {
             // Formatted straight to UTF-8: this runs once per task on the hot path.
-            Span<byte> text = stackalloc byte[32];
-            done.UtcDateTime.TryFormat(text, out int length, CeleryJson.DateDoneFormat, System.Globalization.CultureInfo.InvariantCulture);
-            w.WriteString("date_done"u8, text[..length]);
+            Span<byte> text = stackalloc byte[CeleryJson.DateDoneLength];
+            w.WriteString("date_done"u8, text[..CeleryJson.WriteDateDone(done.UtcDateTime, text)]);
         }
         else
         {
