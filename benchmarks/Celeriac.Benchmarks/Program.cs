@@ -14,7 +14,7 @@ if (args.Length > 0 && args[0] == "worker")
 // `invokers`: BenchmarkDotNet, bind + invoke of tasks.add by the reflection invoker against the generated one.
 if (args.Length > 0 && args[0] == "invokers")
 {
-    BenchmarkDotNet.Running.BenchmarkRunner.Run<InvokerBenchmarks>(args: args[1..]);
+    InvokerBenchmarks.Run(args[1..]);
     return 0;
 }
 

@@ -24,8 +24,8 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
     private readonly string _taskName;
     private readonly Parameter[] _parameters;
     private readonly Parameter[] _jsonParameters;
-    private readonly Func<object?, object?[], object?> _call;
-    private readonly Func<object?, ValueTask<object?>>? _await;
+    private readonly MethodInfo _method;
+    private Compiled? _compiled;
     private readonly object? _target;
     private readonly Type? _targetType;
     private readonly Parameter? _varArgs;
@@ -47,7 +47,8 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
         _model = _jsonParameters is [{ IsModel: true } only] ? only : null;
         NeedsServices = _targetType is not null || _parameters.Any(p => p.Kind == ParameterKind.Service);
         Parameters = [.. _jsonParameters.Select(p => new TaskParameter(p.Name, p.Type, p.HasDefault))];
-        (_call, _await, ReturnType) = Compile(method);
+        _method = method;
+        ReturnType = ResultTypeOf(method.ReturnType);
     }
 
     /// <summary>How many calls reflection invokers made in this process (tests prove generated invokers bypass them).</summary>
@@ -82,10 +83,13 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
             target = ActivatorUtilities.GetServiceOrCreateInstance(services ?? EmptyServices.Instance, _targetType);
         }
 
+        // Compiled on the first call, not at registration: an app registers the builtins and often many tasks it never
+        // runs, and compiling them all cost a worker's boot time and the memory of the expression compiler.
+        Compiled compiled = _compiled ??= Compile(_method);
         object? result;
         try
         {
-            result = _call(target, values);
+            result = compiled.Call(target, values);
         }
         catch (TargetInvocationException ex) when (ex.InnerException is not null)
         {
@@ -93,7 +97,7 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
             throw;
         }
 
-        return _await is null ? new ValueTask<object?>(result) : _await(result);
+        return compiled.Await is null ? new ValueTask<object?>(result) : compiled.Await(result);
     }
 
     private object?[] Bind(TaskMessage message, TaskContext context, IServiceProvider? services)
@@ -266,7 +270,13 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
              g == typeof(IReadOnlyCollection<>) || g == typeof(IDictionary<,>) || g == typeof(IReadOnlyDictionary<,>) || g == typeof(ISet<>)));
     }
 
-    private static (Func<object?, object?[], object?> Call, Func<object?, ValueTask<object?>>? Await, Type ReturnType) Compile(MethodInfo method)
+    /// <summary>What a task method's return type gives once awaited: its value's type, or void for a plain task.</summary>
+    private static Type ResultTypeOf(Type rt) =>
+        rt == typeof(Task) || rt == typeof(ValueTask) ? typeof(void)
+        : rt.IsGenericType && (rt.GetGenericTypeDefinition() == typeof(Task<>) || rt.GetGenericTypeDefinition() == typeof(ValueTask<>)) ? rt.GetGenericArguments()[0]
+        : rt;
+
+    private static Compiled Compile(MethodInfo method)
     {
         ParameterExpression target = Expression.Parameter(typeof(object), "target");
         ParameterExpression args = Expression.Parameter(typeof(object?[]), "args");
@@ -283,12 +293,12 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
         Type rt = method.ReturnType;
         if (rt == typeof(Task))
         {
-            return (compiled, static r => AwaitTask((Task)r!), typeof(void));
+            return new Compiled(compiled, static r => AwaitTask((Task)r!));
         }
 
         if (rt == typeof(ValueTask))
         {
-            return (compiled, static r => AwaitValueTask((ValueTask)r!), typeof(void));
+            return new Compiled(compiled, static r => AwaitValueTask((ValueTask)r!));
         }
 
         if (rt.IsGenericType && (rt.GetGenericTypeDefinition() == typeof(Task<>) || rt.GetGenericTypeDefinition() == typeof(ValueTask<>)))
@@ -298,11 +308,14 @@ internal sealed class ReflectionTaskInvoker : TaskInvoker
             MethodInfo m = typeof(ReflectionTaskInvoker).GetMethod(helper, BindingFlags.NonPublic | BindingFlags.Static)!.MakeGenericMethod(inner);
             ParameterExpression r = Expression.Parameter(typeof(object), "r");
             var awaiter = Expression.Lambda<Func<object?, ValueTask<object?>>>(Expression.Call(m, Expression.Convert(r, rt)), r).Compile();
-            return (compiled, awaiter, inner);
+            return new Compiled(compiled, awaiter);
         }
 
-        return (compiled, null, rt);
+        return new Compiled(compiled, null);
     }
+
+    /// <summary>The compiled call of a task method, and how to await what it returns (none when it returns a value).</summary>
+    private sealed record Compiled(Func<object?, object?[], object?> Call, Func<object?, ValueTask<object?>>? Await);
 
     private static async ValueTask<object?> AwaitTask(Task t)
     {
