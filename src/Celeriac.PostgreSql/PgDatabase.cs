@@ -14,6 +14,9 @@ namespace Celeriac.PostgreSql;
 internal sealed class PgDatabase : IAsyncDisposable
 {
     private static readonly TimeSpan s_settled = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Npgsql's connect timeout, in seconds, when neither the caller nor the URL sets one.</summary>
+    private const int DefaultConnectTimeoutSeconds = 10;
     private readonly ILogger _logger;
     private readonly Lock _outageGate = new();
     private long _outageStarted;
@@ -30,7 +33,7 @@ internal sealed class PgDatabase : IAsyncDisposable
     public PgDatabase(Uri url, ILogger logger, TimeSpan? connectTimeout = null)
     {
         _logger = logger;
-        _connectTimeout = connectTimeout is { } t && t > TimeSpan.Zero ? t : TimeSpan.FromSeconds(10);
+        _connectTimeout = connectTimeout is { } t && t > TimeSpan.Zero ? t : TimeSpan.FromSeconds(DefaultConnectTimeoutSeconds);
         ConnectionString = ConnectionStringOf(url, Math.Max(1, (int)Math.Ceiling(_connectTimeout.TotalSeconds)));
         Display = UrlText.Mask(url);
         DataSource = NpgsqlDataSource.Create(ConnectionString);
@@ -49,7 +52,7 @@ internal sealed class PgDatabase : IAsyncDisposable
     /// options are Npgsql's connection-string keywords (<c>sslmode</c>, <c>Timeout</c>, ...); the database defaults to
     /// the user's name, as <c>libpq</c>'s does.
     /// </summary>
-    public static string ConnectionStringOf(Uri url) => ConnectionStringOf(url, 10);
+    public static string ConnectionStringOf(Uri url) => ConnectionStringOf(url, DefaultConnectTimeoutSeconds);
 
     /// <summary>The same, with Npgsql's connect timeout in seconds unless the URL's <c>Timeout</c> option sets it.</summary>
     public static string ConnectionStringOf(Uri url, int connectTimeoutSeconds)
