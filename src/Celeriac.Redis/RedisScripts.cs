@@ -3,7 +3,9 @@ namespace Celeriac.Redis;
 /// <summary>The Lua scripts that make kombu's two-step take (pop, then note as unacked) one atomic step.</summary>
 internal static class RedisScripts
 {
-    // kombu's QoS.append: ZADD unacked_index <now> <tag>; HSET unacked <tag> [payload, exchange, routing_key].
+    // kombu's QoS.append: ZADD unacked_index <now> <tag>; HSET unacked <tag> [payload, exchange, routing_key]: register
+    // gathers them, and note() makes one ZADD and one HSET of all (a command from a script costs Redis more than the
+    // command itself: one per message was most of a take's time).
     // The tag is the envelope's delivery_tag, as kombu uses it; a message without one (bad input) gets a
     // generated tag, so that even it is never lost between the pop and its settlement.
     // Decoding the whole envelope with cjson was most of Redis's work per task (the envelope is a few KB); the three
@@ -22,6 +24,7 @@ internal static class RedisScripts
           if string.find(text, '["\\%c]') then return cjson.encode(text) end
           return '"' .. text .. '"'
         end
+        local scores, notes = {}, {}
         local function register(raw, queue, gentag, now)
           local tag, ex, rk = plain(raw, 'delivery_tag'), plain(raw, 'exchange'), plain(raw, 'routing_key')
           if not (tag and ex and rk and tag ~= '') then
@@ -39,9 +42,17 @@ internal static class RedisScripts
           end
           if not tag then tag = gentag end
           if not ex then ex = ''; rk = queue end
-          redis.call('ZADD', KEYS[1], now, tag)
-          redis.call('HSET', KEYS[2], tag, '[' .. raw .. ', ' .. quoted(ex) .. ', ' .. quoted(rk) .. ']')
+          scores[#scores + 1] = now
+          scores[#scores + 1] = tag
+          notes[#notes + 1] = tag
+          notes[#notes + 1] = '[' .. raw .. ', ' .. quoted(ex) .. ', ' .. quoted(rk) .. ']'
           return tag
+        end
+        local function note()
+          for i = 1, #scores, 500 do
+            redis.call('ZADD', KEYS[1], unpack(scores, i, math.min(i + 499, #scores)))
+            redis.call('HSET', KEYS[2], unpack(notes, i, math.min(i + 499, #notes)))
+          end
         end
 
         """;
@@ -73,6 +84,7 @@ internal static class RedisScripts
             want = want - #items
           end
         end
+        note()
         if #tags > 0 then
           redis.call('SET', KEYS[3], ARGV[3] .. '\n' .. table.concat(tags, '\n'), 'EX', 86400)
         end
@@ -109,7 +121,7 @@ internal static class RedisScripts
         return 1
         """;
 
-    public const string Hold = Register + "return register(ARGV[2], ARGV[3], ARGV[4], ARGV[1])";
+    public const string Hold = Register + "local tag = register(ARGV[2], ARGV[3], ARGV[4], ARGV[1]); note(); return tag";
 
     /// <summary>kombu's Mutex release: deletes KEYS[1] only if it still holds our token ARGV[1].</summary>
     public const string ReleaseMutex = """

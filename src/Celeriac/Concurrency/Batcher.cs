@@ -6,9 +6,10 @@ namespace Celeriac.Concurrency;
 /// awaits its batch. Batches are sent in order, one at a time.
 /// </summary>
 /// <remarks>
-/// A batch's callers continue one after the other in one thread-pool work item, not each in its own (a work item per
-/// caller is a thread hand-off per task) and not on the sending thread, which goes on with the next batch. Public for
-/// the providers (the Redis and PostgreSQL transports batch their acks and results with it).
+/// The thread that sees a send finish starts the next batch's send, then continues the finished batch's callers, one
+/// after the other: a busy batcher's callers go on while the next batch is already on the wire, without a thread
+/// hand-off per batch. Public for the providers (the Redis and PostgreSQL transports batch their acks and results
+/// with it).
 /// </remarks>
 /// <typeparam name="T">One write.</typeparam>
 /// <param name="send">Sends one batch, in the order the items came.</param>
@@ -17,24 +18,30 @@ public sealed class Batcher<T>(Func<T[], Task> send)
     private readonly Lock _gate = new();
     private List<T> _pending = [];
     private TaskCompletionSource? _batch;
-    private Task _flushing = Task.CompletedTask;
+    private TaskCompletionSource? _idle;
     private bool _running;
 
     /// <summary>Adds an item to the next batch; completes when that batch has been sent.</summary>
     public Task Enqueue(T item)
     {
+        Task batch;
         lock (_gate)
         {
             _pending.Add(item);
             _batch ??= new TaskCompletionSource();
-            if (!_running)
+            batch = _batch.Task;
+            if (_running)
             {
-                _running = true;
-                _flushing = Task.Run(FlushAsync);
+                return batch;
             }
 
-            return _batch.Task;
+            _running = true;
         }
+
+        // Sent from the thread pool rather than from this caller's thread: in the moment that takes, the writes of the
+        // same burst join the batch (sending at once makes more, smaller batches: more round trips, not fewer hand-offs).
+        _ = Task.Run(FlushAsync);
+        return batch;
     }
 
     /// <summary>Completes when everything enqueued so far has been sent (or has failed).</summary>
@@ -42,39 +49,90 @@ public sealed class Batcher<T>(Func<T[], Task> send)
     {
         lock (_gate)
         {
-            return _flushing;
+            if (!_running)
+            {
+                return Task.CompletedTask;
+            }
+
+            _idle ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _idle.Task;
         }
     }
 
     private async Task FlushAsync()
     {
+        (TaskCompletionSource Batch, Exception? Error)? finished = null;
         while (true)
         {
-            List<T> items;
-            TaskCompletionSource batch;
+            T[]? items = null;
+            TaskCompletionSource? batch = null;
+            TaskCompletionSource? idle = null;
             lock (_gate)
             {
                 if (_pending.Count == 0)
                 {
                     _running = false;
-                    return;
+                    idle = _idle;
+                    _idle = null;
                 }
-
-                items = _pending;
-                batch = _batch!;
-                _pending = [];
-                _batch = null;
+                else
+                {
+                    items = [.. _pending];
+                    batch = _batch!;
+                    _pending.Clear();
+                    _batch = null;
+                }
             }
 
+            Task? sending = null;
+            if (items is not null)
+            {
+                try
+                {
+                    sending = send(items);
+                }
+                catch (Exception e)
+                {
+                    sending = Task.FromException(e);
+                }
+            }
+
+            // The next batch is on its way before the last one's callers go on.
+            Complete(finished);
+            if (sending is null)
+            {
+                idle?.TrySetResult();
+                return;
+            }
+
+            Exception? error = null;
             try
             {
-                await send([.. items]).ConfigureAwait(false);
-                ThreadPool.UnsafeQueueUserWorkItem(static b => b.TrySetResult(), batch, preferLocal: false);
+                await sending.ConfigureAwait(false);
             }
             catch (Exception e)
             {
-                ThreadPool.UnsafeQueueUserWorkItem(static s => s.Batch.TrySetException(s.Error), (Batch: batch, Error: e), preferLocal: false);
+                error = e;
             }
+
+            finished = (batch!, error);
+        }
+    }
+
+    private static void Complete((TaskCompletionSource Batch, Exception? Error)? finished)
+    {
+        if (finished is not { } f)
+        {
+            return;
+        }
+
+        if (f.Error is null)
+        {
+            f.Batch.TrySetResult();
+        }
+        else
+        {
+            f.Batch.TrySetException(f.Error);
         }
     }
 }

@@ -1,0 +1,153 @@
+using Celeriac.Concurrency;
+
+namespace Celeriac.Tests.Concurrency;
+
+/// <summary>The batcher that gathers acks and results into round trips: order, grouping, errors, draining.</summary>
+public sealed class BatcherTests
+{
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
+
+    /// <summary>A send whose batches complete only when the test says so.</summary>
+    private sealed class Wire
+    {
+        private readonly Lock _gate = new();
+        private readonly List<(int[] Items, TaskCompletionSource Done)> _sent = [];
+        private readonly SemaphoreSlim _arrived = new(0);
+
+        public Task Send(int[] items)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            lock (_gate)
+            {
+                _sent.Add((items, done));
+            }
+
+            _arrived.Release();
+            return done.Task;
+        }
+
+        public async Task<(int[] Items, TaskCompletionSource Done)> NextAsync(int index)
+        {
+            Assert.True(await _arrived.WaitAsync(s_wait, TestContext.Current.CancellationToken), $"batch {index} was not sent");
+            lock (_gate)
+            {
+                return _sent[index];
+            }
+        }
+
+        public int Count
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _sent.Count;
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Enqueue_WhileABatchIsOnTheWire_GathersTheRestIntoTheNextBatchInOrder()
+    {
+        var wire = new Wire();
+        var batcher = new Batcher<int>(wire.Send);
+
+        Task first = batcher.Enqueue(1);
+        (int[] items, TaskCompletionSource done) = await wire.NextAsync(0);
+        Task[] rest = [batcher.Enqueue(2), batcher.Enqueue(3), batcher.Enqueue(4)];
+
+        Assert.Equal([1], items);
+        Assert.Equal(1, wire.Count); // One batch at a time: the rest waits for the first to be answered.
+        Assert.False(first.IsCompleted);
+        done.SetResult();
+        await first.WaitAsync(s_wait, TestContext.Current.CancellationToken);
+        (int[] second, TaskCompletionSource secondDone) = await wire.NextAsync(1);
+        Assert.Equal([2, 3, 4], second);
+        Assert.All(rest, t => Assert.False(t.IsCompleted));
+        secondDone.SetResult();
+        await Task.WhenAll(rest).WaitAsync(s_wait, TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Send_Fails_OnlyThatBatchsCallersSeeTheErrorAndTheNextBatchIsSent()
+    {
+        var wire = new Wire();
+        var batcher = new Batcher<int>(wire.Send);
+
+        Task first = batcher.Enqueue(1);
+        (_, TaskCompletionSource done) = await wire.NextAsync(0);
+        Task second = batcher.Enqueue(2);
+        done.SetException(new InvalidOperationException("broker away"));
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => first.WaitAsync(s_wait, TestContext.Current.CancellationToken));
+        Assert.Equal("broker away", error.Message);
+        (int[] items, TaskCompletionSource secondDone) = await wire.NextAsync(1);
+        Assert.Equal([2], items);
+        secondDone.SetResult();
+        await second.WaitAsync(s_wait, TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task Send_ThrowsBeforeItsFirstWait_TheBatchFailsAndTheBatcherGoesOn()
+    {
+        int calls = 0;
+        var batcher = new Batcher<int>(items => ++calls == 1 ? throw new InvalidOperationException("bad batch") : Task.CompletedTask);
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => batcher.Enqueue(1).WaitAsync(s_wait, TestContext.Current.CancellationToken));
+        await batcher.Enqueue(2).WaitAsync(s_wait, TestContext.Current.CancellationToken);
+        Assert.Equal(2, calls);
+    }
+
+    [Fact]
+    public async Task Send_Finishes_TheBatchsCallersGoOnOnThatThreadAfterTheNextBatchIsOnTheWire()
+    {
+        // Answers complete inline here (no RunContinuationsAsynchronously): the thread that answers is the one that sees the send finish.
+        var answers = new List<TaskCompletionSource>();
+        var batcher = new Batcher<int>(_ =>
+        {
+            var answer = new TaskCompletionSource();
+            lock (answers)
+            {
+                answers.Add(answer);
+            }
+
+            return answer.Task;
+        });
+        Task first = batcher.Enqueue(1);
+        Assert.True(SpinWait.SpinUntil(() => { lock (answers) { return answers.Count == 1; } }, s_wait), "the first batch was not sent");
+        Task second = batcher.Enqueue(2);
+        (int Thread, int Sent)? wentOn = null;
+        _ = first.ContinueWith(
+            _ => wentOn = (Environment.CurrentManagedThreadId, answers.Count),
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
+        answers[0].SetResult();
+
+        // Already gone on, on this thread (no thread hand-off per batch), with the second batch already sent.
+        Assert.Equal((Environment.CurrentManagedThreadId, 2), wentOn);
+        answers[1].SetResult();
+        await second.WaitAsync(s_wait, TestContext.Current.CancellationToken);
+    }
+
+    [Fact]
+    public async Task DrainAsync_CompletesOnlyOnceEverythingEnqueuedWasSent()
+    {
+        var wire = new Wire();
+        var batcher = new Batcher<int>(wire.Send);
+        Assert.True(batcher.DrainAsync().IsCompletedSuccessfully); // Idle: nothing to wait for.
+
+        _ = batcher.Enqueue(1);
+        (_, TaskCompletionSource done) = await wire.NextAsync(0);
+        _ = batcher.Enqueue(2);
+        Task drained = batcher.DrainAsync();
+        done.SetResult();
+        (_, TaskCompletionSource secondDone) = await wire.NextAsync(1);
+
+        Assert.False(drained.IsCompleted); // The second batch is still on the wire.
+        secondDone.SetResult();
+        await drained.WaitAsync(s_wait, TestContext.Current.CancellationToken);
+    }
+}
