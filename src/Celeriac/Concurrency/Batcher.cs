@@ -40,7 +40,7 @@ public sealed class Batcher<T>(Func<T[], Task> send)
 
         // Sent from the thread pool rather than from this caller's thread: in the moment that takes, the writes of the
         // same burst join the batch (sending at once makes more, smaller batches: more round trips, not fewer hand-offs).
-        _ = Task.Run(FlushAsync);
+        ThreadPool.UnsafeQueueUserWorkItem(static batcher => batcher.SendNext(null), this, preferLocal: false);
         return batch;
     }
 
@@ -59,9 +59,12 @@ public sealed class Batcher<T>(Func<T[], Task> send)
         }
     }
 
-    private async Task FlushAsync()
+    /// <summary>
+    /// Sends the pending batch, if any; then continues <paramref name="finished"/>'s callers. The next send's own
+    /// continuation is in place before they go on, so a caller that waits for a later batch (even blocking) is answered.
+    /// </summary>
+    private void SendNext(Finished? finished)
     {
-        (TaskCompletionSource Batch, Exception? Error)? finished = null;
         while (true)
         {
             T[]? items = null;
@@ -84,55 +87,53 @@ public sealed class Batcher<T>(Func<T[], Task> send)
                 }
             }
 
-            Task? sending = null;
-            if (items is not null)
+            if (items is null)
             {
-                try
-                {
-                    sending = send(items);
-                }
-                catch (Exception e)
-                {
-                    sending = Task.FromException(e);
-                }
-            }
-
-            // The next batch is on its way before the last one's callers go on.
-            Complete(finished);
-            if (sending is null)
-            {
+                Complete(finished);
                 idle?.TrySetResult();
                 return;
             }
 
-            Exception? error = null;
+            Task sending;
             try
             {
-                await sending.ConfigureAwait(false);
+                sending = send(items);
             }
             catch (Exception e)
             {
-                error = e;
+                sending = Task.FromException(e);
             }
 
-            finished = (batch!, error);
+            if (sending.IsCompleted)
+            {
+                Complete(finished);
+                finished = new Finished(batch!, sending);
+                continue;
+            }
+
+            var next = new Finished(batch!, sending);
+            sending.ConfigureAwait(false).GetAwaiter().UnsafeOnCompleted(() => SendNext(next));
+            Complete(finished);
+            return;
         }
     }
 
-    private static void Complete((TaskCompletionSource Batch, Exception? Error)? finished)
+    private sealed record Finished(TaskCompletionSource Batch, Task Sent);
+
+    private static void Complete(Finished? finished)
     {
-        if (finished is not { } f)
+        if (finished is null)
         {
             return;
         }
 
-        if (f.Error is null)
+        if (finished.Sent.IsCompletedSuccessfully)
         {
-            f.Batch.TrySetResult();
+            finished.Batch.TrySetResult();
         }
         else
         {
-            f.Batch.TrySetException(f.Error);
+            finished.Batch.TrySetException(finished.Sent.Exception?.InnerExceptions ?? [new TaskCanceledException(finished.Sent)]);
         }
     }
 }

@@ -133,6 +133,41 @@ public sealed class BatcherTests
     }
 
     [Fact]
+    public async Task Caller_BlocksOnTheNextBatchWhenItGoesOn_IsAnsweredWhenThatBatchIs()
+    {
+        var answers = new List<TaskCompletionSource>();
+        var batcher = new Batcher<int>(_ =>
+        {
+            var answer = new TaskCompletionSource();
+            lock (answers)
+            {
+                answers.Add(answer);
+            }
+
+            return answer.Task;
+        });
+        int Sent()
+        {
+            lock (answers)
+            {
+                return answers.Count;
+            }
+        }
+
+        Task first = batcher.Enqueue(1);
+        Assert.True(SpinWait.SpinUntil(() => Sent() == 1, s_wait), "the first batch was not sent");
+        Task second = batcher.Enqueue(2);
+
+        // A caller that, going on, waits for the next batch without yielding its thread (as a synchronous Dispose may).
+        Task<bool> wentOn = first.ContinueWith(_ => second.Wait(s_wait), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        _ = Task.Run(() => answers[0].SetResult(), TestContext.Current.CancellationToken);
+        Assert.True(SpinWait.SpinUntil(() => Sent() == 2, s_wait), "the second batch was not sent");
+        answers[1].SetResult();
+
+        Assert.True(await wentOn.WaitAsync(s_wait, TestContext.Current.CancellationToken), "the second batch's callers were never answered");
+    }
+
+    [Fact]
     public async Task DrainAsync_CompletesOnlyOnceEverythingEnqueuedWasSent()
     {
         var wire = new Wire();
