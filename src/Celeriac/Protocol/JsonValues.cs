@@ -29,7 +29,7 @@ public static class JsonValues
         switch (reader.TokenType)
         {
             case JsonTokenType.String:
-                return reader.GetString();
+                return ReadString(ref reader);
             case JsonTokenType.Number:
                 if (reader.TryGetInt64(out long l))
                 {
@@ -65,23 +65,33 @@ public static class JsonValues
     }
 
     /// <summary>Reads an object at the reader's current <see cref="JsonTokenType.StartObject"/> token.</summary>
-    public static Dictionary<string, object?> ReadObject(ref Utf8JsonReader reader)
+    public static Dictionary<string, object?> ReadObject(ref Utf8JsonReader reader) => ReadObject(ref reader, 0);
+
+    /// <summary>Reads an object at the reader's current token into a dictionary with room for <paramref name="capacity"/> names.</summary>
+    internal static Dictionary<string, object?> ReadObject(ref Utf8JsonReader reader, int capacity)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
             throw new JsonException($"Expected a JSON object, got {reader.TokenType}.");
         }
 
-        var dict = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var dict = new Dictionary<string, object?>(capacity, StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
-            string key = reader.GetString()!;
+            string key = ReadString(ref reader);
             reader.Read();
             dict[key] = Read(ref reader);
         }
 
         return dict;
     }
+
+    /// <summary>
+    /// The string (or property name) at the reader's current token: one of <see cref="CommonStrings"/> when it is one,
+    /// instead of a new string each time.
+    /// </summary>
+    internal static string ReadString(ref Utf8JsonReader reader) =>
+        !reader.ValueIsEscaped && !reader.HasValueSequence && CommonStrings.Find(reader.ValueSpan) is { } common ? common : reader.GetString()!;
 
     /// <summary>Parses a whole JSON document into a plain value.</summary>
     public static object? Parse(ReadOnlySpan<byte> utf8)

@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.Buffers.Text;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Celeriac.Transport;
 
 namespace Celeriac.Protocol;
@@ -77,93 +79,103 @@ public static class KombuEnvelope
                 return false;
             }
 
-            ReadOnlyMemory<byte>? body = null;
+            // The body is kept as where it lies in the input (base64 is decoded from there, with no string between)
+            // unless it has escapes, when it is read as text.
+            bool hasBody = false;
+            int bodyStart = -1;
+            int bodyLength = 0;
             string? bodyText = null;
             string contentType = "";
             string contentEncoding = "";
             Dictionary<string, object?>? headers = null;
-            Dictionary<string, object?>? properties = null;
+            Properties? properties = null;
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                string name = reader.GetString()!;
-                reader.Read();
-                switch (name)
+                if (reader.ValueTextEquals("body"u8))
                 {
-                    case "body":
-                        if (reader.TokenType == JsonTokenType.String)
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.String)
+                    {
+                        hasBody = true;
+                        if (!reader.ValueIsEscaped && !reader.HasValueSequence)
                         {
-                            bodyText = reader.GetString();
+                            bodyStart = checked((int)reader.TokenStartIndex + 1);
+                            bodyLength = reader.ValueSpan.Length;
+                            bodyText = null;
                         }
                         else
                         {
-                            reader.Skip();
+                            bodyText = reader.GetString();
+                            bodyStart = -1;
                         }
-
-                        break;
-                    case "content-type":
-                        contentType = reader.TokenType == JsonTokenType.String ? reader.GetString()! : "";
-                        break;
-                    case "content-encoding":
-                        contentEncoding = reader.TokenType == JsonTokenType.String ? reader.GetString()! : "";
-                        break;
-                    case "headers":
-                        headers = reader.TokenType == JsonTokenType.Null ? null : JsonValues.Read(ref reader) as Dictionary<string, object?>
-                            ?? throw new JsonException("headers is not an object");
-                        break;
-                    case "properties":
-                        properties = JsonValues.Read(ref reader) as Dictionary<string, object?>
-                            ?? throw new JsonException("properties is not an object");
-                        break;
-                    default:
+                    }
+                    else
+                    {
                         reader.Skip();
-                        break;
+                    }
+                }
+                else if (reader.ValueTextEquals("content-type"u8))
+                {
+                    contentType = StringOrEmpty(ref reader);
+                }
+                else if (reader.ValueTextEquals("content-encoding"u8))
+                {
+                    contentEncoding = StringOrEmpty(ref reader);
+                }
+                else if (reader.ValueTextEquals("headers"u8))
+                {
+                    reader.Read();
+                    headers = reader.TokenType switch
+                    {
+                        JsonTokenType.Null => null,
+                        JsonTokenType.StartObject => JsonValues.ReadObject(ref reader, HeadersCapacity),
+                        _ => throw new JsonException("headers is not an object"),
+                    };
+                }
+                else if (reader.ValueTextEquals("properties"u8))
+                {
+                    reader.Read();
+                    properties = Properties.Read(ref reader);
+                }
+                else
+                {
+                    reader.Read();
+                    reader.Skip();
                 }
             }
 
-            if (bodyText is null)
+            if (!hasBody)
             {
                 error = "envelope has no body";
                 return false;
             }
 
-            if (properties is null)
+            if (properties is not { } p)
             {
                 error = "envelope has no properties";
                 return false;
             }
 
-            string bodyEncoding = properties.GetValueOrDefault("body_encoding") as string ?? "";
-            if (bodyEncoding == "base64")
+            if (!TryDecodeBody(bodyStart >= 0 ? utf8.Slice(bodyStart, bodyLength) : default, bodyStart >= 0 ? null : bodyText, p.BodyEncoding == "base64", out ReadOnlyMemory<byte> body))
             {
-                byte[] decoded = new byte[(bodyText.Length * 3 / 4) + 3];
-                if (!Convert.TryFromBase64String(bodyText, decoded, out int written))
-                {
-                    error = "body is not valid base64";
-                    return false;
-                }
-
-                body = decoded.AsMemory(0, written);
-            }
-            else
-            {
-                body = Encoding.UTF8.GetBytes(bodyText);
+                error = "body is not valid base64";
+                return false;
             }
 
-            var deliveryInfo = properties.GetValueOrDefault("delivery_info") as Dictionary<string, object?>;
             message = new TransportMessage
             {
-                Body = body.Value,
+                Body = body,
                 ContentType = contentType,
                 ContentEncoding = contentEncoding,
                 Headers = headers ?? new Dictionary<string, object?>(StringComparer.Ordinal),
-                CorrelationId = properties.GetValueOrDefault("correlation_id") as string,
-                ReplyTo = properties.GetValueOrDefault("reply_to") as string,
-                DeliveryMode = properties.GetValueOrDefault("delivery_mode") is long mode ? (int)mode : 2,
-                Expiration = properties.GetValueOrDefault("expiration") as string,
-                Priority = properties.GetValueOrDefault("priority") is long p ? (int)Math.Clamp(p, 0, 255) : null,
-                DeliveryTag = properties.GetValueOrDefault("delivery_tag")?.ToString(),
-                Exchange = deliveryInfo?.GetValueOrDefault("exchange") as string ?? "",
-                RoutingKey = deliveryInfo?.GetValueOrDefault("routing_key") as string ?? "",
+                CorrelationId = p.CorrelationId,
+                ReplyTo = p.ReplyTo,
+                DeliveryMode = p.DeliveryMode,
+                Expiration = p.Expiration,
+                Priority = p.Priority,
+                DeliveryTag = p.DeliveryTag,
+                Exchange = p.Exchange ?? "",
+                RoutingKey = p.RoutingKey ?? "",
             };
             error = null;
             return true;
@@ -177,6 +189,175 @@ public static class KombuEnvelope
         {
             error = "envelope is not valid JSON: " + ex.Message;
             return false;
+        }
+    }
+
+    private static string StringOrEmpty(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType == JsonTokenType.String)
+        {
+            return JsonValues.ReadString(ref reader);
+        }
+
+        reader.Skip();
+        return "";
+    }
+
+    /// <summary>Celery's protocol 2 sends about 17 headers: room for them without the dictionary growing.</summary>
+    private const int HeadersCapacity = 24;
+
+    /// <summary>
+    /// The body's bytes: base64-decoded when <paramref name="base64"/>, else the text's UTF-8. The text is either
+    /// <paramref name="raw"/> (unescaped UTF-8 as it lies in the envelope) or <paramref name="text"/> (read as a string).
+    /// </summary>
+    private static bool TryDecodeBody(ReadOnlySpan<byte> raw, string? text, bool base64, out ReadOnlyMemory<byte> body)
+    {
+        if (text is null && base64)
+        {
+            byte[] decoded = new byte[Base64.GetMaxDecodedFromUtf8Length(raw.Length)];
+            if (Base64.DecodeFromUtf8(raw, decoded, out _, out int written) == OperationStatus.Done)
+            {
+                body = decoded.AsMemory(0, written);
+                return true;
+            }
+        }
+
+        // Escapes, whitespace in the base64, or a body that is not base64: through a string, as Python's json reads it.
+        text ??= Utf8.IsValid(raw) ? Encoding.UTF8.GetString(raw) : throw new InvalidOperationException("the body is not valid UTF-8");
+        if (!base64)
+        {
+            body = Encoding.UTF8.GetBytes(text);
+            return true;
+        }
+
+        byte[] bytes = new byte[(text.Length * 3 / 4) + 3];
+        if (!Convert.TryFromBase64String(text, bytes, out int length))
+        {
+            body = default;
+            return false;
+        }
+
+        body = bytes.AsMemory(0, length);
+        return true;
+    }
+
+    /// <summary>The envelope's <c>properties</c> that a message carries, read without a dictionary of them all.</summary>
+    private struct Properties
+    {
+        public string? CorrelationId;
+        public string? ReplyTo;
+        public int DeliveryMode;
+        public string? Expiration;
+        public int? Priority;
+        public string? DeliveryTag;
+        public string? BodyEncoding;
+        public string? Exchange;
+        public string? RoutingKey;
+
+        /// <summary>
+        /// Reads the object at the reader's current token. As from a dictionary of them: a repeated name's last value
+        /// wins, and a value of another type counts as absent (a delivery tag of any type is its text).
+        /// </summary>
+        public static Properties Read(ref Utf8JsonReader reader)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new JsonException("properties is not an object");
+            }
+
+            var p = default(Properties);
+            long? mode = null;
+            long? priority = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("correlation_id"u8))
+                {
+                    p.CorrelationId = StringOrNull(ref reader);
+                }
+                else if (reader.ValueTextEquals("reply_to"u8))
+                {
+                    p.ReplyTo = StringOrNull(ref reader);
+                }
+                else if (reader.ValueTextEquals("delivery_mode"u8))
+                {
+                    reader.Read();
+                    mode = JsonValues.Read(ref reader) as long?;
+                }
+                else if (reader.ValueTextEquals("expiration"u8))
+                {
+                    p.Expiration = StringOrNull(ref reader);
+                }
+                else if (reader.ValueTextEquals("priority"u8))
+                {
+                    reader.Read();
+                    priority = JsonValues.Read(ref reader) as long?;
+                }
+                else if (reader.ValueTextEquals("delivery_tag"u8))
+                {
+                    reader.Read();
+                    p.DeliveryTag = reader.TokenType == JsonTokenType.String ? JsonValues.ReadString(ref reader) : JsonValues.Read(ref reader)?.ToString();
+                }
+                else if (reader.ValueTextEquals("body_encoding"u8))
+                {
+                    p.BodyEncoding = StringOrNull(ref reader);
+                }
+                else if (reader.ValueTextEquals("delivery_info"u8))
+                {
+                    reader.Read();
+                    p.Exchange = null;
+                    p.RoutingKey = null;
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                    {
+                        ReadDeliveryInfo(ref reader, ref p);
+                    }
+                    else
+                    {
+                        JsonValues.Read(ref reader);
+                    }
+                }
+                else
+                {
+                    reader.Read();
+                    JsonValues.Read(ref reader);
+                }
+            }
+
+            p.DeliveryMode = mode is { } m ? (int)m : 2;
+            p.Priority = priority is { } pr ? (int)Math.Clamp(pr, 0, 255) : null;
+            return p;
+        }
+
+        private static void ReadDeliveryInfo(ref Utf8JsonReader reader, ref Properties p)
+        {
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueTextEquals("exchange"u8))
+                {
+                    p.Exchange = StringOrNull(ref reader);
+                }
+                else if (reader.ValueTextEquals("routing_key"u8))
+                {
+                    p.RoutingKey = StringOrNull(ref reader);
+                }
+                else
+                {
+                    reader.Read();
+                    JsonValues.Read(ref reader);
+                }
+            }
+        }
+
+        private static string? StringOrNull(ref Utf8JsonReader reader)
+        {
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.String)
+            {
+                return JsonValues.ReadString(ref reader);
+            }
+
+            JsonValues.Read(ref reader);
+            return null;
         }
     }
 }
