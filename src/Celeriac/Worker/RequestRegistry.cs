@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Celeriac.Worker;
 
 /// <summary>
@@ -7,27 +5,50 @@ namespace Celeriac.Worker;
 /// (reserved, scheduled, active). Remote control's <c>inspect reserved / scheduled / active</c> read it; the worker's
 /// shutdown and <c>terminate</c> find running tasks here.
 /// </summary>
+/// <remarks>
+/// Every task passes through it, while it is read only by remote control and shutdown: the held requests are a list
+/// linked through the requests themselves under one lock, so that holding and releasing one allocates nothing, and
+/// the lookups walk it (it is as long as what the worker holds: its prefetch window and its ETA tasks).
+/// </remarks>
 internal sealed class RequestRegistry
 {
-    private readonly ConcurrentDictionary<WorkerRequest, byte> _held = new(ReferenceEqualityComparer.Instance);
-    private readonly ConcurrentDictionary<string, WorkerRequest> _active = new(StringComparer.Ordinal);
+    private readonly Lock _gate = new();
+    private WorkerRequest? _first;
     private int _reserved;
+    private int _active;
+    private long _activations;
 
     /// <summary>Requests running now.</summary>
-    public int ActiveCount => _active.Count;
+    public int ActiveCount => Volatile.Read(ref _active);
 
     /// <summary>Requests prefetched and waiting for a slot.</summary>
     public int ReservedCount => Math.Max(0, Volatile.Read(ref _reserved));
 
     /// <summary>The running requests.</summary>
-    public ICollection<WorkerRequest> Active => _active.Values;
+    public List<WorkerRequest> Active => Where(static r => r.IsRunning);
 
     /// <summary>A request taken from the broker: reserved until a slot takes it.</summary>
     public void Reserve(WorkerRequest request)
     {
         request.State = RequestState.Reserved;
         Interlocked.Increment(ref _reserved);
-        _held.TryAdd(request, 0);
+        lock (_gate)
+        {
+            if (request.Registered)
+            {
+                return;
+            }
+
+            request.Registered = true;
+            request.RegistryPrevious = null;
+            request.RegistryNext = _first;
+            if (_first is not null)
+            {
+                _first.RegistryPrevious = request;
+            }
+
+            _first = request;
+        }
     }
 
     /// <summary>A reserved request waits for its ETA or rate limit (outside the prefetch window).</summary>
@@ -60,29 +81,97 @@ internal sealed class RequestRegistry
         request.State = RequestState.Active;
         request.StartedAt = now;
         request.Running = running;
-        _active[request.Message!.Headers.Id] = request;
+        request.Activation = Interlocked.Increment(ref _activations);
+        if (!request.IsRunning)
+        {
+            request.IsRunning = true;
+            Interlocked.Increment(ref _active);
+        }
     }
 
     /// <summary>The request's run ended (its result may still be on its way).</summary>
-    public void Deactivate(WorkerRequest request) =>
-        _active.TryRemove(new KeyValuePair<string, WorkerRequest>(request.Message!.Headers.Id, request));
+    public void Deactivate(WorkerRequest request)
+    {
+        if (request.IsRunning)
+        {
+            request.IsRunning = false;
+            Interlocked.Decrement(ref _active);
+        }
+    }
 
     /// <summary>The worker no longer holds it (settled, given back, or dropped).</summary>
     public void Release(WorkerRequest request)
     {
-        if (_held.TryRemove(request, out _) && request.State == RequestState.Reserved)
+        lock (_gate)
+        {
+            if (!request.Registered)
+            {
+                return;
+            }
+
+            request.Registered = false;
+            if (request.RegistryPrevious is { } previous)
+            {
+                previous.RegistryNext = request.RegistryNext;
+            }
+            else
+            {
+                _first = request.RegistryNext;
+            }
+
+            if (request.RegistryNext is { } next)
+            {
+                next.RegistryPrevious = request.RegistryPrevious;
+            }
+
+            request.RegistryPrevious = null;
+            request.RegistryNext = null;
+        }
+
+        if (request.State == RequestState.Reserved)
         {
             Interlocked.Decrement(ref _reserved);
         }
     }
 
-    /// <summary>The running request with this task id.</summary>
-    public bool TryGetActive(string id, out WorkerRequest? request) => _active.TryGetValue(id, out request);
+    /// <summary>The running request with this task id (the last started, should a message have come twice).</summary>
+    public bool TryGetActive(string id, out WorkerRequest? request)
+    {
+        request = null;
+        lock (_gate)
+        {
+            for (WorkerRequest? r = _first; r is not null; r = r.RegistryNext)
+            {
+                if (r.IsRunning && (request is null || r.Activation > request.Activation) && r.Message?.Headers.Id == id)
+                {
+                    request = r;
+                }
+            }
+        }
+
+        return request is not null;
+    }
 
     /// <summary>The requests held in <paramref name="state"/> now (all of them for <see langword="null"/>).</summary>
-    public List<WorkerRequest> Held(RequestState? state) => [.. _held.Keys.Where(r => state is null || r.State == state)];
+    public List<WorkerRequest> Held(RequestState? state) => state is { } s ? Where(r => r.State == s) : Where(static _ => true);
 
     /// <summary>A snapshot of the requests in <paramref name="state"/>.</summary>
-    public IReadOnlyList<RequestInfo> Snapshot(RequestState state, string hostname) =>
-        _held.Keys.Where(r => r.State == state).Select(r => r.Describe(hostname)).ToList();
+    public IReadOnlyList<RequestInfo> Snapshot(RequestState state, string hostname) => [.. Held(state).Select(r => r.Describe(hostname))];
+
+    private List<WorkerRequest> Where(Func<WorkerRequest, bool> keep)
+    {
+        var found = new List<WorkerRequest>();
+        lock (_gate)
+        {
+            for (WorkerRequest? r = _first; r is not null; r = r.RegistryNext)
+            {
+                if (keep(r))
+                {
+                    found.Add(r);
+                }
+            }
+        }
+
+        return found;
+    }
 }

@@ -78,6 +78,15 @@ internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : P
     /// <summary>Cancels the running task (a terminate or a cold shutdown); set while active.</summary>
     public RunningTask? Running { get; set; }
 
+    // The registry's list of held requests runs through the requests themselves (no node to allocate per request).
+    internal WorkerRequest? RegistryPrevious;
+    internal WorkerRequest? RegistryNext;
+    internal bool Registered;
+
+    /// <summary>Running now (between the registry's Activate and Deactivate), with its activation's number.</summary>
+    internal volatile bool IsRunning;
+    internal long Activation;
+
     /// <summary>A snapshot for listing.</summary>
     public RequestInfo Describe(string hostname)
     {
