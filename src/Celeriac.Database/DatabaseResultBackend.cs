@@ -35,6 +35,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
     private readonly KeyWaiterTable _waiters = new();
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _createGate = new(1, 1);
+    private readonly Dictionary<string, Task> _writing = new(StringComparer.Ordinal);
     private readonly object _listenGate = new();
     private volatile bool _created;
     private bool _hasExtendedColumns = true;
@@ -372,7 +373,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         (string kind, string id) = Split(key);
         if (kind == "task")
         {
-            await WriteTaskAsync(TaskResultMeta.Parse(value), ct).ConfigureAwait(false);
+            await WriteTaskInTurnAsync(TaskResultMeta.Parse(value), ct).ConfigureAwait(false);
             Wake(key);
         }
         else if (kind == "group")
@@ -398,6 +399,40 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         Add(command, "@group_id", groupId);
         Add(command, "@result", PickleWriter.WriteGroupResult(groupId, tuples));
         Add(command, "@date_done", _dialect.Date(Options.TimeProvider.GetUtcNow()));
+    }
+
+    /// <summary>
+    /// Writes a task's state after the writes of the same task this process began before it. Each write has a pooled
+    /// connection of its own, so without this a retry's RETRY (written while its next run goes ahead) could commit after
+    /// that run's FAILURE or SUCCESS and stay as the final state (seen when the first write waits for a new database).
+    /// </summary>
+    private async Task WriteTaskInTurnAsync(TaskResultMeta meta, CancellationToken ct)
+    {
+        var mine = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task before;
+        lock (_writing)
+        {
+            before = _writing.GetValueOrDefault(meta.TaskId) ?? Task.CompletedTask;
+            _writing[meta.TaskId] = mine.Task;
+        }
+
+        try
+        {
+            await before.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await WriteTaskAsync(meta, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            lock (_writing)
+            {
+                if (_writing.TryGetValue(meta.TaskId, out Task? last) && last == mine.Task)
+                {
+                    _writing.Remove(meta.TaskId);
+                }
+            }
+
+            mine.SetResult();
+        }
     }
 
     private async Task WriteTaskAsync(TaskResultMeta meta, CancellationToken ct)
