@@ -7,8 +7,11 @@ public sealed class BatcherTests
 {
     private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(10);
 
-    /// <summary>A send whose batches complete only when the test says so.</summary>
-    private sealed class Wire
+    /// <summary>
+    /// A send whose batches complete only when the test says so; with <paramref name="answerInline"/>, on the thread
+    /// that answers (no RunContinuationsAsynchronously), which is then the one that sees the send finish.
+    /// </summary>
+    private sealed class Wire(bool answerInline = false)
     {
         private readonly Lock _gate = new();
         private readonly List<(int[] Items, TaskCompletionSource Done)> _sent = [];
@@ -16,7 +19,7 @@ public sealed class BatcherTests
 
         public Task Send(int[] items)
         {
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var done = new TaskCompletionSource(answerInline ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
             lock (_gate)
             {
                 _sent.Add((items, done));
@@ -102,67 +105,39 @@ public sealed class BatcherTests
     [Fact]
     public async Task Send_Finishes_TheBatchsCallersGoOnOnThatThreadAfterTheNextBatchIsOnTheWire()
     {
-        // Answers complete inline here (no RunContinuationsAsynchronously): the thread that answers is the one that sees the send finish.
-        var answers = new List<TaskCompletionSource>();
-        var batcher = new Batcher<int>(_ =>
-        {
-            var answer = new TaskCompletionSource();
-            lock (answers)
-            {
-                answers.Add(answer);
-            }
-
-            return answer.Task;
-        });
+        var wire = new Wire(answerInline: true);
+        var batcher = new Batcher<int>(wire.Send);
         Task first = batcher.Enqueue(1);
-        Assert.True(SpinWait.SpinUntil(() => { lock (answers) { return answers.Count == 1; } }, s_wait), "the first batch was not sent");
+        (_, TaskCompletionSource done) = await wire.NextAsync(0);
         Task second = batcher.Enqueue(2);
         (int Thread, int Sent)? wentOn = null;
         _ = first.ContinueWith(
-            _ => wentOn = (Environment.CurrentManagedThreadId, answers.Count),
+            _ => wentOn = (Environment.CurrentManagedThreadId, wire.Count),
             CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
 
-        answers[0].SetResult();
+        done.SetResult();
 
         // Already gone on, on this thread (no thread hand-off per batch), with the second batch already sent.
         Assert.Equal((Environment.CurrentManagedThreadId, 2), wentOn);
-        answers[1].SetResult();
+        (await wire.NextAsync(1)).Done.SetResult();
         await second.WaitAsync(s_wait, TestContext.Current.CancellationToken);
     }
 
     [Fact]
     public async Task Caller_BlocksOnTheNextBatchWhenItGoesOn_IsAnsweredWhenThatBatchIs()
     {
-        var answers = new List<TaskCompletionSource>();
-        var batcher = new Batcher<int>(_ =>
-        {
-            var answer = new TaskCompletionSource();
-            lock (answers)
-            {
-                answers.Add(answer);
-            }
-
-            return answer.Task;
-        });
-        int Sent()
-        {
-            lock (answers)
-            {
-                return answers.Count;
-            }
-        }
-
+        var wire = new Wire(answerInline: true);
+        var batcher = new Batcher<int>(wire.Send);
         Task first = batcher.Enqueue(1);
-        Assert.True(SpinWait.SpinUntil(() => Sent() == 1, s_wait), "the first batch was not sent");
+        (_, TaskCompletionSource done) = await wire.NextAsync(0);
         Task second = batcher.Enqueue(2);
 
         // A caller that, going on, waits for the next batch without yielding its thread (as a synchronous Dispose may).
         Task<bool> wentOn = first.ContinueWith(_ => second.Wait(s_wait), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        _ = Task.Run(() => answers[0].SetResult(), TestContext.Current.CancellationToken);
-        Assert.True(SpinWait.SpinUntil(() => Sent() == 2, s_wait), "the second batch was not sent");
-        answers[1].SetResult();
+        _ = Task.Run(done.SetResult, TestContext.Current.CancellationToken);
+        (await wire.NextAsync(1)).Done.SetResult();
 
         Assert.True(await wentOn.WaitAsync(s_wait, TestContext.Current.CancellationToken), "the second batch's callers were never answered");
     }
