@@ -81,7 +81,6 @@ public static class KombuEnvelope
 
             // The body is kept as where it lies in the input (base64 is decoded from there, with no string between)
             // unless it has escapes, when it is read as text.
-            bool hasBody = false;
             int bodyStart = -1;
             int bodyLength = 0;
             string? bodyText = null;
@@ -96,7 +95,6 @@ public static class KombuEnvelope
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.String)
                     {
-                        hasBody = true;
                         if (!reader.ValueIsEscaped && !reader.HasValueSequence)
                         {
                             bodyStart = checked((int)reader.TokenStartIndex + 1);
@@ -116,11 +114,11 @@ public static class KombuEnvelope
                 }
                 else if (reader.ValueTextEquals("content-type"u8))
                 {
-                    contentType = StringOrEmpty(ref reader);
+                    contentType = StringOrNull(ref reader) ?? "";
                 }
                 else if (reader.ValueTextEquals("content-encoding"u8))
                 {
-                    contentEncoding = StringOrEmpty(ref reader);
+                    contentEncoding = StringOrNull(ref reader) ?? "";
                 }
                 else if (reader.ValueTextEquals("headers"u8))
                 {
@@ -144,7 +142,7 @@ public static class KombuEnvelope
                 }
             }
 
-            if (!hasBody)
+            if (bodyStart < 0 && bodyText is null)
             {
                 error = "envelope has no body";
                 return false;
@@ -156,7 +154,7 @@ public static class KombuEnvelope
                 return false;
             }
 
-            if (!TryDecodeBody(bodyStart >= 0 ? utf8.Slice(bodyStart, bodyLength) : default, bodyStart >= 0 ? null : bodyText, p.BodyEncoding == "base64", out ReadOnlyMemory<byte> body))
+            if (!TryDecodeBody(bodyStart >= 0 ? utf8.Slice(bodyStart, bodyLength) : default, bodyText, p.BodyEncoding == "base64", out ReadOnlyMemory<byte> body))
             {
                 error = "body is not valid base64";
                 return false;
@@ -192,7 +190,8 @@ public static class KombuEnvelope
         }
     }
 
-    private static string StringOrEmpty(ref Utf8JsonReader reader)
+    /// <summary>Reads the value after the current property name: its text when it is a string, else null.</summary>
+    private static string? StringOrNull(ref Utf8JsonReader reader)
     {
         reader.Read();
         if (reader.TokenType == JsonTokenType.String)
@@ -200,8 +199,8 @@ public static class KombuEnvelope
             return JsonValues.ReadString(ref reader);
         }
 
-        reader.Skip();
-        return "";
+        JsonValues.Read(ref reader);
+        return null;
     }
 
     /// <summary>Celery's protocol 2 sends about 17 headers: room for them without the dictionary growing.</summary>
@@ -213,7 +212,14 @@ public static class KombuEnvelope
     /// </summary>
     private static bool TryDecodeBody(ReadOnlySpan<byte> raw, string? text, bool base64, out ReadOnlyMemory<byte> body)
     {
-        if (text is null && base64)
+        if (text is null && !base64)
+        {
+            // The text's UTF-8 is the bytes as they lie.
+            body = Utf8.IsValid(raw) ? raw.ToArray() : throw new InvalidOperationException("the body is not valid UTF-8");
+            return true;
+        }
+
+        if (text is null)
         {
             byte[] decoded = new byte[Base64.GetMaxDecodedFromUtf8Length(raw.Length)];
             if (Base64.DecodeFromUtf8(raw, decoded, out _, out int written) == OperationStatus.Done)
@@ -223,7 +229,7 @@ public static class KombuEnvelope
             }
         }
 
-        // Escapes, whitespace in the base64, or a body that is not base64: through a string, as Python's json reads it.
+        // Escapes, or whitespace in the base64: through a string, as Python's json reads it.
         text ??= Utf8.IsValid(raw) ? Encoding.UTF8.GetString(raw) : throw new InvalidOperationException("the body is not valid UTF-8");
         if (!base64)
         {
@@ -346,18 +352,6 @@ public static class KombuEnvelope
                     JsonValues.Read(ref reader);
                 }
             }
-        }
-
-        private static string? StringOrNull(ref Utf8JsonReader reader)
-        {
-            reader.Read();
-            if (reader.TokenType == JsonTokenType.String)
-            {
-                return JsonValues.ReadString(ref reader);
-            }
-
-            JsonValues.Read(ref reader);
-            return null;
         }
     }
 }
