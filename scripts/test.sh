@@ -88,6 +88,23 @@ for log in "${suite_logs[@]}"; do
   fi
 done
 
+# The failed tests by name, with the first line of each one's message, so that a CI log's tail says what broke.
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  /usr/bin/python3 - "$trx" <<'PY'
+import sys, xml.etree.ElementTree as ET
+ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
+for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
+    if r.get("outcome") not in ("Failed", "Error"):
+        continue
+    message = r.findtext("t:Output/t:ErrorInfo/t:Message", "", ns).strip().splitlines()
+    print(f"FAILED {r.get('testName')}: {message[0][:300] if message else ''}")
+PY
+done
+for log in "${suite_logs[@]}"; do
+  grep -E '^(FAILED|ERROR) ' "$log" | head -n 20
+done
+
 [ "$failed" -gt 0 ] && status=1
 echo "$passed passed, $failed failed"
 exit $status
