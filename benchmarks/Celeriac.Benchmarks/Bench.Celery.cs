@@ -35,7 +35,7 @@ internal static partial class Bench
     /// when a step fails: the figure records the failure and the run goes on).
     /// </summary>
     private static async Task<Comparison> VersusCeleryAsync<TServer>(BenchOptions o, Report report, string transport, string title, DrainEnds ends,
-        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect, bool pools = false)
+        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect, bool pools = false, bool warm = false)
         where TServer : IAsyncDisposable
     {
         string T = transport;
@@ -48,6 +48,12 @@ internal static partial class Bench
         const string Drain = "Celery-sent queue, 1 worker process, first message taken to ";
         comparison.Add("drain_with_results", "tasks/s", (T, "drain_with_results"), (CeleryPrefork(T), "drain_with_results"), (CeleryThreads(T), "drain_with_results"), RatioGoal(T),
             Drain + ends.WithResults);
+        if (warm)
+        {
+            comparison.Add("drain_with_results_warm", "tasks/s", (T, "drain_with_results_warm"), (CeleryPrefork(T), "drain_with_results_warm"), null, null,
+                "the same, each worker after an unrecorded drain of the same messages (no start-up in the figure)");
+        }
+
         comparison.Add("drain_without_results", "tasks/s", (T, "drain_without_results"), (CeleryPrefork(T), "drain_without_results"), (CeleryThreads(T), "drain_without_results"), null,
             Drain + ends.WithoutResults + " (ignore_result)");
         if (o.Events)
@@ -104,7 +110,7 @@ internal static partial class Bench
                 await using (probe)
                 {
                     Progress.Say($"{T}: {probe}");
-                    await CompareAsync(o, report, probe, pools);
+                    await CompareAsync(o, report, probe, pools, warm);
                 }
             }
         }
@@ -117,7 +123,11 @@ internal static partial class Bench
         return comparison;
     }
 
-    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe, bool pools)
+    /// <param name="warm">
+    /// Also times each worker draining the messages a second time, with the worker still running: for a probe whose
+    /// restore puts all messages back at once and whose reset leaves a running worker consuming (Redis: one RESTORE, FLUSHALL).
+    /// </param>
+    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe, bool pools, bool warm)
     {
         string T = probe.Transport;
         string broker = probe.BrokerUrl, backend = probe.BackendUrl;
@@ -166,6 +176,17 @@ internal static partial class Bench
                     filled
                         ? DrainAsync(probe, name, o.Count, results, start, label, drainLimits[transport])
                         : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
+                if (warm && results && transport != threads.Transport)
+                {
+                    // The same drain by a worker that has drained these messages once already, unrecorded: the steady
+                    // state of a worker that has run for a while, without a fresh process's start-up (for .NET, the
+                    // JIT's recompiling of hot code while the drain runs).
+                    await MeasureAsync(report, transport, name + "_warm", "tasks/s", null, $"{label}, after an unrecorded drain of the same messages, {note}", () =>
+                        filled
+                            ? DrainAsync(probe, name, o.Count, results, start, label + " (warm)", drainLimits[transport], warm: true)
+                            : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
+                }
+
                 if (o.Events && transport != threads.Transport)
                 {
                     // The same drain with task events on, right after: Celeriac's worker process and Celery's prefork.
@@ -282,16 +303,9 @@ internal static partial class Bench
     /// still running, the probe confirms that no message is left ready or unacked. A drain still running after
     /// <paramref name="limit"/> is stopped there: its rate is over what it did, with a caveat.
     /// </summary>
-    private static async Task<Measured> DrainAsync(IBrokerProbe probe, string name, int count, bool withResults, Func<WorkerProcess> start, string label, TimeSpan limit)
+    private static async Task<Measured> DrainAsync(IBrokerProbe probe, string name, int count, bool withResults, Func<WorkerProcess> start, string label, TimeSpan limit, bool warm = false)
     {
-        await probe.ResetAsync();
-        await probe.RestoreAsync(name);
-        long queued = await probe.QueuedAsync();
-        if (queued != count)
-        {
-            throw new InvalidOperationException($"{queued} messages queued after the restore, not {count}");
-        }
-
+        await RestoreForDrainAsync(probe, name, count);
         long launched = Stopwatch.GetTimestamp();
         WorkerProcess worker = start();
         TimeSpan elapsed;
@@ -299,7 +313,22 @@ internal static partial class Bench
         string? caveat = null;
         try
         {
-            while (await probe.QueuedAsync() >= count)
+            if (warm)
+            {
+                // The warm-up drain: all of it done, then the same messages again for the running worker.
+                while (!IsDrained(await probe.StateAsync(), count, withResults))
+                {
+                    ThrowIfGone(worker, label, launched, RunTimeout(count) + s_firstMessageTimeout, "in the warm-up drain");
+                    await Task.Delay(10);
+                }
+
+                Progress.Say($"{probe.Transport}: {label}: warm-up drain done {Stopwatch.GetElapsedTime(launched).TotalMilliseconds:0} ms after start; {await probe.ConfirmEmptyAsync(s_firstMessageTimeout)}");
+
+                // The waiting worker may take messages before the count could be checked: the time runs from the restore.
+                await RestoreForDrainAsync(probe, name, count, checkCount: false);
+            }
+
+            while (!warm && await probe.QueuedAsync() >= count)
             {
                 ThrowIfGone(worker, label, launched, s_firstMessageTimeout, "before taking a message");
                 await Task.Delay(2);
@@ -312,7 +341,7 @@ internal static partial class Bench
             {
                 state = await probe.StateAsync();
                 long now = Stopwatch.GetTimestamp();
-                if (!(withResults ? state.Results >= count : state is { Queued: 0, Unacked: null or 0 }))
+                if (!IsDrained(state, count, withResults))
                 {
                     done = null;
                 }
@@ -370,6 +399,20 @@ internal static partial class Bench
         }
 
         return new Measured(finished / elapsed.TotalSeconds, caveat);
+    }
+
+    private static bool IsDrained(DrainState state, int count, bool withResults) =>
+        withResults ? state.Results >= count : state is { Queued: 0, Unacked: null or 0 };
+
+    private static async Task RestoreForDrainAsync(IBrokerProbe probe, string name, int count, bool checkCount = true)
+    {
+        await probe.ResetAsync();
+        await probe.RestoreAsync(name);
+        long queued = checkCount ? await probe.QueuedAsync() : count;
+        if (queued != count)
+        {
+            throw new InvalidOperationException($"{queued} messages queued after the restore, not {count}");
+        }
     }
 
     private static void ThrowIfGone(WorkerProcess worker, string label, long since, TimeSpan timeout, string what)
