@@ -408,7 +408,12 @@ internal static partial class Bench
     {
         await probe.ResetAsync();
         await probe.RestoreAsync(name);
-        long queued = checkCount ? await probe.QueuedAsync() : count;
+        if (!checkCount)
+        {
+            return;
+        }
+
+        long queued = await probe.QueuedAsync();
         if (queued != count)
         {
             throw new InvalidOperationException($"{queued} messages queued after the restore, not {count}");
