@@ -88,7 +88,7 @@ for log in "${suite_logs[@]}"; do
   fi
 done
 
-# The failed tests by name, with the first line of each one's message, so that a CI log's tail says what broke.
+# The failed tests by name, with the first lines of each one's message, so that a CI log's tail says what broke.
 for trx in "$results"/*.trx; do
   [ -f "$trx" ] || continue
   /usr/bin/python3 - "$trx" <<'PY'
@@ -98,7 +98,8 @@ for r in ET.parse(sys.argv[1]).getroot().iterfind(".//t:UnitTestResult", ns):
     if r.get("outcome") not in ("Failed", "Error"):
         continue
     message = r.findtext("t:Output/t:ErrorInfo/t:Message", "", ns).strip().splitlines()
-    print(f"FAILED {r.get('testName')}: {message[0][:300] if message else ''}")
+    # The first lines say which assertion and, for xunit's, the expected and actual values.
+    print(f"FAILED {r.get('testName')}: {' | '.join(line.strip() for line in message[:4])[:500]}")
 PY
 done
 for log in "${suite_logs[@]}"; do
