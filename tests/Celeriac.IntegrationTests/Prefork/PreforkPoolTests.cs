@@ -167,6 +167,12 @@ public abstract partial class PreforkPoolTests : IAsyncLifetime
 
         Assert.Equal(3, await flaky.GetAsync<long>(TimeSpan.FromSeconds(60), Ct));
         Assert.Equal(3, await progress.GetAsync<long>(TimeSpan.FromSeconds(60), Ct));
+        // The result is stored before the worker's console logger writes the outcome's line; the success line comes
+        // after both retry lines in the one log queue, so once it is there the retries are too.
+        string succeeded = $"tasks.flaky[{flaky.Id}] succeeded";
+        Assert.True(
+            await ProcessTree.WaitUntilAsync(() => worker.Stderr.Contains(succeeded, StringComparison.Ordinal), TimeSpan.FromSeconds(15)),
+            $"no '{succeeded}' line\n{Tail(worker.Stderr)}");
         Assert.Equal(2, Regex.Count(worker.Stderr, @"tasks\.flaky\[[^\]]+\] retry: Retry in"));
     }
 
