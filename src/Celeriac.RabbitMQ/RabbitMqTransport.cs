@@ -99,6 +99,7 @@ public sealed class RabbitMqTransport : ITransport
                 ServerName = tls.Host,
                 CertificateValidationCallback = (_, certificate, chain, errors) => tls.Validate(certificate, chain, errors),
                 Certs = tls.ClientCertificate is { } client ? [client] : null,
+                CertificateSelectionCallback = (_, _, _, remote, issuers) => tls.SelectClientCertificate(remote, issuers)!,
             };
             s_tls.AddOrUpdate(factory, tls);
         }
@@ -109,12 +110,16 @@ public sealed class RabbitMqTransport : ITransport
     /// <summary>Connects; a TLS failure is thrown as a <see cref="CeleriacConfigurationException"/> that says why and what to set.</summary>
     internal static async Task<IConnection> ConnectAsync(ConnectionFactory factory, string name)
     {
+        s_tls.TryGetValue(factory, out BrokerTls? tls);
         try
         {
-            return await factory.CreateConnectionAsync(name).ConfigureAwait(false);
+            IConnection connection = await factory.CreateConnectionAsync(name).ConfigureAwait(false);
+            tls?.NoteConnected();
+            return connection;
         }
-        catch (Exception e) when (s_tls.TryGetValue(factory, out BrokerTls? tls) && tls.Explain(e, closedMeansRefused: true) is { } clear)
+        catch (Exception e) when (tls is not null && (tls.Explain(e, closedMeansRefused: true) ?? tls.MissingClientCertificate(e)) is { } clear)
         {
+            // The second: a server that asked for a client certificate, got none and closed, however the close showed.
             throw clear;
         }
     }
@@ -151,7 +156,7 @@ public sealed class RabbitMqTransport : ITransport
         {
             // The first connection failed (once connected, the client recovers by itself): say so once, name the broker,
             // and let the next call try again rather than keep the failed attempt.
-            Interlocked.CompareExchange(ref _connection, new Lazy<Task<IConnection>>(() => _factory.CreateConnectionAsync("celeriac")), connecting);
+            Interlocked.CompareExchange(ref _connection, new Lazy<Task<IConnection>>(() => ConnectAsync(_factory, "celeriac")), connecting);
             Exception cause = e.InnerException ?? e;
             Log.Unreachable(_logger, _display, cause.Message.Split('\n')[0]);
             throw new global::Celeriac.BrokerUnreachableException(_display, _connectTimeout, e);

@@ -129,7 +129,7 @@ internal sealed class RedisConnection
             catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
             {
                 MarkDown(e);
-                if (Endpoint.Tls?.Explain(e) is { } tls)
+                if (TlsCause(e) is { } tls)
                 {
                     // A handshake that failed fails again: waiting out the patience would only hide why.
                     throw tls;
@@ -153,6 +153,12 @@ internal sealed class RedisConnection
             }
         }
     }
+
+    // TLS 1.3 refuses a missing client certificate after the handshake, so the client may see only a dropped or
+    // cancelled connection; but it saw the server ask, and a server that never answered is refusing, not busy.
+    private CeleriacConfigurationException? TlsCause(Exception e) =>
+        Endpoint.Tls is not { } tls ? null
+        : tls.Explain(e) ?? (Volatile.Read(ref _answered) ? null : tls.MissingClientCertificate(e));
 
     // While the first connect is under way (the client waits its whole connect timeout before it gives up), a failed
     // TLS handshake ends the wait at once: it will fail again, and the caller should hear why now.
@@ -186,7 +192,7 @@ internal sealed class RedisConnection
             _outageStarted = _lastFailure;
         }
 
-        if (Endpoint.Tls?.Explain(e) is { } tls)
+        if (TlsCause(e) is { } tls)
         {
             Log.TlsFailed(_logger, tls.Message);
             return;

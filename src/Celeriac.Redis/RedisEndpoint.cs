@@ -107,10 +107,7 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
         config.Ssl = true;
         config.SslHost = host;
         config.CertificateValidation += (_, certificate, chain, errors) => tls.Validate(certificate, chain, errors);
-        if (tls.ClientCertificate is { } client)
-        {
-            config.CertificateSelection += (_, _, _, _, _) => client;
-        }
+        config.CertificateSelection += (_, _, _, remote, issuers) => tls.SelectClientCertificate(remote, issuers)!;
 
         return tls;
     }

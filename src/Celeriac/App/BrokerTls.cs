@@ -34,6 +34,8 @@ public sealed class BrokerTls
     private TaskCompletionSource _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private string? _failure;
     private long _failedAt;
+    private string? _unansweredIssuers;
+    private long _requestedAt;
 
     private BrokerTls(string display, string host, TlsVerification verification, bool checkHostName, X509Certificate2Collection? trusted, X509Certificate2? clientCertificate, string? caFile)
     {
@@ -205,6 +207,27 @@ public sealed class BrokerTls
     }
 
     /// <summary>
+    /// The client certificate to show (a handshake's selection callback). A request the server makes while none is set is
+    /// remembered: TLS 1.3 servers refuse its absence only after the client's side of the handshake, by closing.
+    /// </summary>
+    public X509Certificate? SelectClientCertificate(X509Certificate? remote, string[] acceptableIssuers)
+    {
+        ArgumentNullException.ThrowIfNull(acceptableIssuers);
+
+        // .NET asks once before the handshake (no server certificate yet) and again when the server requests one.
+        if (remote is not null && ClientCertificate is null)
+        {
+            lock (_gate)
+            {
+                _unansweredIssuers = acceptableIssuers.Length == 0 ? "any CA" : string.Join("; ", acceptableIssuers);
+                _requestedAt = Environment.TickCount64;
+            }
+        }
+
+        return ClientCertificate;
+    }
+
+    /// <summary>
     /// The clear error for <paramref name="exception"/> when it (or a handshake shortly before it) was a TLS failure:
     /// a <see cref="CeleriacConfigurationException"/> naming the broker, the reason and what to set; otherwise null.
     /// With <paramref name="closedMeansRefused"/> (the error of a fresh connect, whose TCP connection was accepted), a
@@ -218,21 +241,66 @@ public sealed class BrokerTls
             return recent;
         }
 
+        string? unanswered = UnansweredRequest();
         for (Exception? e = exception; e is not null; e = e.InnerException)
         {
-            // A refused handshake: at once (TLS 1.2), or as an alert on the first read (TLS 1.3 checks the client's
-            // certificate after the client has finished its side of the handshake).
+            // A refused handshake: at once (TLS 1.2), or on the first read or write after it (TLS 1.3 checks the
+            // client's certificate after the client has finished its side), as an alert or as a closed connection.
             if (e is AuthenticationException || s_alerts.Any(a => e.Message.Contains(a, StringComparison.OrdinalIgnoreCase))
-                || closedMeansRefused && e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset } or EndOfStreamException)
+                || closedMeansRefused && ClosedByTheServer(e))
             {
-                string hint = ClientCertificate is null
-                    ? "if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL"
-                    : $"check that the server trusts the issuer of the client certificate ({ClientCertificate.Issuer})";
-                return new CeleriacConfigurationException($"TLS to '{Display}' failed: the server refused the handshake ({Innermost(e).Message}); {hint}.", exception);
+                return Refused(Innermost(e), exception, unanswered);
             }
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The clear error when the server asked for a client certificate within the last minute and none is set: the
+    /// cause of a connection that it then dropped, whatever form the drop took on the client's side; otherwise null.
+    /// </summary>
+    public CeleriacConfigurationException? MissingClientCertificate(Exception cause)
+    {
+        ArgumentNullException.ThrowIfNull(cause);
+        return UnansweredRequest() is { } issuers ? Refused(Innermost(cause), cause, issuers) : null;
+    }
+
+    /// <summary>Notes that a connection over these settings was established: a client-certificate request before it was not refused.</summary>
+    public void NoteConnected()
+    {
+        lock (_gate)
+        {
+            _unansweredIssuers = null;
+        }
+    }
+
+    private CeleriacConfigurationException Refused(Exception reason, Exception cause, string? unansweredIssuers)
+    {
+        string hint = ClientCertificate is not null
+            ? $"check that the server trusts the issuer of the client certificate ({ClientCertificate.Issuer})"
+            : unansweredIssuers is not null
+                ? $"it asked for a client certificate ({unansweredIssuers}) and none is set: set ssl_certfile and ssl_keyfile in the URL"
+                : "if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL";
+        return new CeleriacConfigurationException($"TLS to '{Display}' failed: the server refused the handshake ({reason.Message}); {hint}.", cause);
+    }
+
+    // How a server's close shows on a client's first read or write: a reset, an end of stream, a failed TLS record
+    // (OpenSSL's SSL_ERROR_SYSCALL when writing to a closed socket), or a broken pipe.
+    private static bool ClosedByTheServer(Exception e) =>
+        e is System.Net.Sockets.SocketException
+        {
+            SocketErrorCode: System.Net.Sockets.SocketError.ConnectionReset or System.Net.Sockets.SocketError.ConnectionAborted or System.Net.Sockets.SocketError.Shutdown,
+        }
+        or EndOfStreamException
+        || e is IOException && string.Equals(e.Source, "System.Net.Security", StringComparison.Ordinal);
+
+    private string? UnansweredRequest()
+    {
+        lock (_gate)
+        {
+            return _unansweredIssuers is not null && TimeSpan.FromMilliseconds(Environment.TickCount64 - _requestedAt) < s_failureRelevance ? _unansweredIssuers : null;
+        }
     }
 
     /// <summary>The clear error of the last handshake, when it failed within the last minute and none succeeded since.</summary>
