@@ -6,7 +6,7 @@ using Celeriac.Tests.Support;
 namespace Celeriac.Tests.Worker;
 
 /// <summary>
-/// Issue 6's acceptance: 10,000 ETA tasks due within the next 30 s do not delay immediate tasks sent after them, and
+/// Issue 6's acceptance: 10,000 ETA tasks due within the next 30 s (here 5 to 12 s) do not delay immediate tasks sent after them, and
 /// each runs once, not before its ETA. On SQLite, Redis and RabbitMQ.
 /// They run alone (<see cref="EtaAtScaleGroup"/>): on RabbitMQ the worker sets the ETA tasks aside at about one prefetch
 /// change (a broker round trip) per message, which took 2 s alone and 12-15 s beside other test classes on 2 cores.
@@ -43,12 +43,13 @@ public sealed class EtaAtScaleTests(RedisServerFixture redis, RabbitMqServerFixt
         app.Task("tasks.now", (string name) => immediateDone[name] = clock.Elapsed);
         await using RunningWorker worker = await RunningWorker.StartAsync(app);
 
-        // Due 5 to 30 s from now, in random order; sent in batches as a busy producer would.
+        // Due 5 to 12 s from now, in random order; sent in batches as a busy producer would. (The class runs alone, so
+        // the spread is kept short: a wider one holds the same 10,000 tasks only longer.)
         DateTimeOffset start = TimeProvider.System.GetUtcNow();
         for (int batch = 0; batch < EtaTasks / 500; batch++)
         {
             await Task.WhenAll(Enumerable.Range(batch * 500, 500).Select(i => app.SendTaskAsync(
-                "tasks.at", ["eta" + i], options: new ApplyOptions { Eta = start.AddSeconds(5 + Random.Shared.NextDouble() * 25) }, ct: Ct)));
+                "tasks.at", ["eta" + i], options: new ApplyOptions { Eta = start.AddSeconds(5 + Random.Shared.NextDouble() * 7) }, ct: Ct)));
         }
 
         TimeSpan sentAt = clock.Elapsed;
