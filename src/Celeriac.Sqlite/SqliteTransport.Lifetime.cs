@@ -145,11 +145,15 @@ public sealed partial class SqliteTransport
 
         private async Task RunAsync()
         {
-            TimeSpan delay = s_minPoll;
             var batch = new List<(long Seq, byte[] Payload)>();
+            TimeSpan quiet = s_minQuiet;
             while (!_stop.IsCancellationRequested)
             {
+                // Taken before the read, so that a commit during it is not missed: this process's fanout writes, and
+                // any other process's commit (the store checks data_version while someone watches).
                 Task wake = _owner._store.Fanout.WaitAsync();
+                Task external = _owner._store.External.WaitAsync();
+                _owner._store.WatchExternal();
                 batch.Clear();
                 try
                 {
@@ -181,19 +185,28 @@ public sealed partial class SqliteTransport
 
                 if (batch.Count > 0)
                 {
-                    delay = s_minPoll;
+                    quiet = s_minQuiet;
                     continue;
                 }
 
+                // Reading the table on a timer (every 250 ms when idle) was most of an idle worker's CPU: it is read
+                // when something was committed, or when the store's watch needs renewing. Other processes' commits are
+                // mostly not broadcasts, so while they keep coming, reads for them back off to one per 250 ms.
+                long readAt = _owner._time.GetTimestamp();
                 try
                 {
-                    await Task.WhenAny(wake, Task.Delay(delay, _owner._time, _stop.Token)).ConfigureAwait(false);
+                    await Task.WhenAny(wake, external, Task.Delay(s_watchRenewal, _owner._time, _stop.Token)).ConfigureAwait(false);
+                    TimeSpan left = quiet - _owner._time.GetElapsedTime(readAt);
+                    if (external.IsCompleted && !wake.IsCompleted && left > TimeSpan.Zero)
+                    {
+                        await Task.WhenAny(wake, Task.Delay(left, _owner._time, _stop.Token)).ConfigureAwait(false);
+                    }
                 }
                 catch (OperationCanceledException)
                 {
                 }
 
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, s_maxPoll.Ticks));
+                quiet = TimeSpan.FromTicks(Math.Min(quiet.Ticks * 2, s_maxQuiet.Ticks));
             }
 
             bool ReadBatch(SqliteConnection connection)

@@ -16,8 +16,11 @@ namespace Celeriac.Sqlite;
 /// </summary>
 public sealed partial class SqliteTransport : ITransport
 {
-    private static readonly TimeSpan s_minPoll = TimeSpan.FromMilliseconds(1);
-    private static readonly TimeSpan s_maxPoll = TimeSpan.FromMilliseconds(250);
+    // A fanout subscriber renews the store's watch of other processes' commits this often (the watch lasts a second),
+    // and reads again for those commits no sooner than 1 ms, backing off to 250 ms, after a read that found nothing.
+    private static readonly TimeSpan s_watchRenewal = TimeSpan.FromMilliseconds(900);
+    private static readonly TimeSpan s_minQuiet = TimeSpan.FromMilliseconds(1);
+    private static readonly TimeSpan s_maxQuiet = TimeSpan.FromMilliseconds(250);
 
     private readonly SqliteStore _store;
     private readonly TimeProvider _time;

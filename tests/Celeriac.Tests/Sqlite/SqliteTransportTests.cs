@@ -3,6 +3,7 @@ using Celeriac.Results;
 using Celeriac.Sqlite;
 using Celeriac.Transport;
 using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Celeriac.Tests.Sqlite;
 
@@ -45,6 +46,33 @@ public sealed class SqliteTransportTests : IDisposable
         await t.DisposeAsync();
         await using var again = new SqliteTransport(new TransportOptions { Url = Url });
         Assert.Equal(0, await again.GetQueueLengthAsync("bad", Ct));
+    }
+
+    [Fact]
+    public async Task SubscribeAsync_IdleSubscriber_GetsAnotherProcesssBroadcastAsSoonAsItIsCommitted()
+    {
+        await using var listener = new SqliteTransport(new TransportOptions { Url = Url });
+        await using var other = new SqliteTransport(new TransportOptions { Url = Url }, SqliteStore.OpenPrivate(FilePath, NullLoggerFactory.Instance));
+        var got = System.Threading.Channels.Channel.CreateUnbounded<(string Id, long At)>();
+        await using IAsyncDisposable subscription = await listener.SubscribeAsync(
+            "fan", m => got.Writer.WriteAsync(((string)m.Headers["id"]!, System.Diagnostics.Stopwatch.GetTimestamp())), ct: Ct);
+
+        List<TimeSpan> delays = [];
+        for (int i = 0; i < 5; i++)
+        {
+            // Idle for over a second each time (every back-off at its longest), ending at a different moment of the
+            // subscriber's 0.9 s fallback each time.
+            await Task.Delay(TimeSpan.FromMilliseconds(1100 + 170 * i), Ct);
+            long sent = System.Diagnostics.Stopwatch.GetTimestamp();
+            await other.PublishAsync("fan", "", [new TransportMessage { Body = Encoding.UTF8.GetBytes("[[], {}, {}]"), Headers = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = "m" + i } }], Ct);
+            (string id, long at) = await got.Reader.ReadAsync(Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(5), Ct);
+            Assert.Equal("m" + i, id);
+            delays.Add(System.Diagnostics.Stopwatch.GetElapsedTime(sent, at));
+        }
+
+        // The store checks other processes' commits at least every 100 ms while someone watches, and pulses the
+        // subscriber; without that pulse it would wait for its 0.9 s fallback.
+        Assert.True(delays.Count(d => d < TimeSpan.FromMilliseconds(400)) >= 4, string.Join(", ", delays.Select(d => $"{d.TotalMilliseconds:0} ms")));
     }
 
     [Fact]
