@@ -121,4 +121,35 @@ public sealed class BrokerTlsTests(TestCertificatesFixture fixture) : IClassFixt
         Assert.Equal("the server sent no certificate", tls.RecentFailure);
         Assert.Equal("TLS to 'rediss://h/0' failed: the server sent no certificate.", tls.Explain(new IOException("x"))?.Message);
     }
+
+    [Fact]
+    public void ClientCertificateRequest_Unanswered_ExplainsADroppedConnect_UntilAConnectionSucceeds()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("amqps://guest:guest@h/"));
+        using var server = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(_certs.ServerCertFile);
+        var dropped = new IOException("connection.start was never received", new TimeoutException("timed out"));
+
+        // .NET's first call comes before the handshake, without the server's certificate: not a request.
+        Assert.Null(tls.SelectClientCertificate(null, []));
+        Assert.Null(tls.MissingClientCertificate(dropped));
+
+        Assert.Null(tls.SelectClientCertificate(server, ["CN=Celeriac Test CA"]));
+        Assert.Equal(
+            "TLS to 'amqps://guest:**@h/' failed: the server refused the handshake (timed out); it asked for a client certificate (CN=Celeriac Test CA) and none is set: set ssl_certfile and ssl_keyfile in the URL.",
+            tls.MissingClientCertificate(dropped)?.Message);
+
+        // A server whose client certificates are optional asks too, and then serves: the request is forgotten.
+        tls.NoteConnected();
+        Assert.Null(tls.MissingClientCertificate(dropped));
+    }
+
+    [Fact]
+    public void ClientCertificateRequest_WithACertificateSet_IsAnsweredWithIt()
+    {
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("amqps://h/?ssl_certfile=" + Uri.EscapeDataString(_certs.ClientCertFile) + "&ssl_keyfile=" + Uri.EscapeDataString(_certs.ClientKeyFile)));
+        using var server = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificateFromFile(_certs.ServerCertFile);
+
+        Assert.Same(tls.ClientCertificate, tls.SelectClientCertificate(server, ["CN=Celeriac Test CA"]));
+        Assert.Null(tls.MissingClientCertificate(new IOException("reset")));
+    }
 }
