@@ -272,6 +272,11 @@ public abstract class RemoteControlInteropTests
         await using CeleriacApp client = NewApp();
         var options = new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(10) };
 
+        // Celery logs "ready." before its event loop has subscribed to the broadcast channel, and on Redis a broadcast
+        // published before that is lost (CI saw one): the first command waits until a ping is answered.
+        await PollAsync(
+            async () => (await client.Control.PingAsync(options with { Timeout = TimeSpan.FromSeconds(1) }, Ct)).ContainsKey(node),
+            "the Celery worker never answered a ping");
         ControlReply rate = Assert.Single(await client.Control.RateLimitAsync("tasks.mul", "7/m", options, Ct));
         Assert.Equal((node, "new rate limit set successfully"), (rate.Node, rate.Ok));
         ControlReply grow = Assert.Single(await client.Control.PoolGrowAsync(1, options, Ct));
