@@ -178,6 +178,13 @@ public sealed partial class CeleriacWorker
 
         try
         {
+            if (request.Message!.Headers.Retries > 0 && _registry.EarlierRun(request) is { } earlier)
+            {
+                // A retry sent by a run this worker is still finishing: run it once that run's RETRY is stored, or its
+                // own outcome, stored first, would be overwritten by that RETRY and the task would never read as ready.
+                await earlier.WaitAsync(slot.Abort).ConfigureAwait(false);
+            }
+
             await ExecuteAsync(request, slot.Abort).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (slot.Abort.IsCancellationRequested)

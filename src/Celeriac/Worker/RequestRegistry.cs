@@ -126,12 +126,34 @@ internal sealed class RequestRegistry
 
             request.RegistryPrevious = null;
             request.RegistryNext = null;
+            request.Released?.TrySetResult();
         }
 
         if (request.State == RequestState.Reserved)
         {
             Interlocked.Decrement(ref _reserved);
         }
+    }
+
+    /// <summary>
+    /// An earlier run of <paramref name="request"/>'s task that this worker started and has not yet finished (its outcome
+    /// may still be on its way to the result backend): completes when it is released; <see langword="null"/> when none.
+    /// </summary>
+    public Task? EarlierRun(WorkerRequest request)
+    {
+        string id = request.Message!.Headers.Id;
+        lock (_gate)
+        {
+            for (WorkerRequest? r = _first; r is not null; r = r.RegistryNext)
+            {
+                if (r != request && r.State == RequestState.Active && r.Message?.Headers.Id == id)
+                {
+                    return (r.Released ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>The running request with this task id (the last started, should a message have come twice).</summary>

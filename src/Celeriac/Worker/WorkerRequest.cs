@@ -87,6 +87,9 @@ internal sealed class WorkerRequest(Delivery delivery, CeleriacWorker owner) : P
     internal volatile bool IsRunning;
     internal long Activation;
 
+    /// <summary>Completed when the registry releases it; made only when a retry of the same task waits for it.</summary>
+    internal TaskCompletionSource? Released;
+
     /// <summary>A snapshot for listing.</summary>
     public RequestInfo Describe(string hostname)
     {

@@ -101,6 +101,42 @@ public sealed class RetryTests(RedisServerFixture redis, RabbitMqServerFixture r
 
     [Theory]
     [MemberData(nameof(Brokers))]
+    public async Task RetryAsync_RetryRunsBeforeTheFirstRunsRetryIsStored_TheLastRunsStateWins(string broker)
+    {
+        // The first run is held between sending its retry and storing RETRY (its task_retry handler blocks), as a loaded
+        // machine may hold it. Its retry, due at once, must not run and store its FAILURE before that RETRY, which would
+        // overwrite it: the task would read RETRY for ever.
+        var attempts = new Attempts();
+        using var secondStarted = new ManualResetEventSlim();
+        CeleriacApp app = await _brokers.NewAppAsync(broker);
+        app.Task("t.quick_retry", async (TaskContext context) =>
+        {
+            attempts.Add(context);
+            if (context.Retries > 0)
+            {
+                secondStarted.Set();
+            }
+
+            throw await context.RetryAsync(countdown: TimeSpan.Zero);
+        }, new TaskOptions { MaxRetries = 1 });
+        app.Signals.TaskRetry += (_, e) =>
+        {
+            if (secondStarted.Wait(TimeSpan.FromSeconds(1)))
+            {
+                // The retry ran meanwhile: hold the RETRY until its FAILURE is stored, the order that loses the outcome.
+                SpinWait.SpinUntil(() => app.ResultBackend.GetAsync(e.TaskId).AsTask().GetAwaiter().GetResult()?.Status == TaskStates.Failure, TimeSpan.FromSeconds(10));
+            }
+        };
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        AsyncResult result = await app.SendTaskAsync("t.quick_retry", [], ct: Ct);
+
+        TaskFailedException error = await Assert.ThrowsAsync<TaskFailedException>(() => result.GetAsync<int>(s_wait, Ct));
+        Assert.Equal("MaxRetriesExceededError", error.ExceptionType);
+        Assert.Equal([0, 1], attempts.All.Select(a => a.Retries));
+    }
+
+    [Theory]
+    [MemberData(nameof(Brokers))]
     public async Task RetryAsync_MaxRetriesArgument_OverridesTheTasksLimit(string broker)
     {
         var attempts = new Attempts();
