@@ -412,7 +412,7 @@ public sealed class RabbitMqCanvasTests(RabbitMqServerFixture rabbit, RedisServe
 {
     private string _url = null!;
 
-    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync("canvas"));
+    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync());
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 

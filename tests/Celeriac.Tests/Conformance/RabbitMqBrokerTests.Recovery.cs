@@ -12,7 +12,7 @@ public sealed partial class RabbitMqBrokerTests
     public async Task ConnectionClosedByTheBroker_AckOfADeliveryFromBeforeRecovery_AcksNothingElseAndTheChannelGoesOn()
     {
         // A vhost of its own, so that closing its connections touches nothing else on the node.
-        string vhost = await rabbit.NewVhostAsync("recovery");
+        string vhost = await rabbit.NewVhostAsync();
         RabbitMqServer server = await rabbit.ServerAsync();
         const string Queue = "recovery";
         await using var transport = new RabbitMqTransport(new TransportOptions { Url = new Uri(server.Url(vhost)) });

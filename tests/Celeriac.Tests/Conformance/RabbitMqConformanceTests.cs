@@ -47,7 +47,7 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit)
     public async Task Worker_DeclaresCelerysTopologyAndRunsTasks()
     {
         // A vhost of its own, so that only what this client and worker declare is listed.
-        string vhost = await rabbit.NewVhostAsync("topology");
+        string vhost = await rabbit.NewVhostAsync();
         await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = (await rabbit.ServerAsync()).Url(vhost), NodeName = "wire@vm", Concurrency = 2 });
         app.Task("tasks.add", (long x, long y) => x + y);
         await using Support.RunningWorker worker = await Support.RunningWorker.StartAsync(app);

@@ -362,7 +362,7 @@ public sealed class RabbitMqRemoteControlTests(RabbitMqServerFixture rabbit, Red
 {
     private string _url = null!;
 
-    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync("control"));
+    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync());
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 

@@ -67,7 +67,7 @@ internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbi
 
     private async Task<string> RabbitUrlAsync()
     {
-        string vhost = await rabbit.NewVhostAsync(name);
+        string vhost = await rabbit.NewVhostAsync();
         return (await rabbit.ServerAsync()).Url(vhost);
     }
 }

@@ -370,7 +370,7 @@ public sealed class RabbitMqWorkerLimitTests(RabbitMqServerFixture rabbit) : Wor
 {
     private string _url = null!;
 
-    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync("limits"));
+    public async ValueTask InitializeAsync() => _url = (await rabbit.ServerAsync()).Url(await rabbit.NewVhostAsync());
 
     public ValueTask DisposeAsync() => ValueTask.CompletedTask;
 
