@@ -32,6 +32,9 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
             KeepAlive = 10,
             ClientName = "celeriac",
 
+            // CLIENT ID and CLIENT UNBLOCK (a stopping consumer ends its blocking pop), which the client counts as admin.
+            AllowAdmin = true,
+
             // Fail at once while disconnected: the callers retry with their own back-off, so that nothing
             // queued inside the client is sent twice after a reconnect, or dropped after a timeout.
             BacklogPolicy = BacklogPolicy.FailFast,

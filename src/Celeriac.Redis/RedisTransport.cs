@@ -620,6 +620,7 @@ public sealed class RedisTransport : ITransport
         private readonly RedisValue[][] _queueArgs = BuildQueueArgs(queues);
         private string? _unansweredCall;
         private ConnectionMultiplexer? _blocking;
+        private long? _blockingClientId;
         private Task<RedisResult>? _pendingPop;
         private RedisKey[]? _pendingKeys;
         private int _rotation;
@@ -704,7 +705,12 @@ public sealed class RedisTransport : ITransport
         {
             if (_pendingPop is null)
             {
-                _blocking ??= await owner._connection.OpenDedicatedAsync().ConfigureAwait(false);
+                if (_blocking is null)
+                {
+                    _blocking = await owner._connection.OpenDedicatedAsync().ConfigureAwait(false);
+                    _blockingClientId = await ClientIdAsync(_blocking.GetDatabase(owner._db)).ConfigureAwait(false);
+                }
+
                 _pendingKeys = _popKeys[r];
                 _pendingPop = _blocking.GetDatabase(owner._db).ExecuteAsync("BRPOP", [.. _pendingKeys.Select(k => (object)k), 1]);
             }
@@ -747,6 +753,41 @@ public sealed class RedisTransport : ITransport
             return [owner.Hold(queue, raw, tag, window)];
         }
 
+        /// <summary>The blocking connection's id, for <c>CLIENT UNBLOCK</c>; null where Redis does not say (before 5.0).</summary>
+        private static async Task<long?> ClientIdAsync(IDatabase blocking)
+        {
+            try
+            {
+                return (long)await blocking.ExecuteAsync("CLIENT", "ID").ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisServerException or RedisCommandException)
+            {
+                return null;
+            }
+        }
+
+        /// <summary>
+        /// Ends the pending blocking pop now (<c>CLIENT UNBLOCK</c>, from the shared connection). Best effort: when it
+        /// cannot (an old Redis, an ACL without CLIENT, the blocking connection reconnected under another id), the pop
+        /// ends by its own timeout of a second.
+        /// </summary>
+        private async Task UnblockAsync()
+        {
+            if (_blockingClientId is not { } id)
+            {
+                return;
+            }
+
+            try
+            {
+                IDatabase db = await owner.DatabaseAsync().ConfigureAwait(false);
+                await db.ExecuteAsync("CLIENT", "UNBLOCK", id).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is RedisServerException or RedisCommandException or TimeoutException || RedisConnection.IsOutage(e))
+            {
+            }
+        }
+
         private string QueueOfList(string list)
         {
             string name = list[owner._prefix.Length..];
@@ -758,9 +799,11 @@ public sealed class RedisTransport : ITransport
         {
             if (_pendingPop is { } pending && _pendingKeys is not null)
             {
-                // A pop already sent may still bring a message: put it back where it was, at the head.
+                // A pop already sent may still bring a message: put it back where it was, at the head. Unblocked at
+                // once (it returns nothing, or what it had taken already), a stop does not wait out its second.
                 try
                 {
+                    await UnblockAsync().ConfigureAwait(false);
                     RedisResult popped = await pending.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
                     if (!popped.IsNull && popped.Length == 2)
                     {

@@ -52,6 +52,10 @@ internal sealed class TestBrokers(RedisServer redis, RabbitMqServerFixture rabbi
             BrokerUrl = await UrlAsync(broker),
             DefaultQueue = name + "-" + Guid.NewGuid().ToString("N")[..8],
             Concurrency = 2,
+
+            // Mingle waits a second for other workers' replies at each start on Redis and RabbitMQ; RemoteControlTests
+            // test it.
+            WithoutMingle = true,
         };
         configure?.Invoke(options);
         var app = new CeleriacApp(options);
