@@ -81,33 +81,46 @@ public sealed class S3ResultBackend : KeyValueResultBackend
 
     /// <inheritdoc />
     protected override async ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) =>
-        await _outage.RunAsync(
-            async token =>
-            {
-                try
-                {
-                    using GetObjectResponse response = await _client.GetObjectAsync(Bucket, ObjectKey(key), token).ConfigureAwait(false);
-                    if (Options.ResultExpires is { } expires && response.LastModified is { } modified &&
-                        new DateTimeOffset(modified.ToUniversalTime(), TimeSpan.Zero) + expires < Options.TimeProvider.GetUtcNow())
-                    {
-                        return null;
-                    }
+        await _outage.RunAsync(token => ReadAsync(key, token), ReadPatience, ct).ConfigureAwait(false);
 
-                    using var buffer = new MemoryStream(response.ContentLength is > 0 and < int.MaxValue ? (int)response.ContentLength : 256);
-                    await response.ResponseStream.CopyToAsync(buffer, token).ConfigureAwait(false);
-                    return buffer.ToArray();
-                }
-                catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
+    /// <summary>What arrived fails the SDK's checksum, or its ETag is not the hex digest it must be.</summary>
+    private static bool IsGarbledRead(Exception e) =>
+        (e is AmazonClientException && e.Message.Contains("hash", StringComparison.OrdinalIgnoreCase))
+        || e is ArgumentOutOfRangeException { ParamName: "hex" };
+
+    private async Task<byte[]?> ReadAsync(string key, CancellationToken ct)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using GetObjectResponse response = await _client.GetObjectAsync(Bucket, ObjectKey(key), ct).ConfigureAwait(false);
+                if (Options.ResultExpires is { } expires && response.LastModified is { } modified &&
+                    new DateTimeOffset(modified.ToUniversalTime(), TimeSpan.Zero) + expires < Options.TimeProvider.GetUtcNow())
                 {
                     return null;
                 }
-                catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket")
-                {
-                    throw NoBucket(e);
-                }
-            },
-            ReadPatience,
-            ct).ConfigureAwait(false);
+
+                using var buffer = new MemoryStream(response.ContentLength is > 0 and < int.MaxValue ? (int)response.ContentLength : 256);
+                await response.ResponseStream.CopyToAsync(buffer, ct).ConfigureAwait(false);
+                return buffer.ToArray();
+            }
+            catch (Exception e) when (attempt < 5 && IsGarbledRead(e))
+            {
+                // A transfer garbled, or (on an emulator that writes objects in place, as s3rver) an object read while
+                // another writer replaced it: the next read, a moment later, gets a whole one.
+                await Task.Delay(attempt * 10, ct).ConfigureAwait(false);
+            }
+            catch (AmazonS3Exception e) when (e.StatusCode == HttpStatusCode.NotFound && e.ErrorCode != "NoSuchBucket")
+            {
+                return null;
+            }
+            catch (AmazonS3Exception e) when (e.ErrorCode == "NoSuchBucket")
+            {
+                throw NoBucket(e);
+            }
+        }
+    }
 
     /// <inheritdoc />
     protected override async ValueTask SetValueAsync(string key, byte[] value, TimeSpan? expiry, CancellationToken ct) =>
