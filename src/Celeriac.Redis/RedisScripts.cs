@@ -58,7 +58,10 @@ internal static class RedisScripts
         """;
 
     /// <summary>
-    /// Pops up to ARGV[1] messages from KEYS[4..] in order (RPOP: the oldest first) and notes each as unacked.
+    /// Pops up to ARGV[1] messages from KEYS[4..] (RPOP: the oldest first) and notes each as unacked. The lists come a
+    /// priority step at a time, each step naming every consumed queue once in the same order; a step is served before
+    /// the next, and within a step each queue gets its share of ARGV[1] first, then those that had more fill what is
+    /// left (so a take is fair across queues, whatever its size).
     /// KEYS[1] = unacked_index, KEYS[2] = unacked, KEYS[3] = this consumer's last-take record;
     /// ARGV[2] = now (Unix seconds), ARGV[3] = this call's id (also the prefix of generated tags),
     /// ARGV[i] = the queue of KEYS[i] for i >= 4.
@@ -70,18 +73,36 @@ internal static class RedisScripts
         local want = tonumber(ARGV[1])
         local out = {}
         local tags = {}
-        for i = 4, #KEYS do
+        local lists = #KEYS - 3
+        local n = lists
+        for k = 2, lists do
+          if ARGV[k + 3] == ARGV[4] then n = k - 1 break end
+        end
+        local function take(i, count)
+          local items = redis.call('RPOP', KEYS[i], count)
+          if not items then return 0 end
+          for _, raw in ipairs(items) do
+            local tag = register(raw, ARGV[i], ARGV[3] .. (#tags + 1), ARGV[2])
+            tags[#tags + 1] = tag
+            out[#out + 1] = i - 3
+            out[#out + 1] = raw
+            out[#out + 1] = tag
+          end
+          want = want - #items
+          return #items
+        end
+        for first = 4, #KEYS, n do
           if want <= 0 then break end
-          local items = redis.call('RPOP', KEYS[i], want)
-          if items then
-            for _, raw in ipairs(items) do
-              local tag = register(raw, ARGV[i], ARGV[3] .. (#tags + 1), ARGV[2])
-              tags[#tags + 1] = tag
-              out[#out + 1] = i - 3
-              out[#out + 1] = raw
-              out[#out + 1] = tag
-            end
-            want = want - #items
+          local share = math.max(1, math.floor(want / n))
+          local full = {}
+          for i = first, first + n - 1 do
+            if want <= 0 then break end
+            local c = math.min(share, want)
+            full[i] = take(i, c) == c
+          end
+          for i = first, first + n - 1 do
+            if n == 1 or want <= 0 then break end
+            if full[i] then take(i, want) end
           end
         end
         note()

@@ -99,4 +99,39 @@ public sealed class RedisTakeScriptTests(RedisServerFixture redis) : IClassFixtu
         Assert.Equal(exchange, entry.RootElement[1].GetString());
         Assert.Equal(routingKey, entry.RootElement[2].GetString());
     }
+
+    // kombu's list for priority step 3 of q1: the queue's name, '\x06\x16', then the step.
+    private const string LowerStep = "q1\u0006\u00163";
+
+    [Fact]
+    public async Task Take_OfEightFromTwoFullQueues_TakesFourFromEach_WhilePriorityStepsStillGoInOrder()
+    {
+        // q1 also has a message of a lower priority step (a higher number): it comes only once step 0 is empty.
+        for (int i = 0; i < 30; i++)
+        {
+            await redis.Server.CliAsync("LPUSH", "q1", Envelope("q1-" + i, "q1"));
+            await redis.Server.CliAsync("LPUSH", "q2", Envelope("q2-" + i, "q2"));
+        }
+
+        await redis.Server.CliAsync("LPUSH", LowerStep, Envelope("q1-p3", "q1"));
+        await using var transport = new RedisTransport(new TransportOptions { Url = new Uri(redis.Server.Url(0)) });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        stop.CancelAfter(TimeSpan.FromSeconds(10));
+        await using IAsyncEnumerator<Delivery> deliveries = transport.ConsumeAsync(new ConsumeOptions { Queues = ["q1", "q2"], Prefetch = 8 }, stop.Token).GetAsyncEnumerator(stop.Token);
+        var queues = new List<string>();
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.True(await deliveries.MoveNextAsync());
+            queues.Add(deliveries.Current.Queue);
+        }
+
+        // One take (nothing was acked): a take that served its first queue whole would have taken eight from q1.
+        Assert.Equal(4, queues.Count(q => q == "q1"));
+        Assert.Equal(4, queues.Count(q => q == "q2"));
+        Assert.Equal("1", (await redis.Server.CliAsync("LLEN", LowerStep)).Trim());
+    }
+
+    private static string Envelope(string tag, string queue) =>
+        "{\"body\":\"W10=\",\"headers\":{\"task\":\"t\"},\"properties\":{\"delivery_tag\":\"" + tag
+        + "\",\"delivery_info\":{\"exchange\":\"\",\"routing_key\":\"" + queue + "\"}}}";
 }
