@@ -57,7 +57,7 @@ internal sealed class PostgresNotifications : IAsyncDisposable
                 }
 
                 first = false;
-                while (true)
+                while (!ct.IsCancellationRequested)
                 {
                     await connection.WaitAsync(ct).ConfigureAwait(false);
                 }
@@ -82,15 +82,43 @@ internal sealed class PostgresNotifications : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a notification nobody waits for (an empty task id) on the channel.</summary>
+    private async Task WakeAsync()
+    {
+        try
+        {
+            var connection = new NpgsqlConnection(_connectionString);
+            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
+            await connection.OpenAsync().ConfigureAwait(false);
+            var notify = new NpgsqlCommand("SELECT pg_notify($1, '')", connection);
+            await using (notify.ConfigureAwait(false))
+            {
+                notify.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _channel });
+                await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or TimeoutException)
+        {
+            Log.ListenFailed(_logger, e);
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _loop.ConfigureAwait(false);
+            await _loop.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
+        }
+        catch (TimeoutException)
+        {
+            // Npgsql's WaitAsync can miss a cancellation that comes just as it starts waiting: a notification wakes it,
+            // and the loop sees it was stopped.
+            await WakeAsync().ConfigureAwait(false);
+            await _loop.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
         _listening.TrySetCanceled();

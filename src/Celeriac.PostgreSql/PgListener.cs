@@ -99,7 +99,7 @@ internal sealed class PgListener : IAsyncDisposable
                 }
 
                 delay = TimeSpan.FromMilliseconds(50);
-                while (true)
+                while (!_stop.IsCancellationRequested)
                 {
                     await connection.WaitAsync(_stop.Token).ConfigureAwait(false);
                 }
@@ -141,6 +141,27 @@ internal sealed class PgListener : IAsyncDisposable
         }
     }
 
+    /// <summary>Sends a notification nobody waits for (an empty queue name) on the messages channel.</summary>
+    private async Task WakeListenerAsync()
+    {
+        try
+        {
+            NpgsqlConnection c = await _db.DataSource.OpenConnectionAsync().ConfigureAwait(false);
+            await using (c.ConfigureAwait(false))
+            {
+                var notify = new NpgsqlCommand($"SELECT pg_notify('{Schema.MessagesChannel}', '')", c);
+                await using (notify.ConfigureAwait(false))
+                {
+                    await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (PgDatabase.IsOutage(e))
+        {
+            // The server is away: the listening connection breaks by itself.
+        }
+    }
+
     private void OnNotification(object? sender, NpgsqlNotificationEventArgs e)
     {
         if (e.Channel == Schema.MessagesChannel)
@@ -164,7 +185,17 @@ internal sealed class PgListener : IAsyncDisposable
 
         if (loop is not null)
         {
-            await loop.ConfigureAwait(false);
+            try
+            {
+                await loop.WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Npgsql's WaitAsync can miss a cancellation that comes just as it starts waiting (seen once in CI: a
+                // transport's dispose hung for good): a notification wakes it, and the loop sees it was stopped.
+                await WakeListenerAsync().ConfigureAwait(false);
+                await loop.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            }
         }
 
         _stop.Dispose();
