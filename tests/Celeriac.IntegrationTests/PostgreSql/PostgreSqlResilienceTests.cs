@@ -224,13 +224,9 @@ public sealed partial class PostgreSqlResilienceTests : IAsyncDisposable
         Assert.True(woke < TimeSpan.FromMilliseconds(50), $"the worker finished the task {woke.TotalMilliseconds:F1} ms after the publish");
 
         // The server's log reaches the test through a pipe: the woken worker's lines may arrive a moment after its result.
-        var logged = System.Diagnostics.Stopwatch.StartNew();
-        while (WorkerStatements() <= before && logged.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            await Task.Delay(50, Ct);
-        }
-
-        Assert.True(WorkerStatements() > before, "the statements of the woken worker should be logged, as the idle ones would have been");
+        Assert.True(
+            await ProcessTree.WaitUntilAsync(() => WorkerStatements() > before, TimeSpan.FromSeconds(10)),
+            "the statements of the woken worker should be logged, as the idle ones would have been");
     }
 
     private IEnumerable<string> WorkerLines() =>
