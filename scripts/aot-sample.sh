@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Publishes samples/AotWorker with NativeAOT (trim/AOT warnings are errors: TreatWarningsAsErrors) and runs it:
-# it must print the result of tasks.add(2, 3), run by its generated invoker on the in-process memory broker.
-# Needs clang-14 (the native linker) and zlib1g-dev, which scripts/provision.sh installs.
+# - alone, it must print the result of tasks.add(2, 3), run by its generated invoker on the in-process memory broker;
+# - as a worker on a real redis-server (a free loopback port), it must run a tasks.add that a Python Celery client sends,
+#   and stop cleanly on SIGTERM.
+# Needs clang-14 (the native linker), zlib1g-dev, redis-server and python3-celery, which scripts/provision.sh installs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+redis_pid=""
+worker_pid=""
+cleanup() {
+  [ -n "$worker_pid" ] && kill -9 "$worker_pid" 2>/dev/null || true
+  [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null || true
+  rm -rf "$out"
+}
+trap cleanup EXIT
 linker="clang"
 command -v clang >/dev/null 2>&1 || linker="clang-14"
 dotnet publish "$root/samples/AotWorker" -c Release -r linux-x64 -nologo -v q -p:CppCompilerAndLinker="$linker" -o "$out"
@@ -15,3 +24,51 @@ if [ "$got" != "5" ]; then
   exit 1
 fi
 echo "AotWorker (NativeAOT): tasks.add(2, 3) = $got"
+
+# Bad arguments: a clear error and exit code 2, not a stack trace.
+if "$out/AotWorker" --broker 2> "$out/bad.log"; then
+  echo "AotWorker accepted '--broker' without a URL" >&2
+  exit 1
+fi
+grep -q "incomplete option '--broker'" "$out/bad.log" || { echo "AotWorker's error for a bad argument: $(cat "$out/bad.log")" >&2; exit 1; }
+
+port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$out" > "$out/redis.log" 2>&1 &
+redis_pid=$!
+disown "$redis_pid" # stopped by the cleanup, without the shell's job notice
+for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.1; done
+redis-cli -p "$port" ping > /dev/null || { echo "redis-server did not start: $(cat "$out/redis.log")" >&2; exit 1; }
+
+broker="redis://127.0.0.1:$port/0"
+backend="redis://127.0.0.1:$port/1"
+"$out/AotWorker" --broker "$broker" --result-backend "$backend" -n aot@%h > "$out/worker.log" 2>&1 &
+worker_pid=$!
+for _ in $(seq 200); do grep -q " ready\.$" "$out/worker.log" && break; sleep 0.1; done
+grep -q "^aot@.* ready\.$" "$out/worker.log" || { echo "AotWorker did not say it was ready within 20 s: $(cat "$out/worker.log")" >&2; exit 1; }
+
+got="$(timeout 60 /usr/bin/python3 - "$broker" "$backend" <<'PY'
+import sys
+from celery import Celery
+app = Celery(broker=sys.argv[1], backend=sys.argv[2])
+print(app.send_task("tasks.add", (20, 22)).get(timeout=30))
+PY
+)"
+if [ "$got" != "42" ]; then
+  echo "A Python client's tasks.add(20, 22) on AotWorker's Redis gave '$got', expected 42; worker: $(cat "$out/worker.log")" >&2
+  exit 1
+fi
+
+kill -TERM "$worker_pid"
+code=0
+for _ in $(seq 100); do kill -0 "$worker_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$worker_pid" 2>/dev/null; then
+  echo "AotWorker still running 10 s after SIGTERM" >&2
+  exit 1
+fi
+wait "$worker_pid" || code=$?
+worker_pid=""
+if [ "$code" != "0" ]; then
+  echo "AotWorker exited with $code after SIGTERM: $(cat "$out/worker.log")" >&2
+  exit 1
+fi
+echo "AotWorker (NativeAOT) on redis-server: a Python client's tasks.add(20, 22) = $got; stopped by SIGTERM with exit code 0"

@@ -35,7 +35,7 @@ internal static partial class Bench
     /// when a step fails: the figure records the failure and the run goes on).
     /// </summary>
     private static async Task<Comparison> VersusCeleryAsync<TServer>(BenchOptions o, Report report, string transport, string title, DrainEnds ends,
-        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect, bool pools = false, bool warm = false)
+        Func<CancellationToken, Task<TServer>> startServer, Func<TServer, Task<IBrokerProbe>> connect, bool pools = false, bool warm = false, string? aot = null)
         where TServer : IAsyncDisposable
     {
         string T = transport;
@@ -52,6 +52,12 @@ internal static partial class Bench
         {
             comparison.Add("drain_with_results_warm", "tasks/s", (T, "drain_with_results_warm"), (CeleryPrefork(T), "drain_with_results_warm"), null, null,
                 "the same, each worker after an unrecorded drain of the same messages (no start-up in the figure)");
+        }
+
+        if (aot is not null)
+        {
+            comparison.Add("drain_with_results_aot", "tasks/s", (T, "drain_with_results_aot"), (CeleryPrefork(T), "drain_with_results"), (CeleryThreads(T), "drain_with_results"), RatioGoal(T),
+                "the same by a NativeAOT worker (samples/AotWorker, which scripts/bench.sh publishes): no JIT in a fresh process");
         }
 
         comparison.Add("drain_without_results", "tasks/s", (T, "drain_without_results"), (CeleryPrefork(T), "drain_without_results"), (CeleryThreads(T), "drain_without_results"), null,
@@ -110,7 +116,7 @@ internal static partial class Bench
                 await using (probe)
                 {
                     Progress.Say($"{T}: {probe}");
-                    await CompareAsync(o, report, probe, pools, warm);
+                    await CompareAsync(o, report, probe, pools, warm, aot);
                 }
             }
         }
@@ -120,14 +126,20 @@ internal static partial class Bench
             report.Add(T, "drain_with_results_vs_celery_prefork", ratio, "×", RatioGoal(T), "Celeriac ÷ Celery prefork -c 2");
         }
 
+        if (comparison.Ratio("drain_with_results_aot", prefork: true) is { } aotRatio)
+        {
+            report.Add(T, "drain_with_results_aot_vs_celery_prefork", aotRatio, "×", RatioGoal(T), "Celeriac NativeAOT worker ÷ Celery prefork -c 2");
+        }
+
         return comparison;
     }
 
+    /// <param name="aot">The NativeAOT <c>samples/AotWorker</c>: its fresh drain with results is timed too.</param>
     /// <param name="warm">
     /// Also times each worker draining the messages a second time, with the worker still running: for a probe whose
     /// restore puts all messages back at once and whose reset leaves a running worker consuming (Redis: one RESTORE, FLUSHALL).
     /// </param>
-    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe, bool pools, bool warm)
+    private static async Task CompareAsync(BenchOptions o, Report report, IBrokerProbe probe, bool pools, bool warm, string? aot)
     {
         string T = probe.Transport;
         string broker = probe.BrokerUrl, backend = probe.BackendUrl;
@@ -184,6 +196,17 @@ internal static partial class Bench
                     await MeasureAsync(report, transport, name + "_warm", "tasks/s", null, $"{label}, after an unrecorded drain of the same messages, {note}", () =>
                         filled
                             ? DrainAsync(probe, name, o.Count, results, start, label + " (warm)", drainLimits[transport], warm: true)
+                            : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
+                }
+
+                if (aot is not null && results && transport == T)
+                {
+                    // The same fresh drain by a NativeAOT worker process: the options it takes are the broker's, not -P or prefetch's.
+                    string[] aotArgs = ["--result-backend", backend, .. o.Concurrency is { } c ? (string[])["-c", c.ToString(CultureInfo.InvariantCulture)] : []];
+                    const string AotLabel = "Celeriac NativeAOT worker process (samples/AotWorker)";
+                    await MeasureAsync(report, T, name + "_aot", "tasks/s", null, $"{AotLabel}, {note}", () =>
+                        filled
+                            ? DrainAsync(probe, name, o.Count, results, () => WorkerProcess.StartNative(aot, dir.Path, broker, "aot", aotArgs), AotLabel, drainLimits[T])
                             : throw new InvalidOperationException("the Celery client's prefill failed (see above)"));
                 }
 

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|postgresql|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|postgresql|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--aot-worker PATH] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
@@ -23,6 +23,8 @@ internal sealed class BenchOptions
           --telemetry                     also drain memory with a listener on Celeriac's traces and metrics (an
                                           ActivityListener recording every span, a MeterListener on every instrument),
                                           right after each drain without, and report each with ÷ without
+          --aot-worker PATH               also drain redis with samples/AotWorker published with NativeAOT at PATH
+                                          (scripts/bench.sh publishes it and passes this): drain_with_results_aot
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport; postgresql starts
         its own server (initdb + postgres) and measures the same figures as sqlite plus an idle worker's CPU, with
@@ -65,6 +67,9 @@ internal sealed class BenchOptions
     public bool Events { get; private set; }
 
     public bool Telemetry { get; private set; }
+
+    /// <summary>The NativeAOT-published <c>samples/AotWorker</c>, for the Redis drain by a NativeAOT worker.</summary>
+    public string? AotWorker { get; private set; }
 
     public bool Markdown { get; private set; }
 
@@ -117,6 +122,10 @@ internal sealed class BenchOptions
                     break;
                 case "--events":
                     o.Events = true;
+                    break;
+                case "--aot-worker":
+                    string aot = Value(args, ref i);
+                    o.AotWorker = File.Exists(aot) ? Path.GetFullPath(aot) : throw new ArgumentException($"--aot-worker: no file '{aot}'.");
                     break;
                 case "--markdown":
                     o.Markdown = true;

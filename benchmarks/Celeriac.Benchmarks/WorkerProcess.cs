@@ -36,12 +36,15 @@ internal sealed class WorkerProcess : IAsyncDisposable
         }
     }
 
-    public static WorkerProcess Start(string workDir, string brokerUrl, string name, params string[] extra)
+    public static WorkerProcess Start(string workDir, string brokerUrl, string name, params string[] extra) =>
+        Start(new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, ArgumentList = { typeof(BenchTasks).Assembly.Location, "worker" } }, brokerUrl, name, extra);
+
+    /// <summary>A NativeAOT worker (<c>samples/AotWorker</c> published): the same options, its own executable.</summary>
+    public static WorkerProcess StartNative(string executable, string workDir, string brokerUrl, string name, params string[] extra) =>
+        Start(new ProcessStartInfo(executable) { WorkingDirectory = workDir }, brokerUrl, name, extra);
+
+    private static WorkerProcess Start(ProcessStartInfo start, string brokerUrl, string name, string[] extra)
     {
-        string dll = typeof(BenchTasks).Assembly.Location;
-        var start = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir };
-        start.ArgumentList.Add(dll);
-        start.ArgumentList.Add("worker");
         start.ArgumentList.Add("--broker");
         start.ArgumentList.Add(brokerUrl);
         start.ArgumentList.Add("-n");
