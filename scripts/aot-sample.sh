@@ -31,6 +31,11 @@ if "$out/AotWorker" --broker 2> "$out/bad.log"; then
   exit 1
 fi
 grep -q "incomplete option '--broker'" "$out/bad.log" || { echo "AotWorker's error for a bad argument: $(cat "$out/bad.log")" >&2; exit 1; }
+if "$out/AotWorker" -c 2 2> "$out/bad.log"; then
+  echo "AotWorker served without --broker" >&2
+  exit 1
+fi
+grep -q "\-\-broker is required" "$out/bad.log" || { echo "AotWorker's error without --broker: $(cat "$out/bad.log")" >&2; exit 1; }
 
 port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$out" > "$out/redis.log" 2>&1 &

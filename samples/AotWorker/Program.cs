@@ -35,13 +35,14 @@ return 0;
 static async Task<int> ServeAsync(string[] args)
 {
     var options = new CeleriacOptions();
+    string? broker = null;
     for (int i = 0; i < args.Length; i++)
     {
         string? value = i + 1 < args.Length ? args[i + 1] : null;
         switch (args[i])
         {
             case "--broker" when value is not null:
-                options.BrokerUrl = value;
+                broker = value;
                 break;
             case "--result-backend" when value is not null:
                 options.ResultBackend = value;
@@ -60,11 +61,13 @@ static async Task<int> ServeAsync(string[] args)
         i++;
     }
 
-    if (options.BrokerUrl is null)
+    if (broker is null)
     {
-        Console.Error.WriteLine("AotWorker: --broker is required to serve a broker.");
+        Console.Error.WriteLine("AotWorker: --broker is required to serve a broker (without arguments it runs its self-test).");
         return 2;
     }
+
+    options.BrokerUrl = broker;
 
     await using var app = new CeleriacApp(options);
 
