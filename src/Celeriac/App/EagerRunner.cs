@@ -13,7 +13,8 @@ namespace Celeriac;
 /// already stored. It lives in App, not in the worker, because a call must not need one: it binds the arguments with
 /// the task's own invoker, runs a retry again at once with <c>retries</c> + 1 (the countdown is not waited, as in
 /// Celery), and walks a canvas in order: a chain's steps one after the other with the previous value first, a group's
-/// members one by one, a chord's body with its header's values.
+/// members one by one, a chord's body with its header's values, a signature's callbacks after it succeeds and its
+/// error callbacks after it fails.
 /// </summary>
 internal sealed class EagerRunner(CeleriacApp app)
 {
@@ -33,7 +34,11 @@ internal sealed class EagerRunner(CeleriacApp app)
         app.Options.TaskAlwaysEager && app.Tasks.TryGet(name, out CeleriacTask? task) && task.CanRunHere;
 
     /// <summary>Runs one call of a registered task (Celery's <c>apply</c>).</summary>
-    public async Task<AsyncResult> RunAsync(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, CancellationToken ct)
+    public Task<AsyncResult> RunAsync(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, CancellationToken ct) =>
+        RunAsync(name, args, kwargs, options, [], ct);
+
+    /// <summary>Runs one call of a registered task; if it fails, <paramref name="errbacks"/> are called as Celery calls a task's <c>link_error</c>.</summary>
+    private async Task<AsyncResult> RunAsync(string name, IReadOnlyList<object?>? args, IReadOnlyDictionary<string, object?>? kwargs, ApplyOptions? options, IReadOnlyList<Signature> errbacks, CancellationToken ct)
     {
         if (!app.Tasks.TryGet(name, out CeleriacTask? task) || !task.CanRunHere)
         {
@@ -41,12 +46,12 @@ internal sealed class EagerRunner(CeleriacApp app)
         }
 
         TransportMessage message = app.BuildMessage(name, args, kwargs, options, out string queue);
-        AsyncResult result = await RunMessageAsync(task, message, queue, ct).ConfigureAwait(false);
+        AsyncResult result = await RunMessageAsync(task, message, queue, errbacks, ct).ConfigureAwait(false);
         TaskContext.Current?.AddChild(result);
         return result;
     }
 
-    private async Task<AsyncResult> RunMessageAsync(CeleriacTask task, TransportMessage transport, string queue, CancellationToken ct)
+    private async Task<AsyncResult> RunMessageAsync(CeleriacTask task, TransportMessage transport, string queue, IReadOnlyList<Signature> errbacks, CancellationToken ct)
     {
         // Bounded even for a task with no max_retries that always retries: eager mode must not spin forever in a test.
         for (int attempt = 0; ; attempt++)
@@ -94,9 +99,17 @@ internal sealed class EagerRunner(CeleriacApp app)
                 }
 
                 ExceptionInfo info = failure is TaskArgumentException ? new ExceptionInfo("TypeError", failure.Message, "builtins") : ExceptionInfo.From(failure);
-                await StoreAsync(h, TaskStates.Failure, TaskResultMeta.SerializeException(info), failure.ToString(), context, ct).ConfigureAwait(false);
+                byte[] exc = TaskResultMeta.SerializeException(info);
+                await StoreAsync(h, TaskStates.Failure, exc, failure.ToString(), context, ct).ConfigureAwait(false);
                 var failed = new TaskSignalEventArgs { TaskId = h.Id, TaskName = h.Task, Queue = queue, Context = context, State = TaskStates.Failure, Exception = failure };
                 signals.OnTaskFailure(app, failed);
+                if (errbacks.Count > 0)
+                {
+                    // As Celery's eager trace: the error callbacks run with the failure stored, before it propagates. One
+                    // that fails itself fails the call: in a test, a broken error callback should not pass unseen.
+                    await InlineCalls.CallErrbacksAsync(app, [.. errbacks], InlineCalls.RequestJson(message, context.Hostname), exc, failure.ToString(), h.Id, h.RootId ?? h.Id, ct).ConfigureAwait(false);
+                }
+
                 signals.OnTaskPostrun(app, failed);
                 if (app.Options.TaskEagerPropagates)
                 {
@@ -209,7 +222,7 @@ internal sealed class EagerRunner(CeleriacApp app)
         object?[] a = [.. call.Args.Select(n => (object?)n)];
         Dictionary<string, object?> k = call.Kwargs.ToDictionary(kv => kv.Key, kv => (object?)kv.Value, StringComparer.Ordinal);
         string? id = taskId ?? (call.Options["task_id"] is JsonValue v && v.TryGetValue(out string? given) ? given : null);
-        AsyncResult result = await RunAsync(call.Task, a, k, new ApplyOptions { TaskId = id }, ct).ConfigureAwait(false);
+        AsyncResult result = await RunAsync(call.Task, a, k, new ApplyOptions { TaskId = id }, call.ErrorLinks, ct).ConfigureAwait(false);
         TaskResultMeta meta = await result.WaitAsync(null, ct).ConfigureAwait(false);
         if (meta.Status == TaskStates.Success)
         {
@@ -255,7 +268,23 @@ internal sealed class EagerRunner(CeleriacApp app)
                 stepKwargs = null;
             }
 
-            AsyncResult result = await ApplyAsync(steps[i], stepArgs, stepKwargs, i == steps.Count - 1 ? taskId : null, ct).ConfigureAwait(false);
+            // As the canvas sends a chain: its error callbacks go on every step, its callbacks on the last one.
+            Signature step = steps[i];
+            if (chain.ErrorLinks.Count > 0 || (i == steps.Count - 1 && chain.Links.Count > 0))
+            {
+                step = step.Clone();
+                foreach (Signature errback in chain.ErrorLinks)
+                {
+                    step.LinkError(errback);
+                }
+
+                foreach (Signature callback in i == steps.Count - 1 ? chain.Links : [])
+                {
+                    step.Link(callback);
+                }
+            }
+
+            AsyncResult result = await ApplyAsync(step, stepArgs, stepKwargs, i == steps.Count - 1 ? taskId : null, ct).ConfigureAwait(false);
             result.Parent = last;
             last = result;
         }

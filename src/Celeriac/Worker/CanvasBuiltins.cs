@@ -80,7 +80,7 @@ internal static class CanvasBuiltins
         foreach (JsonElement item in it.EnumerateArray())
         {
             object?[] args = star && item.ValueKind == JsonValueKind.Array ? Values(item) : [item.Clone()];
-            results.Add(await CanvasSteps.RunHereAsync(app, registered, sig, args, ct).ConfigureAwait(false));
+            results.Add(await InlineCalls.RunHereAsync(app, registered, sig, args, ct).ConfigureAwait(false));
         }
 
         return results;

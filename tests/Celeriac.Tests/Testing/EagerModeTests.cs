@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Celeriac.Results;
 using Celeriac.Tests.Support;
 
@@ -211,6 +212,95 @@ public sealed class EagerModeTests
         await app.ApplyAsync(sig, ct: Ct);
 
         Assert.Equal(9, seen);
+    }
+
+    /// <summary>An eager app with a failing task and an old-style (task id) and a new-style (request, exc, traceback) error callback that record what they got.</summary>
+    private static (CeleriacApp App, CeleriacTask Boom, List<string> Errbacks) ErrbackApp(bool propagates = false)
+    {
+        CeleriacApp app = EagerApp(propagates);
+        var errbacks = new List<string>();
+        CeleriacTask boom = app.Task("tasks.boom", int (int x) => throw new InvalidOperationException("boom " + x));
+        app.Task("tasks.old_errback", (string taskId) => errbacks.Add("old:" + taskId));
+        app.Task("tasks.new_errback", (JsonElement request, JsonElement exc, string? traceback) =>
+            errbacks.Add($"new:{request.GetProperty("id").GetString()}:{exc.GetProperty("exc_type").GetString()}:{exc.GetProperty("exc_message")[0].GetString()}:{traceback?.Contains("boom 7", StringComparison.Ordinal)}"));
+        return (app, boom, errbacks);
+    }
+
+    [Fact]
+    public async Task LinkError_Eager_OldStyleGetsTheTaskIdAndNewStyleTheRequestAndException()
+    {
+        (CeleriacApp app, CeleriacTask boom, List<string> errbacks) = ErrbackApp();
+        await using (app)
+        {
+            Signature sig = boom.S(7);
+            sig.LinkError(app.Sig("tasks.old_errback"));
+            sig.LinkError(app.Sig("tasks.new_errback"));
+
+            AsyncResult result = await app.ApplyAsync(sig, ct: Ct);
+
+            Assert.Equal(TaskStates.Failure, await result.GetStateAsync(Ct));
+            Assert.Equal(["new:" + result.Id + ":InvalidOperationException:boom 7:True", "old:" + result.Id], errbacks);
+        }
+    }
+
+    [Fact]
+    public async Task LinkError_EagerPropagates_ErrbacksRunBeforeTheTasksExceptionIsThrown()
+    {
+        (CeleriacApp app, CeleriacTask boom, List<string> errbacks) = ErrbackApp(propagates: true);
+        await using (app)
+        {
+            Signature sig = boom.S(7);
+            sig.Id = "boom-1";
+            sig.LinkError(app.Sig("tasks.old_errback"));
+
+            InvalidOperationException thrown = await Assert.ThrowsAsync<InvalidOperationException>(() => app.ApplyAsync(sig, ct: Ct));
+
+            Assert.Equal("boom 7", thrown.Message);
+            Assert.Equal("old:boom-1", Assert.Single(errbacks));
+        }
+    }
+
+    [Fact]
+    public async Task LinkError_EagerChainStepFails_TheChainsErrbackGetsThatStepsId_AndASucceedingCallDoesNotCallIt()
+    {
+        (CeleriacApp app, CeleriacTask boom, List<string> errbacks) = ErrbackApp();
+        await using (app)
+        {
+            int? recorded = null;
+            CeleriacTask one = app.Task("tasks.one", () => 1);
+            CeleriacTask add = app.Task("tasks.add", (int x, int y) => x + y);
+            app.Task("tasks.record", (int x) => recorded = x);
+
+            // A succeeding call with both kinds: its callback runs (so callbacks were looked at), its errback does not.
+            Signature fine = add.S(2, 3);
+            fine.Link(app.Sig("tasks.record"));
+            fine.LinkError(app.Sig("tasks.old_errback"));
+            await app.ApplyAsync(fine, ct: Ct);
+            Assert.Equal(5, recorded);
+            Assert.Empty(errbacks);
+
+            Signature chain = (one.S() | boom.S() | add.S(1)).OnError(app.Sig("tasks.old_errback"));
+            AsyncResult result = await app.ApplyAsync(chain, ct: Ct);
+
+            // The chain stops at the failed step, whose id the error callback gets, once.
+            Assert.Equal(TaskStates.Failure, await result.GetStateAsync(Ct));
+            Assert.Equal("old:" + result.Id, Assert.Single(errbacks));
+        }
+    }
+
+    [Fact]
+    public async Task Link_EagerChain_TheChainsCallbackGetsTheLastStepsValue()
+    {
+        await using CeleriacApp app = EagerApp();
+        var seen = new List<int>();
+        CeleriacTask add = app.Task("tasks.add", (int x, int y) => x + y);
+        app.Task("tasks.record", (int x) => seen.Add(x));
+
+        Signature chain = add.S(1, 2) | add.S(10);
+        chain.Link(app.Sig("tasks.record"));
+        await app.ApplyAsync(chain, ct: Ct);
+
+        Assert.Equal([13], seen); // the last step's value, once: not each step's
     }
 
     [Fact]
