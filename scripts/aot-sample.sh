@@ -7,11 +7,12 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$(mktemp -d)"
-redis_pid=""
 worker_pid=""
+# shellcheck source=scripts/private-redis.sh
+. "$root/scripts/private-redis.sh"
 cleanup() {
   [ -n "$worker_pid" ] && kill -9 "$worker_pid" 2>/dev/null || true
-  [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null || true
+  stop_private_redis
   rm -rf "$out"
 }
 trap cleanup EXIT
@@ -37,15 +38,9 @@ if "$out/AotWorker" -c 2 2> "$out/bad.log"; then
 fi
 grep -q "\-\-broker is required" "$out/bad.log" || { echo "AotWorker's error without --broker: $(cat "$out/bad.log")" >&2; exit 1; }
 
-port="$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$out" > "$out/redis.log" 2>&1 &
-redis_pid=$!
-disown "$redis_pid" # stopped by the cleanup, without the shell's job notice
-for _ in $(seq 100); do redis-cli -p "$port" ping > /dev/null 2>&1 && break; sleep 0.1; done
-redis-cli -p "$port" ping > /dev/null || { echo "redis-server did not start: $(cat "$out/redis.log")" >&2; exit 1; }
-
-broker="redis://127.0.0.1:$port/0"
-backend="redis://127.0.0.1:$port/1"
+start_private_redis "$out/redis" "$out/redis.log" || { echo "redis-server did not start: $(cat "$out/redis.log" 2>/dev/null)" >&2; exit 1; }
+broker="redis://127.0.0.1:$redis_port/0"
+backend="redis://127.0.0.1:$redis_port/1"
 "$out/AotWorker" --broker "$broker" --result-backend "$backend" -n aot@%h > "$out/worker.log" 2>&1 &
 worker_pid=$!
 for _ in $(seq 200); do grep -q " ready\.$" "$out/worker.log" && break; sleep 0.1; done

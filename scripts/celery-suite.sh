@@ -48,8 +48,9 @@ budget=${CELERY_SUITE_BUDGET:-$([ $ci -eq 1 ] && echo 900 || echo 7200)}
 reruns=$([ $ci -eq 1 ] && echo "" || echo "-p no:rerunfailures")
 
 tmp=""
-redis_pid=""
 worker_pid=""
+# shellcheck source=scripts/private-redis.sh
+. "$root/scripts/private-redis.sh"
 
 # Stops the worker (warm, then cold, then killed) and Redis, keeps the logs, removes the folder. Silent, idempotent.
 cleanup() {
@@ -72,13 +73,7 @@ cleanup() {
     wait "$worker_pid" 2>/dev/null
     worker_pid=""
   fi
-  if [ -n "$redis_pid" ]; then
-    kill -TERM "$redis_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$redis_pid" 2>/dev/null
-    wait "$redis_pid" 2>/dev/null
-    redis_pid=""
-  fi
+  stop_private_redis
   if [ -n "$tmp" ] && [ -d "$tmp" ]; then
     mkdir -p "$artifacts"
     for f in worker.log pytest.log report.jsonl redis.log build.log; do
@@ -111,27 +106,8 @@ command -v redis-server >/dev/null || fail "redis-server is missing: run scripts
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/celery-suite.XXXXXX") || fail "no temporary folder"
 
 # 1. Redis, private: a free loopback port, its own folder, no persistence. A port taken meanwhile: try another.
-port=""
-for _ in 1 2 3; do
-  candidate=$("$py" "$tools/suite_tool.py" free-port) || fail "no free port"
-  mkdir -p "$tmp/redis"
-  redis-server --port "$candidate" --bind 127.0.0.1 --protected-mode yes --dir "$tmp/redis" \
-    --save "" --appendonly no --daemonize no --logfile "$tmp/redis.log" >/dev/null 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 100); do
-    if [ "$(redis-cli -h 127.0.0.1 -p "$candidate" ping 2>/dev/null)" = "PONG" ]; then
-      port=$candidate
-      break
-    fi
-    kill -0 "$redis_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ -n "$port" ] && break
-  kill -KILL "$redis_pid" 2>/dev/null
-  wait "$redis_pid" 2>/dev/null
-  redis_pid=""
-done
-[ -n "$port" ] || fail "redis-server did not start (see .artifacts/celery-suite/redis.log)"
+start_private_redis "$tmp/redis" "$tmp/redis.log" || fail "redis-server did not start (see .artifacts/celery-suite/redis.log)"
+port=$redis_port
 url="redis://127.0.0.1:$port/0"
 backend=${CELERY_SUITE_BACKEND:-$url}
 echo "celery-suite: redis-server on 127.0.0.1:$port; result backend ${backend%%://*}://"
