@@ -34,6 +34,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
     private readonly SqlDialect _dialect;
     private readonly KeyWaiterTable _waiters = new();
     private readonly ILogger _logger;
+    private readonly DatabaseOutage _outage;
     private readonly SemaphoreSlim _createGate = new(1, 1);
     private readonly Dictionary<string, Task> _writing = new(StringComparer.Ordinal);
     private readonly object _listenGate = new();
@@ -50,7 +51,8 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         _logger = options.LoggerFactory.CreateLogger<DatabaseResultBackend>();
         Url = DatabaseUrl.Parse(options.Url);
         TableNames names = Names(options);
-        string connection = Url.ConnectionString(poolSize: 50);
+        string connection = Url.ConnectionString(poolSize: 50, connectTimeoutSeconds: Math.Max(1, (int)Math.Ceiling(options.ConnectTimeout.TotalSeconds)));
+        _outage = new DatabaseOutage(UrlText.Mask(options.Url), options.ConnectTimeout, _logger);
         _dialect = Url.Engine switch
         {
             DatabaseEngine.PostgreSql => new PostgresDialect(names, connection),
@@ -116,7 +118,8 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
             return;
         }
 
-        await EnsureCreatedAsync(ct).ConfigureAwait(false);
+        // Through the outage rules, as every read: a server never reached fails here after the connect timeout.
+        await _outage.RunAsync(OpenAsync, static (_, _) => Task.FromResult(true), DatabaseOutage.ReadPatience, idempotent: true, ct).ConfigureAwait(false);
         PostgresNotifications notifications;
         lock (_listenGate)
         {
@@ -168,7 +171,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
                     await CreateAsync(ct).ConfigureAwait(false);
                     break;
                 }
-                catch (DbException) when (attempt < 5)
+                catch (DbException e) when (attempt < 5 && !DatabaseOutage.IsOutage(e, ct))
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), ct).ConfigureAwait(false);
                 }
@@ -270,10 +273,11 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         };
     }
 
-    private async Task<TaskResultMeta?> ReadTaskAsync(string taskId, CancellationToken ct)
+    private Task<TaskResultMeta?> ReadTaskAsync(string taskId, CancellationToken ct) =>
+        _outage.RunAsync(OpenAsync, (connection, ct) => ReadTaskAsync(connection, taskId, ct), DatabaseOutage.ReadPatience, idempotent: true, ct);
+
+    private async Task<TaskResultMeta?> ReadTaskAsync(DbConnection connection, string taskId, CancellationToken ct)
     {
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         DbCommand select = Command(connection, null,
             $"SELECT t.status, t.result, t.date_done, t.traceback, {(_hasExtendedColumns ? "t.name, t.args, t.kwargs, t.worker, t.retries, t.queue" : "NULL, NULL, NULL, NULL, NULL, NULL")}, " +
             $"x.group_id, x.parent_id, x.children, x.expires_at FROM {_dialect.Task} t LEFT JOIN {_dialect.TaskExtra} x ON x.task_id = t.task_id WHERE t.task_id = @task_id");
@@ -339,10 +343,11 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         return done is { } d && Options.ResultExpires is { } e && d + e <= Options.TimeProvider.GetUtcNow();
     }
 
-    private async Task<byte[]?> ReadGroupAsync(string groupId, CancellationToken ct)
+    private Task<byte[]?> ReadGroupAsync(string groupId, CancellationToken ct) =>
+        _outage.RunAsync(OpenAsync, (connection, ct) => ReadGroupAsync(connection, groupId, ct), DatabaseOutage.ReadPatience, idempotent: true, ct);
+
+    private async Task<byte[]?> ReadGroupAsync(DbConnection connection, string groupId, CancellationToken ct)
     {
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         DbCommand select = Command(connection, null, $"SELECT result, date_done FROM {_dialect.Group} WHERE taskset_id = @group_id");
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable selectScope = select.ConfigureAwait(false);
         Add(select, "@group_id", groupId);
@@ -379,12 +384,18 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         else if (kind == "group")
         {
             JsonElement tuples = MemberTuples(value) ?? throw new ArgumentException("not a group document: " + Encoding.UTF8.GetString(value), nameof(value));
-            DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
-            DbCommand upsert = Command(connection, null, _dialect.UpsertGroup());
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable upsertScope = upsert.ConfigureAwait(false);
-            AddGroup(upsert, id, tuples);
-            await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            await _outage.RunAsync(
+                OpenAsync,
+                async (connection, ct) =>
+                {
+                    DbCommand upsert = Command(connection, null, _dialect.UpsertGroup());
+                    await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable upsertScope = upsert.ConfigureAwait(false);
+                    AddGroup(upsert, id, tuples);
+                    return await upsert.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                },
+                DatabaseOutage.WritePatience,
+                idempotent: true,
+                ct).ConfigureAwait(false);
         }
         else
         {
@@ -435,12 +446,15 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         }
     }
 
-    private async Task WriteTaskAsync(TaskResultMeta meta, CancellationToken ct)
+    private Task<bool> WriteTaskAsync(TaskResultMeta meta, CancellationToken ct)
     {
         byte[] pickle = PickleWriter.FromJson(meta.Result.Span);
+        return _outage.RunAsync(OpenAsync, (connection, ct) => WriteTaskAsync(connection, meta, pickle, ct), DatabaseOutage.WritePatience, idempotent: true, ct);
+    }
+
+    private async Task<bool> WriteTaskAsync(DbConnection connection, TaskResultMeta meta, byte[] pickle, CancellationToken ct)
+    {
         bool extended = meta.Extended is not null && _hasExtendedColumns;
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
         DbCommand upsert = Command(connection, tx, _dialect.UpsertTask(extended));
@@ -478,27 +492,39 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         }
 
         await tx.CommitAsync(ct).ConfigureAwait(false);
+        return true;
     }
 
     /// <inheritdoc />
     protected override async ValueTask DeleteValueAsync(string key, CancellationToken ct)
     {
         (string kind, string id) = Split(key);
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
         string[] statements = kind switch
         {
             "task" => [$"DELETE FROM {_dialect.Task} WHERE task_id = @id", $"DELETE FROM {_dialect.TaskExtra} WHERE task_id = @id"],
             "group" => [$"DELETE FROM {_dialect.Group} WHERE taskset_id = @id"],
             _ => [$"DELETE FROM {_dialect.Chord} WHERE group_id = @id"],
         };
+        await _outage.RunAsync(OpenAsync, (connection, ct) => RunEachAsync(connection, statements, ("@id", id), ct), DatabaseOutage.WritePatience, idempotent: true, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs each statement with the same parameters, outside a transaction.</summary>
+    private static async Task<bool> RunEachAsync(DbConnection connection, IEnumerable<string> statements, (string Name, object Value) p1, CancellationToken ct, (string Name, object Value)? p2 = null)
+    {
         foreach (string sql in statements)
         {
-            DbCommand delete = Command(connection, null, sql);
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable deleteScope = delete.ConfigureAwait(false);
-            Add(delete, "@id", id);
-            await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            DbCommand command = Command(connection, null, sql);
+            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable commandScope = command.ConfigureAwait(false);
+            Add(command, p1.Name, p1.Value);
+            if (p2 is { } second)
+            {
+                Add(command, second.Name, second.Value);
+            }
+
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
+
+        return true;
     }
 
     /// <inheritdoc />
@@ -510,14 +536,19 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
             throw new NotSupportedException("only chord counters are incremented");
         }
 
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
-        DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
-        (long done, _, _, _) = await IncrementAsync(connection, tx, id, ct).ConfigureAwait(false);
-        await tx.CommitAsync(ct).ConfigureAwait(false);
-        return done;
+        return await _outage.RunAsync(
+            OpenAsync,
+            async (connection, ct) =>
+            {
+                DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+                await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
+                (long done, _, _, _) = await IncrementAsync(connection, tx, id, ct).ConfigureAwait(false);
+                await tx.CommitAsync(ct).ConfigureAwait(false);
+                return done;
+            },
+            DatabaseOutage.WritePatience,
+            idempotent: false,
+            ct).ConfigureAwait(false);
     }
 
     /// <summary>Adds one to the chord's counter and reads its row, in the caller's transaction (which holds the row).</summary>
@@ -551,14 +582,17 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         using JsonDocument tuples = JsonDocument.Parse(nestedHeader.IsEmpty ? FlatTuples(headerIds) : nestedHeader);
         List<string> members = [];
         LeafIds(tuples.RootElement, members);
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
+        await _outage.RunAsync(OpenAsync, (connection, ct) => BeginChordAsync(connection, groupId, tuples.RootElement, members, size, nestedHeader, ct), DatabaseOutage.WritePatience, idempotent: true, ct).ConfigureAwait(false);
+    }
+
+    private async Task<bool> BeginChordAsync(DbConnection connection, string groupId, JsonElement tuples, List<string> members, int size, ReadOnlyMemory<byte> nestedHeader, CancellationToken ct)
+    {
         DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
         await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
         DbCommand group = Command(connection, tx, _dialect.UpsertGroup());
         await using (group.ConfigureAwait(false))
         {
-            AddGroup(group, groupId, tuples.RootElement);
+            AddGroup(group, groupId, tuples);
             await group.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
@@ -575,6 +609,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         }
 
         await tx.CommitAsync(ct).ConfigureAwait(false);
+        return true;
     }
 
     private static byte[] FlatTuples(IReadOnlyList<string> ids)
@@ -607,38 +642,13 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
     public override async ValueTask<ChordJoin?> AddChordPartAsync(ChordPartReturn part, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(part);
-        string members;
-        string? nested;
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using (connection.ConfigureAwait(false))
+        (string Members, string? Nested)? ready = await _outage.RunAsync(OpenAsync, (connection, ct) => CountPartAsync(connection, part, ct), DatabaseOutage.WritePatience, idempotent: false, ct).ConfigureAwait(false);
+        if (ready is not { } join)
         {
-            DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
-            (long done, long size, members, nested) = await IncrementAsync(connection, tx, part.GroupId, ct).ConfigureAwait(false);
-            if (size == 0)
-            {
-                // No join row: a Celery client sent this chord. On this backend Celery joins by polling (its client sends
-                // celery.chord_unlock, which the worker runs) and a member's return does nothing, as here.
-                await tx.RollbackAsync(ct).ConfigureAwait(false);
-                return null;
-            }
-
-            if (done != (part.ChordSize ?? size))
-            {
-                await tx.CommitAsync(ct).ConfigureAwait(false);
-                return null;
-            }
-
-            DbCommand delete = Command(connection, tx, $"DELETE FROM {_dialect.Chord} WHERE group_id = @group_id");
-
-            await using (delete.ConfigureAwait(false))
-            {
-                Add(delete, "@group_id", part.GroupId);
-                await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-            }
-
-            await tx.CommitAsync(ct).ConfigureAwait(false);
+            return null;
         }
+
+        (string members, string? nested) = join;
 
         string[] ids = JsonSerializer.Deserialize<string[]>(members) ?? [];
         var parts = new List<ChordPart>(ids.Length);
@@ -649,6 +659,37 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         }
 
         return new ChordJoin(parts, nested is null ? null : Encoding.UTF8.GetBytes(nested));
+    }
+
+    /// <summary>Counts the part; when it is the last, deletes the join row and returns its members and nested header.</summary>
+    private async Task<(string Members, string? Nested)?> CountPartAsync(DbConnection connection, ChordPartReturn part, CancellationToken ct)
+    {
+        DbTransaction tx = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
+        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable txScope = tx.ConfigureAwait(false);
+        (long done, long size, string members, string? nested) = await IncrementAsync(connection, tx, part.GroupId, ct).ConfigureAwait(false);
+        if (size == 0)
+        {
+            // No join row: a Celery client sent this chord. On this backend Celery joins by polling (its client sends
+            // celery.chord_unlock, which the worker runs) and a member's return does nothing, as here.
+            await tx.RollbackAsync(ct).ConfigureAwait(false);
+            return null;
+        }
+
+        if (done != (part.ChordSize ?? size))
+        {
+            await tx.CommitAsync(ct).ConfigureAwait(false);
+            return null;
+        }
+
+        DbCommand delete = Command(connection, tx, $"DELETE FROM {_dialect.Chord} WHERE group_id = @group_id");
+        await using (delete.ConfigureAwait(false))
+        {
+            Add(delete, "@group_id", part.GroupId);
+            await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(ct).ConfigureAwait(false);
+        return (members, nested);
     }
 
     /// <summary>
@@ -663,20 +704,19 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         }
 
         DateTimeOffset now = Options.TimeProvider.GetUtcNow();
-        DbConnection connection = await OpenAsync(ct).ConfigureAwait(false);
-        await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable connectionScope = connection.ConfigureAwait(false);
-        foreach (string sql in (string[])[
+        string[] statements =
+        [
             $"DELETE FROM {_dialect.Task} WHERE date_done < @before",
             $"DELETE FROM {_dialect.Group} WHERE date_done < @before",
             $"DELETE FROM {_dialect.TaskExtra} WHERE expires_at < @now",
-            $"DELETE FROM {_dialect.Chord} WHERE expires_at < @now"])
-        {
-            DbCommand delete = Command(connection, null, sql);
-            await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable deleteScope = delete.ConfigureAwait(false);
-            Add(delete, "@before", _dialect.Date(now - expires));
-            Add(delete, "@now", now.ToUnixTimeMilliseconds());
-            await delete.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        }
+            $"DELETE FROM {_dialect.Chord} WHERE expires_at < @now",
+        ];
+        await _outage.RunAsync(
+            OpenAsync,
+            (connection, ct) => RunEachAsync(connection, statements, ("@before", _dialect.Date(now - expires)), ct, ("@now", now.ToUnixTimeMilliseconds())),
+            DatabaseOutage.ReadPatience,
+            idempotent: true,
+            ct).ConfigureAwait(false);
     }
 
     private async ValueTask CleanupNowAndThenAsync(CancellationToken ct)
@@ -692,7 +732,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         {
             await CleanupAsync(ct).ConfigureAwait(false);
         }
-        catch (DbException e)
+        catch (Exception e) when (e is DbException or TimeoutException or BrokerUnreachableException)
         {
             Log.CleanupFailed(_logger, e);
         }

@@ -43,20 +43,20 @@ internal sealed record DatabaseUrl(DatabaseEngine Engine, string? Host, int? Por
         return new DatabaseUrl(engine, url.Host.Length > 0 ? url.Host : "localhost", url.Port > 0 ? url.Port : null, user, password, database.Length > 0 ? database : null, null);
     }
 
-    /// <summary>An ADO.NET connection string for the engine's driver.</summary>
-    public string ConnectionString(int poolSize)
+    /// <summary>An ADO.NET connection string for the engine's driver; a network engine gives up a connect after <paramref name="connectTimeoutSeconds"/>.</summary>
+    public string ConnectionString(int poolSize, int connectTimeoutSeconds = 15)
     {
         switch (Engine)
         {
             case DatabaseEngine.PostgreSql:
                 {
-                    var b = new Npgsql.NpgsqlConnectionStringBuilder { Host = Host, Port = Port ?? 5432, Username = User, Password = Password, Database = Database, MaxPoolSize = poolSize };
+                    var b = new Npgsql.NpgsqlConnectionStringBuilder { Host = Host, Port = Port ?? 5432, Username = User, Password = Password, Database = Database, MaxPoolSize = poolSize, Timeout = connectTimeoutSeconds };
                     return b.ConnectionString;
                 }
 
             case DatabaseEngine.MySql:
                 {
-                    var b = new MySqlConnector.MySqlConnectionStringBuilder { Server = Host, Port = (uint)(Port ?? 3306), UserID = User, Password = Password, Database = Database, MaximumPoolSize = (uint)poolSize, AllowUserVariables = false };
+                    var b = new MySqlConnector.MySqlConnectionStringBuilder { Server = Host, Port = (uint)(Port ?? 3306), UserID = User, Password = Password, Database = Database, MaximumPoolSize = (uint)poolSize, AllowUserVariables = false, ConnectionTimeout = (uint)connectTimeoutSeconds };
                     return b.ConnectionString;
                 }
 

@@ -12,4 +12,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "The database result backend could not delete expired results")]
     public static partial void CleanupFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Error, Message = "{Store} is unreachable ({Reason}); giving up after the connect timeout of {Seconds} s if it does not answer")]
+    public static partial void StoreNeverReached(ILogger logger, string store, string reason, double seconds);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "{Store} is unreachable ({Reason}); retrying with back-off for up to {Patience}")]
+    public static partial void StoreDown(ILogger logger, string store, string reason, TimeSpan patience);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "{Store} is back after {Outage}")]
+    public static partial void StoreBack(ILogger logger, string store, TimeSpan outage);
 }
