@@ -208,6 +208,16 @@ public sealed class ProviderRegistry
         "sqlite", "redis", "rediss", "redis+socket", "amqp", "amqps", "postgresql", "postgres",
     };
 
+    // The brokers that are not result backends, and what to write in a result backend's place: a PostgreSQL broker
+    // keeps results in its database through Celery's database backend, and an AMQP broker through rpc://.
+    private static readonly Dictionary<string, string> s_resultBackendOfBroker = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["amqp"] = "'rpc://' (results sent back through the AMQP broker)",
+        ["amqps"] = "'rpc://' (results sent back through the AMQP broker)",
+        ["postgresql"] = "'db+postgresql://' with the same address (Celery's database backend)",
+        ["postgres"] = "'db+postgresql://' with the same address (Celery's database backend)",
+    };
+
     /// <summary>
     /// The error for a scheme nobody knows: every scheme that could stand there, grouped by the package that brings it,
     /// and the nearest of them when the scheme is a typo of one (at most two edits: <c>sqllite</c>, <c>reddis</c>).
@@ -230,7 +240,7 @@ public sealed class ProviderRegistry
 
         foreach (KeyValuePair<string, string> kv in s_knownAssemblies)
         {
-            if (!broker || s_brokerSchemes.Contains(kv.Key))
+            if (broker ? s_brokerSchemes.Contains(kv.Key) : !s_resultBackendOfBroker.ContainsKey(kv.Key))
             {
                 Add(kv.Value, kv.Key);
             }
@@ -240,7 +250,9 @@ public sealed class ProviderRegistry
         IEnumerable<KeyValuePair<string, SortedSet<string>>> ordered = byPackage.OrderBy(kv => kv.Key == "Celeriac" ? 0 : 1).ThenBy(kv => kv.Key, StringComparer.Ordinal);
         string known = string.Join("; ", ordered.Select(kv => string.Join(", ", kv.Value.Select(k => k + "://")) + (kv.Key == "Celeriac" ? " (built in)" : $" ({kv.Key})")));
         string[] near = NearestSchemes(scheme, byPackage.Values.SelectMany(v => v));
-        string hint = near.Length == 0 ? "" : $" Did you mean {string.Join(" or ", near.Select(n => $"'{n}://'"))}?";
+        string hint = !broker && s_resultBackendOfBroker.TryGetValue(scheme, out string? instead)
+            ? $" '{scheme}://' is a broker's scheme, not a result backend's: use {instead}, or set no result backend to keep results where that broker keeps them."
+            : near.Length == 0 ? "" : $" Did you mean {string.Join(" or ", near.Select(n => $"'{n}://'"))}?";
         return $"Unknown {what} URL scheme '{scheme}://' in '{UrlText.Mask(url)}'.{hint} Known schemes: {known}.";
     }
 

@@ -145,6 +145,26 @@ public sealed class NewcomerErrorTests(ITestOutputHelper output)
         Assert.DoesNotContain("s3://", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("postgresql://u:secret@127.0.0.1/celery", "'db+postgresql://' with the same address")]
+    [InlineData("amqp://guest:secret@127.0.0.1//", "'rpc://'")]
+    public async Task ResultBackend_ABrokerOnlyScheme_SaysWhatToUseInstead_AndListsResultBackendsOnly(string url, string instead)
+    {
+        await using var app = new CeleriacApp(new CeleriacOptions { BrokerUrl = $"memory://{Guid.NewGuid():N}", ResultBackend = url });
+
+        var error = Assert.Throws<CeleriacConfigurationException>(() => app.ResultBackend);
+
+        Assert.Contains($"is a broker's scheme, not a result backend's: use {instead}", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Did you mean", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", error.Message, StringComparison.Ordinal);
+        // The list names what can stand there: result backends, not the brokers that are not also one.
+        string known = error.Message[error.Message.IndexOf("Known schemes:", StringComparison.Ordinal)..];
+        Assert.Contains("db+postgresql://", known, StringComparison.Ordinal);
+        Assert.Contains("rpc://", known, StringComparison.Ordinal);
+        Assert.DoesNotContain(" postgresql://", known, StringComparison.Ordinal);
+        Assert.DoesNotContain("amqp://", known, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task GetAsyncInt_OnStringResult_ThrowsResultTypeExceptionNamingTaskIdTypeAndJson()
     {
