@@ -15,6 +15,8 @@ namespace Celeriac.Memcached;
 /// process's write polls; a write by this backend wakes its own waiters at once.
 /// While memcached is away, writes are retried with back-off (for up to <c>memcached_retry_timeout</c>, 5 minutes by
 /// default) and reads for up to a minute (at most as long as writes); then a <see cref="MemcachedException"/> says so.
+/// A server that has never answered this backend is tried only for <see cref="ResultBackendOptions.ConnectTimeout"/>;
+/// then a <see cref="BrokerUnreachableException"/> says so.
 /// </summary>
 public sealed class MemcachedResultBackend : KeyValueResultBackend
 {
@@ -38,6 +40,7 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
     private readonly Lock _outageGate = new();
     private readonly KeyWaiterTable _waiters = new();
     private long _outageStarted;
+    private bool _reached;
 
     /// <summary>
     /// Creates the backend on the servers of <see cref="ResultBackendOptions.Url"/> (it connects on first use). Settings:
@@ -206,26 +209,40 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
             try
             {
                 T result = await operation().ConfigureAwait(false);
+                Volatile.Write(ref _reached, true);
                 MarkUp();
                 return result;
             }
             catch (MemcachedException e) when (e.IsTransient && (retrySent || !e.WasSent) && !ct.IsCancellationRequested)
             {
-                MarkDown(e);
+                // A server that has never answered is more likely a wrong address or one not started than a restart:
+                // the caller hears so within the connect timeout rather than after the patience meant for outages (a
+                // shorter patience, which the caller chose, still ends first and says what it always said).
+                bool neverReached = !Volatile.Read(ref _reached) && Options.ConnectTimeout < patience;
+                TimeSpan limit = neverReached ? Options.ConnectTimeout : patience;
+                MarkDown(e, neverReached);
                 TimeSpan elapsed = Stopwatch.GetElapsedTime(start);
-                if (elapsed >= patience)
+                if (elapsed >= limit)
                 {
-                    throw new MemcachedException($"memcached at {_servers} has been unreachable for {elapsed.TotalSeconds:0.#} s: {e.Message}", e);
+                    throw neverReached
+                        ? new BrokerUnreachableException(ToString(), Options.ConnectTimeout, e)
+                        : new MemcachedException($"memcached at {_servers} has been unreachable for {elapsed.TotalSeconds:0.#} s: {e.Message}", e);
                 }
 
-                // The last try falls at the patience's end, so a call never gives up before it.
-                await Task.Delay(delay < patience - elapsed ? delay : patience - elapsed, ct).ConfigureAwait(false);
+                // The last try falls at the limit, so a call never gives up before it.
+                await Task.Delay(delay < limit - elapsed ? delay : limit - elapsed, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch (MemcachedException e) when (!e.IsTransient)
+            {
+                // A refusal is an answer: the server is there.
+                Volatile.Write(ref _reached, true);
+                throw;
             }
         }
     }
 
-    private void MarkDown(Exception e)
+    private void MarkDown(Exception e, bool neverReached)
     {
         lock (_outageGate)
         {
@@ -237,7 +254,15 @@ public sealed class MemcachedResultBackend : KeyValueResultBackend
             _outageStarted = Stopwatch.GetTimestamp();
         }
 
-        Log.Unreachable(_logger, _servers, e.Message);
+        // A server never reached is given up on after the connect timeout, one that went away is waited for: say which.
+        if (neverReached)
+        {
+            Log.NeverReached(_logger, _servers, e.Message, Options.ConnectTimeout.TotalSeconds);
+        }
+        else
+        {
+            Log.Unreachable(_logger, _servers, e.Message);
+        }
     }
 
     private void MarkUp()

@@ -31,3 +31,23 @@ public sealed class MemcachedResultBackendConformanceTests(MemcachedServerFixtur
 
     protected override async ValueTask DisposeStoreAsync() => await memcached.Server.FlushAsync();
 }
+
+/// <summary>A memcached that never answered: the caller hears so after the connect timeout, not the outage patience.</summary>
+public sealed class MemcachedNeverReachedTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task GetAsync_NothingListens_BrokerUnreachableAfterTheConnectTimeout()
+    {
+        int port = FreePort.Next();
+        await using var backend = new MemcachedResultBackend(new ResultBackendOptions { Url = new Uri($"cache+memcached://127.0.0.1:{port}/"), ConnectTimeout = TimeSpan.FromSeconds(1) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => backend.GetAsync(Guid.NewGuid().ToString(), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Contains($"cache+memcached://127.0.0.1:{port}/", error.Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromSeconds(1), error.Timeout);
+    }
+}
