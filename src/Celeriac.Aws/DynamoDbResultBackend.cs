@@ -53,7 +53,7 @@ public sealed class DynamoDbResultBackend : KeyValueResultBackend
 
         AWSCredentials? credentials = AwsClientSetup.Credentials(_settings.AccessKey, _settings.SecretKey, local, "dynamodb://");
         _client = credentials is null ? new AmazonDynamoDBClient(config) : new AmazonDynamoDBClient(credentials, config);
-        _outage = new Outage("DynamoDB", (_settings.Endpoint?.ToString() ?? _settings.Region) + " table " + _settings.Table, _logger);
+        _outage = new Outage("DynamoDB", (_settings.Endpoint?.ToString() ?? _settings.Region) + " table " + _settings.Table, _logger, options.ConnectTimeout);
         _table = new Lazy<Task>(EnsureTableAsync);
     }
 

@@ -8,6 +8,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 1600, Level = LogLevel.Error, Message = "{Service} at {Endpoint} is unreachable ({Reason}); retrying with back-off for up to {Patience}")]
     public static partial void Unreachable(ILogger logger, string service, string endpoint, string reason, TimeSpan patience);
 
+    [LoggerMessage(EventId = 1606, Level = LogLevel.Error, Message = "{Service} at {Endpoint} is unreachable ({Reason}); giving up after the connect timeout of {Seconds:F1} s if it does not answer")]
+    public static partial void NeverReached(ILogger logger, string service, string endpoint, string reason, double seconds);
+
     [LoggerMessage(EventId = 1601, Level = LogLevel.Warning, Message = "{Service} at {Endpoint} is reachable again after {Seconds:F1} s")]
     public static partial void Reachable(ILogger logger, string service, string endpoint, double seconds);
 

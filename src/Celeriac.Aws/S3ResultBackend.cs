@@ -55,7 +55,7 @@ public sealed class S3ResultBackend : KeyValueResultBackend
         AwsClientSetup.Configure(config, endpoint, region);
         AWSCredentials? credentials = AwsClientSetup.Credentials(options.Setting("s3_access_key_id"), options.Setting("s3_secret_access_key"), AwsClientSetup.IsLocal(endpoint), "s3://");
         _client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
-        _outage = new Outage("S3", (endpoint?.ToString() ?? region) + " bucket " + Bucket, options.LoggerFactory.CreateLogger("Celeriac.Aws.S3"));
+        _outage = new Outage("S3", (endpoint?.ToString() ?? region) + " bucket " + Bucket, options.LoggerFactory.CreateLogger("Celeriac.Aws.S3"), options.ConnectTimeout);
     }
 
     /// <summary>The bucket (<c>s3_bucket</c>).</summary>

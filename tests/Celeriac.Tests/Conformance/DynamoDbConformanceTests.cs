@@ -209,6 +209,28 @@ public sealed class DynamoDbResultBackendTests(DynamoDbServerFixture dynamo) : I
     }
 }
 
+/// <summary>A DynamoDB that never answered: the caller hears so after the connect timeout, not the outage patience.</summary>
+public sealed class DynamoDbNeverReachedTests
+{
+    private const string Secret = "never-shown-dynamodb-secret";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task GetAsync_NothingListens_BrokerUnreachableAfterTheConnectTimeout_WithoutTheSecret()
+    {
+        int port = FreePort.Next();
+        await using var backend = new DynamoDbResultBackend(new ResultBackendOptions { Url = new Uri($"dynamodb://key:{Secret}@127.0.0.1:{port}/results"), ConnectTimeout = TimeSpan.FromSeconds(1) });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => backend.GetAsync(Guid.NewGuid().ToString(), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Contains($"DynamoDB at http://127.0.0.1:{port}/ table results", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
+    }
+}
+
 /// <summary>A DynamoDB that goes away and comes back: a test class of its own, since it stops its server.</summary>
 public sealed class DynamoDbOutageTests : IAsyncLifetime
 {

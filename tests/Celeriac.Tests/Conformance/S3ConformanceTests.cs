@@ -205,6 +205,39 @@ public sealed class S3ResultBackendTests(S3ServerFixture s3) : IClassFixture<S3S
     }
 }
 
+/// <summary>An S3 that never answered: the caller hears so after the connect timeout, not the outage patience.</summary>
+public sealed class S3NeverReachedTests
+{
+    private const string Secret = "never-shown-s3-secret";
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task GetAsync_NothingListens_BrokerUnreachableAfterTheConnectTimeout_WithoutTheSecret()
+    {
+        int port = FreePort.Next();
+        await using var backend = new S3ResultBackend(new ResultBackendOptions
+        {
+            Url = new Uri("s3://celeriac/"),
+            Settings = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+            {
+                ["s3_bucket"] = "results",
+                ["s3_endpoint_url"] = $"http://127.0.0.1:{port}",
+                ["s3_access_key_id"] = "key",
+                ["s3_secret_access_key"] = Secret,
+            },
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => backend.GetAsync(Guid.NewGuid().ToString(), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Contains($"S3 at http://127.0.0.1:{port}/ bucket results", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(Secret, error.ToString(), StringComparison.Ordinal);
+    }
+}
+
 /// <summary>An S3 that goes away and comes back: a test class of its own, since it stops its server.</summary>
 public sealed class S3OutageTests : IAsyncLifetime
 {
@@ -241,5 +274,24 @@ public sealed class S3OutageTests : IAsyncLifetime
         await store.WaitAsync(TimeSpan.FromSeconds(20), Ct);
 
         Assert.Equal(TaskStates.Success, (await backend.GetAsync(id, Ct))?.Status);
+    }
+
+    [Fact]
+    public async Task ServerGoneAfterItAnswered_ReadWaitsItsPatience_NotTheConnectTimeout()
+    {
+        string bucket = await _server.CreateBucketAsync(Ct);
+        ResultBackendOptions options = _fixture.Options(bucket);
+        await using var backend = new S3ResultBackend(new ResultBackendOptions { Url = options.Url, Settings = options.Settings, ConnectTimeout = TimeSpan.FromSeconds(0.5) })
+        {
+            ReadPatience = TimeSpan.FromSeconds(3),
+        };
+        Assert.Null(await backend.GetAsync(Guid.NewGuid().ToString(), Ct));
+        await _server.Emulator.StopAsync();
+
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => backend.GetAsync(Guid.NewGuid().ToString(), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.Contains("S3 at " + _server.Endpoint, error.Message, StringComparison.Ordinal);
+        Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(20));
     }
 }
