@@ -17,7 +17,8 @@ namespace Celeriac.Azure;
 /// storage account), waiting polls, and chords are joined by <c>celery.chord_unlock</c> (sent with the chord by the
 /// client, Celery's or Celeriac's), not by the store.
 /// Requests that fail because the service is away are retried with back-off: reads for up to a minute, writes for up
-/// to five, then a <see cref="TimeoutException"/> says so.
+/// to five, then a <see cref="TimeoutException"/> says so; a service that has never answered this backend is tried only
+/// for <see cref="ResultBackendOptions.ConnectTimeout"/>, then a <see cref="BrokerUnreachableException"/> says so.
 /// </summary>
 public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
 {
@@ -35,6 +36,7 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     // Increments made here go one at a time: optimistic concurrency then only contends with other processes.
     private readonly SemaphoreSlim _increments = new(1, 1);
     private int _down;
+    private bool _reached;
 
     /// <summary>Opens (lazily: no request is made here) the account named by the URL's connection string.</summary>
     public AzureBlockBlobResultBackend(ResultBackendOptions options)
@@ -215,7 +217,8 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
     /// <summary>
     /// Runs <paramref name="operation"/>, retrying it with back-off (50 ms doubling to 2 s) while the service is away,
     /// for up to <paramref name="patience"/>; then throws a <see cref="TimeoutException"/> naming the endpoint and the
-    /// last error. Errors that are the request's own (403, 400, ...) are thrown at once.
+    /// last error (a <see cref="BrokerUnreachableException"/> after the connect timeout while the service has never
+    /// answered). Errors that are the request's own (403, 400, ...) are thrown at once.
     /// </summary>
     private async Task<T> RunAsync<T>(Func<Task<T>> operation, TimeSpan patience, CancellationToken ct)
     {
@@ -226,6 +229,7 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
             try
             {
                 T result = await operation().ConfigureAwait(false);
+                Volatile.Write(ref _reached, true);
                 if (Interlocked.Exchange(ref _down, 0) != 0)
                 {
                     Log.Reachable(_logger, _endpoint);
@@ -235,20 +239,40 @@ public sealed partial class AzureBlockBlobResultBackend : KeyValueResultBackend
             }
             catch (Exception e) when (IsOutage(e) && !ct.IsCancellationRequested)
             {
+                // A service that has never answered is more likely a wrong address or one not started than an outage:
+                // the caller hears so within the connect timeout rather than after the patience meant for outages (a
+                // shorter patience, which the caller chose, still ends first and says what it always said).
+                bool neverReached = !Volatile.Read(ref _reached) && Options.ConnectTimeout < patience;
+                TimeSpan limit = neverReached ? Options.ConnectTimeout : patience;
                 if (Interlocked.Exchange(ref _down, 1) == 0)
                 {
-                    Log.Unreachable(_logger, _endpoint, Reason(e), patience.TotalSeconds);
+                    if (neverReached)
+                    {
+                        Log.NeverReached(_logger, _endpoint, Reason(e), Options.ConnectTimeout.TotalSeconds);
+                    }
+                    else
+                    {
+                        Log.Unreachable(_logger, _endpoint, Reason(e), patience.TotalSeconds);
+                    }
                 }
 
                 TimeSpan elapsed = _time.GetElapsedTime(start);
-                if (elapsed >= patience)
+                if (elapsed >= limit)
                 {
-                    throw new TimeoutException($"Azure Blob storage at {_endpoint} did not answer for {patience.TotalSeconds:F0} s: {Reason(e)}", e);
+                    throw neverReached
+                        ? new BrokerUnreachableException("Azure Blob storage at " + _endpoint, Options.ConnectTimeout, e)
+                        : new TimeoutException($"Azure Blob storage at {_endpoint} did not answer for {patience.TotalSeconds:F0} s: {Reason(e)}", e);
                 }
 
-                // The last try falls at the patience's end, so a call never gives up before it.
-                await Task.Delay(delay < patience - elapsed ? delay : patience - elapsed, _time, ct).ConfigureAwait(false);
+                // The last try falls at the limit, so a call never gives up before it.
+                await Task.Delay(delay < limit - elapsed ? delay : limit - elapsed, _time, ct).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch (RequestFailedException e) when (e.Status != 0)
+            {
+                // An error the service sent back (a denied request, a conflict) is an answer: it is there.
+                Volatile.Write(ref _reached, true);
+                throw;
             }
         }
     }

@@ -4,6 +4,7 @@ using Azure.Storage.Blobs;
 using Celeriac.Azure;
 using Celeriac.Results;
 using Celeriac.Tests.Support;
+using Celeriac.TestServers;
 
 namespace Celeriac.Tests.Conformance;
 
@@ -255,5 +256,30 @@ public sealed class AzureBlockBlobOutageTests(AzuriteFixture azurite) : IClassFi
         }
 
         Assert.Null(await b.GetAsync("x", Ct));
+    }
+}
+
+/// <summary>An Azure Blob service that never answered: the caller hears so after the connect timeout, not the outage patience.</summary>
+public sealed class AzureBlockBlobNeverReachedTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task GetAsync_NothingListens_BrokerUnreachableAfterTheConnectTimeout_WithoutTheKey()
+    {
+        int port = FreePort.Next();
+        string key = Convert.ToBase64String("never-shown-account-key"u8);
+        await using var backend = new AzureBlockBlobResultBackend(new ResultBackendOptions
+        {
+            Url = UrlText.Parse($"azureblockblob://DefaultEndpointsProtocol=http;AccountName=acc;AccountKey={key};BlobEndpoint=http://127.0.0.1:{port}/acc;", "result backend"),
+            ConnectTimeout = TimeSpan.FromSeconds(1),
+        });
+        var clock = Stopwatch.StartNew();
+
+        var error = await Assert.ThrowsAsync<BrokerUnreachableException>(() => backend.GetAsync(Guid.NewGuid().ToString(), Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct));
+
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Contains($"Azure Blob storage at http://127.0.0.1:{port}/acc", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(key, error.ToString(), StringComparison.Ordinal);
     }
 }
