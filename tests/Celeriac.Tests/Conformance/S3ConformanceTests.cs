@@ -260,6 +260,9 @@ public sealed class S3OutageTests : IAsyncLifetime
         string bucket = await _server.CreateBucketAsync(Ct);
         await using var backend = new S3ResultBackend(_fixture.Options(bucket)) { ReadPatience = TimeSpan.FromSeconds(1.5), WritePatience = TimeSpan.FromSeconds(30) };
         string id = Guid.NewGuid().ToString();
+
+        // Gone after it answered: a server never reached would fail the write after the connect timeout instead.
+        Assert.Null(await backend.GetAsync(id, Ct));
         await _server.Emulator.StopAsync();
 
         var started = System.Diagnostics.Stopwatch.StartNew();
