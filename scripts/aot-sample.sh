@@ -2,6 +2,8 @@
 # Publishes samples/AotWorker with NativeAOT (trim/AOT warnings are errors: TreatWarningsAsErrors) and runs it:
 # - alone, it must print the result of tasks.add(2, 3), run by its generated invoker on the in-process memory broker;
 # - as a worker on a real redis-server (a free loopback port), it must run a tasks.add that a Python Celery client sends,
+#   then the canvas that client sends (a chain, a group, a chord joined into Celery's celery.accumulate, celery.starmap
+#   and celery.chunks, whose built-in tasks bind by reflection and return JSON the serializer has no AOT metadata for),
 #   and stop cleanly on SIGTERM.
 # Needs clang-14 (the native linker), zlib1g-dev, redis-server and python3-celery, which scripts/provision.sh installs.
 set -euo pipefail
@@ -57,6 +59,39 @@ if [ "$got" != "42" ]; then
   echo "A Python client's tasks.add(20, 22) on AotWorker's Redis gave '$got', expected 42; worker: $(cat "$out/worker.log")" >&2
   exit 1
 fi
+
+canvas="$(timeout 120 /usr/bin/python3 - "$broker" "$backend" <<'PY'
+import sys
+from celery import Celery, chain, group, chord
+app = Celery(broker=sys.argv[1], backend=sys.argv[2])
+s = lambda name, *args, **kwargs: app.signature(name, args=args, kwargs=kwargs)
+for label, sig in [
+    ("chain", chain(s("tasks.add", 1, 2), s("tasks.mul", 3))),
+    ("group", group(s("tasks.add", i, i) for i in range(3))),
+    ("chord", chord([s("tasks.add", 1, 1), s("tasks.add", 2, 2)], s("celery.accumulate"))),
+    ("starmap", s("celery.starmap", task=s("tasks.add"), it=[(1, 2), (3, 4)])),
+    ("chunks", s("celery.chunks", task=s("tasks.add"), it=[(i, i) for i in range(4)], n=2)),
+]:
+    try:
+        print(label, sig.apply_async().get(timeout=20))
+    except Exception as e:
+        print(label, "failed:", type(e).__name__, str(e)[:300])
+PY
+)" || true
+expected="chain 9
+group [0, 2, 4]
+chord [[2, 4]]
+starmap [3, 7]"
+if [ "$(head -n 4 <<<"$canvas")" != "$expected" ] || ! grep -q "^chunks \[\[" <<<"$canvas"; then
+  echo "A Python client's canvas on AotWorker gave:" >&2
+  echo "$canvas" >&2
+  echo "expected:" >&2
+  echo "$expected" >&2
+  echo "chunks [[...], ...]; worker: $(tail -n 20 "$out/worker.log")" >&2
+  exit 1
+fi
+echo "AotWorker (NativeAOT): a Python client's canvas:"
+echo "$canvas"
 
 kill -TERM "$worker_pid"
 code=0

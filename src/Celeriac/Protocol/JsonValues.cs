@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 
 namespace Celeriac.Protocol;
 
@@ -149,6 +150,21 @@ public static class JsonValues
                 break;
             case JsonElement e:
                 e.WriteTo(writer);
+                break;
+
+            // JSON the value already is (the canvas built-ins return these): written as it is, without the serializer,
+            // which a NativeAOT app has no metadata for.
+            case JsonNode node:
+                node.WriteTo(writer);
+                break;
+            case IEnumerable<JsonElement> elements:
+                writer.WriteStartArray();
+                foreach (JsonElement element in elements)
+                {
+                    element.WriteTo(writer);
+                }
+
+                writer.WriteEndArray();
                 break;
             case IDictionary<string, object?> dict:
                 writer.WriteStartObject();

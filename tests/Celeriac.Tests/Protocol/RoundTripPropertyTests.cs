@@ -57,6 +57,19 @@ public sealed class RoundTripPropertyTests
     }
 
     [Fact]
+    public void JsonValues_Write_JsonNodesAndElementArrays_AsTheJsonTheyHold()
+    {
+        using JsonDocument doc = JsonDocument.Parse("""[1, "two", {"three": [3.0]}]""");
+        JsonElement[] elements = [.. doc.RootElement.EnumerateArray()];
+        var node = new System.Text.Json.Nodes.JsonArray(1, "two", new System.Text.Json.Nodes.JsonObject { ["three"] = null });
+
+        // Written without the serializer (a NativeAOT app has no metadata for these types; the canvas built-ins return them).
+        Assert.Equal("""[1,"two",{"three":[3.0]}]""", System.Text.Encoding.UTF8.GetString(Write(elements)));
+        Assert.Equal("""[1,"two",{"three":null}]""", System.Text.Encoding.UTF8.GetString(Write(node)));
+        Assert.Equal("[]", System.Text.Encoding.UTF8.GetString(Write(Array.Empty<JsonElement>())));
+    }
+
+    [Fact]
     public void TaskHeaders_ToDictionaryThenTryParse_SameHeaders()
     {
         Gen<DateTimeOffset?> time = Gen.OneOf(
