@@ -65,6 +65,30 @@ public sealed partial class CeleriacApp
     /// <summary>The message as it goes out: signed when signing is on, else as it is (no cost but a field read).</summary>
     internal TransportMessage SignIfOn(TransportMessage message) => Signer is { } signer ? signer.Sign(message) : message;
 
+    /// <summary>
+    /// Opens a remote-control message (a request or a reply) as Celery's mailbox accepts it: Celery sends them with its
+    /// task serializer and accepts its accept_content, so with <c>setup_security()</c> they are signed (<c>auth</c>).
+    /// With signing on, only a message whose signature verifies is opened; without, only an unsigned one.
+    /// </summary>
+    internal bool TryOpenControl(TransportMessage message, out TransportMessage? opened, out string? refusal)
+    {
+        if (Signer is { } signer)
+        {
+            return signer.TryVerify(message, out opened, out refusal);
+        }
+
+        if (MessageSigner.IsSigned(message))
+        {
+            opened = null;
+            refusal = "it is signed, and message signing is not set up here (Security:Key, Security:Certificate, Security:CertStore)";
+            return false;
+        }
+
+        opened = message;
+        refusal = null;
+        return true;
+    }
+
     private const string MissingSettings =
         "Message signing needs all three of the security key (Security:Key, CELERIAC_SECURITY_KEY), the certificate " +
         "(Security:Certificate, CELERIAC_SECURITY_CERTIFICATE) and the trusted certificate store (Security:CertStore, " +

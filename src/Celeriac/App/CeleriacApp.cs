@@ -410,7 +410,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
     {
         // A worker drops a request that is stale on arrival: give it a few seconds, not Celery's one.
         TransportMessage request = Control.Mailbox.Request(method, arguments, destination, replyTo: null, Time, TimeSpan.FromSeconds(5));
-        await Transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
+        await Transport.PublishAsync(Control.Mailbox.Exchange, "", [SignIfOn(request)], ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -72,7 +72,7 @@ public sealed class ControlClient : ICeleriacControl
         {
             // Workers drop a request that is stale on arrival: give it a few seconds, not the reply timeout.
             TransportMessage cast = Mailbox.Request(command, arguments, options.Destination, replyTo: null, _app.Time, TimeSpan.FromSeconds(5));
-            await transport.PublishAsync(Mailbox.Exchange, "", [cast], ct).ConfigureAwait(false);
+            await transport.PublishAsync(Mailbox.Exchange, "", [_app.SignIfOn(cast)], ct).ConfigureAwait(false);
             return [];
         }
 
@@ -92,7 +92,7 @@ public sealed class ControlClient : ICeleriacControl
         try
         {
             TransportMessage request = Mailbox.Request(command, arguments, options.Destination, Oid, _app.Time, timeout, ticket);
-            await transport.PublishAsync(Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
+            await transport.PublishAsync(Mailbox.Exchange, "", [_app.SignIfOn(request)], ct).ConfigureAwait(false);
             int? limit = options.Limit ?? options.Destination?.Count;
             var replies = new List<ControlReply>();
             // A network wait, as a socket's timeout: on the real clock, so that an app on a fake clock (tests) still
@@ -352,6 +352,15 @@ public sealed class ControlClient : ICeleriacControl
         {
             return;
         }
+
+        // As Celery's reply consumer, which accepts its accept_content: signed replies only when signing is on.
+        if (!_app.TryOpenControl(message, out TransportMessage? opened, out string? refusal))
+        {
+            Diagnostics.Log.ControlMessageRefused(_logger, "reply", refusal!);
+            return;
+        }
+
+        message = opened!;
 
         try
         {

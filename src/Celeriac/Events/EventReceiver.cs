@@ -24,12 +24,15 @@ public sealed class EventReceiver
     private readonly LamportClock _clock;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly Func<TransportMessage, TransportMessage> _sign = static m => m;
     private readonly TaskCompletionSource _subscribed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>A receiver on the app's broker, clock and time.</summary>
     public EventReceiver(CeleriacApp app)
         : this(() => app!.Transport, (app ?? throw new ArgumentNullException(nameof(app))).Clock, app.Options.TimeProvider, app.Options.LoggerFactory)
     {
+        // Its heartbeat request goes on the control mailbox: signed, as the app's other control messages, when signing is on.
+        _sign = app.SignIfOn;
     }
 
     /// <summary>A receiver on a transport; <paramref name="clock"/> is synced with every event read (a new one if null).</summary>
@@ -213,7 +216,7 @@ public sealed class EventReceiver
         try
         {
             TransportMessage request = Control.Mailbox.Request("heartbeat", new Dictionary<string, object?>(), destination: null, replyTo: null, _time, TimeSpan.FromSeconds(5));
-            await transport.PublishAsync(Control.Mailbox.Exchange, "", [request], ct).ConfigureAwait(false);
+            await transport.PublishAsync(Control.Mailbox.Exchange, "", [_sign(request)], ct).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {

@@ -81,6 +81,13 @@ public sealed partial class CeleriacWorker
 
     private async ValueTask OnControlAsync(ITransport transport, TransportMessage m)
     {
+        if (!_app.TryOpenControl(m, out TransportMessage? opened, out string? refusal))
+        {
+            Log.ControlMessageRefused(_logger, "request", refusal!);
+            return;
+        }
+
+        m = opened!;
         if (!Control.Mailbox.TryParse(m, out Control.ControlRequest? request))
         {
             Log.BadControlMessage(_logger);
@@ -118,7 +125,7 @@ public sealed partial class CeleriacWorker
         // Celery's shutdown raises SystemExit in the handler, so its caller gets no reply.
         if (request.ReplyExchange is not null && request.ReplyRoutingKey is not null && request.Method != "shutdown")
         {
-            await transport.PublishAsync(request.ReplyExchange, request.ReplyRoutingKey, [Control.Mailbox.Reply(request, _node, reply, _app.Clock.Forward())]).ConfigureAwait(false);
+            await transport.PublishAsync(request.ReplyExchange, request.ReplyRoutingKey, [_app.SignIfOn(Control.Mailbox.Reply(request, _node, reply, _app.Clock.Forward()))]).ConfigureAwait(false);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using Celeriac.Control;
 using Celeriac.Transport;
 
 namespace Celeriac.InteropTests.Redis;
@@ -109,6 +110,74 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
         Assert.True(log.Contains($"[{tampered}]): Bad signature", StringComparison.Ordinal), log);
         Assert.Null(await signed.ResultBackend.GetAsync(plain.Id, Ct));
         Assert.Null(await signed.ResultBackend.GetAsync(tampered, Ct));
+    }
+
+    [Fact]
+    public async Task PythonSignedClient_InspectPing_SignedCeleriacWorkerAnswers_UnsignedRequestRefused()
+    {
+        string queue = "signed.ctl.net." + Guid.NewGuid().ToString("N");
+        string node = "signed-ctl-net-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
+        (string key, string cert, string store) = Keys("dotnet");
+        var env = new Dictionary<string, string>
+        {
+            ["CELERIAC_SECURITY_KEY"] = key,
+            ["CELERIAC_SECURITY_CERTIFICATE"] = cert,
+            ["CELERIAC_SECURITY_CERT_STORE"] = store,
+        };
+        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, fx.BrokerUrl, fx.BackendUrl, queue, 1, node, env);
+
+        // Celery signs its remote-control messages when setup_security() is on (its task serializer, auth), and accepts
+        // only signed replies: the Celeriac worker must verify the request and sign its reply.
+        string output = await PythonCelery.RunAsync("""
+            import json, sys
+            from interop_tasks import app
+            print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).ping()))
+            """, PythonSigning(), node);
+        Assert.True(output.Contains($"\"{node}\": {{\"ok\": \"pong\"}}", StringComparison.Ordinal), output + "\n" + worker.Log);
+
+        // An unsigned ping gets no answer: the worker refuses it, and says so.
+        await using CeleriacApp unsigned = fx.NewApp();
+        IReadOnlyDictionary<string, ControlReply> none = await unsigned.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(2) }, Ct);
+        Assert.Empty(none);
+        Assert.True(await PollAsync(() => worker.Log.Contains("Refused a remote-control request: unsigned message", StringComparison.Ordinal)), worker.Log);
+    }
+
+    [Fact]
+    public async Task CeleriacSignedClient_PingAndRateLimit_SignedCeleryWorkerAnswersAndApplies()
+    {
+        string queue = "signed.ctl.py." + Guid.NewGuid().ToString("N");
+        string node = "signed-ctl-py-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
+        await using PythonWorker worker = await PythonWorker.StartAsync(fx.BrokerUrl, fx.BackendUrl, queue, concurrency: 1, nodeName: node,
+            pool: "solo", environment: PythonSigning());
+        await using CeleriacApp signed = SignedClient();
+
+        IReadOnlyDictionary<string, ControlReply> pongs = await signed.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(10) }, Ct);
+        Assert.True(pongs.ContainsKey(node), string.Join(", ", pongs.Keys) + "\n" + worker.Log);
+
+        // A command that changes the worker: Celery's reply, and the change seen by Celery's own inspect.
+        await signed.SetRateLimitAsync("tasks.add", "7/m", [node], Ct);
+        string output = await PythonCelery.RunAsync("""
+            import json, sys
+            from interop_tasks import app
+            print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).registered("rate_limit")))
+            """, PythonSigning(), node);
+        Assert.True(output.Contains("tasks.add [rate_limit=7/m]", StringComparison.Ordinal), output + "\n" + worker.Log);
+    }
+
+    private static async Task<bool> PollAsync(Func<bool> condition)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (clock.Elapsed > s_wait)
+            {
+                return false;
+            }
+
+            await Task.Delay(50, Ct);
+        }
+
+        return true;
     }
 
     [Fact]

@@ -42,6 +42,30 @@ public sealed class SignedWorkerTests(MessageSignerTests.Keys keys) : IClassFixt
     }
 
     [Fact]
+    public async Task RemoteControl_SignedBothWays_UnsignedAndStrangersGetNoAnswer_AndAreLogged()
+    {
+        const int RefusedControlEvent = 191;
+        string broker = "memory://" + Guid.NewGuid().ToString("N");
+        var logs = new CollectingLoggerFactory();
+        await using CeleriacApp workerApp = SignedApp(K.Alice, broker);
+        workerApp.Options.LoggerFactory = logs;
+        await using RunningWorker worker = await RunningWorker.StartAsync(workerApp);
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        var options = new Control.ControlOptions { Reply = true, Timeout = TimeSpan.FromSeconds(2) };
+
+        await using CeleriacApp signed = SignedApp(K.Bob, broker);
+        await using CeleriacApp unsigned = new(new CeleriacOptions { BrokerUrl = broker });
+        await using CeleriacApp stranger = SignedApp(K.Mallory, broker);
+
+        // Each refusal is logged by the worker once it has read the request, so both counts prove the request arrived.
+        Assert.Single(await signed.Control.PingAsync(options, ct));
+        Assert.Empty(await unsigned.Control.PingAsync(options, ct));
+        Assert.Empty(await stranger.Control.PingAsync(options, ct));
+        Assert.Equal(2, logs.Count(RefusedControlEvent));
+        Assert.Single(await signed.Control.PingAsync(options, ct));
+    }
+
+    [Fact]
     public async Task RetryAndChain_TheWorkersOwnMessagesAreSignedToo_AndRun()
     {
         string broker = "memory://" + Guid.NewGuid().ToString("N");
