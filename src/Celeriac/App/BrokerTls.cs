@@ -91,6 +91,58 @@ public sealed class BrokerTls
     }
 
     /// <summary>
+    /// The URL with TLS options given apart from it (Celery's <c>broker_use_ssl</c>, <c>redis_backend_use_ssl</c>):
+    /// <c>redis://</c> becomes <c>rediss://</c> and <c>amqp://</c> <c>amqps://</c>, and each option the query does not
+    /// give already is added to it. No options: the URL as it is. Throws <see cref="CeleriacConfigurationException"/>,
+    /// naming <paramref name="setting"/>, for a URL that has no TLS form.
+    /// </summary>
+    public static string WithOptions(string url, IEnumerable<KeyValuePair<string, string>> options, string setting)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentNullException.ThrowIfNull(options);
+        KeyValuePair<string, string>[] given = [.. options];
+        if (given.Length == 0)
+        {
+            return url;
+        }
+
+        int colon = url.IndexOf("://", StringComparison.Ordinal);
+        string scheme = colon < 0 ? "" : url[..colon].ToLowerInvariant();
+        string secure = scheme switch
+        {
+            "redis" or "rediss" => "rediss",
+            "amqp" or "amqps" => "amqps",
+            _ => throw new CeleriacConfigurationException(
+                $"{setting} turns TLS on for redis:// and amqp:// URLs, not for '{UrlText.Mask(url)}'" +
+                (scheme is "postgresql" or "postgres" ? "; for PostgreSQL set sslmode (and its certificate options) in the URL." : "."))
+        };
+
+        static string Key(string key) => key.StartsWith("ssl_", StringComparison.OrdinalIgnoreCase) ? key[4..].ToLowerInvariant() : key.ToLowerInvariant();
+        int question = url.IndexOf('?', colon);
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        if (question >= 0)
+        {
+            foreach (string pair in url[(question + 1)..].Split('&', StringSplitOptions.RemoveEmptyEntries))
+            {
+                present.Add(Key(Uri.UnescapeDataString(pair.Split('=', 2)[0])));
+            }
+        }
+
+        var text = new System.Text.StringBuilder(secure).Append(url, colon, url.Length - colon);
+        char separator = question >= 0 ? '&' : '?';
+        foreach ((string key, string value) in given)
+        {
+            if (present.Add(Key(key)))
+            {
+                text.Append(separator).Append(Uri.EscapeDataString("ssl_" + Key(key))).Append('=').Append(Uri.EscapeDataString(value));
+                separator = '&';
+            }
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>
     /// Reads the TLS settings of <paramref name="url"/>; throws <see cref="CeleriacConfigurationException"/> for a bad
     /// value or a file that cannot be read, naming the option.
     /// </summary>
@@ -109,8 +161,9 @@ public sealed class BrokerTls
         TlsVerification verification = query.TryGetValue("cert_reqs", out string? reqs)
             ? reqs.ToUpperInvariant() switch
             {
-                "REQUIRED" or "CERT_REQUIRED" or "OPTIONAL" or "CERT_OPTIONAL" => TlsVerification.Required, // Python: in a client, optional is required.
-                "NONE" or "CERT_NONE" => TlsVerification.None,
+                // Python: in a client, optional is required. The numbers are ssl.CERT_*'s values, as a config file holds them.
+                "REQUIRED" or "CERT_REQUIRED" or "OPTIONAL" or "CERT_OPTIONAL" or "2" or "1" => TlsVerification.Required,
+                "NONE" or "CERT_NONE" or "0" => TlsVerification.None,
                 _ => throw new CeleriacConfigurationException($"'{display}': ssl_cert_reqs must be required, optional or none (CERT_REQUIRED, CERT_OPTIONAL, CERT_NONE), not '{reqs}'."),
             }
             : TlsVerification.Required;

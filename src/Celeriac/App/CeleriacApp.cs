@@ -214,7 +214,7 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
                 if (_backend is null)
                 {
                     Freeze();
-                    string url = EffectiveResultBackendUrl;
+                    string url = WithBackendTls(EffectiveResultBackendUrl);
                     _backend = url.StartsWith("disabled:", StringComparison.OrdinalIgnoreCase)
                         ? new DisabledResultBackend()
                         : Providers.CreateResultBackend(new ResultBackendOptions
@@ -260,8 +260,34 @@ public sealed partial class CeleriacApp : IAsyncDisposable, ICanvasApp, ICeleria
         if (!_frozen)
         {
             Options.Validate();
+
+            // Celery's broker_use_ssl, given apart from the URL: folded into it once, so that every use of the broker's
+            // URL (the transport, the default result backend, what inspect shows) is the TLS one.
+            Options.BrokerUrl = BrokerTls.WithOptions(Options.BrokerUrl, Options.BrokerUseSsl, "BrokerUseSsl");
             _frozen = true;
         }
+    }
+
+    /// <summary>A Redis result backend's URL with Celery's <c>redis_backend_use_ssl</c> (a JSON object in <see cref="CeleriacOptions.ResultBackendSettings"/>) folded in.</summary>
+    private string WithBackendTls(string url)
+    {
+        if (!Options.ResultBackendSettings.TryGetValue("redis_backend_use_ssl", out string? json) || string.IsNullOrWhiteSpace(json))
+        {
+            return url;
+        }
+
+        Dictionary<string, string> tls;
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            tls = doc.RootElement.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ValueKind == System.Text.Json.JsonValueKind.String ? p.Value.GetString()! : p.Value.GetRawText(), StringComparer.OrdinalIgnoreCase);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+        {
+            throw new CeleriacConfigurationException($"redis_backend_use_ssl must be an object such as {{\"ssl_ca_certs\": \"/ca.pem\"}}, not {json}: {e.Message}", e);
+        }
+
+        return BrokerTls.WithOptions(url, tls, "redis_backend_use_ssl");
     }
 
     /// <summary>

@@ -183,6 +183,15 @@ public sealed class CeleriacOptions
     public IDictionary<string, string> ResultBackendSettings { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
+    /// TLS to the broker, as Celery's <c>broker_use_ssl</c> (the <c>BrokerUseSsl</c> object of the <c>Celeriac</c>
+    /// configuration section): <c>ssl_cert_reqs</c>, <c>ssl_ca_certs</c>, <c>ssl_certfile</c>, <c>ssl_keyfile</c>,
+    /// <c>ssl_check_hostname</c>, as the URL's query takes them. Any entry turns TLS on: a <c>redis://</c> broker is
+    /// reached as <c>rediss://</c>, an <c>amqp://</c> one as <c>amqps://</c>. An option the URL gives too keeps the
+    /// URL's value. For a Redis result backend, Celery's <c>redis_backend_use_ssl</c> goes in <see cref="ResultBackendSettings"/>.
+    /// </summary>
+    public IDictionary<string, string> BrokerUseSsl { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
     /// How often a worker sends <c>worker-heartbeat</c> (<c>CELERIAC_HEARTBEAT_INTERVAL</c>, seconds;
     /// <c>--heartbeat-interval</c>, as Celery's); monitors take a worker as offline after two intervals without one.
     /// <value>2 seconds</value>

@@ -18,7 +18,7 @@ public static class CeleriacSettings
     /// <summary>The sub-section of a worker's settings (<c>Celeriac:Worker</c>), beside their flat keys.</summary>
     public const string WorkerSectionName = "Worker";
 
-    private static readonly string[] s_sections = ["TaskRoutes", "ResultBackendSettings", "BeatSchedule", WorkerSectionName];
+    private static readonly string[] s_sections = ["TaskRoutes", "ResultBackendSettings", "BrokerUseSsl", "BeatSchedule", WorkerSectionName];
 
     /// <summary>
     /// The one table of setting names: each setting's key (under <c>Celeriac</c>, and under <c>Celeriac:Worker</c> for a
@@ -196,6 +196,11 @@ public static class CeleriacSettings
         foreach (IConfigurationSection setting in section.GetSection("ResultBackendSettings").GetChildren())
         {
             options.ResultBackendSettings[setting.Key] = setting.Value ?? ConfigurationJson.ToJson(setting).GetRawText();
+        }
+
+        foreach (IConfigurationSection setting in section.GetSection("BrokerUseSsl").GetChildren())
+        {
+            options.BrokerUseSsl[setting.Key] = setting.Value ?? "";
         }
 
         // Kept as written: beat reads each entry (and names the bad ones) when it starts.

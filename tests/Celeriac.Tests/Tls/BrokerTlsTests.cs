@@ -18,6 +18,35 @@ public sealed class BrokerTlsTests(TestCertificatesFixture fixture) : IClassFixt
 {
     private readonly TestCertificates _certs = fixture.Certificates;
 
+    [Theory]
+    [InlineData("redis://:secret@127.0.0.1:6380/0", "rediss://:secret@127.0.0.1:6380/0?ssl_ca_certs={ca}&ssl_cert_reqs=2")]
+    [InlineData("rediss://127.0.0.1/1?ssl_cert_reqs=none", "rediss://127.0.0.1/1?ssl_cert_reqs=none&ssl_ca_certs={ca}")]
+    [InlineData("amqp://guest:guest@127.0.0.1:5671/%2F", "amqps://guest:guest@127.0.0.1:5671/%2F?ssl_ca_certs={ca}&ssl_cert_reqs=2")]
+    public void WithOptions_CelerysBrokerUseSsl_TurnsTlsOn_AddsWhatTheUrlDoesNotGive(string url, string expected)
+    {
+        // Celery's broker_use_ssl as a config file holds it: ssl.CERT_REQUIRED is 2; "cert_reqs" without its prefix too.
+        var options = new Dictionary<string, string> { ["ssl_ca_certs"] = _certs.CaFile, ["cert_reqs"] = "2" };
+
+        string secured = BrokerTls.WithOptions(url, options, "BrokerUseSsl");
+
+        Assert.Equal(expected.Replace("{ca}", Uri.EscapeDataString(_certs.CaFile), StringComparison.Ordinal), secured);
+        BrokerTls tls = BrokerTls.FromUrl(new Uri(secured));
+        Assert.Equal(url.Contains("cert_reqs=none", StringComparison.Ordinal) ? TlsVerification.None : TlsVerification.Required, tls.Verification);
+        Assert.Equal(url, BrokerTls.WithOptions(url, new Dictionary<string, string>(), "BrokerUseSsl"));
+    }
+
+    [Fact]
+    public void WithOptions_OnAUrlWithoutATlsForm_ConfigurationErrorNamingTheSetting()
+    {
+        var options = new Dictionary<string, string> { ["ssl_ca_certs"] = "/etc/ca.pem" };
+
+        var error = Assert.Throws<CeleriacConfigurationException>(() => BrokerTls.WithOptions("postgresql://u:secret@127.0.0.1/celery", options, "BrokerUseSsl"));
+
+        Assert.Contains("BrokerUseSsl turns TLS on for redis:// and amqp:// URLs", error.Message, StringComparison.Ordinal);
+        Assert.Contains("sslmode", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void NoOptions_ServerVerified_HostNameChecked_NoClientCertificate()
     {

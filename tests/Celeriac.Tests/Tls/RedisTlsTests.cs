@@ -64,6 +64,44 @@ public sealed class RedisTlsTests(RedisTlsFixture tls) : IClassFixture<RedisTlsF
     }
 
     [Fact]
+    public async Task CelerysSettings_BrokerUseSslAndRedisBackendUseSsl_OnRedisUrls_TaskRunsOverTls()
+    {
+        // Celery's way: plain redis:// URLs (to the TLS port) and the TLS options as settings, from appsettings.json.
+        string dir = Directory.CreateTempSubdirectory("celeriac-tls-").FullName;
+        try
+        {
+            string ca = System.Text.Json.JsonSerializer.Serialize(tls.Certificates.CaFile);
+            File.WriteAllText(Path.Join(dir, "appsettings.json"), $$"""
+                { "Celeriac": {
+                    "BrokerUrl": "redis://127.0.0.1:{{tls.Server.TlsPort}}/6",
+                    "ResultBackend": "redis://127.0.0.1:{{tls.Server.TlsPort}}/7",
+                    "BrokerUseSsl": { "ssl_cert_reqs": "required", "ssl_ca_certs": {{ca}} },
+                    "ResultBackendSettings": { "redis_backend_use_ssl": { "ssl_ca_certs": {{ca}} } } } }
+                """);
+            CeleriacApp Configured()
+            {
+                var options = new CeleriacOptions { Concurrency = 2 };
+                CeleriacSettings.Apply(options, Path.Join(dir, "appsettings.json"), environment: _ => null);
+                var app = new CeleriacApp(options);
+                app.Task("tls.add", (int x, int y) => x + y);
+                return app;
+            }
+
+            await using RunningWorker worker = await RunningWorker.StartAsync(Configured());
+            await using CeleriacApp client = Configured();
+            AsyncResult sent = await client.SendTaskAsync("tls.add", [2, 3], ct: Ct);
+
+            Assert.Equal(5, await sent.GetAsync<int>(TimeSpan.FromSeconds(10), Ct));
+            Assert.StartsWith($"rediss://127.0.0.1:{tls.Server.TlsPort}/6?", client.Options.BrokerUrl, StringComparison.Ordinal);
+            Assert.Contains("ssl_cert_reqs=required", client.Options.BrokerUrl, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task DefaultVerification_SelfSignedServer_ClearErrorWithinSeconds_NamesTheOptionToSet()
     {
         await using CeleriacApp client = NewApp(tls.Server.TlsUrl(4), "memory://");
