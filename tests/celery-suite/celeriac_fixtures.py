@@ -26,6 +26,16 @@ def celery_session_worker(celery_session_app, celery_includes, celery_class_task
     for class_task in celery_class_tasks:
         celery_session_app.tasks.register(class_task)
 
+    if os.environ.get('CELERIAC_SECURITY_KEY'):
+        # A worker with message signing on (scripts/suite-backends/security.sh) answers only signed remote control, as
+        # Celery's: the session's app signs with the worker's own key, which its store trusts, until test_security.py
+        # sets up its own.
+        celery_session_app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
+                                       security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                                       security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                                       task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
+        celery_session_app.setup_security()
+
     deadline = time.monotonic() + PING_DEADLINE_SECONDS
     replies = []
     while not replies:
@@ -33,9 +43,7 @@ def celery_session_worker(celery_session_app, celery_includes, celery_class_task
         if not replies and time.monotonic() > deadline:
             pytest.fail('the Celeriac worker did not answer a ping within %d s' % PING_DEADLINE_SECONDS)
 
-    # A worker with message signing on (scripts/suite-backends/security.sh) runs only signed calls, and the session's
-    # app signs only once test_security.py has set it up: the ping is the check there (the script's wait has already
-    # had a signed identity call run).
+    # With signing on the signed ping is the check (the script's wait has already had a signed identity call run).
     if not os.environ.get('CELERIAC_SECURITY_KEY'):
         result = celery_session_app.send_task('t.integration.tasks.identity', ('celeriac-ready',))
         assert result.get(timeout=ROUND_TRIP_TIMEOUT_SECONDS) == 'celeriac-ready'

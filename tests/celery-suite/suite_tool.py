@@ -75,6 +75,14 @@ def wait(broker, pid, seconds, backend=None):
         except OSError:
             return False
 
+    if os.environ.get('CELERIAC_SECURITY_KEY'):
+        # A worker with message signing on (scripts/suite-backends/security.sh) runs only signed calls and answers only
+        # signed remote control, as Celery's: sign both with the worker's own key, which its store trusts.
+        app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
+                        security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                        security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                        task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
+        app.setup_security()
     replies = []
     while not replies:
         if not alive():
@@ -82,15 +90,6 @@ def wait(broker, pid, seconds, backend=None):
         if time.monotonic() > deadline:
             sys.exit('celery-suite: the worker did not answer a ping within %d s' % seconds)
         replies = app.control.ping(timeout=1.0)
-    if os.environ.get('CELERIAC_SECURITY_KEY'):
-        # A worker with message signing on (scripts/suite-backends/security.sh) runs only signed calls: sign the
-        # identity call with the worker's own key, which its store trusts. After the ping: setup_security() signs
-        # remote-control messages too (kombu's default serializer becomes auth), which Celeriac's worker does not read.
-        app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
-                        security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                        security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                        task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
-        app.setup_security()
     result = app.send_task('t.integration.tasks.identity', ('ready',))
     value = result.get(timeout=max(5.0, deadline - time.monotonic()))
     if value != 'ready':

@@ -18,6 +18,14 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
+    // Databases of their own: with signing on, a worker's and a client's control broadcasts (mingle's hello, inspect) are
+    // signed, and a Celery worker without signing that reads one (the fixture's, on its databases) fails on its body
+    // and resets its mailbox consumer, after which it was seen to take no more tasks. The tests of a class run one at
+    // a time, so they share these.
+    private string Broker => fx.Server.Url(12);
+
+    private string Backend => fx.Server.Url(13);
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>Two senders ("python", "dotnet"), each a self-signed RSA key as Celery's own test makes them; the store trusts both.</summary>
@@ -43,7 +51,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
         return (Path.Join(_dir, who + ".key"), Path.Join(store, who + ".pem"), Path.Join(store, "*.pem"));
     }
 
-    private Dictionary<string, string> PythonSigning()
+    private Dictionary<string, string> PythonSigning(string? broker = null, string? backend = null)
     {
         (string key, string cert, string store) = Keys("python");
         return new(fx.PythonEnvironment)
@@ -51,14 +59,18 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             ["CELERY_SECURITY_KEY"] = key,
             ["CELERY_SECURITY_CERTIFICATE"] = cert,
             ["CELERY_SECURITY_CERT_STORE"] = store,
+            ["CELERY_BROKER_URL"] = broker ?? Broker,
+            ["CELERY_RESULT_BACKEND"] = backend ?? Backend,
         };
     }
 
-    private CeleriacApp SignedClient()
+    private CeleriacApp SignedClient(string? broker = null, string? backend = null)
     {
         (string key, string cert, string store) = Keys("dotnet");
         return fx.NewApp(o =>
         {
+            o.BrokerUrl = broker ?? Broker;
+            o.ResultBackend = backend ?? Backend;
             o.Security.Key = key;
             o.Security.Certificate = cert;
             o.Security.CertStore = store;
@@ -87,9 +99,9 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             ["CELERIAC_SECURITY_CERTIFICATE"] = cert,
             ["CELERIAC_SECURITY_CERT_STORE"] = store,
         };
-        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, fx.BrokerUrl, fx.BackendUrl, queue, 2, "signed-net@localhost", env);
+        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, Broker, Backend, queue, 2, "signed-net@localhost", env);
         await using CeleriacApp signed = SignedClient();
-        await using CeleriacApp unsigned = fx.NewApp();
+        await using CeleriacApp unsigned = fx.NewApp(o => (o.BrokerUrl, o.ResultBackend) = (Broker, Backend));
 
         // Refused first (one queue, in order), then the signed Python call proves the worker has read them.
         AsyncResult plain = await unsigned.SendTaskAsync("tasks.add", [100, 1], null, new ApplyOptions { Queue = queue }, Ct);
@@ -115,6 +127,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
     [Fact]
     public async Task PythonSignedClient_InspectPing_SignedCeleriacWorkerAnswers_UnsignedRequestRefused()
     {
+        string broker = Broker, backend = Backend;
         string queue = "signed.ctl.net." + Guid.NewGuid().ToString("N");
         string node = "signed-ctl-net-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
         (string key, string cert, string store) = Keys("dotnet");
@@ -124,7 +137,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             ["CELERIAC_SECURITY_CERTIFICATE"] = cert,
             ["CELERIAC_SECURITY_CERT_STORE"] = store,
         };
-        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, fx.BrokerUrl, fx.BackendUrl, queue, 1, node, env);
+        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, broker, backend, queue, 1, node, env);
 
         // Celery signs its remote-control messages when setup_security() is on (its task serializer, auth), and accepts
         // only signed replies: the Celeriac worker must verify the request and sign its reply.
@@ -132,11 +145,11 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             import json, sys
             from interop_tasks import app
             print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).ping()))
-            """, PythonSigning(), node);
+            """, PythonSigning(broker, backend), node);
         Assert.True(output.Contains($"\"{node}\": {{\"ok\": \"pong\"}}", StringComparison.Ordinal), output + "\n" + worker.Log);
 
         // An unsigned ping gets no answer: the worker refuses it, and says so.
-        await using CeleriacApp unsigned = fx.NewApp();
+        await using CeleriacApp unsigned = fx.NewApp(o => (o.BrokerUrl, o.ResultBackend) = (broker, backend));
         IReadOnlyDictionary<string, ControlReply> none = await unsigned.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(2) }, Ct);
         Assert.Empty(none);
         Assert.True(await PollAsync(() => worker.Log.Contains("Refused a remote-control request: unsigned message", StringComparison.Ordinal)), worker.Log);
@@ -145,11 +158,12 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
     [Fact]
     public async Task CeleriacSignedClient_PingAndRateLimit_SignedCeleryWorkerAnswersAndApplies()
     {
+        string broker = Broker, backend = Backend;
         string queue = "signed.ctl.py." + Guid.NewGuid().ToString("N");
         string node = "signed-ctl-py-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
-        await using PythonWorker worker = await PythonWorker.StartAsync(fx.BrokerUrl, fx.BackendUrl, queue, concurrency: 1, nodeName: node,
-            pool: "solo", environment: PythonSigning());
-        await using CeleriacApp signed = SignedClient();
+        await using PythonWorker worker = await PythonWorker.StartAsync(broker, backend, queue, concurrency: 1, nodeName: node,
+            pool: "solo", environment: PythonSigning(broker, backend));
+        await using CeleriacApp signed = SignedClient(broker, backend);
 
         IReadOnlyDictionary<string, ControlReply> pongs = await signed.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(10) }, Ct);
         Assert.True(pongs.ContainsKey(node), string.Join(", ", pongs.Keys) + "\n" + worker.Log);
@@ -160,7 +174,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             import json, sys
             from interop_tasks import app
             print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).registered("rate_limit")))
-            """, PythonSigning(), node);
+            """, PythonSigning(broker, backend), node);
         Assert.True(output.Contains("tasks.add [rate_limit=7/m]", StringComparison.Ordinal), output + "\n" + worker.Log);
     }
 
@@ -184,10 +198,10 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
     public async Task CeleriacSignedClient_ToSignedCeleryWorker_Runs_UnsignedAndTamperedRefused()
     {
         string queue = "signed.py." + Guid.NewGuid().ToString("N");
-        await using PythonWorker worker = await PythonWorker.StartAsync(fx.BrokerUrl, fx.BackendUrl, queue, concurrency: 1, nodeName: "signed-py@localhost",
+        await using PythonWorker worker = await PythonWorker.StartAsync(Broker, Backend, queue, concurrency: 1, nodeName: "signed-py@localhost",
             pool: "solo", environment: PythonSigning());
         await using CeleriacApp signed = SignedClient();
-        await using CeleriacApp unsigned = fx.NewApp();
+        await using CeleriacApp unsigned = fx.NewApp(o => (o.BrokerUrl, o.ResultBackend) = (Broker, Backend));
 
         AsyncResult plain = await unsigned.SendTaskAsync("tasks.add", [100, 1], null, new ApplyOptions { Queue = queue }, Ct);
         string tampered = await PublishTamperedAsync(signed, queue, 200);
