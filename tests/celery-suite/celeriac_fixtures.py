@@ -13,6 +13,8 @@ import types
 
 import pytest
 
+from suite_tool import sign_as_worker
+
 # Bounds of the wait for the worker (the script has already waited for it once; this is a second, shorter check).
 PING_DEADLINE_SECONDS = 60
 ROUND_TRIP_TIMEOUT_SECONDS = 30
@@ -26,15 +28,8 @@ def celery_session_worker(celery_session_app, celery_includes, celery_class_task
     for class_task in celery_class_tasks:
         celery_session_app.tasks.register(class_task)
 
-    if os.environ.get('CELERIAC_SECURITY_KEY'):
-        # A worker with message signing on (scripts/suite-backends/security.sh) answers only signed remote control, as
-        # Celery's: the session's app signs with the worker's own key, which its store trusts, until test_security.py
-        # sets up its own.
-        celery_session_app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
-                                       security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                                       security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                                       task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
-        celery_session_app.setup_security()
+    # Signed as the worker until test_security.py sets up its own key.
+    sign_as_worker(celery_session_app)
 
     deadline = time.monotonic() + PING_DEADLINE_SECONDS
     replies = []

@@ -61,6 +61,17 @@ def prepare(suite, dest):
         f.write(text)
 
 
+def sign_as_worker(app):
+    """With message signing on (scripts/suite-backends/security.sh), the worker runs only signed calls and answers only
+    signed remote control, as Celery's: sign both with the worker's own key, which its store trusts."""
+    if os.environ.get('CELERIAC_SECURITY_KEY'):
+        app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
+                        security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                        security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
+                        task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
+        app.setup_security()
+
+
 def wait(broker, pid, seconds, backend=None):
     from celery import Celery
 
@@ -75,14 +86,7 @@ def wait(broker, pid, seconds, backend=None):
         except OSError:
             return False
 
-    if os.environ.get('CELERIAC_SECURITY_KEY'):
-        # A worker with message signing on (scripts/suite-backends/security.sh) runs only signed calls and answers only
-        # signed remote control, as Celery's: sign both with the worker's own key, which its store trusts.
-        app.conf.update(security_key=os.environ['CELERIAC_SECURITY_KEY'],
-                        security_certificate=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                        security_cert_store=os.environ['CELERIAC_SECURITY_CERTIFICATE'],
-                        task_serializer='auth', accept_content=['auth'], result_accept_content=['json'])
-        app.setup_security()
+    sign_as_worker(app)
     replies = []
     while not replies:
         if not alive():
