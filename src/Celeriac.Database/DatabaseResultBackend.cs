@@ -505,20 +505,19 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
             "group" => [$"DELETE FROM {_dialect.Group} WHERE taskset_id = @id"],
             _ => [$"DELETE FROM {_dialect.Chord} WHERE group_id = @id"],
         };
-        await _outage.RunAsync(OpenAsync, (connection, ct) => RunEachAsync(connection, statements, ("@id", id), ct), DatabaseOutage.WritePatience, idempotent: true, ct).ConfigureAwait(false);
+        await _outage.RunAsync(OpenAsync, (connection, ct) => RunEachAsync(connection, statements, [("@id", id)], ct), DatabaseOutage.WritePatience, idempotent: true, ct).ConfigureAwait(false);
     }
 
     /// <summary>Runs each statement with the same parameters, outside a transaction.</summary>
-    private static async Task<bool> RunEachAsync(DbConnection connection, IEnumerable<string> statements, (string Name, object Value) p1, CancellationToken ct, (string Name, object Value)? p2 = null)
+    private static async Task<bool> RunEachAsync(DbConnection connection, IEnumerable<string> statements, (string Name, object Value)[] parameters, CancellationToken ct)
     {
         foreach (string sql in statements)
         {
             DbCommand command = Command(connection, null, sql);
             await using System.Runtime.CompilerServices.ConfiguredAsyncDisposable commandScope = command.ConfigureAwait(false);
-            Add(command, p1.Name, p1.Value);
-            if (p2 is { } second)
+            foreach ((string name, object value) in parameters)
             {
-                Add(command, second.Name, second.Value);
+                Add(command, name, value);
             }
 
             await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
@@ -713,7 +712,7 @@ public sealed class DatabaseResultBackend : KeyValueResultBackend
         ];
         await _outage.RunAsync(
             OpenAsync,
-            (connection, ct) => RunEachAsync(connection, statements, ("@before", _dialect.Date(now - expires)), ct, ("@now", now.ToUnixTimeMilliseconds())),
+            (connection, ct) => RunEachAsync(connection, statements, [("@before", _dialect.Date(now - expires)), ("@now", now.ToUnixTimeMilliseconds())], ct),
             DatabaseOutage.ReadPatience,
             idempotent: true,
             ct).ConfigureAwait(false);

@@ -51,7 +51,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
         return (Path.Join(_dir, who + ".key"), Path.Join(store, who + ".pem"), Path.Join(store, "*.pem"));
     }
 
-    private Dictionary<string, string> PythonSigning(string? broker = null, string? backend = null)
+    private Dictionary<string, string> PythonSigning()
     {
         (string key, string cert, string store) = Keys("python");
         return new(fx.PythonEnvironment)
@@ -59,18 +59,18 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             ["CELERY_SECURITY_KEY"] = key,
             ["CELERY_SECURITY_CERTIFICATE"] = cert,
             ["CELERY_SECURITY_CERT_STORE"] = store,
-            ["CELERY_BROKER_URL"] = broker ?? Broker,
-            ["CELERY_RESULT_BACKEND"] = backend ?? Backend,
+            ["CELERY_BROKER_URL"] = Broker,
+            ["CELERY_RESULT_BACKEND"] = Backend,
         };
     }
 
-    private CeleriacApp SignedClient(string? broker = null, string? backend = null)
+    private CeleriacApp SignedClient()
     {
         (string key, string cert, string store) = Keys("dotnet");
         return fx.NewApp(o =>
         {
-            o.BrokerUrl = broker ?? Broker;
-            o.ResultBackend = backend ?? Backend;
+            o.BrokerUrl = Broker;
+            o.ResultBackend = Backend;
             o.Security.Key = key;
             o.Security.Certificate = cert;
             o.Security.CertStore = store;
@@ -127,7 +127,6 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
     [Fact]
     public async Task PythonSignedClient_InspectPing_SignedCeleriacWorkerAnswers_UnsignedRequestRefused()
     {
-        string broker = Broker, backend = Backend;
         string queue = "signed.ctl.net." + Guid.NewGuid().ToString("N");
         string node = "signed-ctl-net-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
         (string key, string cert, string store) = Keys("dotnet");
@@ -137,7 +136,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             ["CELERIAC_SECURITY_CERTIFICATE"] = cert,
             ["CELERIAC_SECURITY_CERT_STORE"] = store,
         };
-        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, broker, backend, queue, 1, node, env);
+        await using CeleriacWorkerProcess worker = await CeleriacWorkerProcess.StartAsync(_dir, Broker, Backend, queue, 1, node, env);
 
         // Celery signs its remote-control messages when setup_security() is on (its task serializer, auth), and accepts
         // only signed replies: the Celeriac worker must verify the request and sign its reply.
@@ -145,11 +144,11 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             import json, sys
             from interop_tasks import app
             print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).ping()))
-            """, PythonSigning(broker, backend), node);
+            """, PythonSigning(), node);
         Assert.True(output.Contains($"\"{node}\": {{\"ok\": \"pong\"}}", StringComparison.Ordinal), output + "\n" + worker.Log);
 
         // An unsigned ping gets no answer: the worker refuses it, and says so.
-        await using CeleriacApp unsigned = fx.NewApp(o => (o.BrokerUrl, o.ResultBackend) = (broker, backend));
+        await using CeleriacApp unsigned = fx.NewApp(o => (o.BrokerUrl, o.ResultBackend) = (Broker, Backend));
         IReadOnlyDictionary<string, ControlReply> none = await unsigned.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(2) }, Ct);
         Assert.Empty(none);
         Assert.True(await PollAsync(() => worker.Log.Contains("Refused a remote-control request: unsigned message", StringComparison.Ordinal)), worker.Log);
@@ -158,12 +157,11 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
     [Fact]
     public async Task CeleriacSignedClient_PingAndRateLimit_SignedCeleryWorkerAnswersAndApplies()
     {
-        string broker = Broker, backend = Backend;
         string queue = "signed.ctl.py." + Guid.NewGuid().ToString("N");
         string node = "signed-ctl-py-" + Guid.NewGuid().ToString("N")[..8] + "@localhost";
-        await using PythonWorker worker = await PythonWorker.StartAsync(broker, backend, queue, concurrency: 1, nodeName: node,
-            pool: "solo", environment: PythonSigning(broker, backend));
-        await using CeleriacApp signed = SignedClient(broker, backend);
+        await using PythonWorker worker = await PythonWorker.StartAsync(Broker, Backend, queue, concurrency: 1, nodeName: node,
+            pool: "solo", environment: PythonSigning());
+        await using CeleriacApp signed = SignedClient();
 
         IReadOnlyDictionary<string, ControlReply> pongs = await signed.Control.PingAsync(new ControlOptions { Destination = [node], Reply = true, Timeout = TimeSpan.FromSeconds(10) }, Ct);
         Assert.True(pongs.ContainsKey(node), string.Join(", ", pongs.Keys) + "\n" + worker.Log);
@@ -174,7 +172,7 @@ public sealed class SigningInteropTests(RedisInteropFixture fx) : IDisposable
             import json, sys
             from interop_tasks import app
             print(json.dumps(app.control.inspect(destination=[sys.argv[1]], timeout=10).registered("rate_limit")))
-            """, PythonSigning(broker, backend), node);
+            """, PythonSigning(), node);
         Assert.True(output.Contains("tasks.add [rate_limit=7/m]", StringComparison.Ordinal), output + "\n" + worker.Log);
     }
 
