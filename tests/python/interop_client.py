@@ -4,15 +4,25 @@ The snippets import the app from interop_tasks (broker and backend from CELERY_B
 CELERY_RESULT_BACKEND) and print what Python observed as one JSON document on stdout.
 """
 import json
+import time
+
+from celery import states
 
 from interop_tasks import app
 
 
-def outcome(result, timeout=30, follow_parents=True):
+def outcome(result, timeout=30, follow_parents=True, poll=False):
     """Waits for one AsyncResult and describes it as Python sees it: state, value and its type, or the error.
     With follow_parents (Celery's default) get() raises a failed parent's error as soon as it sees it; without, it
-    waits for this result's own state."""
+    waits for this result's own state. With poll, it first reads the stored state every 0.1 s until it is ready, so
+    that a pub/sub notification get() missed cannot pass for a result stored late."""
     entry = {"id": result.id}
+    if poll:
+        deadline = time.monotonic() + timeout
+        while (time.monotonic() < deadline
+               and app.backend.get_task_meta(result.id, cache=False)["status"] not in states.READY_STATES):
+            time.sleep(0.1)
+        timeout = 1
     try:
         # Passed only when off: a ResultSet's get() has no such parameter.
         value = result.get(timeout=timeout, propagate=True, **({} if follow_parents else {"follow_parents": False}))

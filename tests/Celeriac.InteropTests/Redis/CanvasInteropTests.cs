@@ -333,7 +333,7 @@ public sealed class CanvasInteropTests(RedisInteropFixture fx) : IAsyncLifetime
             except Exception as e:
                 raised = [type(e).__name__, str(e)]
             print(json.dumps({'raised': raised, 'body': outcome(r, follow_parents=False),
-                              'members': [outcome(m) for m in r.parent.results], 'errback': outcome(app.AsyncResult(eb))}))
+                              'members': [outcome(m) for m in r.parent.results], 'errback': outcome(app.AsyncResult(eb), poll=True)}))
             """, NetQueue);
 
         using JsonDocument doc = JsonDocument.Parse(output);

@@ -70,10 +70,11 @@ public sealed partial class DashboardCliTests
     {
         await using var redis = await Celeriac.TestServers.RedisServer.StartAsync(Ct);
         string store = redis.Url(0) + "?prefix=cli-" + Guid.NewGuid().ToString("N") + ":";
+        // Stamped now: the dashboard prunes tasks older than its MaxAge (7 days) as it starts.
         await using (Celeriac.Dashboard.Store.IDashboardStore earlier = await Celeriac.Dashboard.Store.DashboardStores.OpenAsync(store, Ct))
         {
             await earlier.WriteAsync(new Celeriac.Dashboard.Store.DashboardBatch(
-                [new Celeriac.Dashboard.Store.DashboardTask { Uuid = "before-restart", State = "SUCCESS", Name = "tasks.add", Timestamp = 1 }], [], []), Ct);
+                [new Celeriac.Dashboard.Store.DashboardTask { Uuid = "before-restart", State = "SUCCESS", Name = "tasks.add", Timestamp = TimeProvider.System.GetUtcNow().ToUnixTimeSeconds() }], [], []), Ct);
         }
 
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
