@@ -186,8 +186,18 @@ public sealed class CeleriacTestHarness : IAsyncDisposable
     private bool WorkerBusy() =>
         Worker.GetRequests(RequestState.Active).Count > 0 || Worker.GetRequests(RequestState.Reserved).Count > 0;
 
+    /// <summary>
+    /// Whether a task's ETA has come while the worker still holds it as scheduled: its timer fired, and the worker's
+    /// continuation may still be waiting for a thread-pool thread (seconds, on a loaded machine).
+    /// </summary>
+    private bool EtaCame()
+    {
+        DateTimeOffset now = Time.GetUtcNow();
+        return Worker.GetRequests(RequestState.Scheduled).Any(r => r.Eta is { } eta && eta <= now);
+    }
+
     private bool Inactive() =>
-        Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastActivity)) >= InactivityTimeout && !WorkerBusy();
+        Stopwatch.GetElapsedTime(Interlocked.Read(ref _lastActivity)) >= InactivityTimeout && !WorkerBusy() && !EtaCame();
 
     /// <summary>
     /// Waits for activity after <paramref name="seen"/>: true when something happened, false once inactive or past

@@ -4,6 +4,7 @@ using Celeriac.Diagnostics;
 using Celeriac.Events;
 using Celeriac.Protocol;
 using Celeriac.Results;
+using Celeriac.Transport;
 using Microsoft.Extensions.Logging;
 
 namespace Celeriac.Worker;
@@ -136,31 +137,49 @@ public sealed partial class CeleriacWorker
         }
     }
 
+    /// <summary>
+    /// Decodes a request (bad input is settled here) and holds it when its ETA is ahead: false when it has been dealt
+    /// with, true when it is to run now.
+    /// </summary>
+    private async ValueTask<bool> ReceiveAsync(WorkerRequest request, SlotContext slot)
+    {
+        if (!await _intake.DecodeAsync(request, slot.Abort).ConfigureAwait(false))
+        {
+            _registry.Release(request);
+            return false;
+        }
+
+        WorkerTelemetry.Received(request, request.Message!, _app.MessagingSystem, _app.Time);
+        if (_taskEvents is { } events)
+        {
+            OnReceived(events, request);
+        }
+
+        if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
+        {
+            // Held until due, outside the prefetch window; a warm stop returns it to the broker
+            // like any other unstarted message.
+            _registry.Schedule(request, eta);
+            request.Delivery.Defer();
+            Track(_timers, DelayThenQueueAsync(request, eta, slot.Window.Writer, slot.Stop));
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Whether a delivery's headers give an ETA (protocol 2): the consumer schedules such a request as it takes it, as
+    /// Celery's consumer does, so that <c>inspect scheduled</c> lists it at once even while every slot is busy.
+    /// </summary>
+    private static bool HasEta(Delivery delivery) =>
+        delivery.Message is { } message && message.Headers.TryGetValue("eta", out object? eta) && eta is not null;
+
     private async ValueTask HandleAsync(WorkerRequest request, SlotContext slot)
     {
-        if (request.Message is null)
+        if (request.Message is null && !await ReceiveAsync(request, slot).ConfigureAwait(false))
         {
-            if (!await _intake.DecodeAsync(request, slot.Abort).ConfigureAwait(false))
-            {
-                _registry.Release(request);
-                return;
-            }
-
-            WorkerTelemetry.Received(request, request.Message!, _app.MessagingSystem, _app.Time);
-            if (_taskEvents is { } events)
-            {
-                OnReceived(events, request);
-            }
-
-            if (request.Message!.Headers.Eta is { } eta && eta > _app.Time.GetUtcNow())
-            {
-                // Held until due, outside the prefetch window; a warm stop returns it to the broker
-                // like any other unstarted message.
-                _registry.Schedule(request, eta);
-                request.Delivery.Defer();
-                Track(_timers, DelayThenQueueAsync(request, eta, slot.Window.Writer, slot.Stop));
-                return;
-            }
+            return;
         }
 
         if (HoldForRateLimit(request, slot.Window.Writer, slot.Stop))

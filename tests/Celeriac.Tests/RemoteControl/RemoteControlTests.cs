@@ -119,14 +119,15 @@ public abstract class RemoteControlTests
     [Fact]
     public async Task Inspect_EtaTaskArrivingWhileEverySlotIsBusy_IsScheduledNotReserved()
     {
-        // No slot has read the ETA message yet (the only one is busy): Celery lists it as scheduled all the same.
+        // The only slot is busy: the ETA task is scheduled as the worker takes it (as Celery's consumer does), not
+        // reserved until a slot reads it.
         await using Rig rig = await StartAsync(configure: o => o.Concurrency = 1);
         AsyncResult running = await rig.App.SendTaskAsync("rc.wait", ["running"], ct: Ct);
         Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Active).Count == 1, s_wait));
         DateTimeOffset eta = TimeProvider.System.GetUtcNow().AddHours(1);
         AsyncResult later = await rig.App.SendTaskAsync("rc.add", [4, 5], options: new ApplyOptions { Eta = eta }, ct: Ct);
         AsyncResult waiting = await rig.App.SendTaskAsync("rc.add", [2, 3], ct: Ct);
-        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Reserved).Count == 2, s_wait));
+        Assert.True(await Poll.UntilAsync(() => rig.Worker.Worker.GetRequests(RequestState.Reserved).Count == 1 && rig.Worker.Worker.GetRequests(RequestState.Scheduled).Count == 1, s_wait));
         Inspector inspect = rig.App.Control.Inspect(rig.To);
 
         TaskRequestInfo reserved = Assert.Single((await inspect.ReservedAsync(Ct))[rig.Node]);

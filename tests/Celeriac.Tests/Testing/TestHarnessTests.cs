@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Celeriac.Testing;
 using Celeriac.Tests.Support;
+using Celeriac.Worker;
 
 namespace Celeriac.Tests.Testing;
 
@@ -166,6 +167,7 @@ public sealed class TestHarnessTests
 
         AsyncResult result = await later.ApplyAsync(options: new ApplyOptions { Countdown = TimeSpan.FromMinutes(1) }, ct: Ct);
         Assert.True(await harness.Sent.Any(later, ct: Ct));
+        Assert.True(await Poll.UntilAsync(() => harness.Worker.GetRequests(RequestState.Scheduled).Any(r => r.Id == result.Id), TimeSpan.FromSeconds(10)));
         await app.RevokeAsync([result.Id], Ct);
         Assert.True(await Poll.UntilAsync(() => harness.Worker.Revoked.Contains(result.Id), TimeSpan.FromSeconds(10)));
         await harness.AdvanceAsync(TimeSpan.FromMinutes(1), Ct);

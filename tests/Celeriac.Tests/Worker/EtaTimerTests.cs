@@ -45,6 +45,43 @@ public sealed class EtaTimerTests
         Assert.True(started >= eta, $"started {(eta - started).TotalMilliseconds} ms before its ETA");
     }
 
+    [Fact]
+    public async Task EtaTask_EverySlotBusy_IsScheduledAsTheWorkerTakesIt()
+    {
+        // Celery's consumer schedules an ETA task on receipt, so `inspect scheduled` lists it at once: it must not
+        // wait, reserved, for a slot to decode it.
+        var fake = new FakeTimeProvider(DateTimeOffset.Parse("2026-12-04T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        CeleriacApp app = RunningWorker.NewApp(o =>
+        {
+            o.TimeProvider = fake;
+            o.Concurrency = 1;
+        });
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        app.Task("t.hold", async () =>
+        {
+            holding.TrySetResult();
+            await release.Task;
+            return 1;
+        });
+        app.Task("t.at", () => 2);
+        await using RunningWorker worker = await RunningWorker.StartAsync(app);
+        try
+        {
+            await app.SendTaskAsync("t.hold", ct: Ct);
+            await holding.Task.WaitAsync(TimeSpan.FromSeconds(10), Ct);
+
+            AsyncResult later = await app.SendTaskAsync("t.at", options: new ApplyOptions { Eta = fake.GetUtcNow().AddMinutes(1) }, ct: Ct);
+            Assert.True(await Poll.UntilAsync(() => worker.Worker.GetRequests(RequestState.Scheduled).Any(r => r.Id == later.Id), TimeSpan.FromSeconds(10)),
+                "the ETA task was not scheduled while the only slot was busy");
+            Assert.Equal(["t.hold"], worker.Worker.GetRequests(RequestState.Active).Select(r => r.Name));
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+
     /// <summary>Fake time whose timers fire <c>early</c> before they are due, as coarse OS timers may.</summary>
     private sealed class EarlyTimers(FakeTimeProvider fake, TimeSpan early) : TimeProvider
     {
