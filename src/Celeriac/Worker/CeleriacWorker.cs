@@ -466,9 +466,6 @@ public sealed partial class CeleriacWorker
         {
             // A timer may fire a few milliseconds early (Linux timers count on a coarse monotonic clock), and a task
             // must never start before its ETA by the clock that set it: wait again for what is left, a bounded few times.
-            // The system's timers count whole milliseconds, so the wait is rounded up for them; another clock (a test's
-            // fake time) gets the exact wait, so that moving it to the ETA fires the timer.
-            bool systemTimers = ReferenceEquals(_app.Time, TimeProvider.System);
             for (int attempt = 0; attempt < 8; attempt++)
             {
                 TimeSpan wait = eta - _app.Time.GetUtcNow();
@@ -477,7 +474,7 @@ public sealed partial class CeleriacWorker
                     break;
                 }
 
-                await Task.Delay(systemTimers ? TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)) : wait, _app.Time, stopOrWithdrawn.Token).ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds)), _app.Time, stopOrWithdrawn.Token).ConfigureAwait(false);
             }
 
             _registry.Unschedule(request);
