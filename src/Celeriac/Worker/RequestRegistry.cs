@@ -178,7 +178,23 @@ internal sealed class RequestRegistry
     public List<WorkerRequest> Held(RequestState? state) => state is { } s ? Where(r => r.State == s) : Where(static _ => true);
 
     /// <summary>A snapshot of the requests in <paramref name="state"/>.</summary>
-    public IReadOnlyList<RequestInfo> Snapshot(RequestState state, string hostname) => [.. Held(state).Select(r => r.Describe(hostname))];
+    public IReadOnlyList<RequestInfo> Snapshot(RequestState state, string hostname)
+    {
+        var infos = new List<RequestInfo>();
+        foreach (WorkerRequest r in Held(state))
+        {
+            try
+            {
+                infos.Add(r.Describe(hostname));
+            }
+            catch (ObjectDisposedException)
+            {
+                // Finished, released and its message disposed while being read: no longer held.
+            }
+        }
+
+        return infos;
+    }
 
     private List<WorkerRequest> Where(Func<WorkerRequest, bool> keep)
     {
