@@ -21,7 +21,7 @@ namespace Celeriac.PostgreSql;
 /// lease it saw running out (a dead consumer's message), so a worker with nothing leased anywhere issues no statement.
 /// </para>
 /// </summary>
-public sealed partial class PostgreSqlTransport : ITransport
+public sealed partial class PostgreSqlTransport : ITransport, ICatchUpTransport
 {
     private const int MaxBatch = 256;
     private const int InlineFanoutLimit = 7000;
@@ -36,6 +36,7 @@ public sealed partial class PostgreSqlTransport : ITransport
     private readonly TimeSpan _visibility;
     private readonly Guid _owner = Guid.NewGuid();
     private readonly ConcurrentDictionary<long, PgDelivery> _held = new();
+    private readonly ConcurrentDictionary<ConsumeCatchUp, byte> _consumers = new();
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, bool> _fanoutExchanges = new(StringComparer.Ordinal) { ["celeryev"] = true, ["celery.pidbox"] = true };
     private readonly ConcurrentDictionary<FanoutSubscription, byte> _subscriptions = new();
@@ -262,11 +263,14 @@ public sealed partial class PostgreSqlTransport : ITransport
         StartRenewer();
         var window = new PrefetchWindow(options);
         var pending = new Queue<PgDelivery>();
+        var catchUp = new ConsumeCatchUp(window);
+        _consumers.TryAdd(catchUp, 0);
         int rotate = 0;
         try
         {
             while (!token.IsCancellationRequested)
             {
+                catchUp.HandedOver();
                 if (!await QuietlyAsync(window.WaitForRoomAsync(token)).ConfigureAwait(false))
                 {
                     break;
@@ -274,6 +278,7 @@ public sealed partial class PostgreSqlTransport : ITransport
 
                 // Taken before looking: a notification that comes while the take runs wakes the next wait at once.
                 Task wake = _listener.WaitAnyAsync(queues);
+                long take = catchUp.BeginTake();
                 List<TakenRow>? rows = await TakeAsync(queues, Math.Min(window.Free, MaxBatch), rotate++, token).ConfigureAwait(false);
                 if (rows is null)
                 {
@@ -282,7 +287,8 @@ public sealed partial class PostgreSqlTransport : ITransport
 
                 if (rows.Count == 0)
                 {
-                    if (!await IdleAsync(queues, wake, token).ConfigureAwait(false))
+                    catchUp.Met(take);
+                    if (!catchUp.Pending && !await IdleAsync(queues, Task.WhenAny(wake, catchUp.WhenAsked()), token).ConfigureAwait(false))
                     {
                         break;
                     }
@@ -304,6 +310,9 @@ public sealed partial class PostgreSqlTransport : ITransport
         }
         finally
         {
+            catchUp.Ended();
+            _consumers.TryRemove(catchUp, out _);
+
             // Taken but never handed out (cancelled, or the caller stopped enumerating): give them back.
             if (pending.Count > 0)
             {
@@ -311,6 +320,11 @@ public sealed partial class PostgreSqlTransport : ITransport
             }
         }
     }
+
+    /// <inheritdoc />
+    /// <remarks>A task's notification and a broadcast's come on one connection, but the broadcast is handled at once and the task only once a take has read its row.</remarks>
+    public async ValueTask CatchUpAsync(CancellationToken ct = default) =>
+        await Task.WhenAll(_consumers.Keys.Select(c => c.WaitAsync(ct))).ConfigureAwait(false);
 
     /// <summary>
     /// Sleeps until a publisher notifies one of the queues, or until the earliest lease on them runs out (a dead

@@ -23,7 +23,7 @@ namespace Celeriac.Redis;
 /// so only a dead consumer's messages are restored after the visibility timeout, however long a task runs.
 /// </para>
 /// </summary>
-public sealed class RedisTransport : ITransport
+public sealed class RedisTransport : ITransport, ICatchUpTransport
 {
     /// <summary>kombu's separator in priority list names and binding members.</summary>
     public const string Separator = "\x06\x16";
@@ -51,6 +51,7 @@ public sealed class RedisTransport : ITransport
     private readonly TimeSpan _visibility;
     private readonly string _tagPrefix = "celeriac-" + Guid.NewGuid().ToString("N") + "-";
     private readonly ConcurrentDictionary<string, RedisDelivery> _held = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Consumer, byte> _consumers = new();
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _fanout = new(StringComparer.Ordinal) { ["celeryev"] = 0, ["celery.pidbox"] = 0 };
     private readonly CancellationTokenSource _lifetime = new();
@@ -246,11 +247,14 @@ public sealed class RedisTransport : ITransport
 
         StartMaintenance();
         var window = new PrefetchWindow(options);
-        var consumer = new Consumer(this, queues);
+        var consumer = new Consumer(this, queues, window);
+        _consumers.TryAdd(consumer, 0);
         try
         {
             while (!ct.IsCancellationRequested)
             {
+                // What the last take brought has been handed over.
+                consumer.CatchUp.HandedOver();
                 try
                 {
                     await window.WaitForRoomAsync(ct).ConfigureAwait(false);
@@ -269,8 +273,20 @@ public sealed class RedisTransport : ITransport
         }
         finally
         {
+            _consumers.TryRemove(consumer, out _);
             await consumer.DisposeAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Each consumer's next take runs its script after this call (a pending blocking pop is ended at once for it), so
+    /// it finds every message pushed before: a publisher's task and then its broadcast, which Redis serves to the worker
+    /// on two connections, are read in the order they were sent.
+    /// </remarks>
+    public async ValueTask CatchUpAsync(CancellationToken ct = default)
+    {
+        await Task.WhenAll(_consumers.Keys.Select(c => c.CatchUpAsync(ct))).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -612,7 +628,7 @@ public sealed class RedisTransport : ITransport
     }
 
     /// <summary>One consumer's take loop state: its queues' list keys in rotation, and its blocking connection.</summary>
-    private sealed class Consumer(RedisTransport owner, string[] queues) : IAsyncDisposable
+    private sealed class Consumer(RedisTransport owner, string[] queues, PrefetchWindow window) : IAsyncDisposable
     {
         private readonly RedisKey _lastTake = owner._prefix + "celeriac.lasttake." + Guid.NewGuid().ToString("N");
         private RedisKey[][]? _takeKeys;
@@ -625,6 +641,20 @@ public sealed class RedisTransport : ITransport
         private RedisKey[]? _pendingKeys;
         private int _rotation;
         private TimeSpan _backoff = TimeSpan.FromMilliseconds(50);
+        /// <summary>This consumer's part of <see cref="CatchUpAsync"/>.</summary>
+        public ConsumeCatchUp CatchUp { get; } = new(window);
+
+        /// <summary>Completes once a take begun after this call has handed over what it found, or the window is full.</summary>
+        public async Task CatchUpAsync(CancellationToken ct)
+        {
+            Task met = CatchUp.WaitAsync(ct);
+            if (!met.IsCompleted && _pendingPop is not null)
+            {
+                await UnblockAsync().ConfigureAwait(false);
+            }
+
+            await met.ConfigureAwait(false);
+        }
 
         /// <summary>
         /// Takes up to <paramref name="want"/> messages: at once if any are ready (one atomic script), else
@@ -643,6 +673,7 @@ public sealed class RedisTransport : ITransport
                     await GiveBackUnansweredAsync(db).ConfigureAwait(false);
                 }
 
+                long take = CatchUp.BeginTake();
                 string call = owner._tagPrefix + Interlocked.Increment(ref owner._takes).ToString(CultureInfo.InvariantCulture) + "-";
                 RedisValue[] args = [want, owner.NowSeconds.ToString("R", CultureInfo.InvariantCulture), call, .. _queueArgs[r]];
 
@@ -664,6 +695,8 @@ public sealed class RedisTransport : ITransport
                     return taken;
                 }
 
+                // The queues were empty when this take looked.
+                CatchUp.Met(take);
                 return await BlockingTakeAsync(db, r, window, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (RedisConnection.IsOutage(e) && !ct.IsCancellationRequested)
@@ -705,6 +738,12 @@ public sealed class RedisTransport : ITransport
         {
             if (_pendingPop is null)
             {
+                if (CatchUp.Pending)
+                {
+                    // A catch-up came after this take looked: take again at once rather than block.
+                    return [];
+                }
+
                 if (_blocking is null)
                 {
                     _blocking = await owner._connection.OpenDedicatedAsync().ConfigureAwait(false);
@@ -797,6 +836,7 @@ public sealed class RedisTransport : ITransport
 
         public async ValueTask DisposeAsync()
         {
+            CatchUp.Ended();
             if (_pendingPop is { } pending && _pendingKeys is not null)
             {
                 // A pop already sent may still bring a message: put it back where it was, at the head. Unblocked at

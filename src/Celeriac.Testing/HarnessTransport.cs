@@ -7,7 +7,7 @@ namespace Celeriac.Testing;
 /// The harness's broker: an in-memory one that also records every task message published (calls, a chain's next step,
 /// a chord's body, callbacks, retries), whichever part of the app sent it.
 /// </summary>
-internal sealed class HarnessTransport(ITransport inner, CeleriacTestHarness harness) : ITransport
+internal sealed class HarnessTransport(ITransport inner, CeleriacTestHarness harness) : ITransport, ICatchUpTransport
 {
     public ValueTask DeclareQueueAsync(QueueDeclaration queue, CancellationToken ct = default) => inner.DeclareQueueAsync(queue, ct);
 
@@ -29,6 +29,8 @@ internal sealed class HarnessTransport(ITransport inner, CeleriacTestHarness har
     }
 
     public IAsyncEnumerable<Delivery> ConsumeAsync(ConsumeOptions options, CancellationToken ct = default) => inner.ConsumeAsync(options, ct);
+
+    public ValueTask CatchUpAsync(CancellationToken ct = default) => inner is ICatchUpTransport catchUp ? catchUp.CatchUpAsync(ct) : ValueTask.CompletedTask;
 
     public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default) =>
         inner.SubscribeAsync(exchange, handler, queue, ct);

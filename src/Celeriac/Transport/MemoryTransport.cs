@@ -8,11 +8,12 @@ namespace Celeriac.Transport;
 /// memory transport: every transport with the same name in one process shares its queues.
 /// Messages are not persisted; a consumer's unsettled deliveries return to their queues when it is disposed.
 /// </summary>
-public sealed class MemoryTransport : ITransport
+public sealed class MemoryTransport : ITransport, ICatchUpTransport
 {
     private static readonly ConcurrentDictionary<string, MemoryBroker> s_brokers = new(StringComparer.Ordinal);
     private readonly MemoryBroker _broker;
     private readonly ConcurrentDictionary<MemoryDelivery, byte> _held = new();
+    private readonly ConcurrentDictionary<ConsumeCatchUp, byte> _consumers = new();
 
     /// <summary>Connects to the in-process broker named by the URL's host (empty for the default).</summary>
     public MemoryTransport(Uri url)
@@ -52,33 +53,55 @@ public sealed class MemoryTransport : ITransport
         ArgumentNullException.ThrowIfNull(options);
         MemoryQueue[] queues = options.Queues.Select(_broker.GetQueue).ToArray();
         var window = new PrefetchWindow(options);
-        int next = 0;
-        while (!ct.IsCancellationRequested)
+        var catchUp = new ConsumeCatchUp(window);
+        _consumers.TryAdd(catchUp, 0);
+        try
         {
-            await window.WaitForRoomAsync(ct).ConfigureAwait(false);
-            Task signal = _broker.Signal.WaitAsync();
-            MemoryDelivery? delivery = null;
-            for (int i = 0; i < queues.Length && delivery is null; i++)
+            int next = 0;
+            while (!ct.IsCancellationRequested)
             {
-                MemoryQueue q = queues[(next + i) % queues.Length];
-                if (q.TryDequeue(out MemoryItem item, out bool redelivered))
+                catchUp.HandedOver();
+                await window.WaitForRoomAsync(ct).ConfigureAwait(false);
+                Task signal = _broker.Signal.WaitAsync();
+                long take = catchUp.BeginTake();
+                MemoryDelivery? delivery = null;
+                for (int i = 0; i < queues.Length && delivery is null; i++)
                 {
-                    delivery = new MemoryDelivery(this, q, item, redelivered, window);
+                    MemoryQueue q = queues[(next + i) % queues.Length];
+                    if (q.TryDequeue(out MemoryItem item, out bool redelivered))
+                    {
+                        delivery = new MemoryDelivery(this, q, item, redelivered, window);
+                    }
                 }
-            }
 
-            next++;
-            if (delivery is null)
-            {
-                await signal.WaitAsync(ct).ConfigureAwait(false);
-                continue;
-            }
+                next++;
+                if (delivery is null)
+                {
+                    catchUp.Met(take);
+                    if (!catchUp.Pending)
+                    {
+                        await Task.WhenAny(signal, catchUp.WhenAsked()).WaitAsync(ct).ConfigureAwait(false);
+                    }
 
-            window.Take(1);
-            _held.TryAdd(delivery, 0);
-            yield return delivery;
+                    continue;
+                }
+
+                window.Take(1);
+                _held.TryAdd(delivery, 0);
+                yield return delivery;
+            }
+        }
+        finally
+        {
+            catchUp.Ended();
+            _consumers.TryRemove(catchUp, out _);
         }
     }
+
+    /// <inheritdoc />
+    /// <remarks>A broadcast is handed to its subscribers as it is published, before a consumer has run: this lets them run.</remarks>
+    public async ValueTask CatchUpAsync(CancellationToken ct = default) =>
+        await Task.WhenAll(_consumers.Keys.Select(c => c.WaitAsync(ct))).ConfigureAwait(false);
 
     /// <inheritdoc />
     public ValueTask<IAsyncDisposable> SubscribeAsync(string exchange, Func<TransportMessage, ValueTask> handler, SubscriberBinding? queue = null, CancellationToken ct = default) =>

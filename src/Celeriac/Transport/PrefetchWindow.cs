@@ -118,6 +118,9 @@ public sealed class PrefetchWindow
         return waiter;
     }
 
+    /// <summary>Whether the window is full: nothing more may be taken until a delivery is settled.</summary>
+    public bool IsFull => Volatile.Read(ref _held) >= _size;
+
     /// <summary>Waits until at least one delivery may be taken.</summary>
     public Task WaitForRoomAsync(CancellationToken ct)
     {

@@ -129,6 +129,29 @@ public sealed partial class CeleriacWorker
         }
     }
 
+    /// <summary>
+    /// Before a listing inspect: gives the consumer up to 250 ms to take what the broker already holds (see
+    /// <see cref="ICatchUpTransport"/>), so that a task sent just before the inspect is listed. Real time, as it waits
+    /// for the broker.
+    /// </summary>
+    private async ValueTask CatchUpAsync()
+    {
+        if (_app.Transport is not ICatchUpTransport transport)
+        {
+            return;
+        }
+
+        using var bound = new CancellationTokenSource(TimeSpan.FromMilliseconds(250));
+        try
+        {
+            await transport.CatchUpAsync(bound.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (bound.IsCancellationRequested)
+        {
+            // Answer with what the worker holds.
+        }
+    }
+
     /// <summary>Celery's <c>Panel</c>: each command's reply, in Celery's shape (see <see cref="Control.ControlCommands"/>).</summary>
     private async ValueTask<object?> DispatchAsync(Control.ControlRequest request, ControlArguments a)
     {
@@ -138,10 +161,13 @@ public sealed partial class CeleriacWorker
             case "ping":
                 return Ok("pong");
             case "active":
+                await CatchUpAsync().ConfigureAwait(false);
                 return RequestInfos(RequestState.Active, a.Flag("safe"));
             case "reserved":
+                await CatchUpAsync().ConfigureAwait(false);
                 return RequestInfos(RequestState.Reserved, safe: false);
             case "scheduled":
+                await CatchUpAsync().ConfigureAwait(false);
                 return ScheduledInfos();
             case "revoked":
                 return _revoked.Snapshot().Select(kv => (object?)kv.Key).ToList();
@@ -154,6 +180,7 @@ public sealed partial class CeleriacWorker
             case "conf":
                 return Conf(a.Flag("with_defaults"));
             case "query_task":
+                await CatchUpAsync().ConfigureAwait(false);
                 return QueryTasks(a.List("ids"));
             case "report":
                 return Ok(Report());

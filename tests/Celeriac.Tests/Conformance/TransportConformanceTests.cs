@@ -460,6 +460,33 @@ public abstract class TransportConformanceTests : IAsyncDisposable
     }
 
     [Fact]
+    public async Task CatchUpAsync_MessagesPublishedBefore_HaveBeenHandedOverWhenItCompletes()
+    {
+        ITransport t = await NewAsync();
+        if (t is not ICatchUpTransport catchUp)
+        {
+            Assert.Skip($"{t.GetType().Name} has no catch-up: its control messages do not overtake its tasks");
+            return;
+        }
+
+        string q = Queue();
+        Consumer c = Consume(t, 4, q);
+        await t.PublishAsync("", q, [Message("first")], Ct);
+        await (await c.NextAsync()).AckAsync(Ct);
+
+        // The consumer is running and waits on the broker: each message published now must be in its hands, not on
+        // its way, once the catch-up completes.
+        for (int i = 0; i < 20; i++)
+        {
+            await t.PublishAsync("", q, [Message("m" + i)], Ct);
+            await catchUp.CatchUpAsync(Ct).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Ct);
+            Assert.True(c.TryTake(out Delivery? d), $"message {i} was not handed over when the catch-up completed");
+            Assert.Equal("m" + i, IdOf(d!));
+            await d!.AckAsync(Ct);
+        }
+    }
+
+    [Fact]
     public async Task ConsumeAsync_Cancelled_Ends()
     {
         ITransport t = await NewAsync();
@@ -546,6 +573,8 @@ public abstract class TransportConformanceTests : IAsyncDisposable
                 }
             });
         }
+
+        public bool TryTake(out Delivery? delivery) => _got.Reader.TryRead(out delivery);
 
         public async Task<Delivery> NextAsync() =>
             await TryNextAsync(s_wait) ?? throw new TimeoutException($"No delivery within {s_wait.TotalSeconds} s.");
