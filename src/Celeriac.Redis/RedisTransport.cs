@@ -641,6 +641,7 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
         private RedisKey[]? _pendingKeys;
         private int _rotation;
         private TimeSpan _backoff = TimeSpan.FromMilliseconds(50);
+
         /// <summary>This consumer's part of <see cref="CatchUpAsync"/>.</summary>
         public ConsumeCatchUp CatchUp { get; } = new(window);
 

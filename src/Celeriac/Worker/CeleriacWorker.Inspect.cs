@@ -27,7 +27,7 @@ public sealed partial class CeleriacWorker
 
     /// <summary>
     /// Celery's <c>Request.info()</c> of each held request in <paramref name="state"/>. A reserved message whose ETA is
-    /// still ahead (a slot has not read it yet) is not listed: it is scheduled, as in Celery, whose consumer puts such a
+    /// still ahead (taken, not yet decoded) is not listed: it is scheduled, as in Celery, whose consumer puts such a
     /// message on its timer as it receives it.
     /// </summary>
     private List<object?> RequestInfos(RequestState state, bool safe) =>
@@ -55,8 +55,9 @@ public sealed partial class CeleriacWorker
     }
 
     /// <summary>
-    /// The ETA of a reserved request that is still ahead, read from the message (decoded or not: a slot reads a
-    /// message's ETA only when it takes it, which may be after a remote-control request or when every slot is busy).
+    /// The ETA of a reserved request that is still ahead, read from the message, decoded or not. The consumer
+    /// schedules a message whose headers give an ETA as it takes it, so this covers the moment between its taking and
+    /// its decoding.
     /// </summary>
     private DateTimeOffset? PendingEta(WorkerRequest r)
     {
