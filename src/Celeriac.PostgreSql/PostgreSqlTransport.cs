@@ -278,6 +278,7 @@ public sealed partial class PostgreSqlTransport : ITransport, ICatchUpTransport
 
                 // Taken before looking: a notification that comes while the take runs wakes the next wait at once.
                 Task wake = _listener.WaitAnyAsync(queues);
+                Task asked = catchUp.WhenAsked();
                 long take = catchUp.BeginTake();
                 List<TakenRow>? rows = await TakeAsync(queues, Math.Min(window.Free, MaxBatch), rotate++, token).ConfigureAwait(false);
                 if (rows is null)
@@ -288,7 +289,7 @@ public sealed partial class PostgreSqlTransport : ITransport, ICatchUpTransport
                 if (rows.Count == 0)
                 {
                     catchUp.Met(take);
-                    if (!catchUp.Pending && !await IdleAsync(queues, Task.WhenAny(wake, catchUp.WhenAsked()), token).ConfigureAwait(false))
+                    if (!catchUp.Pending && !await IdleAsync(queues, Task.WhenAny(wake, asked), token).ConfigureAwait(false))
                     {
                         break;
                     }

@@ -3,8 +3,10 @@ namespace Celeriac.Transport;
 /// <summary>
 /// One consume loop's part of <see cref="ICatchUpTransport"/>: the loop numbers its takes and says when a take found
 /// its queues empty or has handed over what it found; a catch-up waits for a take that began after it was asked, or
-/// for nothing while the loop's window is full (nothing more can be taken then). A loop about to wait for the broker
-/// checks <see cref="Pending"/> (take again first) and also wakes on <see cref="WhenAsked"/>.
+/// for nothing while the loop's window is full (nothing more can be taken then). A loop reads <see cref="WhenAsked"/>
+/// before it begins a take; if the take finds nothing it checks <see cref="Pending"/> (take again first), else waits
+/// for the broker and also wakes on that task. Read later, a catch-up asked between the check and the read would be
+/// missed, and the loop would sleep until the broker next woke it.
 /// </summary>
 /// <param name="window">The loop's prefetch window.</param>
 public sealed class ConsumeCatchUp(PrefetchWindow window)
@@ -18,7 +20,7 @@ public sealed class ConsumeCatchUp(PrefetchWindow window)
     /// <summary>Whether a catch-up waits for a take that has not begun yet.</summary>
     public bool Pending => Volatile.Read(ref _count) > 0;
 
-    /// <summary>Completes when a catch-up is next asked: a loop waiting for the broker wakes on it.</summary>
+    /// <summary>Completes when a catch-up is next asked after this call: a loop waiting for the broker wakes on it.</summary>
     public Task WhenAsked()
     {
         lock (_gate)

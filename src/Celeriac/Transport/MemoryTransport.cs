@@ -63,6 +63,7 @@ public sealed class MemoryTransport : ITransport, ICatchUpTransport
                 catchUp.HandedOver();
                 await window.WaitForRoomAsync(ct).ConfigureAwait(false);
                 Task signal = _broker.Signal.WaitAsync();
+                Task asked = catchUp.WhenAsked();
                 long take = catchUp.BeginTake();
                 MemoryDelivery? delivery = null;
                 for (int i = 0; i < queues.Length && delivery is null; i++)
@@ -80,7 +81,7 @@ public sealed class MemoryTransport : ITransport, ICatchUpTransport
                     catchUp.Met(take);
                     if (!catchUp.Pending)
                     {
-                        await Task.WhenAny(signal, catchUp.WhenAsked()).WaitAsync(ct).ConfigureAwait(false);
+                        await Task.WhenAny(signal, asked).WaitAsync(ct).ConfigureAwait(false);
                     }
 
                     continue;
