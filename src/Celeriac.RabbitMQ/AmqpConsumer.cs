@@ -14,9 +14,10 @@ namespace Celeriac.RabbitMQ;
 /// deferred (ETA) deliveries from hurting anyone.
 /// <list type="bullet">
 /// <item>The prefetch grows by one per deferred delivery, as Celery does for each ETA task: on classic queues by raising
-/// the channel's global <c>basic.qos</c>; quorum queues refuse a global qos, so there a consumer that holds a deferred
-/// delivery is replaced by a fresh one (a cancelled consumer keeps its deliveries, and a new one starts with a full
-/// window).</item>
+/// the channel's global <c>basic.qos</c>; quorum queues refuse a global qos, and with several queues each consumer also
+/// has a share of the prefetch of its own, which AMQP fixes when the consumer is created: so there a consumer that holds
+/// a deferred delivery is replaced by a fresh one (a cancelled consumer keeps its deliveries, and a new one starts with a
+/// full window).</item>
 /// <item>A deferred delivery held for half of the broker's <c>consumer_timeout</c> is parked: a copy goes to the back of
 /// its queue (confirmed) and the original is acked, so the broker never closes the channel over it (celery#6760).</item>
 /// <item>When the channel is lost, every delivery the worker has not started is withdrawn, because the broker gives the
@@ -97,7 +98,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
             return consumer;
         }
 
-        if (queues.Length > 1 || perConsumer)
+        if (consumer.HasPerConsumerLimit)
         {
             // A per-consumer limit, set before the consumers (AMQP applies it to consumers created after): with several
             // queues one channel-wide limit would let the first queue to get credit take it all; quorum queues have
@@ -256,11 +257,16 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         {
             Chain(ApplyQosAsync);
         }
-        else if (delivery.Generation == Volatile.Read(ref _generation))
+
+        // A per-consumer limit is fixed when the consumer is created: only a fresh consumer gets a fresh window.
+        if (HasPerConsumerLimit && delivery.Generation == Volatile.Read(ref _generation))
         {
             Chain(ReconsumeAsync);
         }
     }
+
+    /// <summary>Whether each consumer has a limit of its own (quorum queues, or a share of the prefetch per queue).</summary>
+    private bool HasPerConsumerLimit => _perConsumer || _queues.Length > 1;
 
     private void OnDeferredDone(AmqpDelivery delivery)
     {
