@@ -18,6 +18,9 @@ namespace Celeriac.RabbitMQ;
 /// has a share of the prefetch of its own, which AMQP fixes when the consumer is created: so there a consumer that holds
 /// a deferred delivery is replaced by a fresh one (a cancelled consumer keeps its deliveries, and a new one starts with a
 /// full window).</item>
+/// <item>A flood of deferred deliveries (a whole window in a row) would come in at one window per round trip: while it
+/// lasts the global qos lets the broker send ahead, up to 8 windows more, so a worker may briefly hold that many extra
+/// immediate tasks right after such a flood.</item>
 /// <item>A deferred delivery held for half of the broker's <c>consumer_timeout</c> is parked: a copy goes to the back of
 /// its queue (confirmed) and the original is acked, so the broker never closes the channel over it (celery#6760).</item>
 /// <item>When the channel is lost, every delivery the worker has not started is withdrawn, because the broker gives the
@@ -51,6 +54,8 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private Epoch _epoch = new();
     private Task _qos = Task.CompletedTask;
     private int _appliedQos = -1;
+    private int _qosAsked;
+    private int _deferredRun;
     private int _generation;
     private Task _parker = Task.CompletedTask;
     private Task _puller = Task.CompletedTask;
@@ -253,9 +258,10 @@ internal sealed class AmqpConsumer : IAsyncDisposable
             return; // basic.get ignores the qos; the window has freed the delivery's place itself.
         }
 
+        Interlocked.Increment(ref _deferredRun);
         if (!_perConsumer)
         {
-            Chain(ApplyQosAsync);
+            AskQos();
         }
 
         // A per-consumer limit is fixed when the consumer is created: only a fresh consumer gets a fresh window.
@@ -272,6 +278,24 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     {
         if (_waiting.TryRemove(delivery, out _) && !_perConsumer && _pullWindow is null)
         {
+            AskQos();
+        }
+    }
+
+    /// <summary>A delivery that was not deferred has been settled: a run of deferred ones has ended.</summary>
+    private void OnSettled()
+    {
+        if (Volatile.Read(ref _deferredRun) != 0 && Interlocked.Exchange(ref _deferredRun, 0) >= _prefetch && !_perConsumer && _pullWindow is null)
+        {
+            AskQos(); // Its qos let the broker send ahead: no longer.
+        }
+    }
+
+    /// <summary>Chains one qos change, unless one is chained and not begun yet (it will read the latest counts).</summary>
+    private void AskQos()
+    {
+        if (Interlocked.Exchange(ref _qosAsked, 1) == 0)
+        {
             Chain(ApplyQosAsync);
         }
     }
@@ -287,8 +311,15 @@ internal sealed class AmqpConsumer : IAsyncDisposable
 
     private Task ApplyQosAsync() => Guard(async () =>
     {
-        // One more per deferred delivery still held (those waiting are exactly the unsettled deferred ones).
-        int wanted = Math.Clamp(_prefetch + _waiting.Count, 1, ushort.MaxValue);
+        Volatile.Write(ref _qosAsked, 0);
+
+        // One more per deferred delivery still held (those waiting are exactly the unsettled deferred ones). A whole
+        // window deferred in a row is a flood of ETA tasks, which one place per deferred delivery lets in at one window
+        // per round trip (10,000 took 12 s on a busy machine): then the broker may send ahead, as many as the run so
+        // far, up to 8 windows, until a delivery that was not deferred is settled.
+        int run = Volatile.Read(ref _deferredRun);
+        int ahead = run >= _prefetch ? Math.Min(run, 8 * _prefetch) : 0;
+        int wanted = Math.Clamp(_prefetch + _waiting.Count + ahead, 1, ushort.MaxValue);
         if (wanted != _appliedQos && _channel.IsOpen)
         {
             await _channel.BasicQosAsync(0, (ushort)wanted, global: true).ConfigureAwait(false);
@@ -447,6 +478,10 @@ internal sealed class AmqpConsumer : IAsyncDisposable
                 if (IsDeferred)
                 {
                     owner.OnDeferredDone(this);
+                }
+                else
+                {
+                    owner.OnSettled();
                 }
             }
         }

@@ -87,6 +87,66 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit)
         Assert.Equal(goldenBindings, bindings);
     }
 
+    /// <summary>
+    /// A flood of deferred deliveries (ETA tasks) would come in at one window per round trip: while it lasts the
+    /// channel's prefetch lets the broker send ahead; once a delivery that was not deferred is settled, the prefetch is
+    /// back to the window plus one per deferred delivery held, as Celery's.
+    /// </summary>
+    [Fact]
+    public async Task DeferredFlood_BrokerSendsAhead_UntilADeliveryNotDeferredIsSettled()
+    {
+        const int Window = 4;
+        const int Flood = 40;
+        string vhost = await rabbit.NewVhostAsync();
+        await using var transport = new RabbitMqTransport(new TransportOptions { Url = new Uri((await rabbit.ServerAsync()).Url(vhost)) });
+        string queue = "flood-" + Guid.NewGuid().ToString("N")[..8];
+        static TransportMessage Message(string id) => new()
+        {
+            Body = System.Text.Encoding.UTF8.GetBytes("[[], {}, {}]"),
+            Headers = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = id },
+        };
+        await transport.PublishAsync("", queue, [.. Enumerable.Range(0, Flood).Select(i => Message("eta" + i)), Message("now")], Ct);
+
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        stop.CancelAfter(TimeSpan.FromSeconds(30));
+        await using IAsyncEnumerator<Delivery> consumer = transport.ConsumeAsync(new ConsumeOptions { Queues = [queue], Prefetch = Window }, stop.Token).GetAsyncEnumerator(stop.Token);
+        for (int i = 0; i < Flood; i++)
+        {
+            Assert.True(await consumer.MoveNextAsync());
+            Assert.Equal("eta" + i, consumer.Current.Message!.Headers["id"]);
+            consumer.Current.Defer();
+        }
+
+        Assert.True(await consumer.MoveNextAsync());
+        Delivery now = consumer.Current;
+        Assert.Equal("now", now.Message!.Headers["id"]);
+
+        // Sending ahead as many as the run so far, up to 8 windows.
+        Assert.Equal(Window + Flood + Math.Min(Flood, 8 * Window), await GlobalPrefetchAsync(vhost, Window + Flood + Math.Min(Flood, 8 * Window)));
+        await now.AckAsync(Ct);
+        Assert.Equal(Window + Flood, await GlobalPrefetchAsync(vhost, Window + Flood));
+    }
+
+    /// <summary>The largest global prefetch of the vhost's channels, read until it is <paramref name="expected"/> (10 s at most).</summary>
+    private async Task<long> GlobalPrefetchAsync(string vhost, long expected)
+    {
+        long seen = -1;
+        for (int i = 0; i < 100 && seen != expected; i++)
+        {
+            if (i > 0)
+            {
+                await Task.Delay(100, Ct);
+            }
+
+            seen = (await CtlJsonAsync(vhost, "list_channels", "vhost", "global_prefetch_count"))
+                .Where(c => c.GetProperty("vhost").GetString() == vhost)
+                .Select(c => c.GetProperty("global_prefetch_count").GetInt64())
+                .DefaultIfEmpty(0).Max();
+        }
+
+        return seen;
+    }
+
     /// <summary>rabbitmqctl's rows as JSON objects.</summary>
     private async Task<JsonElement[]> CtlJsonAsync(string vhost, string command, params string[] columns)
     {
