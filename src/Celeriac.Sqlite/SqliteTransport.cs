@@ -14,7 +14,7 @@ namespace Celeriac.Sqlite;
 /// so only a dead consumer's messages become ready again, after the visibility timeout.
 /// Writes of the moment (publishes, takes, acks) are committed together in one transaction.
 /// </summary>
-public sealed partial class SqliteTransport : ITransport
+public sealed partial class SqliteTransport : ITransport, ICatchUpTransport
 {
     // A fanout subscriber renews the store's watch of other processes' commits this often (the watch lasts a second),
     // and reads again for those commits no sooner than 1 ms, backing off to 250 ms, after a read that found nothing.
@@ -30,6 +30,7 @@ public sealed partial class SqliteTransport : ITransport
     private readonly ConcurrentDictionary<long, SqliteDelivery> _held = new();
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<FanoutSubscription, byte> _subscriptions = new();
+    private readonly ConcurrentDictionary<ConsumeCatchUp, byte> _consumers = new();
     private readonly CancellationTokenSource _lifetime = new();
     private readonly Task _renewer;
     private int _disposed;
@@ -223,18 +224,21 @@ public sealed partial class SqliteTransport : ITransport
 
         var window = new PrefetchWindow(options);
         var pending = new Queue<SqliteDelivery>();
+        var catchUp = new ConsumeCatchUp(window);
+        _consumers.TryAdd(catchUp, 0);
         int rotate = 0;
         try
         {
             while (!ct.IsCancellationRequested && !_lifetime.IsCancellationRequested)
             {
+                catchUp.HandedOver();
                 if (!await QuietlyAsync(window.WaitForRoomAsync(ct)).ConfigureAwait(false))
                 {
                     break;
                 }
 
                 // Parks on the writer thread until rows are there (or ct/dispose), polling with back-off.
-                List<TakenRow> rows = await TakeAsync(queues, window.Free, rotate++, ct).ConfigureAwait(false);
+                List<TakenRow> rows = await TakeAsync(queues, window.Free, rotate++, catchUp, ct).ConfigureAwait(false);
                 if (rows.Count == 0)
                 {
                     continue;
@@ -254,6 +258,9 @@ public sealed partial class SqliteTransport : ITransport
         }
         finally
         {
+            catchUp.Ended();
+            _consumers.TryRemove(catchUp, out _);
+
             // Taken but never handed out (cancelled, or the caller stopped enumerating): give them back.
             if (pending.Count > 0)
             {
@@ -286,11 +293,34 @@ public sealed partial class SqliteTransport : ITransport
 
     private readonly record struct TakenRow(long Id, string Queue, int Priority, long Deliveries, byte[] Payload);
 
-    private async Task<List<TakenRow>> TakeAsync(string[] queues, int count, int rotate, CancellationToken ct)
+    /// <inheritdoc />
+    /// <remarks>
+    /// A broadcast is read as soon as the writer sees another process commit, and a task only once a parked take has run
+    /// again and its rows have reached the consumer: this wakes the writer, and waits for a take begun after the call.
+    /// </remarks>
+    public async ValueTask CatchUpAsync(CancellationToken ct = default)
+    {
+        Task met = Task.WhenAll(_consumers.Keys.Select(c => c.WaitAsync(ct)));
+        _store.Wake();
+        await met.ConfigureAwait(false);
+    }
+
+    private async Task<List<TakenRow>> TakeAsync(string[] queues, int count, int rotate, ConsumeCatchUp catchUp, CancellationToken ct)
     {
         // Cancelling only un-parks the take: rows it committed always reach the consumer (which gives
-        // them back if it is stopping), so none is left leased to nobody.
-        var op = new WriteOp<List<TakenRow>>(c => Take(c, queues, count, rotate)) { ParkWhen = static rows => rows.Count == 0 };
+        // them back if it is stopping), so none is left leased to nobody. Each run of a parked take is a take of its
+        // own for a catch-up: one that finds nothing meets it at once.
+        var op = new WriteOp<List<TakenRow>>(c =>
+        {
+            long take = catchUp.BeginTake();
+            List<TakenRow> rows = Take(c, queues, count, rotate);
+            if (rows.Count == 0)
+            {
+                catchUp.Met(take);
+            }
+
+            return rows;
+        }) { ParkWhen = static rows => rows.Count == 0 };
         var state = new CancelState(op, _store);
         using CancellationTokenRegistration byCaller = ct.UnsafeRegister(CancelState.Callback, state);
         using CancellationTokenRegistration byDispose = _lifetime.Token.UnsafeRegister(CancelState.Callback, state);
