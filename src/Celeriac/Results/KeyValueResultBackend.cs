@@ -91,7 +91,7 @@ public abstract class KeyValueResultBackend : IResultBackend
     public async ValueTask<TaskResultMeta?> GetAsync(string taskId, CancellationToken ct = default)
     {
         byte[]? value = await GetValueAsync(TaskKeyPrefix + taskId, ct).ConfigureAwait(false);
-        return value is null ? null : TaskResultMeta.Parse(value);
+        return IsAbsent(value) ? null : TaskResultMeta.Parse(value);
     }
 
     /// <inheritdoc />
@@ -120,7 +120,7 @@ public abstract class KeyValueResultBackend : IResultBackend
                 // Take the change signal before reading, so that a write between the read and the wait is not missed.
                 Task? changed = WhenChangedAsync(key, ct);
                 byte[]? value = await GetValueAsync(key, ct).ConfigureAwait(false);
-                if (value is not null)
+                if (!IsAbsent(value))
                 {
                     TaskResultMeta meta = TaskResultMeta.Parse(value);
                     if (TaskStates.IsReady(meta.Status))
@@ -143,6 +143,12 @@ public abstract class KeyValueResultBackend : IResultBackend
             }
         }
     }
+
+    /// <summary>
+    /// No value, or an empty one, reads as PENDING, as in Celery (<c>if not meta</c>): a store that is not atomic (the S3
+    /// emulator, a file being written) can show an object for a moment before its bytes.
+    /// </summary>
+    private static bool IsAbsent([System.Diagnostics.CodeAnalysis.NotNullWhen(false)] byte[]? value) => value is null || value.Length == 0;
 
     private void LeaveWaiters(KeyWaiterTable waiters, string key)
     {
