@@ -764,6 +764,16 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
             {
                 return []; // The pop stays pending; DisposeAsync gives back what it brings.
             }
+            catch (Exception e) when (RedisConnection.IsOutage(e) && _blocking is { } lost)
+            {
+                // This connection reconnects on its own back-off (up to 5 s), which lagged the shared one's after an
+                // outage: its fast failures then said a second time that Redis was unreachable, though it was back.
+                // The next blocking pop opens a fresh one, once a take on the shared connection has worked again.
+                _blocking = null;
+                _blockingClientId = null;
+                await CloseBlockingAsync(lost).ConfigureAwait(false);
+                throw;
+            }
             finally
             {
                 if (_pendingPop.IsCompleted)
@@ -869,9 +879,14 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
 
             if (_blocking is not null)
             {
-                await _blocking.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
-                await _blocking.DisposeAsync().ConfigureAwait(false);
+                await CloseBlockingAsync(_blocking).ConfigureAwait(false);
             }
+        }
+
+        private static async Task CloseBlockingAsync(ConnectionMultiplexer blocking)
+        {
+            await blocking.CloseAsync(allowCommandsToComplete: false).ConfigureAwait(false);
+            await blocking.DisposeAsync().ConfigureAwait(false);
         }
 
         private static RedisKey[][] BuildKeys(RedisTransport owner, string[] queues, RedisKey[] first)
