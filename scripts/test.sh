@@ -35,6 +35,9 @@ done
 echo "== celery-suite"
 scripts/celery-suite.sh --ci 2>&1 | tee "$results/celery-suite.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# Each run leaves its worker's and pytest's logs in .artifacts/celery-suite/, which the next run replaces: keep a copy.
+keep_suite_logs() { rm -rf "$results/$1-logs"; cp -r .artifacts/celery-suite "$results/$1-logs" 2>/dev/null || true; }
+keep_suite_logs celery-suite
 suite_logs=("$results/celery-suite.log")
 
 # The same suite with the other result backends Celery's own CI runs it with (cache, DynamoDB, Azure Blob): each
@@ -46,6 +49,7 @@ for script in scripts/suite-backends/*.sh; do
   echo "== celery-suite ($name)"
   bash "$script" --ci 2>&1 | tee "$results/celery-suite-$name.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  keep_suite_logs "celery-suite-$name"
   suite_logs+=("$results/celery-suite-$name.log")
 done
 
