@@ -21,13 +21,7 @@ public sealed class ConsumeCatchUp(PrefetchWindow window)
     public bool Pending => Volatile.Read(ref _count) > 0;
 
     /// <summary>Completes when a catch-up is next asked after this call: a loop waiting for the broker wakes on it.</summary>
-    public Task WhenAsked()
-    {
-        lock (_gate)
-        {
-            return _asked.Task;
-        }
-    }
+    public Task WhenAsked() => Volatile.Read(ref _asked).Task; // No lock: a loop reads it before each take.
 
     /// <summary>Numbers a take that begins now (before it looks at the broker).</summary>
     public long BeginTake() => Interlocked.Increment(ref _takes);
@@ -77,7 +71,9 @@ public sealed class ConsumeCatchUp(PrefetchWindow window)
             _waiting.Add((Interlocked.Read(ref _takes) + 1, met));
             Volatile.Write(ref _count, _waiting.Count);
             asked = _asked;
-            _asked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+            // Released after the take number above was read: a loop that reads the new task begins a later take.
+            Volatile.Write(ref _asked, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
         }
 
         asked.TrySetResult();
