@@ -278,8 +278,7 @@ public sealed partial class PostgreSqlTransport : ITransport, ICatchUpTransport
 
                 // Taken before looking: a notification that comes while the take runs wakes the next wait at once.
                 Task wake = _listener.WaitAnyAsync(queues);
-                Task asked = catchUp.WhenAsked();
-                long take = catchUp.BeginTake();
+                long take = catchUp.BeginTake(out Task asked);
                 List<TakenRow>? rows = await TakeAsync(queues, Math.Min(window.Free, MaxBatch), rotate++, token).ConfigureAwait(false);
                 if (rows is null)
                 {

@@ -3,10 +3,9 @@ namespace Celeriac.Transport;
 /// <summary>
 /// One consume loop's part of <see cref="ICatchUpTransport"/>: the loop numbers its takes and says when a take found
 /// its queues empty or has handed over what it found; a catch-up waits for a take that began after it was asked, or
-/// for nothing while the loop's window is full (nothing more can be taken then). A loop reads <see cref="WhenAsked"/>
-/// before it begins a take; if the take finds nothing it checks <see cref="Pending"/> (take again first), else waits
-/// for the broker and also wakes on that task. Read later, a catch-up asked between the check and the read would be
-/// missed, and the loop would sleep until the broker next woke it.
+/// for nothing while the loop's window is full (nothing more can be taken then). A loop that waits for the broker begins
+/// each take with <see cref="BeginTake(out Task)"/>; if the take finds nothing it checks <see cref="Pending"/> (take
+/// again first), else waits for the broker and also wakes on the task it was given.
 /// </summary>
 /// <param name="window">The loop's prefetch window.</param>
 public sealed class ConsumeCatchUp(PrefetchWindow window)
@@ -20,11 +19,19 @@ public sealed class ConsumeCatchUp(PrefetchWindow window)
     /// <summary>Whether a catch-up waits for a take that has not begun yet.</summary>
     public bool Pending => Volatile.Read(ref _count) > 0;
 
-    /// <summary>Completes when a catch-up is next asked after this call: a loop waiting for the broker wakes on it.</summary>
-    public Task WhenAsked() => Volatile.Read(ref _asked).Task; // No lock: a loop reads it before each take.
-
     /// <summary>Numbers a take that begins now (before it looks at the broker).</summary>
     public long BeginTake() => Interlocked.Increment(ref _takes);
+
+    /// <summary>
+    /// Numbers a take that begins now, and gives the task that a catch-up asked after this call completes: a loop whose
+    /// take finds nothing waits on it beside the broker. Read before the take is numbered, it also wakes the loop for a
+    /// catch-up asked between its <see cref="Pending"/> check and its wait (read after, that one would be missed).
+    /// </summary>
+    public long BeginTake(out Task asked)
+    {
+        asked = Volatile.Read(ref _asked).Task; // No lock: a loop calls this before each take.
+        return Interlocked.Increment(ref _takes);
+    }
 
     /// <summary>The takes up to <paramref name="take"/> found their queues empty or have handed over what they found.</summary>
     public void Met(long take)

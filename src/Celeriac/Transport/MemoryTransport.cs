@@ -63,8 +63,7 @@ public sealed class MemoryTransport : ITransport, ICatchUpTransport
                 catchUp.HandedOver();
                 await window.WaitForRoomAsync(ct).ConfigureAwait(false);
                 Task signal = _broker.Signal.WaitAsync();
-                Task asked = catchUp.WhenAsked();
-                long take = catchUp.BeginTake();
+                long take = catchUp.BeginTake(out Task asked);
                 MemoryDelivery? delivery = null;
                 for (int i = 0; i < queues.Length && delivery is null; i++)
                 {

@@ -29,7 +29,6 @@ public sealed class CancellationTokenTests(ITestOutputHelper output)
         ["Celeriac.Concurrency.Batcher`1.Enqueue(T)"] = "shared batch task; callers use Task.WaitAsync(ct)",
         ["Celeriac.Concurrency.Batcher`1.DrainAsync()"] = "shared flush task; callers use Task.WaitAsync(ct)",
         ["Celeriac.Transport.AsyncPulse.WaitAsync()"] = "shared pulse task; callers use Task.WaitAsync(ct)",
-        ["Celeriac.Transport.ConsumeCatchUp.WhenAsked()"] = "shared pulse task; callers use Task.WaitAsync(ct)",
     };
 
     [Fact]

@@ -14,9 +14,8 @@ public sealed class ConsumeCatchUpTests
     {
         var catchUp = new ConsumeCatchUp(new PrefetchWindow(4));
 
-        // The loop's order: read the wake-up, take (nothing found), check for a catch-up, then wait.
-        Task asked = catchUp.WhenAsked();
-        long take = catchUp.BeginTake();
+        // The loop's order: begin a take (reading the wake-up), find nothing, check for a catch-up, then wait.
+        long take = catchUp.BeginTake(out Task asked);
         catchUp.Met(take);
         Assert.False(catchUp.Pending);
 
