@@ -131,19 +131,12 @@ public sealed partial class RabbitMqBrokerTests(RabbitMqServerFixture rabbit)
     private async Task<long> GlobalPrefetchAsync(string vhost, long expected)
     {
         long seen = -1;
-        for (int i = 0; i < 100 && seen != expected; i++)
-        {
-            if (i > 0)
-            {
-                await Task.Delay(100, Ct);
-            }
-
-            seen = (await CtlJsonAsync(vhost, "list_channels", "vhost", "global_prefetch_count"))
+        await Support.Poll.UntilAsync(
+            async () => (seen = (await CtlJsonAsync(vhost, "list_channels", "vhost", "global_prefetch_count"))
                 .Where(c => c.GetProperty("vhost").GetString() == vhost)
                 .Select(c => c.GetProperty("global_prefetch_count").GetInt64())
-                .DefaultIfEmpty(0).Max();
-        }
-
+                .DefaultIfEmpty(0).Max()) == expected,
+            TimeSpan.FromSeconds(10));
         return seen;
     }
 

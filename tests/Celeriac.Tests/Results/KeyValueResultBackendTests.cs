@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Celeriac.Results;
+using Celeriac.Tests.Support;
 
 namespace Celeriac.Tests.Results;
 
@@ -50,12 +51,7 @@ public sealed class KeyValueResultBackendTests
         Task<TaskResultMeta> waiting = store.WaitAsync(id, Ct).AsTask();
 
         // The waiter has read the empty value three times (it polls every few milliseconds).
-        for (int i = 0; i < 500 && store.Reads < 4; i++)
-        {
-            await Task.Delay(10, Ct);
-        }
-
-        Assert.True(store.Reads >= 4, $"the waiter read {store.Reads - 1} times");
+        Assert.True(await Poll.UntilAsync(() => store.Reads >= 4, TimeSpan.FromSeconds(5)), $"the waiter read {store.Reads - 1} times");
         Assert.False(waiting.IsCompleted, waiting.IsFaulted ? waiting.Exception!.InnerException!.Message : "completed");
         await store.StoreAsync(new TaskResultMeta { TaskId = id, Status = TaskStates.Success, Result = "42"u8.ToArray() }, Ct);
 
