@@ -70,6 +70,7 @@ internal static partial class Bench
         Progress.Say(string.Create(CultureInfo.InvariantCulture,
             $"Celeriac benchmarks: {Environment.ProcessorCount} cores, {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}; count={o.Count} rtt-samples={o.RttSamples} workers={o.Workers} concurrency={o.EffectiveConcurrency}{(o.Pool is { } p ? " pool=" + p : "")}{(o.DisablePrefetch ? " prefetch=off" : "")}{(o.Events ? " events" : "")}; Celeriac's code {(IsReadyToRun(typeof(CeleriacApp).Assembly) ? "ReadyToRun (dotnet publish)" : "IL only, compiled by the JIT as it runs (dotnet run or build; dotnet publish makes it ReadyToRun)")}"));
         s_concurrency = o.EffectiveConcurrency;
+        s_only = o.Only is { } only ? [.. only] : null;
         s_workerArgs =
         [
             .. o.Concurrency is { } c ? (string[])["-c", c.ToString(CultureInfo.InvariantCulture)] : [],
@@ -142,6 +143,11 @@ internal static partial class Bench
     /// <summary>Runs one measurement that may come with a caveat (see <see cref="Measured"/>).</summary>
     private static async Task MeasureAsync(Report report, string transport, string name, string unit, Goal? goal, string? note, Func<Task<Measured>> measure)
     {
+        if (Skipped(name))
+        {
+            return;
+        }
+
         try
         {
             Measured m = await measure();
@@ -152,6 +158,12 @@ internal static partial class Bench
             report.Fail(transport, name, unit, $"{ex.GetType().Name}: {ex.Message}", goal);
         }
     }
+
+    /// <summary>The figures to measure (--only), or null for all of them.</summary>
+    private static HashSet<string>? s_only;
+
+    /// <summary>Whether --only leaves this figure out (rtt_p99 comes with rtt_p50, worker_idle_cpu with worker_idle_rss).</summary>
+    private static bool Skipped(string name) => s_only is { } only && !only.Contains(name);
 
     /// <summary>The in-process worker's concurrency (the core count unless --concurrency).</summary>
     private static int s_concurrency = Environment.ProcessorCount;
@@ -255,6 +267,11 @@ internal static partial class Bench
 
     private static void RecordP99(Report report, string transport, double[]? rtt, string note)
     {
+        if (Skipped("rtt_p50"))
+        {
+            return; // the p99 comes from the p50's samples
+        }
+
         if (rtt is null)
         {
             report.Fail(transport, "rtt_p99", "ms", "no samples (see rtt_p50)");
@@ -510,11 +527,11 @@ internal static partial class Bench
                 await StopAllAsync(one);
             }
         });
-        if (double.IsNaN(cpu))
+        if (double.IsNaN(cpu) && !Skipped("worker_idle_rss"))
         {
             report.Fail(T, "worker_idle_cpu", "% of one core", "not measured (see worker_idle_rss)", Goal.Below(1));
         }
-        else
+        else if (!double.IsNaN(cpu))
         {
             report.Add(T, "worker_idle_cpu", cpu, "% of one core", Goal.Below(1), string.Create(CultureInfo.InvariantCulture, $"{cpuTicks} ticks of 10 ms over 20 s, from 15 s idle on"));
         }

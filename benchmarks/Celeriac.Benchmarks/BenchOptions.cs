@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Celeriac.Benchmarks;
 
-/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|postgresql|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--aot-worker PATH] [--markdown]</c>.</summary>
+/// <summary>The command line: <c>[--transport memory|sqlite|redis|rabbitmq|postgresql|all] [--count N] [--rtt-samples N] [--workers N] [--concurrency N] [--pool P] [--disable-prefetch] [--events] [--aot-worker PATH] [--only FIGURE,...] [--markdown]</c>.</summary>
 internal sealed class BenchOptions
 {
     public const string Usage = """
@@ -25,6 +25,8 @@ internal sealed class BenchOptions
                                           right after each drain without, and report each with ÷ without
           --aot-worker PATH               also drain redis with samples/AotWorker published with NativeAOT at PATH
                                           (scripts/bench.sh publishes it and passes this): drain_with_results_aot
+          --only FIGURE[,FIGURE]          measure only these figures (e.g. drain_with_results), to repeat one quickly;
+                                          rtt_p99 comes with rtt_p50, worker_idle_cpu with worker_idle_rss
           --markdown                      also print the results as a markdown table after the JSON lines
         The worker process figures (idle RSS and CPU, boot to ready) run with the sqlite transport; postgresql starts
         its own server (initdb + postgres) and measures the same figures as sqlite plus an idle worker's CPU, with
@@ -70,6 +72,9 @@ internal sealed class BenchOptions
 
     /// <summary>The NativeAOT-published <c>samples/AotWorker</c>, for the Redis drain by a NativeAOT worker.</summary>
     public string? AotWorker { get; private set; }
+
+    /// <summary>Only these figures (e.g. <c>drain_with_results</c>), when --only is given; the rest are skipped.</summary>
+    public IReadOnlyList<string>? Only { get; private set; }
 
     public bool Markdown { get; private set; }
 
@@ -126,6 +131,9 @@ internal sealed class BenchOptions
                 case "--aot-worker":
                     string aot = Value(args, ref i);
                     o.AotWorker = File.Exists(aot) ? Path.GetFullPath(aot) : throw new ArgumentException($"--aot-worker: no file '{aot}'.");
+                    break;
+                case "--only":
+                    o.Only = [.. Value(args, ref i).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
                     break;
                 case "--markdown":
                     o.Markdown = true;
