@@ -181,4 +181,83 @@ public sealed class BrokerTlsTests(TestCertificatesFixture fixture) : IClassFixt
         Assert.Same(tls.ClientCertificate, tls.SelectClientCertificate(server, ["CN=Celeriac Test CA"]));
         Assert.Null(tls.MissingClientCertificate(new IOException("reset")));
     }
+
+    [Fact]
+    public async Task Explain_AWriteAfterATls13ServerRejectedTheClientCertificate_IsARefusedHandshake()
+    {
+        // TLS 1.3 checks the client's certificate after the client has finished its side: the client learns of the
+        // refusal on a later read (the alert), and a write after that fails with no alert in it. That write is what a
+        // broker client often sees first (its reader got the alert).
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("amqps://127.0.0.1/?ssl_ca_certs=" + Uri.EscapeDataString(_certs.CaFile) + "&ssl_certfile=" + Uri.EscapeDataString(_certs.StrangerCertFile) + "&ssl_keyfile=" + Uri.EscapeDataString(_certs.StrangerKeyFile)));
+        using System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate =
+            System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(_certs.ServerCertFile, _certs.ServerKeyFile);
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        Task serving = ServeOneAsync(listener, serverCertificate, timeout.Token);
+
+        using var client = new TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)listener.LocalEndpoint).Port, timeout.Token);
+        using var ssl = new SslStream(client.GetStream(), leaveInnerStreamOpen: false, (_, cert, chain, errors) => tls.Validate(cert, chain, errors));
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            EnabledSslProtocols = SslProtocols.Tls13,
+            ClientCertificates = [tls.ClientCertificate!],
+            LocalCertificateSelectionCallback = (_, _, _, remote, issuers) => tls.SelectClientCertificate(remote, issuers)!,
+        }, timeout.Token);
+
+        await Assert.ThrowsAnyAsync<Exception>(async () => await ssl.ReadExactlyAsync(new byte[16], timeout.Token));
+        Exception write = await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            // The first writes may still reach the socket's buffer: the peer's reset shows on a later one.
+            for (int i = 0; i < 50; i++)
+            {
+                await ssl.WriteAsync("AMQP"u8.ToArray(), timeout.Token);
+                await Task.Delay(10, timeout.Token);
+            }
+        });
+        await serving;
+
+        CeleriacConfigurationException? clear = tls.Explain(write, closedMeansRefused: true);
+        Assert.True(clear is not null, $"not explained: {write}");
+        Assert.Contains("the server refused the handshake", clear.Message, StringComparison.Ordinal);
+        Assert.Contains("CN=Celeriac Unrelated CA", clear.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task ServeOneAsync(TcpListener listener, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, CancellationToken ct)
+    {
+        using TcpClient accepted = await listener.AcceptTcpClientAsync(ct);
+        using var ssl = new SslStream(accepted.GetStream(), leaveInnerStreamOpen: false, (_, cert, _, _) => false);
+        try
+        {
+            await ssl.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = certificate,
+                ClientCertificateRequired = true,
+                EnabledSslProtocols = SslProtocols.Tls13,
+            }, ct);
+        }
+        catch (AuthenticationException)
+        {
+            // The refusal: the server's side sends the alert and closes.
+        }
+    }
+
+    [Fact]
+    public void Explain_AFailedTlsRecordWrite_IsARefusedHandshakeOnlyForAFreshConnect_WhateverItsSourceSays()
+    {
+        // What RabbitMQ.Client once surfaced for a refused client certificate (in a run of the unit tests four at a
+        // time): SslStream's IOException over OpenSSL's SSL_ERROR_SYSCALL, which was not explained. Its Source is no
+        // sure sign of where it came from: one thrown through async code can name System.Private.CoreLib.
+        Type sslError = typeof(SslStream).Assembly.GetType("Interop+OpenSsl+SslException", throwOnError: true)!;
+        var cause = (Exception)Activator.CreateInstance(sslError, System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic, null, ["Operation failed with error - 5.", 5], null)!;
+        var write = new IOException("The encryption operation failed, see inner exception.", cause) { Source = "System.Private.CoreLib" };
+        BrokerTls tls = BrokerTls.FromUrl(new Uri("amqps://guest:guest@h/"));
+
+        Assert.Null(tls.Explain(write));
+        Assert.Equal(
+            "TLS to 'amqps://guest:**@h/' failed: the server refused the handshake (Operation failed with error - 5.); if the server requires a client certificate, set ssl_certfile and ssl_keyfile in the URL.",
+            tls.Explain(write, closedMeansRefused: true)?.Message);
+    }
 }
