@@ -15,19 +15,22 @@ internal sealed class RedisConnection
     private static readonly Dictionary<string, RedisConnection> s_shared = new(StringComparer.Ordinal);
     private static readonly Lock s_gate = new();
 
+    // Outages by server (OutageKey): a broker on db 0 and a backend on db 1 have a connection each, and one outage of
+    // their server is said once, not once by each (CI saw two "unreachable" lines from one worker).
+    private static readonly Dictionary<string, ServerOutage> s_outages = new(StringComparer.Ordinal);
+
     private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
     private readonly ILogger _logger;
-    private readonly Lock _outageGate = new();
+    private readonly ServerOutage _outage;
     private static readonly TimeSpan s_settled = TimeSpan.FromSeconds(1);
-    private long _outageStarted;
-    private long _lastFailure;
     private int _users;
     private bool _answered;
 
-    private RedisConnection(RedisEndpoint endpoint, ILogger logger)
+    private RedisConnection(RedisEndpoint endpoint, ILogger logger, ServerOutage outage)
     {
         Endpoint = endpoint;
         _logger = logger;
+        _outage = outage;
         _multiplexer = new Lazy<Task<ConnectionMultiplexer>>(() => ConnectAsync(endpoint));
     }
 
@@ -40,14 +43,20 @@ internal sealed class RedisConnection
         if (own)
         {
             // Not shared (tests play a second process with it); the last user's release closes it as usual.
-            return new RedisConnection(endpoint with { ServerKey = endpoint.ServerKey + "|" + Guid.NewGuid().ToString("N") }, loggers.CreateLogger("Celeriac.Redis")) { _users = 1 };
+            return new RedisConnection(endpoint with { ServerKey = endpoint.ServerKey + "|" + Guid.NewGuid().ToString("N") }, loggers.CreateLogger("Celeriac.Redis"), new ServerOutage()) { _users = 1 };
         }
 
         lock (s_gate)
         {
             if (!s_shared.TryGetValue(endpoint.ServerKey, out RedisConnection? connection))
             {
-                connection = new RedisConnection(endpoint, loggers.CreateLogger("Celeriac.Redis"));
+                if (!s_outages.TryGetValue(endpoint.OutageKey, out ServerOutage? outage))
+                {
+                    outage = new ServerOutage();
+                    s_outages[endpoint.OutageKey] = outage;
+                }
+
+                connection = new RedisConnection(endpoint, loggers.CreateLogger("Celeriac.Redis"), outage);
                 s_shared[endpoint.ServerKey] = connection;
             }
 
@@ -181,15 +190,15 @@ internal sealed class RedisConnection
     /// <summary>Notes that Redis failed (logs once per outage).</summary>
     public void MarkDown(Exception e)
     {
-        lock (_outageGate)
+        lock (_outage.Gate)
         {
-            _lastFailure = Stopwatch.GetTimestamp();
-            if (_outageStarted != 0)
+            _outage.LastFailure = Stopwatch.GetTimestamp();
+            if (_outage.Started != 0)
             {
                 return;
             }
 
-            _outageStarted = _lastFailure;
+            _outage.Started = _outage.LastFailure;
         }
 
         if (TlsCause(e) is { } tls)
@@ -212,23 +221,24 @@ internal sealed class RedisConnection
     /// <summary>Notes that Redis answered (logs once when an outage ends).</summary>
     public void MarkUp()
     {
-        if (Volatile.Read(ref _outageStarted) == 0)
+        if (Volatile.Read(ref _outage.Started) == 0)
         {
             return;
         }
 
         long started;
-        lock (_outageGate)
+        lock (_outage.Gate)
         {
-            // A reply that was already on its way when Redis went (or that came between a restart's failures) does
-            // not end the outage: only one that comes a while after the last failure does, so an outage logs once.
-            if (Stopwatch.GetElapsedTime(_lastFailure) < s_settled)
+            // A reply that was already on its way when Redis went (or that came between a restart's failures, or on
+            // another database's connection that still fails) does not end the outage: only one that comes a while
+            // after the last failure does, so an outage logs once.
+            if (Stopwatch.GetElapsedTime(_outage.LastFailure) < s_settled)
             {
                 return;
             }
 
-            started = _outageStarted;
-            _outageStarted = 0;
+            started = _outage.Started;
+            _outage.Started = 0;
         }
 
         if (started != 0)
@@ -257,4 +267,12 @@ internal sealed class RedisConnection
     }
 
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
+
+    /// <summary>What a process knows of one server's outage (see <see cref="s_outages"/>).</summary>
+    private sealed class ServerOutage
+    {
+        public readonly Lock Gate = new();
+        public long Started;
+        public long LastFailure;
+    }
 }

@@ -14,6 +14,9 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
 {
     private const int DefaultPort = 6379;
 
+    /// <summary>The server whatever the database: the connections of one process to it share what they know of its outages.</summary>
+    public string OutageKey { get; init; } = "";
+
     /// <summary>Parses a URL; throws <see cref="CeleriacConfigurationException"/> with the reason.</summary>
     public static RedisEndpoint Parse(Uri url) => Parse(url, null);
 
@@ -98,8 +101,8 @@ internal sealed record RedisEndpoint(string ServerKey, ConfigurationOptions Conf
 
         // One connection per database: a broker on db 0 and a backend on db 1 sharing one would make the client
         // switch databases (SELECT) between most commands.
-        string serverKey = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl, db, TlsKey(query));
-        return new RedisEndpoint(serverKey, config, db, prefix, masked, tls);
+        string server = string.Join('|', scheme, string.Join(',', config.EndPoints.Select(e => e.ToString())), config.User, config.Password, config.Ssl, TlsKey(query));
+        return new RedisEndpoint(server + "|" + db.ToString(CultureInfo.InvariantCulture), config, db, prefix, masked, tls) { OutageKey = server };
     }
 
     // The server is verified (against ssl_ca_certs, or the system's store) unless ssl_cert_reqs=none says otherwise; the
