@@ -83,10 +83,14 @@ public sealed class S3ResultBackend : KeyValueResultBackend
     protected override async ValueTask<byte[]?> GetValueAsync(string key, CancellationToken ct) =>
         await _outage.RunAsync(token => ReadAsync(key, token), ReadPatience, ct).ConfigureAwait(false);
 
-    /// <summary>What arrived fails the SDK's checksum, or its ETag is not the hex digest it must be.</summary>
+    /// <summary>
+    /// What arrived fails the SDK's checksum, its ETag is not the hex digest it must be, or its body ended before its
+    /// Content-Length (s3rver serves a file another writer is rewriting).
+    /// </summary>
     private static bool IsGarbledRead(Exception e) =>
         (e is AmazonClientException && e.Message.Contains("hash", StringComparison.OrdinalIgnoreCase))
-        || e is ArgumentOutOfRangeException { ParamName: "hex" };
+        || e is ArgumentOutOfRangeException { ParamName: "hex" }
+        || e is HttpIOException { HttpRequestError: HttpRequestError.ResponseEnded };
 
     private async Task<byte[]?> ReadAsync(string key, CancellationToken ct)
     {
