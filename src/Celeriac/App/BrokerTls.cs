@@ -340,8 +340,9 @@ public sealed class BrokerTls
 
     // How a server's close shows on a client's first read or write: a reset, an end of stream, a failed TLS record
     // (OpenSSL's SSL_ERROR_SYSCALL when writing to a closed socket), or a broken pipe. The failed record is an
-    // IOException of SslStream's, told by where it was thrown or by its cause, a TLS library error of that assembly:
-    // its Source is no sure sign (an IOException thrown through async code can name System.Private.CoreLib).
+    // IOException of SslStream's, told by its Source or by its cause, a TLS library error of that assembly: its Source
+    // alone is no sure sign (an IOException thrown through async code can name System.Private.CoreLib). Not by its
+    // TargetSite, which trimming (NativeAOT) may strip.
     private static bool ClosedByTheServer(Exception e) =>
         e is System.Net.Sockets.SocketException
         {
@@ -349,7 +350,6 @@ public sealed class BrokerTls
         }
         or EndOfStreamException
         || e is IOException && (string.Equals(e.Source, "System.Net.Security", StringComparison.Ordinal)
-            || e.TargetSite?.DeclaringType?.Assembly == typeof(SslStream).Assembly
             || e.InnerException?.GetType().Assembly == typeof(SslStream).Assembly);
 
     private string? UnansweredRequest()
