@@ -56,6 +56,7 @@ internal sealed class RedisConnection
                     s_outages[endpoint.OutageKey] = outage;
                 }
 
+                outage.Connections++;
                 connection = new RedisConnection(endpoint, loggers.CreateLogger("Celeriac.Redis"), outage);
                 s_shared[endpoint.ServerKey] = connection;
             }
@@ -78,6 +79,13 @@ internal sealed class RedisConnection
             if (s_shared.TryGetValue(Endpoint.ServerKey, out RedisConnection? shared) && ReferenceEquals(shared, this))
             {
                 s_shared.Remove(Endpoint.ServerKey);
+
+                // With its last connection gone, what was known of the server goes too: an app made later in the
+                // process says again what it finds (an outage never seen to end would otherwise keep it quiet).
+                if (--_outage.Connections == 0 && s_outages.TryGetValue(Endpoint.OutageKey, out ServerOutage? outage) && ReferenceEquals(outage, _outage))
+                {
+                    s_outages.Remove(Endpoint.OutageKey);
+                }
             }
         }
 
@@ -274,5 +282,8 @@ internal sealed class RedisConnection
         public readonly Lock Gate = new();
         public long Started;
         public long LastFailure;
+
+        /// <summary>The shared connections that use it (under <see cref="s_gate"/>).</summary>
+        public int Connections;
     }
 }

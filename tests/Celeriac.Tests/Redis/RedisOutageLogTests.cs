@@ -53,4 +53,28 @@ public sealed class RedisOutageLogTests
             await other.ReleaseAsync();
         }
     }
+
+    [Fact]
+    public async Task AnOutageNeverSeenToEnd_IsForgottenWithTheServersLastConnection_ALaterAppSaysItAgain()
+    {
+        string url = "redis://:" + Guid.NewGuid().ToString("N") + "@127.0.0.1:1/0";
+        var log = new CollectingLoggerFactory();
+        var gone = new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "SocketClosed", null, CommandStatus.Unknown);
+
+        RedisConnection first = RedisConnection.Acquire(RedisEndpoint.Parse(new Uri(url)), log);
+        first.MarkDown(gone);
+        await first.ReleaseAsync();
+        Assert.Equal(1, Down(log));
+
+        RedisConnection later = RedisConnection.Acquire(RedisEndpoint.Parse(new Uri(url.Replace("/0", "/1", StringComparison.Ordinal))), log);
+        try
+        {
+            later.MarkDown(gone);
+            Assert.Equal(2, Down(log));
+        }
+        finally
+        {
+            await later.ReleaseAsync();
+        }
+    }
 }
