@@ -637,6 +637,7 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
         private string? _unansweredCall;
         private ConnectionMultiplexer? _blocking;
         private long? _blockingClientId;
+        private static readonly TimeSpan s_unblockAgainAfter = TimeSpan.FromMilliseconds(50);
         private Task<RedisResult>? _pendingPop;
         private RedisKey[]? _pendingKeys;
         private int _rotation;
@@ -648,10 +649,18 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
         /// <summary>Completes once a take begun after this call has handed over what it found, or the window is full.</summary>
         public async Task CatchUpAsync(CancellationToken ct)
         {
+            // A blocking pop (up to 1 s, as long as Celery's inspect waits for replies) is cut short, so that a take
+            // begins again. The pop may be sent just after this looks, or its UNBLOCK reach Redis before it: so look
+            // again every 50 ms until a take meets the catch-up (bounded: 2 s of that, then wait as before).
             Task met = CatchUp.WaitAsync(ct);
-            if (!met.IsCompleted && _pendingPop is not null)
+            for (int i = 0; !met.IsCompleted && !ct.IsCancellationRequested && i < 40; i++)
             {
-                await UnblockAsync().ConfigureAwait(false);
+                if (Volatile.Read(ref _pendingPop) is not null)
+                {
+                    await UnblockAsync().ConfigureAwait(false);
+                }
+
+                await Task.WhenAny(met, Task.Delay(s_unblockAgainAfter, ct)).ConfigureAwait(false);
             }
 
             await met.ConfigureAwait(false);
@@ -752,7 +761,7 @@ public sealed class RedisTransport : ITransport, ICatchUpTransport
                 }
 
                 _pendingKeys = _popKeys[r];
-                _pendingPop = _blocking.GetDatabase(owner._db).ExecuteAsync("BRPOP", [.. _pendingKeys.Select(k => (object)k), 1]);
+                Volatile.Write(ref _pendingPop, _blocking.GetDatabase(owner._db).ExecuteAsync("BRPOP", [.. _pendingKeys.Select(k => (object)k), 1]));
             }
 
             RedisResult popped;
