@@ -15,10 +15,6 @@ internal sealed class RedisConnection
     private static readonly Dictionary<string, RedisConnection> s_shared = new(StringComparer.Ordinal);
     private static readonly Lock s_gate = new();
 
-    // Outages by server (OutageKey): a broker on db 0 and a backend on db 1 have a connection each, and one outage of
-    // their server is said once, not once by each (CI saw two "unreachable" lines from one worker).
-    private static readonly Dictionary<string, ServerOutage> s_outages = new(StringComparer.Ordinal);
-
     private readonly Lazy<Task<ConnectionMultiplexer>> _multiplexer;
     private readonly ILogger _logger;
     private readonly ServerOutage _outage;
@@ -50,13 +46,10 @@ internal sealed class RedisConnection
         {
             if (!s_shared.TryGetValue(endpoint.ServerKey, out RedisConnection? connection))
             {
-                if (!s_outages.TryGetValue(endpoint.OutageKey, out ServerOutage? outage))
-                {
-                    outage = new ServerOutage();
-                    s_outages[endpoint.OutageKey] = outage;
-                }
-
-                outage.Connections++;
+                // A broker on db 0 and a backend on db 1 have a connection each: they share what they know of their
+                // server's outages, so that one is said once, not once by each (CI saw two "unreachable" lines from one
+                // worker). With the server's last connection it goes too: an app made later says again what it finds.
+                ServerOutage outage = s_shared.Values.FirstOrDefault(c => c.Endpoint.OutageKey == endpoint.OutageKey)?._outage ?? new ServerOutage();
                 connection = new RedisConnection(endpoint, loggers.CreateLogger("Celeriac.Redis"), outage);
                 s_shared[endpoint.ServerKey] = connection;
             }
@@ -79,13 +72,6 @@ internal sealed class RedisConnection
             if (s_shared.TryGetValue(Endpoint.ServerKey, out RedisConnection? shared) && ReferenceEquals(shared, this))
             {
                 s_shared.Remove(Endpoint.ServerKey);
-
-                // With its last connection gone, what was known of the server goes too: an app made later in the
-                // process says again what it finds (an outage never seen to end would otherwise keep it quiet).
-                if (--_outage.Connections == 0 && s_outages.TryGetValue(Endpoint.OutageKey, out ServerOutage? outage) && ReferenceEquals(outage, _outage))
-                {
-                    s_outages.Remove(Endpoint.OutageKey);
-                }
             }
         }
 
@@ -276,14 +262,11 @@ internal sealed class RedisConnection
 
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
-    /// <summary>What a process knows of one server's outage (see <see cref="s_outages"/>).</summary>
+    /// <summary>What a process knows of one server's outage, shared by its connections (see <see cref="Acquire"/>).</summary>
     private sealed class ServerOutage
     {
         public readonly Lock Gate = new();
         public long Started;
         public long LastFailure;
-
-        /// <summary>The shared connections that use it (under <see cref="s_gate"/>).</summary>
-        public int Connections;
     }
 }

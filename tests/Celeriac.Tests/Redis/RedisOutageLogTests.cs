@@ -10,6 +10,8 @@ namespace Celeriac.Tests.Redis;
 /// </summary>
 public sealed class RedisOutageLogTests
 {
+    private static readonly RedisConnectionException s_gone = new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "SocketClosed", null, CommandStatus.Unknown);
+
     // Unreachable (400) or, before the server first answered, NeverReached (407); Reachable is 401.
     private static int Down(CollectingLoggerFactory log) => log.Count(400) + log.Count(407);
 
@@ -25,13 +27,12 @@ public sealed class RedisOutageLogTests
         try
         {
             Assert.NotSame(broker, backend);
-            var gone = new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "SocketClosed", null, CommandStatus.Unknown);
 
-            broker.MarkDown(gone);
-            backend.MarkDown(gone);
+            broker.MarkDown(s_gone);
+            backend.MarkDown(s_gone);
             Assert.Equal(1, Down(log));
 
-            other.MarkDown(gone);
+            other.MarkDown(s_gone);
             Assert.Equal(2, Down(log));
 
             // Back: a reply a while (1 s) after the last failure ends the outage; the other database's reply after
@@ -43,7 +44,7 @@ public sealed class RedisOutageLogTests
             Assert.Equal(1, log.Count(401));
 
             // A later outage of the server is a new one, said again.
-            broker.MarkDown(gone);
+            broker.MarkDown(s_gone);
             Assert.Equal(3, Down(log));
         }
         finally
@@ -59,17 +60,16 @@ public sealed class RedisOutageLogTests
     {
         string url = "redis://:" + Guid.NewGuid().ToString("N") + "@127.0.0.1:1/0";
         var log = new CollectingLoggerFactory();
-        var gone = new RedisConnectionException(ConnectionFailureType.SocketClosed, CommandFlags.None, "SocketClosed", null, CommandStatus.Unknown);
 
         RedisConnection first = RedisConnection.Acquire(RedisEndpoint.Parse(new Uri(url)), log);
-        first.MarkDown(gone);
+        first.MarkDown(s_gone);
         await first.ReleaseAsync();
         Assert.Equal(1, Down(log));
 
         RedisConnection later = RedisConnection.Acquire(RedisEndpoint.Parse(new Uri(url.Replace("/0", "/1", StringComparison.Ordinal))), log);
         try
         {
-            later.MarkDown(gone);
+            later.MarkDown(s_gone);
             Assert.Equal(2, Down(log));
         }
         finally
