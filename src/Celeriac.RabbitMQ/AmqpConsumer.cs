@@ -30,6 +30,9 @@ namespace Celeriac.RabbitMQ;
 /// frees a place the worker cannot use yet (celery#1933, #6500), and a qos of 0 means no limit. So nothing is consumed:
 /// messages are taken one by one with <c>basic.get</c> while the worker has a free slot; while the queues are empty
 /// the worker polls again after 1 ms, doubling the wait up to 100 ms.</item>
+/// <item>A catch-up (<see cref="CatchUpAsync"/>) proves that every delivery the broker sent before it has been handed
+/// over: the client dispatches a channel's deliveries and its consumers' <c>basic.consume-ok</c> in the order they came,
+/// so a consumer started on the transport's empty fence queue is told it is on only after the deliveries before.</item>
 /// </list>
 /// </summary>
 internal sealed class AmqpConsumer : IAsyncDisposable
@@ -60,6 +63,12 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     private Task _parker = Task.CompletedTask;
     private Task _puller = Task.CompletedTask;
     private volatile bool _ended;
+    private readonly ConsumeCatchUp? _pullCatchUp;
+    private readonly Lock _handGate = new();
+    private readonly List<(long Target, TaskCompletionSource Met)> _handWaiters = [];
+    private long _written;
+    private long _handed;
+    private int _handWaiting;
 
     private AmqpConsumer(RabbitMqTransport transport, IChannel channel, string[] queues, ConsumeOptions options, bool perConsumer, TimeSpan parkAfter, ILogger logger)
     {
@@ -68,13 +77,18 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         _queues = queues;
         _prefetch = Math.Clamp(options.Prefetch, 1, ushort.MaxValue);
         _pullWindow = options.CountUntilDone ? new PrefetchWindow(options) : null;
+        _pullCatchUp = _pullWindow is null ? null : new ConsumeCatchUp(_pullWindow);
         _perConsumer = perConsumer;
         _parkAfter = parkAfter;
         _logger = logger;
         _consumer = new AsyncEventingBasicConsumer(channel);
         _consumer.ReceivedAsync += async (_, e) =>
         {
-            if (!_ready.Writer.TryWrite(Receive(e)))
+            if (_ready.Writer.TryWrite(Receive(e)))
+            {
+                Interlocked.Increment(ref _written);
+            }
+            else
             {
                 // This consume has ended (its channel was closed for good, or it stopped): give the message back
                 // rather than hold it unacked on a channel nobody reads.
@@ -171,6 +185,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
             while (!_stop.IsCancellationRequested)
             {
                 await window.WaitForRoomAsync(_stop.Token).ConfigureAwait(false);
+                long take = _pullCatchUp!.BeginTake(out Task asked);
                 bool took = false;
                 for (int i = 0; i < _queues.Length && window.Free > 0; i++)
                 {
@@ -206,16 +221,21 @@ internal sealed class AmqpConsumer : IAsyncDisposable
                         await RejectQuietlyAsync(got.DeliveryTag).ConfigureAwait(false);
                         return;
                     }
+
+                    Interlocked.Increment(ref _written);
                 }
 
                 turn++;
+                _pullCatchUp.Met(take);
                 if (took)
                 {
                     idle = s_pollMin;
                 }
-                else
+                else if (!_pullCatchUp.Pending)
                 {
-                    await Task.Delay(idle, _stop.Token).ConfigureAwait(false);
+                    // A catch-up asked meanwhile wakes the wait: its pass must not wait out the poll.
+                    await Task.WhenAny(Task.Delay(idle, _stop.Token), asked).ConfigureAwait(false);
+                    _stop.Token.ThrowIfCancellationRequested();
                     idle = TimeSpan.FromTicks(Math.Min(idle.Ticks * 2, s_pollMax.Ticks));
                 }
             }
@@ -223,6 +243,127 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
         {
             // Stopped.
+        }
+        finally
+        {
+            _pullCatchUp!.Ended();
+        }
+    }
+
+    /// <summary>
+    /// Completes once every delivery the broker had sent this consume when it was called (with prefetch off: a
+    /// <c>basic.get</c> pass begun after it was called found) has been handed over by the consume loop, or once this
+    /// consume has ended. Bounded by the caller.
+    /// </summary>
+    public async Task CatchUpAsync(CancellationToken ct)
+    {
+        if (_ended || _stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        if (_pullCatchUp is not null)
+        {
+            await _pullCatchUp.WaitAsync(ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await FenceAsync(ct).ConfigureAwait(false);
+        }
+
+        long target = Interlocked.Read(ref _written);
+        TaskCompletionSource met;
+        lock (_handGate)
+        {
+            // Counted before _handed is read (both full fences), so that HandedOver either sees this waiter or has
+            // written what this reads.
+            met = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _handWaiters.Add((target, met));
+            Interlocked.Exchange(ref _handWaiting, _handWaiters.Count);
+            if (Interlocked.Read(ref _handed) >= target || _ended || _stop.IsCancellationRequested)
+            {
+                _handWaiters.RemoveAt(_handWaiters.Count - 1);
+                Interlocked.Exchange(ref _handWaiting, _handWaiters.Count);
+                return;
+            }
+        }
+
+        await met.Task.WaitAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The consume loop has handed over its first <paramref name="count"/> deliveries and come back for more.</summary>
+    public void HandedOver(long count)
+    {
+        Interlocked.Exchange(ref _handed, count);
+        if (Volatile.Read(ref _handWaiting) == 0)
+        {
+            return; // The common case, on every delivery: nobody waits (a waiter checks _handed again under the lock).
+        }
+
+        lock (_handGate)
+        {
+            for (int i = _handWaiters.Count - 1; i >= 0; i--)
+            {
+                if (_handWaiters[i].Target <= count)
+                {
+                    _handWaiters[i].Met.TrySetResult();
+                    _handWaiters.RemoveAt(i);
+                }
+            }
+
+            Volatile.Write(ref _handWaiting, _handWaiters.Count);
+        }
+    }
+
+    private void ReleaseCatchUps()
+    {
+        lock (_handGate)
+        {
+            foreach ((_, TaskCompletionSource met) in _handWaiters)
+            {
+                met.TrySetResult();
+            }
+
+            _handWaiters.Clear();
+            Volatile.Write(ref _handWaiting, 0);
+        }
+    }
+
+    /// <summary>
+    /// A round trip through this channel's consumer dispatcher: a consumer on the transport's fence queue (always empty)
+    /// hears its <c>basic.consume-ok</c> after the client has dispatched every delivery that came before it.
+    /// </summary>
+    private async Task FenceAsync(CancellationToken ct)
+    {
+        string queue = await _transport.FenceQueueAsync(ct).ConfigureAwait(false);
+        var fence = new FenceConsumer(_channel);
+        string tag = await _channel.BasicConsumeAsync(queue, autoAck: true, "celeriac-fence-" + Guid.NewGuid().ToString("N"), fence, ct).ConfigureAwait(false);
+        try
+        {
+            await fence.Started.WaitAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await CancelAsync([tag]).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class FenceConsumer(IChannel channel) : AsyncDefaultBasicConsumer(channel)
+    {
+        private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Started => _started.Task;
+
+        protected override Task OnCancelAsync(string[] consumerTags, CancellationToken cancellationToken = default)
+        {
+            _started.TrySetResult();
+            return Task.CompletedTask;
+        }
+
+        public override async Task HandleBasicConsumeOkAsync(string consumerTag, CancellationToken cancellationToken = default)
+        {
+            await base.HandleBasicConsumeOkAsync(consumerTag, cancellationToken).ConfigureAwait(false);
+            _started.TrySetResult();
         }
     }
 
@@ -234,6 +375,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         // Closed first: the client may hand over a delivery after basic.cancel-ok (its dispatcher runs behind the
         // socket), and one that found the channel still open would sit unacked, unread, until the connection closes.
         _ready.Writer.TryComplete();
+        ReleaseCatchUps();
         await CancelAsync(Interlocked.Exchange(ref _tags, [])).ConfigureAwait(false);
         while (_ready.Reader.TryRead(out Delivery? leftover))
         {
@@ -424,6 +566,7 @@ internal sealed class AmqpConsumer : IAsyncDisposable
         if (e.ReplyCode is not (320 or >= 500))
         {
             _ended = true;
+            ReleaseCatchUps();
             _ready.Writer.TryComplete(new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                 $"RabbitMQ closed the consumer channel ({e.ReplyCode} {e.ReplyText}); consuming again on a new one.")));
         }

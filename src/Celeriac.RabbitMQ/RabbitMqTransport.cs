@@ -15,7 +15,7 @@ namespace Celeriac.RabbitMQ;
 /// acknowledgements on the channel that delivered. Every publish waits for the broker's confirm, so a process
 /// that exits right after publishing has lost nothing.
 /// </summary>
-public sealed class RabbitMqTransport : ITransport
+public sealed class RabbitMqTransport : ITransport, ICatchUpTransport
 {
     // The exchanges Celery declares by name, with the types and durability Celery gives them, and the arguments of
     // the subscriber queues bound to them (kombu's pidbox: x-expires 10 s, x-message-ttl 300 s; celeryev's event
@@ -41,6 +41,9 @@ public sealed class RabbitMqTransport : ITransport
     private readonly SemaphoreSlim _publishGate = new(1, 1);
     private readonly ConcurrentDictionary<string, byte> _declared = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IChannel, byte> _consumerChannels = new();
+    private readonly ConcurrentDictionary<AmqpConsumer, byte> _consumers = new();
+    private readonly Lock _fenceGate = new();
+    private Task<string>? _fenceQueue;
     private readonly ConcurrentDictionary<string, byte> _quorumQueues = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Lazy<Task>> _declaring = new(StringComparer.Ordinal);
     private readonly TimeSpan _consumerTimeout;
@@ -461,6 +464,8 @@ public sealed class RabbitMqTransport : ITransport
 
         // The channel outlives this loop: deliveries are acked on the channel that delivered them.
         _consumerChannels.TryAdd(consumer.ConsumerChannel, 0);
+        _consumers.TryAdd(consumer, 0);
+        long handed = 0;
         try
         {
             while (true)
@@ -476,11 +481,52 @@ public sealed class RabbitMqTransport : ITransport
                 }
 
                 yield return delivery;
+                consumer.HandedOver(++handed);
             }
         }
         finally
         {
+            _consumers.TryRemove(consumer, out _);
             await consumer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Waits until each running consume has handed over every delivery the broker had sent it (RabbitMQ pushes each
+    /// queue's messages on the consumer's channel; a control message comes on another and may overtake them in this
+    /// process). With prefetch off, until a <c>basic.get</c> pass begun after the call has handed over what it found.
+    /// </summary>
+    public async ValueTask CatchUpAsync(CancellationToken ct = default)
+    {
+        try
+        {
+            await Task.WhenAll(_consumers.Keys.Select(c => c.CatchUpAsync(ct))).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is global::RabbitMQ.Client.Exceptions.AlreadyClosedException or global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            // The channel went away (the client recovers it): its deliveries are back with the broker.
+        }
+    }
+
+    /// <summary>
+    /// The name of an empty queue of this connection that a catch-up's fence consumer starts on (declared once, on a
+    /// channel of its own, exclusive: it goes with the connection, and the client declares it again on recovery).
+    /// </summary>
+    internal Task<string> FenceQueueAsync(CancellationToken ct)
+    {
+        lock (_fenceGate)
+        {
+            if (_fenceQueue is null || _fenceQueue.IsFaulted || _fenceQueue.IsCanceled)
+            {
+                string name = "celeriac.fence." + Guid.NewGuid().ToString("N");
+                _fenceQueue = OnTemporaryChannelAsync(async channel =>
+                {
+                    await channel.QueueDeclareAsync(name, durable: false, exclusive: true, autoDelete: false, cancellationToken: CancellationToken.None).ConfigureAwait(false);
+                    return name;
+                }, CancellationToken.None);
+            }
+
+            return _fenceQueue.WaitAsync(ct);
         }
     }
 
