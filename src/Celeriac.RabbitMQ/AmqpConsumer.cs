@@ -337,7 +337,19 @@ internal sealed class AmqpConsumer : IAsyncDisposable
     {
         string queue = await _transport.FenceQueueAsync(ct).ConfigureAwait(false);
         var fence = new FenceConsumer(_channel);
-        string tag = await _channel.BasicConsumeAsync(queue, autoAck: true, "celeriac-fence-" + Guid.NewGuid().ToString("N"), fence, ct).ConfigureAwait(false);
+        string tag;
+        try
+        {
+            tag = await _channel.BasicConsumeAsync(queue, autoAck: true, "celeriac-fence-" + Guid.NewGuid().ToString("N"), fence, ct).ConfigureAwait(false);
+        }
+        catch (global::RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            // The queue is gone (deleted by hand): the broker closed this channel over it, and the next catch-up
+            // declares another.
+            _transport.ForgetFenceQueue(queue);
+            throw;
+        }
+
         try
         {
             await fence.Started.WaitAsync(ct).ConfigureAwait(false);

@@ -530,6 +530,18 @@ public sealed class RabbitMqTransport : ITransport, ICatchUpTransport
         }
     }
 
+    /// <summary>Drops the fence queue <paramref name="name"/> when it was found gone: the next catch-up declares another.</summary>
+    internal void ForgetFenceQueue(string name)
+    {
+        lock (_fenceGate)
+        {
+            if (_fenceQueue is { IsCompletedSuccessfully: true } known && known.Result == name)
+            {
+                _fenceQueue = null;
+            }
+        }
+    }
+
     /// <summary>A delivered message as a <see cref="TransportMessage"/>.</summary>
     internal static TransportMessage MessageOf(BasicDeliverEventArgs e) => MessageOf(e.BasicProperties, e.Body, e.Exchange, e.RoutingKey, e.DeliveryTag);
 
